@@ -1,0 +1,189 @@
+# ringmaster - one non-recursive Makefile.
+#
+#   make            build bin/ringmaster and bin/ringctl
+#   make test       install missing packages, build, run every test
+#   make asan test  the same in build-asan/ with ASan and UBSan (make asan alone too)
+#   make run        build and run the demo on etc/ringmaster.ini
+#   make bench      every benchmark (bench-ring, bench-pipeline)
+#   make deps       install the Debian packages the build needs
+#   make install    PREFIX=/usr/local DESTDIR=
+#   make clean
+
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+BINDIR   ?= $(PREFIX)/bin
+MANDIR   ?= $(PREFIX)/share/man
+INCDIR   ?= $(PREFIX)/include
+SYSCONFDIR ?= $(PREFIX)/etc/ringmaster
+
+VERSION  := 0.1.0
+CC       ?= cc
+PKG_CONFIG ?= pkg-config
+
+# Packages: Debian names, and the pkg-config modules that prove them present.
+DEB_PKGS := libzmq3-dev liblmdb-dev libinih-dev libcmocka-dev pkg-config
+PC_MODS  := libzmq lmdb inih cmocka
+
+ifneq ($(filter asan,$(MAKECMDGOALS)),)
+ASAN := 1
+endif
+
+ifeq ($(ASAN),1)
+B        := build-asan
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+OPT      := -O1
+else
+B        := build
+SANFLAGS :=
+OPT      := -O2
+endif
+
+# Deferred (=) so pkg-config runs after `deps` has installed what was missing.
+PC_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PC_MODS) 2>/dev/null)
+PC_LIBS   = $(shell $(PKG_CONFIG) --libs libzmq lmdb inih 2>/dev/null)
+CMOCKA_LIBS = $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
+
+CFLAGS   ?= $(OPT) -g
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+ALL_CFLAGS = -std=gnu11 -D_GNU_SOURCE -DRM_VERSION=\"$(VERSION)\" $(WARN) \
+	$(CFLAGS) $(SANFLAGS) -Icommon -Iworker -Isupervisor $(PC_CFLAGS) -MMD -MP
+ALL_LDFLAGS = $(LDFLAGS) $(SANFLAGS)
+LIBS      = $(PC_LIBS) -ldl -lm -lpthread
+
+COMMON_SRC := $(wildcard common/*.c)
+WORKER_SRC := $(wildcard worker/*.c worker/handlers/ledger*.c)
+CTL_SRC    := supervisor/ringctl.c $(wildcard supervisor/ctl_*.c)
+SUP_SRC    := $(filter-out $(CTL_SRC),$(wildcard supervisor/*.c))
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+BENCH_SRC  := $(wildcard tests/bench/*.c)
+PLUGIN_SRC := $(filter-out worker/handlers/ledger%,$(wildcard worker/handlers/*.c))
+
+obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
+
+LIBCOMMON := $(B)/libcommon.a
+LIBWORKER := $(B)/libworker.a
+RINGMASTER := $(B)/bin/ringmaster
+RINGCTL    := $(B)/bin/ringctl
+UNIT_BINS  := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(UNIT_SRC))
+BENCH_BINS := $(patsubst tests/bench/%.c,$(B)/tests/bench/%,$(BENCH_SRC))
+PLUGINS    := $(patsubst worker/handlers/%.c,$(B)/handlers/%.so,$(PLUGIN_SRC))
+
+.PHONY: all asan test unit integration run bench bench-ring bench-pipeline \
+	deps deps-check install uninstall clean format
+
+all: $(RINGMASTER) $(RINGCTL) $(PLUGINS)
+ifeq ($(B),build)
+	@mkdir -p bin
+	@ln -sf ../build/bin/ringmaster bin/ringmaster
+	@ln -sf ../build/bin/ringctl bin/ringctl
+endif
+
+# `make asan` alone builds and tests under the sanitizers; with `test` it is
+# the same run (make does each goal once).
+asan: test
+
+# ---- packages ---------------------------------------------------------------
+
+# Quick check on every build; installs only when something is missing.
+deps-check:
+	@$(PKG_CONFIG) --version >/dev/null 2>&1 && \
+	  $(PKG_CONFIG) --exists $(PC_MODS) 2>/dev/null || $(MAKE) --no-print-directory deps
+
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+deps:
+	@missing=""; for p in $(DEB_PKGS) $(EXTRA_DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" \
+	    || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "deps: installing$$missing"; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends $$missing >/dev/null \
+	  || { echo "deps: apt-get failed; install by hand:$$missing" >&2; exit 1; }; \
+	else echo "deps: all present ($(DEB_PKGS) $(EXTRA_DEB_PKGS))"; fi
+
+# ---- build ------------------------------------------------------------------
+
+$(B)/obj/%.o: %.c | deps-check
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(B)/pic/%.o: %.c | deps-check
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -fPIC -c $< -o $@
+
+$(LIBCOMMON): $(call obj,$(COMMON_SRC))
+	@mkdir -p $(@D)
+	$(AR) rcs $@ $^
+
+$(LIBWORKER): $(call obj,$(WORKER_SRC))
+	@mkdir -p $(@D)
+	$(AR) rcs $@ $^
+
+# The daemon exports its symbols so that dlopen()ed handlers resolve rm_*.
+$(RINGMASTER): $(call obj,$(SUP_SRC)) $(LIBWORKER) $(LIBCOMMON)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -rdynamic $^ $(LIBS) -o $@
+
+$(RINGCTL): $(call obj,$(CTL_SRC)) $(LIBWORKER) $(LIBCOMMON)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) $^ $(LIBS) -o $@
+
+$(B)/handlers/%.so: $(B)/pic/worker/handlers/%.o
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -shared $< -o $@
+
+$(B)/tests/unit/%: $(B)/obj/tests/unit/%.o $(LIBWORKER) $(LIBCOMMON)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -rdynamic $^ $(LIBS) $(CMOCKA_LIBS) -o $@
+
+$(B)/tests/bench/%: $(B)/obj/tests/bench/%.o $(LIBWORKER) $(LIBCOMMON)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) $^ $(LIBS) -o $@
+
+# ---- run, test, bench -------------------------------------------------------
+
+run: all
+	@tests/run-demo.sh $(B)/bin
+
+test: $(RINGMASTER) $(RINGCTL) $(PLUGINS) $(UNIT_BINS) $(BENCH_BINS)
+	@B=$(B) ASAN=$(ASAN) tests/run.sh
+
+bench: bench-ring bench-pipeline
+
+bench-ring: $(B)/tests/bench/ring_bench
+	$(B)/tests/bench/ring_bench
+
+bench-pipeline: $(RINGMASTER) $(RINGCTL)
+	@B=$(B) tests/bench/pipeline.sh
+
+# ---- install ----------------------------------------------------------------
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 \
+	  $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(INCDIR) \
+	  $(DESTDIR)$(SYSCONFDIR)
+	install -m 0755 $(RINGMASTER) $(RINGCTL) $(DESTDIR)$(BINDIR)/
+	install -m 0644 common/ringmaster.h $(DESTDIR)$(INCDIR)/
+	for m in man/*.[1-8]; do \
+	  install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/; done
+	for f in etc/*.ini etc/*.tsv; do [ -e "$$f" ] || continue; \
+	  install -m 0644 $$f $(DESTDIR)$(SYSCONFDIR)/; done
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/ringmaster $(DESTDIR)$(BINDIR)/ringctl \
+	  $(DESTDIR)$(INCDIR)/ringmaster.h
+	for m in man/*.[1-8]; do b=$${m##*/}; \
+	  rm -f $(DESTDIR)$(MANDIR)/man$${m##*.}/$$b; done
+	for f in etc/*.ini etc/*.tsv; do [ -e "$$f" ] || continue; \
+	  rm -f $(DESTDIR)$(SYSCONFDIR)/$${f##*/}; done
+	-rmdir $(DESTDIR)$(SYSCONFDIR) 2>/dev/null
+
+format:
+	clang-format -i $(COMMON_SRC) $(WORKER_SRC) $(wildcard supervisor/*.c) \
+	  $(wildcard common/*.h worker/*.h supervisor/*.h) $(UNIT_SRC) $(BENCH_SRC)
+
+clean:
+	rm -rf build build-asan bin
+
+-include $(shell find build build-asan -name '*.d' 2>/dev/null)

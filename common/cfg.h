@@ -1,0 +1,136 @@
+/* cfg.h - ringmaster's configuration: one INI file (parsed with inih) into
+ * one typed struct with defaults.
+ *
+ * cfg_load builds a complete new struct cfg or fails; it never changes the
+ * struct it was given on failure, so a reload can keep the old one (the nginx
+ * habit). Every error names the file and line (or the -o override) and says
+ * what was expected:
+ *
+ *   demo.ini:7: [worker] batch_max must be 1..1048576, got 0
+ *
+ * Sizes take units (K, M, G, T; powers of 1024, optional trailing B/iB),
+ * durations take units (ms, s, m, h; a bare number is seconds), booleans are
+ * yes/no/true/false/on/off/1/0.
+ *
+ * Relative paths in the file are resolved against the directory of the file;
+ * relative paths given with -o against the current directory. Every path in a
+ * loaded struct cfg is absolute.
+ */
+#ifndef RM_CFG_H
+#define RM_CFG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CFG_PARTITIONS_MAX 1024
+#define CFG_BATCH_MAX_MAX 1048576
+
+enum cfg_source_type { CFG_SOURCE_FILE, CFG_SOURCE_GENERATE, CFG_SOURCE_ZMQ,
+		       CFG_SOURCE_KAFKA };
+enum cfg_output_type { CFG_OUTPUT_FILE, CFG_OUTPUT_ZMQ, CFG_OUTPUT_NONE,
+		       CFG_OUTPUT_KAFKA };
+enum cfg_sync { CFG_SYNC_NONE, CFG_SYNC_PERIODIC, CFG_SYNC_BATCH };
+
+/* A free-form name = value pair: [handler] params, [kafka] properties. */
+struct cfg_kv {
+	char *key;
+	char *value;
+};
+
+/* [table.NAME] path = FILE */
+struct cfg_table {
+	char *name;
+	char *path;
+};
+
+struct cfg {
+	char *file; /* the INI file, absolute */
+
+	/* [ringmaster] */
+	char *name;            /* instance name, default "ringmaster" */
+	unsigned partitions;   /* 1..1024, default 4 */
+	char *data_dir;        /* default "var/data" */
+	char *run_dir;         /* default "var/run" */
+	int log_level;         /* enum log_level; "error|warn|info|debug" */
+	char *log_file;        /* NULL = stderr */
+	uint64_t stop_timeout_ms; /* default 10s */
+
+	/* [worker] */
+	uint32_t batch_max;    /* 1..1048576, default 4096 */
+	uint64_t ring_size;    /* power of two, 64K..1G, default 8M */
+	char *handler;         /* "ledger" (built-in) or a path ending in .so */
+	uint64_t watchdog_ms;  /* default 30s */
+
+	/* [source] */
+	enum cfg_source_type source_type; /* file | generate | zmq | kafka */
+	char *source_path;     /* file: path or "-" for stdin */
+	char delimiter;        /* one byte, default '\t'; "tab", "comma", ... */
+	int follow;            /* file: keep reading as it grows */
+	uint64_t max_event_size; /* default 64K, 16..16M */
+	uint64_t gen_events;   /* generate: default 1000000 */
+	uint64_t gen_keys;     /* generate: default 10000 */
+	uint64_t gen_seed;     /* generate: default 42 */
+	double gen_skew;       /* generate: 0 = uniform, else Zipf exponent */
+	char *zmq_bind;        /* zmq: endpoint to bind */
+	char *kafka_brokers, *kafka_topic, *kafka_group;
+
+	/* [output] */
+	enum cfg_output_type output_type; /* file | zmq | none | kafka */
+	char *output_dir;      /* file: default "var/out" */
+	char *dead_letter;     /* default "var/dead_letter.tsv" */
+	char *output_connect;  /* zmq */
+	char *output_topic;    /* kafka */
+
+	/* [store] */
+	uint64_t map_size;     /* default 1G */
+	enum cfg_sync sync;    /* none | periodic | batch, default periodic */
+	uint64_t sync_interval_ms; /* default 1s */
+
+	/* [restart] */
+	uint64_t backoff_initial_ms; /* default 100ms */
+	uint64_t backoff_max_ms;     /* default 30s */
+	uint64_t backoff_reset_ms;   /* default 10s */
+	unsigned poison_after;       /* default 3 */
+
+	/* [handler] any key = value, for rm_param() */
+	struct cfg_kv *params;
+	size_t n_params;
+
+	/* [kafka] any key = value, passed to librdkafka */
+	struct cfg_kv *kafka;
+	size_t n_kafka;
+
+	/* [table.NAME] path = FILE */
+	struct cfg_table *tables;
+	size_t n_tables;
+};
+
+/* Error messages collected while loading, one per line. */
+struct cfg_errors {
+	char *text;   /* NUL-terminated, '\n' after each message; NULL if none */
+	size_t len;
+	unsigned count;
+};
+
+/* Parse `path`, then apply `overrides` ("section.key=value", in order; a
+ * later one wins), validate, and fill *out. Returns 0 on success. On any
+ * error returns -1, leaves *out untouched, and appends every message found
+ * (not just the first) to *errs. Free *out with cfg_free and *errs with
+ * cfg_errors_free. */
+int cfg_load(const char *path, char *const *overrides, size_t n_overrides,
+	     struct cfg *out, struct cfg_errors *errs);
+
+void cfg_free(struct cfg *c);
+void cfg_errors_free(struct cfg_errors *errs);
+
+/* Look up a [handler] parameter; NULL when absent. */
+const char *cfg_param(const struct cfg *c, const char *name);
+
+/* Value parsers, exposed for tests and for other modules (ringctl's options).
+ * Each returns 0, or -1 with a short reason in `why` ("bad unit 'X'",
+ * "not a number", ...). */
+int cfg_parse_size(const char *s, uint64_t *out, const char **why);
+int cfg_parse_duration_ms(const char *s, uint64_t *out, const char **why);
+int cfg_parse_bool(const char *s, int *out, const char **why);
+
+#endif

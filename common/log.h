@@ -1,0 +1,42 @@
+/* log.h - one line per record, logfmt-ish, on stderr (or a log file):
+ *
+ *   2026-11-27T23:26:51.123Z info supervisor pid=4242 workers started partitions=4
+ *
+ * time (UTC, ISO 8601 with milliseconds), level, role ("supervisor",
+ * "worker/3", "ringctl"), pid, then the message and key=value fields as the
+ * caller formats them. The logger is per process (set once after fork), which
+ * is the one piece of module state outside signal flags that we allow.
+ */
+#ifndef RM_LOG_H
+#define RM_LOG_H
+
+#include <stdarg.h>
+
+enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARN, LOG_LEVEL_INFO,
+		 LOG_LEVEL_DEBUG };
+
+/* Set the role shown on each line and the threshold. Call again after fork. */
+void log_init(const char *role, int level);
+void log_set_level(int level);
+int log_get_level(void);
+
+/* Parse "error|warn|info|debug" into a level; -1 if none matches. */
+int log_level_parse(const char *s);
+const char *log_level_name(int level);
+
+/* Send records to `path` (appending) instead of stderr; NULL returns to
+ * stderr. Calling it again with the same path reopens the file (for log
+ * rotation on SIGUSR1). Returns 0 or -errno; on failure the old destination
+ * stays. */
+int log_open(const char *path);
+
+void log_write(int level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void log_vwrite(int level, const char *fmt, va_list ap);
+
+#define log_error(...) log_write(LOG_LEVEL_ERROR, __VA_ARGS__)
+#define log_warn(...) log_write(LOG_LEVEL_WARN, __VA_ARGS__)
+#define log_info(...) log_write(LOG_LEVEL_INFO, __VA_ARGS__)
+#define log_debug(...) log_write(LOG_LEVEL_DEBUG, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,61 @@
+/* shm.h - the one shared mapping the supervisor makes before it forks: a
+ * status block per partition (counters the worker bumps, read by the
+ * supervisor and later by the control socket at no cost to the worker) and
+ * one ring per partition. Nothing inside holds a pointer: a child inherits
+ * the mapping at the same address, and the process-local `workers` and
+ * `rings` arrays below are valid in it too. */
+#ifndef RM_SHM_H
+#define RM_SHM_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ring.h"
+
+#define SHM_OUTCOMES 32
+#define SHM_OUTCOME_NAME 32
+
+struct shm_outcome {
+	char name[SHM_OUTCOME_NAME];
+	_Atomic uint64_t count;
+};
+
+/* Per partition. Only the partition's worker writes the counters; anyone
+ * reads them. Counts cover committed batches only, so a worker that dies
+ * mid-batch never counts an event twice. */
+struct shm_worker {
+	_Atomic int32_t pid;
+	_Atomic uint32_t n_outcomes;     /* names filled so far (release) */
+	_Atomic uint64_t processed;      /* events run through the handler */
+	_Atomic uint64_t skipped;        /* seq at or below applied_seq */
+	_Atomic uint64_t rejected;       /* handler RM_REJECT: dead-lettered */
+	_Atomic uint64_t batches;
+	_Atomic uint64_t applied_seq;    /* last committed seq */
+	_Atomic uint64_t heartbeat_ns;   /* CLOCK_MONOTONIC, bumped every batch and when idle */
+	_Atomic uint64_t current_seq;    /* the event being handled (poison detection) */
+	_Atomic uint64_t busy_ns;        /* time spent on batches */
+	_Atomic uint64_t wait_ns;        /* time spent waiting for events */
+	struct shm_outcome outcomes[SHM_OUTCOMES];
+} __attribute__((aligned(128)));
+
+struct shm {
+	void *base;
+	size_t size;
+	unsigned partitions;
+	struct shm_worker *workers; /* [partitions], inside the mapping */
+	struct ring **rings;        /* [partitions], process-local array */
+};
+
+/* Map and lay out everything for `partitions` rings of `ring_size` bytes.
+ * Returns 0 or -errno. */
+int shm_create(struct shm *s, unsigned partitions, size_t ring_size);
+void shm_destroy(struct shm *s);
+
+/* Add `n` to the count of outcome `name` (the worker side). Names beyond
+ * SHM_OUTCOMES are counted as "other". */
+void shm_count_outcome(struct shm_worker *w, const char *name, uint64_t n);
+
+uint64_t shm_now_ns(void);
+
+#endif

@@ -1,0 +1,142 @@
+/* store.h - ringmaster's LMDB storage: the config environment and the state
+ * shards.
+ *
+ *   data_dir/config     one environment; the supervisor is its only writer.
+ *                       A database per reference table ("t.NAME") plus "meta"
+ *                       (generation, partitions, source watermark, ...).
+ *   data_dir/state/pN   one environment per partition; worker N is its only
+ *                       writer. Database "state" (key -> value) and "meta"
+ *                       (partitions, applied_seq, output_len).
+ *
+ * Every environment is opened after fork by the process that uses it; no
+ * handle crosses a fork. Every function that can fail returns 0 or a negative
+ * errno-style code and, where it takes `err`, leaves a message there that
+ * names the file or table involved. LMDB errors map to: MDB_NOTFOUND ->
+ * -ENOENT, MDB_MAP_FULL -> -ENOSPC, MDB_BAD_VALSIZE -> -EINVAL, other LMDB
+ * codes -EIO (message has mdb_strerror); system errors LMDB passes up
+ * (ENOENT, EACCES, ENOMEM, ...) come back as -errno.
+ *
+ * u64 values in "meta" databases are 8 bytes, little-endian.
+ *
+ * An environment has at most one open transaction at a time (LMDB allows a
+ * thread one): beginning a second gives -EBUSY.
+ */
+#ifndef RM_STORE_H
+#define RM_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct cfg;
+struct store_env;   /* an environment plus its DBI handles (opened once) */
+struct store_txn;   /* a transaction on one environment */
+
+struct store_val {
+	const void *data; /* points into the map: valid until the txn ends */
+	size_t len;
+};
+
+enum store_sync { STORE_SYNC_NONE, STORE_SYNC_PERIODIC, STORE_SYNC_BATCH };
+
+#define STORE_ERR_LEN 512
+
+/* Longest key LMDB takes (its default MDB_MAXKEYSIZE): table and state keys
+ * must be 1..STORE_KEY_MAX bytes. */
+#define STORE_KEY_MAX 511
+
+/* ---- config environment ---- */
+
+/* Open (creating data_dir and data_dir/config if needed) the config
+ * environment. `readonly` for workers and ringctl. Runs mdb_reader_check. */
+int store_config_open(const char *data_dir, uint64_t map_size, int readonly,
+		      struct store_env **out, char err[STORE_ERR_LEN]);
+
+/* Parse every [table.NAME] TSV file of `cfg` (first column the key, the rest
+ * of the line the value; blank lines and lines starting with '#' skipped) and
+ * load them all in ONE write transaction: each table's database is emptied
+ * and refilled, and the generation is bumped. A file that cannot be read or a
+ * row without a key fails the whole load and changes nothing; every such
+ * problem is appended to `errs` ("rules.tsv:12: empty key") up to errs_len.
+ * On success *generation is the new generation.
+ *
+ * Also refused: a key longer than STORE_KEY_MAX, a key given twice in one
+ * file ("rules.tsv:9: duplicate key 'x' (first on line 3)"). A line without
+ * a tab is a key with an empty value; a trailing '\r' is dropped. Databases
+ * of tables no longer configured are dropped in the same transaction. A full
+ * map is grown (doubled) and the load redone. Errors: -EINVAL (a file),
+ * -EROFS (readonly env), else as above. */
+int store_config_load(struct store_env *env, const struct cfg *cfg,
+		      uint64_t *generation, char *errs, size_t errs_len);
+
+/* Check the table files of `cfg` without loading them (ringmaster -t). */
+int store_config_check(const struct cfg *cfg, char *errs, size_t errs_len);
+
+/* Read-only transaction on the config environment (a worker's batch).
+ * End it with store_txn_abort. */
+int store_config_read(struct store_env *env, struct store_txn **out);
+uint64_t store_config_generation(struct store_txn *txn);
+/* Look `key` up in table `table`. 0 found, -ENOENT absent (or no such table),
+ * other negative on error. */
+int store_table_get(struct store_txn *txn, const char *table, const void *key,
+		    size_t key_len, struct store_val *val);
+
+/* Small named values in the config environment's "meta" database
+ * (e.g. "watermark"), for the supervisor. get: -ENOENT if never put; it
+ * reads inside the env's open read transaction if there is one. put: its own
+ * write transaction (-EBUSY while another is open, -EROFS if readonly). */
+int store_meta_get_u64(struct store_env *env, const char *name, uint64_t *v);
+int store_meta_put_u64(struct store_env *env, const char *name, uint64_t v);
+
+/* ---- state shards ---- */
+
+/* Open (creating) data_dir/state/p<partition>. The first open records
+ * `partitions`; an open with another count fails with -EEXIST and a message:
+ * "data_dir/state/p0 was made for 4 partitions, not 8: use partitions = 4,
+ * or start with an empty data_dir". `readonly` for ringctl (no create; a
+ * missing shard is -ENOENT; partitions = 0 skips the check). */
+int store_shard_open(const char *data_dir, unsigned partition,
+		     unsigned partitions, uint64_t map_size, enum store_sync sync,
+		     int readonly, struct store_env **out,
+		     char err[STORE_ERR_LEN]);
+
+/* What the last committed batch recorded (0, 0 for a new shard;
+ * has_applied is 0 until the first commit). */
+int store_shard_progress(struct store_env *shard, int *has_applied,
+			 uint64_t *applied_seq, uint64_t *output_len);
+
+/* Write transaction on a shard (the worker's batch); on a readonly shard a
+ * read transaction (put, del and commit give -EROFS). */
+int store_shard_begin(struct store_env *shard, struct store_txn **out);
+/* Read-only transaction on a shard, readonly or not (ringctl state KEY):
+ * store_state_get works in it; end it with store_txn_abort. */
+int store_shard_read(struct store_env *shard, struct store_txn **out);
+int store_state_get(struct store_txn *txn, const void *key, size_t key_len,
+		    struct store_val *val);
+int store_state_put(struct store_txn *txn, const void *key, size_t key_len,
+		    const void *val, size_t val_len);
+/* -ENOENT when the key was not there. */
+int store_state_del(struct store_txn *txn, const void *key, size_t key_len);
+/* Record applied_seq and output_len in the same transaction, then commit.
+ * -ENOSPC when the map is full: the txn is gone; grow and redo the batch. */
+int store_shard_commit(struct store_txn *txn, uint64_t applied_seq,
+		       uint64_t output_len);
+void store_txn_abort(struct store_txn *txn);
+
+/* Double the map size (no transaction may be open in this process). The
+ * env's own transaction, if still open after a put gave -ENOSPC, is aborted
+ * first, so "put failed: grow, redo" needs no explicit abort. */
+int store_grow(struct store_env *env, char err[STORE_ERR_LEN]);
+
+/* Flush to disk (the periodic sync mode calls this every sync_interval). */
+int store_sync(struct store_env *env);
+
+/* Iterate a shard's state in key order (ringctl dump-state). The callback
+ * returns non-zero to stop; that value is returned. Not while a transaction
+ * of this shard is open (-EBUSY). */
+typedef int (*store_iter_fn)(void *arg, const struct store_val *key,
+			     const struct store_val *val);
+int store_state_foreach(struct store_env *shard, store_iter_fn fn, void *arg);
+
+void store_close(struct store_env *env);
+
+#endif

@@ -1,0 +1,121 @@
+/* ctl_state.c - ringctl state and dump-state: read the state shards
+ * directly, read-only, so they work whether ringmaster runs or not (LMDB
+ * readers never block the writer). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cfg.h"
+#include "ctl.h"
+#include "partition.h"
+#include "store.h"
+
+static int open_shard(const struct cfg *cfg, unsigned p, struct store_env **env)
+{
+	char err[STORE_ERR_LEN];
+	if (store_shard_open(cfg->data_dir, p, cfg->partitions, cfg->map_size,
+			     (enum store_sync)cfg->sync, 1, env, err) == 0)
+		return 0;
+	fprintf(stderr, "ringctl: %s\n", err);
+	return -1;
+}
+
+int ctl_state(const struct cfg *cfg, int argc, char **argv)
+{
+	if (argc != 2) {
+		fprintf(stderr, "usage: ringctl state KEY\n");
+		return 2;
+	}
+	const char *key = argv[1];
+	size_t len = strlen(key);
+	if (len == 0 || len > 255) {
+		fprintf(stderr, "ringctl: a key is 1..255 bytes\n");
+		return 2;
+	}
+	unsigned p = partition_of(key, len, cfg->partitions);
+	struct store_env *env;
+	if (open_shard(cfg, p, &env) != 0)
+		return 1;
+	struct store_txn *txn;
+	struct store_val v;
+	int rc = store_shard_read(env, &txn);
+	if (rc == 0) {
+		rc = store_state_get(txn, key, len, &v);
+		if (rc == 0)
+			printf("%s\tpartition=%u\t%.*s\n", key, p, (int)v.len, (const char *)v.data);
+		else if (rc == -ENOENT)
+			fprintf(stderr, "ringctl: %s: no state (partition %u)\n", key, p);
+		store_txn_abort(txn);
+	}
+	if (rc != 0 && rc != -ENOENT)
+		fprintf(stderr, "ringctl: cannot read partition %u: %s\n", p, strerror(-rc));
+	store_close(env);
+	return rc == 0 ? 0 : 1;
+}
+
+struct pairs {
+	char **lines; /* "key\tvalue" */
+	size_t n, cap;
+};
+
+static int collect(void *arg, const struct store_val *key, const struct store_val *val)
+{
+	struct pairs *ps = arg;
+	if (ps->n == ps->cap) {
+		size_t cap = ps->cap ? ps->cap * 2 : 1024;
+		char **l = realloc(ps->lines, cap * sizeof(*l));
+		if (!l)
+			return -ENOMEM;
+		ps->lines = l;
+		ps->cap = cap;
+	}
+	char *line = malloc(key->len + val->len + 2);
+	if (!line)
+		return -ENOMEM;
+	memcpy(line, key->data, key->len);
+	line[key->len] = '\0'; /* sorts by key first: '\0' is below every byte */
+	memcpy(line + key->len + 1, val->data, val->len);
+	line[key->len + 1 + val->len] = '\0';
+	ps->lines[ps->n++] = line;
+	return 0;
+}
+
+static int by_key(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int ctl_dump_state(const struct cfg *cfg, int argc, char **argv)
+{
+	(void)argv;
+	if (argc != 1) {
+		fprintf(stderr, "usage: ringctl dump-state\n");
+		return 2;
+	}
+	struct pairs ps = { 0 };
+	int rc = 0;
+	for (unsigned p = 0; p < cfg->partitions && rc == 0; p++) {
+		struct store_env *env;
+		if (open_shard(cfg, p, &env) != 0) {
+			rc = 1;
+			break;
+		}
+		if (store_state_foreach(env, collect, &ps) != 0) {
+			fprintf(stderr, "ringctl: cannot read partition %u\n", p);
+			rc = 1;
+		}
+		store_close(env);
+	}
+	if (rc == 0) {
+		qsort(ps.lines, ps.n, sizeof(*ps.lines), by_key);
+		for (size_t i = 0; i < ps.n; i++) {
+			const char *k = ps.lines[i];
+			printf("%s\t%s\n", k, k + strlen(k) + 1);
+		}
+	}
+	for (size_t i = 0; i < ps.n; i++)
+		free(ps.lines[i]);
+	free(ps.lines);
+	return rc;
+}

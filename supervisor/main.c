@@ -1,0 +1,142 @@
+/* main.c - ringmaster's command line: parse options, load the config, and
+ * either check it (-t) or hand it to the supervisor. */
+#include "cfg.h"
+#include "handler.h"
+#include "log.h"
+#include "proctitle.h"
+#include "store.h"
+#include "supervisor.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+
+#define MAX_OVERRIDES 256
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: ringmaster [-t] -c FILE [-o section.key=value ...] [--summary FILE]\n"
+		"       ringmaster --version | --help\n"
+		"\n"
+		"  -c, --config FILE     configuration file (INI), see ringmaster.ini(5)\n"
+		"  -o, --set S.K=V       override a setting of FILE (repeatable)\n"
+		"  -t, --test            check the configuration and exit\n"
+		"      --summary FILE    write the end-of-run summary as JSON to FILE\n"
+		"  -V, --version         print the version and exit\n"
+		"  -h, --help            print this help and exit\n"
+		"\n"
+		"Exit status: 0 ok, 64 usage, 78 configuration error, 1 other failure.\n");
+}
+
+struct options {
+	const char *config;
+	const char *summary;
+	int test_only;
+	char *overrides[MAX_OVERRIDES];
+	size_t n_overrides;
+};
+
+/* Returns -1 to exit 0 (help, version), EX_USAGE on bad usage, 0 to go on. */
+static int parse_options(int argc, char **argv, struct options *o)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "set", required_argument, NULL, 'o' },
+		{ "test", no_argument, NULL, 't' },
+		{ "summary", required_argument, NULL, 'S' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch;
+	while ((ch = getopt_long(argc, argv, "c:o:tVh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			o->config = optarg;
+			break;
+		case 'o':
+			if (o->n_overrides == MAX_OVERRIDES) {
+				fprintf(stderr, "ringmaster: more than %d -o overrides\n",
+					MAX_OVERRIDES);
+				return EX_USAGE;
+			}
+			o->overrides[o->n_overrides++] = optarg;
+			break;
+		case 't':
+			o->test_only = 1;
+			break;
+		case 'S':
+			o->summary = optarg;
+			break;
+		case 'V':
+			printf("ringmaster %s\n", RM_VERSION);
+			return -1;
+		case 'h':
+			usage(stdout);
+			return -1;
+		default:
+			usage(stderr);
+			return EX_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "ringmaster: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return EX_USAGE;
+	}
+	if (!o->config) {
+		fprintf(stderr, "ringmaster: no configuration file; give one with -c FILE\n");
+		usage(stderr);
+		return EX_USAGE;
+	}
+	return 0;
+}
+
+/* -t: the INI, then what it names (tables, handler), all reported. */
+static int check_config(const struct options *o, const struct cfg *cfg)
+{
+	char errs[8192] = "", err[512];
+	int bad = 0;
+	if (store_config_check(cfg, errs, sizeof(errs)) != 0) {
+		fputs(errs, stderr);
+		bad = 1;
+	}
+	if (handler_check(cfg->handler, err, sizeof(err)) != 0) {
+		fprintf(stderr, "%s: [worker] handler: %s\n", o->config, err);
+		bad = 1;
+	}
+	if (bad)
+		return EX_CONFIG;
+	printf("%s: configuration ok\n", o->config);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	proctitle_init(argc, argv);
+	struct options o = { 0 };
+	int rc = parse_options(argc, argv, &o);
+	if (rc)
+		return rc < 0 ? 0 : rc;
+
+	struct sup s = { .config_path = o.config, .overrides = o.overrides,
+			 .n_overrides = o.n_overrides, .summary_path = o.summary };
+	struct cfg_errors errs = { 0 };
+	if (cfg_load(o.config, o.overrides, o.n_overrides, &s.cfg, &errs) != 0) {
+		fputs(errs.text ? errs.text : "configuration error\n", stderr);
+		fprintf(stderr, "%s: configuration has %u error%s\n", o.config,
+			errs.count, errs.count == 1 ? "" : "s");
+		cfg_errors_free(&errs);
+		return EX_CONFIG;
+	}
+	log_init("supervisor", s.cfg.log_level);
+	if (o.test_only)
+		rc = check_config(&o, &s.cfg);
+	else
+		rc = sup_run(&s);
+	cfg_free(&s.cfg);
+	return rc;
+}

@@ -1,0 +1,451 @@
+/* supervisor.c - ringmaster's lifecycle: lock the run directory, preload
+ * the config environment, map the rings, fork one worker per partition, feed
+ * them from the source, and at the end of a finite source close the rings,
+ * wait for every worker to commit and exit, and print the summary. */
+#include "supervisor.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "handler.h"
+#include "log.h"
+#include "partition.h"
+#include "proctitle.h"
+#include "store.h"
+#include "summary.h"
+#include "worker.h"
+
+#define WAIT_SLICE_MS 100
+
+volatile sig_atomic_t sup_stop;
+volatile sig_atomic_t sup_child;
+
+static void on_stop(int sig)
+{
+	(void)sig;
+	sup_stop++;
+}
+
+static void on_child(int sig)
+{
+	(void)sig;
+	sup_child = 1;
+}
+
+static int install_signals(void)
+{
+	struct sigaction sa = { .sa_handler = on_stop };
+	sigemptyset(&sa.sa_mask);
+	/* No SA_RESTART: a blocking read or futex wait must see the signal. */
+	if (sigaction(SIGTERM, &sa, NULL) || sigaction(SIGINT, &sa, NULL))
+		return -1;
+	sa.sa_handler = on_child;
+	sa.sa_flags = SA_NOCLDSTOP;
+	if (sigaction(SIGCHLD, &sa, NULL))
+		return -1;
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGHUP, SIG_IGN); /* reload comes with the supervision issue */
+	return 0;
+}
+
+/* mkdir -p with `mode` for the directories it creates. */
+static int make_dirs(const char *path, mode_t mode)
+{
+	char buf[4096];
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+		return -ENAMETOOLONG;
+	for (char *p = buf + 1;; p++) {
+		if (*p != '/' && *p != '\0')
+			continue;
+		char c = *p;
+		*p = '\0';
+		if (mkdir(buf, mode) != 0 && errno != EEXIST)
+			return -errno;
+		*p = c;
+		if (c == '\0')
+			return 0;
+	}
+}
+
+static int dir_of(const char *file, char *out, size_t size)
+{
+	snprintf(out, size, "%s", file);
+	char *slash = strrchr(out, '/');
+	if (!slash)
+		return -1;
+	*slash = '\0';
+	return 0;
+}
+
+/* A POSIX lock (not inherited by the workers) on run_dir/ringmaster.pid. */
+static int lock_pid_file(struct sup *s)
+{
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/ringmaster.pid", s->cfg.run_dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		log_error("%s: cannot open the pid file: %s", path, strerror(errno));
+		return -1;
+	}
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	if (fcntl(fd, F_SETLK, &fl) != 0) {
+		char pid[32] = "?";
+		ssize_t n = pread(fd, pid, sizeof(pid) - 1, 0);
+		if (n > 0)
+			pid[strcspn(pid, "\n")] = '\0';
+		log_error("another ringmaster (pid %s) is running on run_dir %s (it holds %s): "
+			  "stop it, or give this one another run_dir", pid, s->cfg.run_dir, path);
+		close(fd);
+		return -1;
+	}
+	char buf[32];
+	int n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) != 0 || pwrite(fd, buf, (size_t)n, 0) != n) {
+		log_error("%s: cannot write the pid file: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	s->pid_fd = fd;
+	return 0;
+}
+
+static int prepare_dirs(struct sup *s)
+{
+	const struct cfg *c = &s->cfg;
+	char dir[4096];
+	int rc;
+	if ((rc = make_dirs(c->run_dir, 0700))) {
+		log_error("%s: cannot create the run directory: %s", c->run_dir, strerror(-rc));
+		return -1;
+	}
+	if ((rc = make_dirs(c->data_dir, 0700))) {
+		log_error("%s: cannot create the data directory: %s", c->data_dir, strerror(-rc));
+		return -1;
+	}
+	if (c->output_type == CFG_OUTPUT_FILE && (rc = make_dirs(c->output_dir, 0755))) {
+		log_error("%s: cannot create the output directory: %s", c->output_dir,
+			  strerror(-rc));
+		return -1;
+	}
+	if (dir_of(c->dead_letter, dir, sizeof(dir)) == 0 && dir[0] &&
+	    (rc = make_dirs(dir, 0755))) {
+		log_error("%s: cannot create the directory of the dead-letter file: %s", dir,
+			  strerror(-rc));
+		return -1;
+	}
+	return 0;
+}
+
+/* Load the tables, and check every shard against the partition count
+ * before any worker exists, so a mismatch stops us with one clear message. */
+static int prepare_stores(struct sup *s)
+{
+	const struct cfg *c = &s->cfg;
+	char err[STORE_ERR_LEN];
+	if (store_config_open(c->data_dir, c->map_size, 0, &s->config, err) != 0) {
+		log_error("%s", err);
+		return -1;
+	}
+	char errs[8192] = "";
+	uint64_t gen;
+	if (store_config_load(s->config, c, &gen, errs, sizeof(errs)) != 0) {
+		log_error("cannot load the reference tables:\n%s", errs);
+		return -1;
+	}
+	log_info("tables loaded tables=%zu generation=%llu", c->n_tables,
+		 (unsigned long long)gen);
+	for (unsigned p = 0; p < c->partitions; p++) {
+		struct store_env *shard;
+		if (store_shard_open(c->data_dir, p, c->partitions, c->map_size,
+				     (enum store_sync)c->sync, 0, &shard, err) != 0) {
+			log_error("%s", err);
+			return -1;
+		}
+		store_close(shard);
+	}
+	return 0;
+}
+
+static pid_t spawn_worker(struct sup *s, unsigned p)
+{
+	pid_t pid = fork();
+	if (pid < 0) {
+		log_error("cannot fork worker %u: %s", p, strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		/* The child owns nothing of the parent's but the mapping. */
+		struct wrk_args a = { &s->cfg, p, s->shm.rings[p], &s->shm.workers[p] };
+		_exit(wrk_main(&a));
+	}
+	s->pids[p] = pid;
+	return pid;
+}
+
+static void describe_status(int status, char *buf, size_t size)
+{
+	if (WIFEXITED(status))
+		snprintf(buf, size, "exit status %d", WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		snprintf(buf, size, "killed by signal %d (%s)", WTERMSIG(status),
+			 strsignal(WTERMSIG(status)));
+	else
+		snprintf(buf, size, "status 0x%x", status);
+}
+
+/* Reap children. A worker that ends before its ring was closed is a
+ * failure: restarts come with the supervision issue; until then the run
+ * stops rather than wait forever on a ring nobody reads. */
+static void reap(struct sup *s, int closing)
+{
+	int status;
+	pid_t pid;
+	sup_child = 0;
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (unsigned p = 0; p < s->cfg.partitions; p++) {
+			if (s->pids[p] != pid)
+				continue;
+			s->pids[p] = 0;
+			s->exit_status[p] = status;
+			if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && closing)
+				break;
+			char why[96];
+			describe_status(status, why, sizeof(why));
+			log_error("worker %u (pid %ld) ended: %s", p, (long)pid, why);
+			s->failed = 1;
+		}
+	}
+}
+
+static void publish_all(struct sup *s)
+{
+	for (unsigned p = 0; p < s->cfg.partitions; p++) {
+		if (s->pending[p]) {
+			ring_publish(s->shm.rings[p]);
+			s->pending[p] = 0;
+		}
+	}
+	s->since_publish = 0;
+}
+
+int sup_dead_letter(struct sup *s, uint64_t seq, const char *reason, const char *line,
+		    size_t len)
+{
+	s->dead_lettered++;
+	if (dl_add(&s->dead, seq, reason, line, len) != 0) {
+		log_error("out of memory for dead letters");
+		return -1;
+	}
+	return 0;
+}
+
+/* The ring is full: wait for the worker, publishing first so it has work,
+ * and keep an eye on signals and children while waiting. */
+static int wait_for_room(struct sup *s, unsigned p, size_t key_len, size_t payload_len)
+{
+	for (;;) {
+		publish_all(s);
+		int rc = ring_wait_space(s->shm.rings[p], key_len, payload_len, WAIT_SLICE_MS);
+		if (rc == 0)
+			return 0;
+		if (rc == -EMSGSIZE)
+			return rc;
+		if (sup_tick(s) != 0)
+			return -1;
+	}
+}
+
+int sup_dispatch(struct sup *s, uint64_t seq, const char *key, size_t key_len,
+		 const char *payload, size_t payload_len, const char *line, size_t line_len)
+{
+	unsigned p = partition_of(key, key_len, s->cfg.partitions);
+	struct ring *r = s->shm.rings[p];
+	int rc = ring_put(r, seq, key, key_len, payload, payload_len);
+	if (rc == -EAGAIN) {
+		rc = wait_for_room(s, p, key_len, payload_len);
+		if (rc == 0)
+			rc = ring_put(r, seq, key, key_len, payload, payload_len);
+	}
+	if (rc == -EMSGSIZE)
+		return sup_dead_letter(s, seq, "too_long", line, line_len);
+	if (rc != 0)
+		return -1;
+	s->dispatched++;
+	s->pending[p]++;
+	/* Publish often enough that workers never wait on a half-full ring. */
+	if (++s->since_publish >= 256)
+		publish_all(s);
+	return 0;
+}
+
+static void show_progress(struct sup *s, uint64_t now, int final)
+{
+	double secs = (double)(now - s->start_ns) / 1e9;
+	double rate = secs > 0 ? (double)s->lines / secs : 0;
+	char where[64] = "";
+	if (s->source_size) {
+		double frac = (double)s->source_pos / (double)s->source_size;
+		double eta = frac > 0 ? secs / frac - secs : 0;
+		snprintf(where, sizeof(where), "%5.1f%%  ETA %4.0fs  ", 100.0 * frac, eta);
+	}
+	fprintf(stderr, "\r  %s%12llu events  %8.2f M events/s  %llu dead-lettered   %s",
+		where, (unsigned long long)s->lines, rate / 1e6,
+		(unsigned long long)s->dead_lettered, final ? "\n" : "");
+}
+
+int sup_tick(struct sup *s)
+{
+	publish_all(s);
+	if (s->dead.len) {
+		int rc = dl_flush(&s->dead, s->dead_fd);
+		if (rc != 0) {
+			log_error("%s: cannot write dead letters: %s", s->cfg.dead_letter,
+				  strerror(-rc));
+			s->failed = 1;
+		}
+	}
+	if (sup_child)
+		reap(s, 0);
+	if (s->progress) {
+		uint64_t now = shm_now_ns();
+		if (now >= s->next_progress_ns) {
+			show_progress(s, now, 0);
+			s->next_progress_ns = now + 250000000u;
+		}
+	}
+	return sup_stop || s->failed ? -1 : 0;
+}
+
+/* Close every ring and wait for the workers to drain, commit and exit. A
+ * second SIGINT/SIGTERM, or stop_timeout, ends the wait with SIGKILL. */
+static void stop_workers(struct sup *s)
+{
+	int stops_seen = sup_stop;
+	uint64_t deadline = shm_now_ns() + s->cfg.stop_timeout_ms * 1000000u;
+	for (unsigned p = 0; p < s->cfg.partitions; p++)
+		ring_close(s->shm.rings[p]);
+	for (;;) {
+		reap(s, 1);
+		unsigned alive = 0;
+		for (unsigned p = 0; p < s->cfg.partitions; p++)
+			alive += s->pids[p] != 0;
+		if (!alive)
+			return;
+		int kill_now = sup_stop > stops_seen && sup_stop > 1;
+		if (kill_now || (sup_stop && shm_now_ns() > deadline)) {
+			for (unsigned p = 0; p < s->cfg.partitions; p++) {
+				if (!s->pids[p])
+					continue;
+				log_warn("worker %u (pid %ld) did not stop in time: killing it",
+					 p, (long)s->pids[p]);
+				kill(s->pids[p], SIGKILL);
+			}
+			s->failed = 1;
+			deadline = UINT64_MAX;
+		}
+		struct timespec ts = { 0, 20 * 1000000 };
+		nanosleep(&ts, NULL);
+	}
+}
+
+static int start(struct sup *s)
+{
+	const struct cfg *c = &s->cfg;
+	char err[512];
+	if (prepare_dirs(s) != 0 || lock_pid_file(s) != 0)
+		return EX_CANTCREAT;
+	if (handler_check(c->handler, err, sizeof(err)) != 0) {
+		log_error("%s", err);
+		return EX_CONFIG;
+	}
+	if (prepare_stores(s) != 0)
+		return EX_CONFIG;
+	s->dead_fd = dl_open(c->dead_letter);
+	if (s->dead_fd < 0) {
+		log_error("%s: cannot open the dead-letter file: %s", c->dead_letter,
+			  strerror(-s->dead_fd));
+		return EX_CANTCREAT;
+	}
+	int rc = shm_create(&s->shm, c->partitions, c->ring_size);
+	s->pids = calloc(c->partitions, sizeof(*s->pids));
+	s->exit_status = calloc(c->partitions, sizeof(*s->exit_status));
+	s->pending = calloc(c->partitions, sizeof(*s->pending));
+	if (rc != 0 || !s->pids || !s->exit_status || !s->pending) {
+		log_error("cannot map %u rings of %llu bytes: %s", c->partitions,
+			  (unsigned long long)c->ring_size, strerror(rc ? -rc : ENOMEM));
+		return EX_OSERR;
+	}
+	if (install_signals() != 0) {
+		log_error("cannot install signal handlers: %s", strerror(errno));
+		return EX_OSERR;
+	}
+	for (unsigned p = 0; p < c->partitions; p++)
+		if (spawn_worker(s, p) < 0)
+			return EX_OSERR;
+	log_info("started partitions=%u handler=%s source=%s", c->partitions, c->handler,
+		 c->source_type == CFG_SOURCE_FILE ? c->source_path : "generate");
+	return 0;
+}
+
+static void cleanup(struct sup *s)
+{
+	dl_free(&s->dead);
+	if (s->dead_fd >= 0)
+		close(s->dead_fd);
+	if (s->config)
+		store_close(s->config);
+	shm_destroy(&s->shm);
+	free(s->pids);
+	free(s->exit_status);
+	free(s->pending);
+	if (s->pid_fd >= 0)
+		close(s->pid_fd);
+}
+
+int sup_run(struct sup *s)
+{
+	s->pid_fd = s->dead_fd = -1;
+	s->start_ns = shm_now_ns();
+	s->progress = isatty(STDERR_FILENO) && s->cfg.source_type != CFG_SOURCE_ZMQ;
+	proctitle_set("ringmaster", "ringmaster: supervisor (%s)", s->cfg.name);
+	int status = start(s);
+	if (status != 0) {
+		if (s->pids)
+			stop_workers(s);
+		cleanup(s);
+		return status;
+	}
+	int rc;
+	switch (s->cfg.source_type) {
+	case CFG_SOURCE_FILE:
+		rc = src_file_run(s);
+		break;
+	case CFG_SOURCE_GENERATE:
+		rc = src_generate_run(s);
+		break;
+	default:
+		log_error("this source type is not available in this version");
+		rc = -1;
+	}
+	publish_all(s);
+	sup_tick(s);
+	if (s->progress)
+		show_progress(s, shm_now_ns(), 1);
+	if (sup_stop)
+		log_info("stopping: letting the workers drain their rings and commit");
+	stop_workers(s);
+	if (s->dead.len)
+		dl_flush(&s->dead, s->dead_fd);
+	summary_report(s, shm_now_ns());
+	status = rc != 0 || s->failed ? 1 : 0;
+	cleanup(s);
+	return status;
+}

@@ -1,0 +1,65 @@
+# lib.sh - shared by the integration tests: a scratch directory, a config
+# writer, and assertions that say what differed. Source it; it sets -eu.
+set -eu
+: "${RINGMASTER:?run through make test}" "${RINGCTL:?run through make test}"
+: "${TOP:?run through make test}"
+T=$(mktemp -d "${TMPDIR:-/tmp}/ringmaster-test.XXXXXX")
+trap 'rc=$?; [ $rc -eq 0 ] && rm -rf "$T" || echo "kept $T for a look"; exit $rc' EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+ok() { echo "ok: $*"; }
+
+# write_config FILE [extra INI lines...]: a small ledger setup in $T with the
+# shipped tables; extra lines are appended as they are (later sections can add
+# keys to [source] etc. only through -o, so prefer -o for overrides).
+write_config() {
+	local f=$1; shift
+	cat >"$f" <<INI
+[ringmaster]
+name = test
+partitions = ${PARTITIONS:-4}
+data_dir = $T/data
+run_dir = $T/run
+log_level = ${LOG_LEVEL:-info}
+stop_timeout = 10s
+
+[worker]
+batch_max = ${BATCH_MAX:-512}
+ring_size = ${RING_SIZE:-1M}
+handler = ${HANDLER:-ledger}
+
+[source]
+type = ${SOURCE:-file}
+path = ${SOURCE_PATH:-$T/events.tsv}
+
+[output]
+type = file
+dir = $T/out
+dead_letter = $T/dead.tsv
+
+[store]
+map_size = 64M
+sync = periodic
+
+[table.rules]
+path = ${RULES:-$TOP/etc/rules.tsv}
+
+[table.accounts]
+path = ${ACCOUNTS:-$TOP/etc/accounts.tsv}
+INI
+	for line in "$@"; do printf '%s\n' "$line" >>"$f"; done
+}
+
+# all_output DIR: every partition's output lines, sorted, on stdout.
+all_output() { cat "$1"/p*.tsv 2>/dev/null | LC_ALL=C sort; }
+
+assert_eq() { # what expected actual
+	[ "$2" = "$3" ] || fail "$1: expected '$2', got '$3'"
+}
+
+assert_same_file() { # what expected_file actual_file
+	cmp -s "$2" "$3" || { diff -u "$2" "$3" | head -40 >&2; fail "$1 differs"; }
+}
+
+# json_get FILE KEY: a top-level number or boolean from a summary file.
+json_get() { grep -o "\"$2\":[^,}]*" "$1" | head -1 | cut -d: -f2; }

@@ -1,0 +1,66 @@
+/* ctx.h - the worker's side of the handler ABI: struct rm_ctx, which holds a
+ * batch's view of the stores, its state changes, its output and its counts
+ * until the worker commits them all in one transaction. */
+#ifndef RM_CTX_H
+#define RM_CTX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ringmaster.h"
+#include "shm.h"
+#include "store.h"
+
+struct cfg;
+
+/* One key this batch touched: its value as the handler last saw or set it. */
+struct ctx_entry {
+	uint64_t hash;
+	char *key;
+	uint32_t key_len;
+	uint8_t used, dirty, present; /* present = 0: absent or deleted */
+	const char *val;              /* LMDB map (clean) or the arena (dirty) */
+	size_t val_len;
+};
+
+struct ctx_arena_block;
+
+struct rm_ctx {
+	const struct cfg *cfg;
+	unsigned partition;
+	unsigned partitions;
+	struct store_txn *cfg_txn;   /* read txn on the config env (this batch) */
+	struct store_txn *shard_txn; /* write txn on the shard (this batch) */
+
+	struct ctx_entry *entries;   /* open addressing, power-of-two size */
+	size_t n_entries, cap_entries;
+	struct ctx_arena_block *arena;
+
+	char *out;                   /* output lines of the batch */
+	size_t out_len, out_cap;
+
+	struct {
+		const char *name;    /* as the handler passed it */
+		uint64_t n;
+	} counts[SHM_OUTCOMES];
+	size_t n_counts;
+
+	char reject_reason[64];
+	int failed;                  /* -errno from a call that could not be done */
+};
+
+int ctx_init(struct rm_ctx *c, const struct cfg *cfg, unsigned partition);
+void ctx_free(struct rm_ctx *c);
+
+/* Forget the batch's state cache, output and counts (after commit or abort). */
+void ctx_reset(struct rm_ctx *c);
+
+/* Write every state change of the batch into c->shard_txn, in key order
+ * (sorted puts keep LMDB's page splits local). Returns 0 or a negative
+ * store error (-ENOSPC: grow the map and call again on a new txn). */
+int ctx_write_back(struct rm_ctx *c);
+
+/* Add the batch's outcome counts to the shared counters (after commit). */
+void ctx_publish_counts(struct rm_ctx *c, struct shm_worker *w);
+
+#endif

@@ -1,0 +1,498 @@
+/* ledger.c - the built-in `ledger` handler: the demo's business logic, and a
+ * handler written against common/ringmaster.h alone, like any plugin.
+ *
+ * An event is `account -> type<TAB>amount`, the amount an integer in cents.
+ * Two reference tables drive it:
+ *
+ *   rules     type -> sign<TAB>max_amount<TAB>fee_bps   (sign +1 or -1)
+ *   accounts  account -> status<TAB>overdraft_limit      (active | frozen)
+ *
+ * and each account's state is the text `balance=<int> count=<int>`.
+ *
+ * A payload that is not exactly two fields, has an empty type, or whose
+ * amount is not an integer (`-?[0-9]+`: "12x", "", "+5", "-" are not) is
+ * malformed: rm_reject + RM_REJECT, before any other check. Otherwise the
+ * checks run in this order and the first that fails names the rejection:
+ *
+ *   unknown_type         no rule for the type
+ *   unknown_account      no row for the account
+ *   frozen               the account is frozen
+ *   amount_out_of_range  amount outside 1..max_amount (an integer too big
+ *                        for int64 is out of range, not malformed: it is a
+ *                        well-formed number, just not an acceptable one)
+ *   insufficient_funds   a debit that would take the balance below
+ *                        -overdraft_limit (exactly -overdraft_limit is fine)
+ *   balance_overflow     the new balance would not fit in int64
+ *
+ * where fee = amount * fee_bps / 10000 (rounded down) and the balance moves
+ * by sign * amount - fee. Only a change that lowers the balance can be
+ * insufficient: a credit to an account that is already past its limit (its
+ * limit was lowered by a reload) is still taken, as a bank would.
+ *
+ * A business rejection is an outcome, not a bad event: it returns RM_OK with
+ * an output line and rm_count(reason). Output, one line per event:
+ *
+ *   seq<TAB>account<TAB>type<TAB>amount<TAB>accepted<TAB>new_balance
+ *   seq<TAB>account<TAB>type<TAB>amount<TAB>rejected<TAB>reason
+ *
+ * with the amount as the payload wrote it. A table row or a state value
+ * that does not parse is an error in our data, not in the event: rm_log and
+ * RM_ERROR, so the batch is not committed on top of it.
+ *
+ * The per-event path does no allocation: numbers are parsed and formatted
+ * by hand, and the output line is built in a buffer kept across events.
+ */
+#include "ledger.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Table values are bounded so that amount * fee_bps (< 10^18) and every
+ * delta stay far inside int64: 10^14 cents is a trillion currency units. */
+#define LEDGER_AMOUNT_MAX 100000000000000LL
+#define LEDGER_FEE_BPS_MAX 10000
+
+/* seq, "accepted"/"rejected", a balance or a reason, and the tabs. */
+#define LEDGER_LINE_EXTRA 96
+#define LEDGER_LINE_INITIAL 1024
+
+struct ledger {
+	char *line; /* output line under construction */
+	size_t cap;
+};
+
+struct rule {
+	int sign;
+	int64_t max_amount;
+	int64_t fee_bps;
+};
+
+struct account {
+	bool frozen;
+	int64_t overdraft_limit;
+};
+
+struct balance {
+	int64_t balance;
+	int64_t count;
+};
+
+/* One event, as parsed from its payload. */
+struct txn {
+	struct rm_value type;
+	struct rm_value amount_text;
+	int64_t amount;
+	bool amount_fits; /* false: digits, but beyond int64 */
+	struct balance after;
+};
+
+enum parse_result { PARSE_OK, PARSE_BAD, PARSE_RANGE };
+
+/* ---- parsing and formatting ---------------------------------------------- */
+
+/* A decimal integer, `-?[0-9]+` and nothing else. PARSE_RANGE when it is
+ * well formed but does not fit in int64. */
+static enum parse_result parse_i64(const char *s, size_t n, int64_t *v)
+{
+	bool neg = n > 0 && s[0] == '-', range = false;
+	size_t i = neg ? 1 : 0;
+	uint64_t acc = 0;
+
+	if (i == n)
+		return PARSE_BAD;
+	for (; i < n; i++) {
+		unsigned d = (unsigned)((unsigned char)s[i] - '0');
+
+		if (d > 9)
+			return PARSE_BAD;
+		/* Keep scanning after an overflow: "9...9x" is still malformed. */
+		if (acc > (UINT64_MAX - d) / 10)
+			range = true;
+		else
+			acc = acc * 10 + d;
+	}
+	if (range || acc > (uint64_t)INT64_MAX + (neg ? 1 : 0))
+		return PARSE_RANGE;
+	*v = neg ? -(int64_t)(acc - 1) - 1 : (int64_t)acc;
+	return PARSE_OK;
+}
+
+/* An integer field in lo..hi. */
+static bool field_i64(const struct rm_value *f, int64_t lo, int64_t hi, int64_t *v)
+{
+	return parse_i64(f->data, f->len, v) == PARSE_OK && *v >= lo && *v <= hi;
+}
+
+static bool field_is(const struct rm_value *f, const char *s)
+{
+	size_t n = strlen(s);
+
+	return f->len == n && memcmp(f->data, s, n) == 0;
+}
+
+/* Split at tabs into at most `max` fields. Returns the number of fields, or
+ * max + 1 if there are more. */
+static int split_tabs(const char *s, size_t n, struct rm_value *f, int max)
+{
+	int k = 0;
+	size_t start = 0;
+
+	for (size_t i = 0; i <= n; i++) {
+		if (i < n && s[i] != '\t')
+			continue;
+		if (k == max)
+			return max + 1;
+		f[k].data = s + start;
+		f[k].len = i - start;
+		k++;
+		start = i + 1;
+	}
+	return k;
+}
+
+/* Write v in decimal at p; returns the length (at most 20). */
+static size_t put_u64(char *p, uint64_t v)
+{
+	char tmp[20];
+	size_t n = 0, len = 0;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (n)
+		p[len++] = tmp[--n];
+	return len;
+}
+
+/* The same for a signed value (at most 20 bytes: "-" and 19 digits). */
+static size_t put_i64(char *p, int64_t v)
+{
+	if (v >= 0)
+		return put_u64(p, (uint64_t)v);
+	/* Negate in unsigned so that INT64_MIN needs no special case. */
+	*p = '-';
+	return 1 + put_u64(p + 1, 0 - (uint64_t)v);
+}
+
+static char *put_bytes(char *p, const void *s, size_t n)
+{
+	memcpy(p, s, n);
+	return p + n;
+}
+
+/* ---- tables and state ---------------------------------------------------- */
+
+static int parse_rule(const struct rm_value *v, struct rule *r)
+{
+	struct rm_value f[3];
+
+	if (split_tabs(v->data, v->len, f, 3) != 3)
+		return -1;
+	if (field_is(&f[0], "+1") || field_is(&f[0], "1"))
+		r->sign = 1;
+	else if (field_is(&f[0], "-1"))
+		r->sign = -1;
+	else
+		return -1;
+	if (!field_i64(&f[1], 1, LEDGER_AMOUNT_MAX, &r->max_amount) ||
+	    !field_i64(&f[2], 0, LEDGER_FEE_BPS_MAX, &r->fee_bps))
+		return -1;
+	return 0;
+}
+
+static int parse_account(const struct rm_value *v, struct account *a)
+{
+	struct rm_value f[2];
+
+	if (split_tabs(v->data, v->len, f, 2) != 2)
+		return -1;
+	if (field_is(&f[0], "frozen"))
+		a->frozen = true;
+	else if (field_is(&f[0], "active"))
+		a->frozen = false;
+	else
+		return -1;
+	return field_i64(&f[1], 0, LEDGER_AMOUNT_MAX, &a->overdraft_limit) ? 0 : -1;
+}
+
+/* "balance=<int> count=<int>", exactly. */
+static int parse_state(const struct rm_value *v, struct balance *b)
+{
+	static const char bal[] = "balance=", cnt[] = " count=";
+	const char *s = v->data, *end = s + v->len, *sp;
+
+	if (v->len < sizeof(bal) - 1 || memcmp(s, bal, sizeof(bal) - 1) != 0)
+		return -1;
+	s += sizeof(bal) - 1;
+	sp = memchr(s, ' ', (size_t)(end - s));
+	if (!sp || parse_i64(s, (size_t)(sp - s), &b->balance) != PARSE_OK)
+		return -1;
+	if ((size_t)(end - sp) < sizeof(cnt) - 1 || memcmp(sp, cnt, sizeof(cnt) - 1) != 0)
+		return -1;
+	s = sp + sizeof(cnt) - 1;
+	if (parse_i64(s, (size_t)(end - s), &b->count) != PARSE_OK || b->count < 0)
+		return -1;
+	return 0;
+}
+
+static size_t format_state(char *buf, const struct balance *b)
+{
+	char *p = put_bytes(buf, "balance=", 8);
+
+	p += put_i64(p, b->balance);
+	p = put_bytes(p, " count=", 7);
+	p += put_i64(p, b->count);
+	return (size_t)(p - buf);
+}
+
+/* Look up a table row and parse it. Returns 1 found, 0 not found, -1 error
+ * (logged). */
+static int lookup(rm_ctx *ctx, const char *table, const struct rm_value *key,
+		  int (*parse)(const struct rm_value *, void *), void *out)
+{
+	struct rm_value v;
+	int rc = rm_table_get(ctx, table, key->data, key->len, &v);
+
+	if (rc == RM_NOTFOUND)
+		return 0;
+	if (rc < 0) {
+		rm_log(ctx, RM_LOG_ERROR, "ledger: reading table %s for '%.*s' failed (error %d)",
+		       table, (int)key->len, key->data, rc);
+		return -1;
+	}
+	if (parse(&v, out) < 0) {
+		rm_log(ctx, RM_LOG_ERROR, "ledger: table %s: row '%.*s' does not parse: '%.*s'",
+		       table, (int)key->len, key->data, (int)v.len, v.data);
+		return -1;
+	}
+	return 1;
+}
+
+static int parse_rule_v(const struct rm_value *v, void *out)
+{
+	return parse_rule(v, out);
+}
+
+static int parse_account_v(const struct rm_value *v, void *out)
+{
+	return parse_account(v, out);
+}
+
+/* The account's balance before this event (none yet: 0 and 0). */
+static int load_balance(rm_ctx *ctx, const struct rm_value *account, struct balance *b)
+{
+	struct rm_value v;
+	int rc = rm_state_get(ctx, account->data, account->len, &v);
+
+	b->balance = 0;
+	b->count = 0;
+	if (rc == RM_NOTFOUND)
+		return 0;
+	if (rc < 0) {
+		rm_log(ctx, RM_LOG_ERROR, "ledger: reading state of '%.*s' failed (error %d)",
+		       (int)account->len, account->data, rc);
+		return -1;
+	}
+	if (parse_state(&v, b) < 0) {
+		rm_log(ctx, RM_LOG_ERROR, "ledger: state of '%.*s' does not parse: '%.*s'",
+		       (int)account->len, account->data, (int)v.len, v.data);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- the rules ----------------------------------------------------------- */
+
+/* Record a business rejection; for `return reject_as(reason, "...")`. */
+static int reject_as(const char **reason, const char *why)
+{
+	*reason = why;
+	return 0;
+}
+
+/* Apply the checks in order. Returns 0 and sets *reason (NULL = accepted,
+ * with t->after the new state), or -1 on an error (logged). */
+static int decide(rm_ctx *ctx, const struct rm_value *account, struct txn *t, const char **reason)
+{
+	struct rule rule;
+	struct account acct;
+	int rc;
+
+	rc = lookup(ctx, "rules", &t->type, parse_rule_v, &rule);
+	if (rc < 0)
+		return -1;
+	if (rc == 0)
+		return reject_as(reason, "unknown_type");
+	rc = lookup(ctx, "accounts", account, parse_account_v, &acct);
+	if (rc < 0)
+		return -1;
+	if (rc == 0)
+		return reject_as(reason, "unknown_account");
+	if (acct.frozen)
+		return reject_as(reason, "frozen");
+	if (!t->amount_fits || t->amount < 1 || t->amount > rule.max_amount)
+		return reject_as(reason, "amount_out_of_range");
+
+	/* Both bounded by the table limits: no overflow here. */
+	int64_t fee = t->amount * rule.fee_bps / 10000;
+	int64_t delta = rule.sign * t->amount - fee;
+	struct balance *b = &t->after;
+
+	if (load_balance(ctx, account, b) < 0)
+		return -1;
+	int64_t next;
+
+	if (__builtin_add_overflow(b->balance, delta, &next) || b->count == INT64_MAX)
+		return reject_as(reason, "balance_overflow");
+	if (delta < 0 && next < -acct.overdraft_limit)
+		return reject_as(reason, "insufficient_funds");
+	b->balance = next;
+	b->count++;
+	*reason = NULL;
+	return 0;
+}
+
+/* ---- output -------------------------------------------------------------- */
+
+/* Grow the line buffer when an event is bigger than any before; the common
+ * case is no allocation at all. */
+static int reserve_line(rm_ctx *ctx, struct ledger *l, size_t need)
+{
+	if (need <= l->cap)
+		return 0;
+	char *p = realloc(l->line, need);
+
+	if (!p) {
+		rm_log(ctx, RM_LOG_ERROR, "ledger: out of memory for a %zu-byte output line", need);
+		return -1;
+	}
+	l->line = p;
+	l->cap = need;
+	return 0;
+}
+
+/* seq, account, type, amount, then "accepted<TAB>balance" or
+ * "rejected<TAB>reason". */
+static int emit_outcome(rm_ctx *ctx, struct ledger *l, const struct rm_event *ev,
+			const struct txn *t, const char *reason)
+{
+	size_t need = ev->key_len + t->type.len + t->amount_text.len + LEDGER_LINE_EXTRA;
+
+	if (reserve_line(ctx, l, need) < 0)
+		return -1;
+	char *p = l->line;
+
+	p += put_u64(p, ev->seq);
+	*p++ = '\t';
+	p = put_bytes(p, ev->key, ev->key_len);
+	*p++ = '\t';
+	p = put_bytes(p, t->type.data, t->type.len);
+	*p++ = '\t';
+	p = put_bytes(p, t->amount_text.data, t->amount_text.len);
+	if (reason) {
+		p = put_bytes(p, "\trejected\t", 10);
+		p = put_bytes(p, reason, strlen(reason));
+	} else {
+		p = put_bytes(p, "\taccepted\t", 10);
+		p += put_i64(p, t->after.balance);
+	}
+	int rc = rm_emit(ctx, l->line, (size_t)(p - l->line));
+
+	if (rc < 0) {
+		rm_log(ctx, RM_LOG_ERROR, "ledger: emitting output failed (error %d)", rc);
+		return -1;
+	}
+	return 0;
+}
+
+/* Parse the payload into t. Returns 0, or -1 if it is malformed. */
+static int parse_payload(const struct rm_event *ev, struct txn *t)
+{
+	struct rm_value f[2];
+
+	if (split_tabs(ev->payload, ev->payload_len, f, 2) != 2 || f[0].len == 0)
+		return -1;
+	t->type = f[0];
+	t->amount_text = f[1];
+	switch (parse_i64(f[1].data, f[1].len, &t->amount)) {
+	case PARSE_OK:
+		t->amount_fits = true;
+		return 0;
+	case PARSE_RANGE:
+		t->amount_fits = false;
+		return 0;
+	default:
+		return -1;
+	}
+}
+
+static int ledger_process(rm_ctx *ctx, void *state, const struct rm_event *ev)
+{
+	struct ledger *l = state;
+	struct rm_value account = {ev->key, ev->key_len};
+	struct txn t;
+	const char *reason;
+
+	if (parse_payload(ev, &t) < 0) {
+		rm_reject(ctx, "malformed");
+		return RM_REJECT;
+	}
+	if (decide(ctx, &account, &t, &reason) < 0)
+		return RM_ERROR;
+	if (!reason) {
+		char buf[64];
+		size_t n = format_state(buf, &t.after);
+		int rc = rm_state_put(ctx, ev->key, ev->key_len, buf, n);
+
+		if (rc < 0) {
+			rm_log(ctx, RM_LOG_ERROR,
+			       "ledger: storing state of '%.*s' failed (error %d)",
+			       (int)ev->key_len, ev->key, rc);
+			return RM_ERROR;
+		}
+	}
+	if (emit_outcome(ctx, l, ev, &t, reason) < 0)
+		return RM_ERROR;
+	rm_count(ctx, reason ? reason : "accepted");
+	return RM_OK;
+}
+
+/* ---- lifecycle ----------------------------------------------------------- */
+
+static int ledger_init(rm_ctx *ctx, void **state)
+{
+	struct ledger *l = calloc(1, sizeof(*l));
+
+	if (l)
+		l->line = malloc(LEDGER_LINE_INITIAL);
+	if (!l || !l->line) {
+		rm_log(ctx, RM_LOG_ERROR, "ledger: out of memory at start");
+		free(l);
+		return -1;
+	}
+	l->cap = LEDGER_LINE_INITIAL;
+	*state = l;
+	return 0;
+}
+
+static void ledger_fini(rm_ctx *ctx, void *state)
+{
+	struct ledger *l = state;
+
+	(void)ctx;
+	if (l)
+		free(l->line);
+	free(l);
+}
+
+const struct rm_handler ledger_handler = {
+    .abi_version = RM_ABI_VERSION,
+    .name = "ledger",
+    .init = ledger_init,
+    .process = ledger_process,
+    .fini = ledger_fini,
+    .on_reload = NULL,
+};

@@ -1,0 +1,396 @@
+/* worker.c - the worker loop.
+ *
+ * Take every record in the ring up to batch_max, run the handler on each in
+ * one LMDB write transaction, write the batch's output at the length the
+ * shard recorded last time, and commit the state, the highest seq and the new
+ * output length together. Only then ack the ring. A worker that dies anywhere
+ * in between is replaced by one that truncates the output back to the
+ * recorded length, rewinds the ring to acked and skips every seq the shard
+ * has already applied: each event's effects land exactly once.
+ */
+#include "worker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cfg.h"
+#include "ctx.h"
+#include "deadletter.h"
+#include "handler.h"
+#include "log.h"
+#include "proctitle.h"
+#include "store.h"
+
+#define IDLE_WAIT_MS 100
+#define GROW_RETRIES 16
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_term(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+struct worker {
+	const struct wrk_args *a;
+	const struct cfg *cfg;
+	struct store_env *config, *shard;
+	const struct rm_handler *handler;
+	void *dl, *hstate;
+	struct rm_ctx ctx;
+	struct ring_rec *recs;
+	struct dl_buf dead;
+	int out_fd, dead_fd;
+	char out_path[4096];
+	int has_applied;
+	uint64_t applied_seq, out_len, generation;
+	uint64_t last_sync_ns;
+};
+
+static int setup_signals(pid_t parent)
+{
+	struct sigaction sa = { .sa_handler = on_term };
+	sigemptyset(&sa.sa_mask);
+	/* No SA_RESTART: a signal must interrupt the futex wait. */
+	if (sigaction(SIGTERM, &sa, NULL) != 0)
+		return -1;
+	/* Ctrl-C reaches the whole process group; the supervisor decides. */
+	signal(SIGINT, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGUSR1, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0)
+		return -1;
+	if (getppid() != parent) /* it died before prctl took effect */
+		stop_requested = 1;
+	return 0;
+}
+
+/* Truncate the output to what the shard says was committed: anything past
+ * it belongs to a batch that never committed and will be written again. */
+static int open_output(struct worker *w)
+{
+	const struct cfg *cfg = w->cfg;
+	w->out_fd = -1;
+	if (cfg->output_type != CFG_OUTPUT_FILE)
+		return 0;
+	snprintf(w->out_path, sizeof(w->out_path), "%s/p%u.tsv", cfg->output_dir,
+		 w->a->partition);
+	w->out_fd = open(w->out_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (w->out_fd < 0) {
+		log_error("%s: cannot open output: %s", w->out_path, strerror(errno));
+		return -1;
+	}
+	struct stat st;
+	if (fstat(w->out_fd, &st) != 0) {
+		log_error("%s: %s", w->out_path, strerror(errno));
+		return -1;
+	}
+	if ((uint64_t)st.st_size > w->out_len) {
+		log_info("truncating output to the last commit path=%s from=%lld to=%llu",
+			 w->out_path, (long long)st.st_size, (unsigned long long)w->out_len);
+		if (ftruncate(w->out_fd, (off_t)w->out_len) != 0) {
+			log_error("%s: cannot truncate: %s", w->out_path, strerror(errno));
+			return -1;
+		}
+	} else if ((uint64_t)st.st_size < w->out_len) {
+		log_warn("%s is shorter than its last commit recorded (%lld < %llu bytes): "
+			 "was it truncated by hand? continuing at its end",
+			 w->out_path, (long long)st.st_size, (unsigned long long)w->out_len);
+		w->out_len = (uint64_t)st.st_size;
+	}
+	return 0;
+}
+
+static int open_all(struct worker *w)
+{
+	const struct cfg *cfg = w->cfg;
+	char err[STORE_ERR_LEN];
+	if (store_config_open(cfg->data_dir, cfg->map_size, 1, &w->config, err) != 0 ||
+	    store_shard_open(cfg->data_dir, w->a->partition, cfg->partitions, cfg->map_size,
+			     (enum store_sync)cfg->sync, 0, &w->shard, err) != 0) {
+		log_error("%s", err);
+		return -1;
+	}
+	if (store_shard_progress(w->shard, &w->has_applied, &w->applied_seq, &w->out_len) != 0) {
+		log_error("cannot read the progress of partition %u", w->a->partition);
+		return -1;
+	}
+	if (open_output(w) != 0)
+		return -1;
+	w->dead_fd = dl_open(cfg->dead_letter);
+	if (w->dead_fd < 0) {
+		log_error("%s: cannot open dead-letter file: %s", cfg->dead_letter,
+			  strerror(-w->dead_fd));
+		return -1;
+	}
+	char msg[512];
+	w->handler = handler_load(cfg->handler, &w->dl, msg, sizeof(msg));
+	if (!w->handler) {
+		log_error("%s", msg);
+		return -1;
+	}
+	w->recs = calloc(cfg->batch_max, sizeof(*w->recs));
+	if (!w->recs || ctx_init(&w->ctx, cfg, w->a->partition) != 0) {
+		log_error("out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+static int write_all_at(int fd, const char *buf, size_t len, uint64_t off)
+{
+	while (len) {
+		ssize_t n = pwrite(fd, buf, len, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		buf += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+/* Write the batch's state back and commit it with its progress, growing the
+ * map as often as it takes. */
+static int commit_batch(struct worker *w, uint64_t max_seq, uint64_t new_out_len)
+{
+	char err[STORE_ERR_LEN];
+	for (int tries = 0; tries < GROW_RETRIES; tries++) {
+		int rc = ctx_write_back(&w->ctx);
+		if (rc == 0)
+			rc = store_shard_commit(w->ctx.shard_txn, max_seq, new_out_len);
+		else
+			store_txn_abort(w->ctx.shard_txn);
+		w->ctx.shard_txn = NULL;
+		if (rc != -ENOSPC)
+			return rc;
+		if (store_grow(w->shard, err) != 0) {
+			log_error("%s", err);
+			return -ENOSPC;
+		}
+		log_info("state map full: grew it and retrying the commit partition=%u",
+			 w->a->partition);
+		if ((rc = store_shard_begin(w->shard, &w->ctx.shard_txn)) != 0)
+			return rc;
+	}
+	return -ENOSPC;
+}
+
+static void maybe_sync(struct worker *w, int force)
+{
+	if (w->cfg->sync != CFG_SYNC_PERIODIC)
+		return;
+	uint64_t now = shm_now_ns();
+	if (!force && now - w->last_sync_ns < w->cfg->sync_interval_ms * 1000000u)
+		return;
+	w->last_sync_ns = now;
+	if (w->out_fd >= 0)
+		fdatasync(w->out_fd);
+	store_sync(w->shard);
+}
+
+/* Run the handler over the batch. Returns the index of the last event it
+ * applied + 1 (0 if all were skipped) or -1 on a handler error. */
+static long handle_batch(struct worker *w, size_t n, uint64_t *max_seq, uint64_t *processed)
+{
+	struct shm_worker *st = w->a->stats;
+	long last = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct ring_rec *r = &w->recs[i];
+		if (w->has_applied && r->seq <= w->applied_seq) {
+			atomic_fetch_add_explicit(&st->skipped, 1, memory_order_relaxed);
+			continue;
+		}
+		atomic_store_explicit(&st->current_seq, r->seq, memory_order_relaxed);
+		struct rm_event ev = { r->seq, r->key, r->key_len, r->payload, r->payload_len };
+		w->ctx.reject_reason[0] = '\0';
+		int rc = w->handler->process(&w->ctx, w->hstate, &ev);
+		if (rc == RM_ERROR || w->ctx.failed || (rc != RM_OK && rc != RM_REJECT)) {
+			log_error("handler %s failed on seq=%llu key=%.*s: %s", w->handler->name,
+				  (unsigned long long)r->seq, (int)r->key_len, r->key,
+				  w->ctx.failed ? strerror(-w->ctx.failed)
+						: rc == RM_ERROR ? "it returned RM_ERROR"
+								 : "it returned an unknown code");
+			return -1;
+		}
+		if (rc == RM_REJECT) {
+			const char *why = w->ctx.reject_reason[0] ? w->ctx.reject_reason : "rejected";
+			if (dl_add_event(&w->dead, r->seq, why, r->key, r->key_len,
+					 w->cfg->delimiter, r->payload, r->payload_len) != 0)
+				return -1;
+		}
+		*max_seq = r->seq;
+		(*processed)++;
+		last = (long)i + 1;
+	}
+	return last;
+}
+
+static int open_batch(struct worker *w)
+{
+	int rc = store_config_read(w->config, &w->ctx.cfg_txn);
+	if (rc == 0)
+		rc = store_shard_begin(w->shard, &w->ctx.shard_txn);
+	if (rc != 0) {
+		log_error("cannot begin a transaction: %s", strerror(-rc));
+		return -1;
+	}
+	uint64_t gen = store_config_generation(w->ctx.cfg_txn);
+	if (gen != w->generation) {
+		if (w->generation && w->handler->on_reload)
+			w->handler->on_reload(&w->ctx, w->hstate, gen);
+		w->generation = gen;
+	}
+	return 0;
+}
+
+static void close_batch(struct worker *w)
+{
+	if (w->ctx.shard_txn)
+		store_txn_abort(w->ctx.shard_txn);
+	if (w->ctx.cfg_txn)
+		store_txn_abort(w->ctx.cfg_txn);
+	w->ctx.shard_txn = w->ctx.cfg_txn = NULL;
+	ctx_reset(&w->ctx);
+	w->dead.len = 0;
+	w->dead.lines = 0;
+}
+
+/* Effects become visible in this order: output bytes past the recorded
+ * length (a crash here is undone by truncation), dead letters (at least
+ * once), the commit, then the ack and the counters. */
+static int run_batch(struct worker *w, size_t n)
+{
+	struct shm_worker *st = w->a->stats;
+	uint64_t max_seq = w->applied_seq, processed = 0;
+	if (open_batch(w) != 0)
+		return -1;
+	long applied = handle_batch(w, n, &max_seq, &processed);
+	if (applied < 0)
+		goto fail;
+	if (applied > 0) {
+		int rc = 0;
+		if (w->out_fd >= 0 && w->ctx.out_len)
+			rc = write_all_at(w->out_fd, w->ctx.out, w->ctx.out_len, w->out_len);
+		if (rc == 0 && w->cfg->sync == CFG_SYNC_BATCH && w->out_fd >= 0)
+			rc = fdatasync(w->out_fd) ? -errno : 0;
+		if (rc != 0) {
+			log_error("%s: cannot write output: %s", w->out_path, strerror(-rc));
+			goto fail;
+		}
+		if (w->dead.len && (rc = dl_flush(&w->dead, w->dead_fd)) != 0) {
+			log_error("%s: cannot write dead letters: %s", w->cfg->dead_letter,
+				  strerror(-rc));
+			goto fail;
+		}
+		uint64_t rejected = w->dead.lines;
+		uint64_t out_len = w->out_len + w->ctx.out_len;
+		if ((rc = commit_batch(w, max_seq, out_len)) != 0) {
+			log_error("cannot commit partition %u: %s", w->a->partition, strerror(-rc));
+			goto fail;
+		}
+		w->has_applied = 1;
+		w->applied_seq = max_seq;
+		w->out_len = out_len;
+		atomic_store_explicit(&st->applied_seq, max_seq, memory_order_relaxed);
+		atomic_fetch_add_explicit(&st->processed, processed, memory_order_relaxed);
+		atomic_fetch_add_explicit(&st->rejected, rejected, memory_order_relaxed);
+		ctx_publish_counts(&w->ctx, st);
+		maybe_sync(w, 0);
+	}
+	atomic_fetch_add_explicit(&st->batches, 1, memory_order_relaxed);
+	ring_ack(w->a->ring, w->recs[n - 1].end);
+	close_batch(w);
+	return 0;
+fail:
+	close_batch(w);
+	return -1;
+}
+
+static int loop(struct worker *w)
+{
+	struct shm_worker *st = w->a->stats;
+	ring_rewind(w->a->ring);
+	for (;;) {
+		uint64_t t0 = shm_now_ns();
+		atomic_store_explicit(&st->heartbeat_ns, t0, memory_order_relaxed);
+		size_t n = ring_peek(w->a->ring, w->recs, w->cfg->batch_max);
+		if (n == 0) {
+			if (stop_requested)
+				return 0; /* drained */
+			int rc = ring_wait_data(w->a->ring, IDLE_WAIT_MS);
+			atomic_fetch_add_explicit(&st->wait_ns, shm_now_ns() - t0,
+						  memory_order_relaxed);
+			if (rc == -EPIPE)
+				return 0;
+			if (rc == -ETIMEDOUT)
+				maybe_sync(w, 0);
+			continue;
+		}
+		if (run_batch(w, n) != 0)
+			return -1;
+		atomic_fetch_add_explicit(&st->busy_ns, shm_now_ns() - t0, memory_order_relaxed);
+	}
+}
+
+static void close_all(struct worker *w)
+{
+	if (w->handler && w->handler->fini)
+		w->handler->fini(&w->ctx, w->hstate);
+	handler_unload(w->dl);
+	ctx_free(&w->ctx);
+	free(w->recs);
+	dl_free(&w->dead);
+	if (w->out_fd >= 0)
+		close(w->out_fd);
+	if (w->dead_fd >= 0)
+		close(w->dead_fd);
+	if (w->shard)
+		store_close(w->shard);
+	if (w->config)
+		store_close(w->config);
+}
+
+int wrk_main(const struct wrk_args *a)
+{
+	struct worker w = { .a = a, .cfg = a->cfg, .out_fd = -1, .dead_fd = -1 };
+	char role[32];
+	snprintf(role, sizeof(role), "worker/%u", a->partition);
+	log_init(role, a->cfg->log_level);
+	proctitle_set("rm-worker", "ringmaster: worker %u (%s)", a->partition, a->cfg->name);
+	atomic_store(&a->stats->pid, (int32_t)getpid());
+	int status = 1;
+	if (setup_signals(getppid()) != 0) {
+		log_error("cannot set up signals: %s", strerror(errno));
+		goto out;
+	}
+	if (open_all(&w) != 0)
+		goto out;
+	if (w.handler->init && w.handler->init(&w.ctx, &w.hstate) != 0) {
+		log_error("handler %s: init failed", w.handler->name);
+		w.handler = NULL; /* no fini after a failed init */
+		goto out;
+	}
+	log_debug("worker started partition=%u applied_seq=%llu output_bytes=%llu",
+		  a->partition, (unsigned long long)w.applied_seq,
+		  (unsigned long long)w.out_len);
+	if (loop(&w) == 0) {
+		status = 0;
+		w.last_sync_ns = 0;
+		maybe_sync(&w, 1);
+	}
+out:
+	close_all(&w);
+	return status;
+}

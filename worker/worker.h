@@ -1,0 +1,24 @@
+/* worker.h - one worker process: owns one partition's ring (consumer side),
+ * its state shard (sole writer) and its output file. */
+#ifndef RM_WORKER_H
+#define RM_WORKER_H
+
+#include "ring.h"
+#include "shm.h"
+
+struct cfg;
+
+struct wrk_args {
+	const struct cfg *cfg;
+	unsigned partition;
+	struct ring *ring;
+	struct shm_worker *stats;
+};
+
+/* The body of a forked worker. Returns the process exit status:
+ * 0 after the ring was closed and drained (or after SIGTERM, drained),
+ * 1 on an error (logged). Never returns into the supervisor's code: the
+ * caller passes the value to _exit(). */
+int wrk_main(const struct wrk_args *a);
+
+#endif
