@@ -57,6 +57,7 @@ SUP_SRC    := $(filter-out $(CTL_SRC),$(wildcard supervisor/*.c))
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 BENCH_SRC  := $(wildcard tests/bench/*.c)
 PLUGIN_SRC := $(filter-out worker/handlers/ledger%,$(wildcard worker/handlers/*.c))
+TEST_PLUGIN_SRC := $(wildcard tests/handlers/*.c)
 
 obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
 
@@ -67,6 +68,7 @@ RINGCTL    := $(B)/bin/ringctl
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(UNIT_SRC))
 BENCH_BINS := $(patsubst tests/bench/%.c,$(B)/tests/bench/%,$(BENCH_SRC))
 PLUGINS    := $(patsubst worker/handlers/%.c,$(B)/handlers/%.so,$(PLUGIN_SRC))
+TEST_PLUGINS := $(patsubst tests/handlers/%.c,$(B)/test-handlers/%.so,$(TEST_PLUGIN_SRC))
 
 .PHONY: all asan test unit integration run bench bench-ring bench-pipeline \
 	deps deps-check install uninstall clean format
@@ -133,6 +135,10 @@ $(B)/handlers/%.so: $(B)/pic/worker/handlers/%.o
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -shared $< -o $@
 
+$(B)/test-handlers/%.so: $(B)/pic/tests/handlers/%.o
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -shared $< -o $@
+
 $(B)/tests/unit/%: $(B)/obj/tests/unit/%.o $(LIBWORKER) $(LIBCOMMON)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -rdynamic $^ $(LIBS) $(CMOCKA_LIBS) -o $@
@@ -146,7 +152,7 @@ $(B)/tests/bench/%: $(B)/obj/tests/bench/%.o $(LIBWORKER) $(LIBCOMMON)
 run: all
 	@tests/run-demo.sh $(B)/bin
 
-test: $(RINGMASTER) $(RINGCTL) $(PLUGINS) $(UNIT_BINS) $(BENCH_BINS)
+test: $(RINGMASTER) $(RINGCTL) $(PLUGINS) $(TEST_PLUGINS) $(UNIT_BINS) $(BENCH_BINS)
 	@B=$(B) ASAN=$(ASAN) tests/run.sh
 
 bench: bench-ring bench-pipeline
@@ -187,3 +193,72 @@ clean:
 	rm -rf build build-asan bin
 
 -include $(shell find build build-asan -name '*.d' 2>/dev/null)
+
+# ---- seed benchmark (issue 6) ----------------------------------------------
+# `make bench-seed`: the naive design (a thread pool doing a Redis round trip
+# per lookup, tests/bench/naive/naive.c, which runs the ledger handler over
+# hiredis) against ringmaster on the same events; see tests/bench/seed.sh.
+# Redis, hiredis, gnuplot and GNU time are installed for this target only,
+# so the main build never needs them.
+SEED_DEB_PKGS := redis-server libhiredis-dev gnuplot-nox time
+NAIVE := $(B)/tests/bench/naive/naive
+HIREDIS_CFLAGS = $(shell $(PKG_CONFIG) --cflags hiredis 2>/dev/null)
+HIREDIS_LIBS = $(shell $(PKG_CONFIG) --libs hiredis 2>/dev/null)
+
+.PHONY: bench-seed seed-deps
+
+seed-deps:
+	@$(MAKE) --no-print-directory deps EXTRA_DEB_PKGS="$(SEED_DEB_PKGS)"
+
+$(B)/obj/tests/bench/naive/naive.o: tests/bench/naive/naive.c | seed-deps
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(HIREDIS_CFLAGS) -c $< -o $@
+
+$(NAIVE): $(B)/obj/tests/bench/naive/naive.o $(call obj,worker/handlers/ledger.c)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) $^ $(HIREDIS_LIBS) -lpthread -o $@
+
+bench-seed: seed-deps $(RINGMASTER) $(RINGCTL) $(NAIVE)
+	@B=$(B) tests/bench/seed.sh
+
+bench: bench-seed
+# ---- end of seed benchmark (issue 6) ---------------------------------------
+
+# ---- fuzzing ----------------------------------------------------------------
+# libFuzzer targets: tests/fuzz/fuzz_NAME.c drives common/NAME.c and is built
+# with clang, ASan and UBSan into $(B)/fuzz/. `make fuzz` runs each for
+# FUZZ_SECONDS on a working copy of its seed corpus tests/fuzz/corpus/NAME;
+# `make test` builds them and tests/integration/test_fuzz.sh runs each for a
+# few seconds, so a regression fails the tests. The tests also need tmux
+# (ringctl top), jq (JSON output) and man (the man pages' lint).
+DEB_PKGS     += clang libclang-rt-14-dev tmux jq man-db
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS    := $(patsubst tests/fuzz/fuzz_%.c,$(B)/fuzz/fuzz_%,$(FUZZ_SRC))
+FUZZ_CFLAGS  := -std=gnu11 -D_GNU_SOURCE -g -O1 $(WARN) -Icommon \
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+
+.PHONY: fuzz deps-tools
+
+# Installs the packages above when a tool, or clang's libFuzzer runtime, is
+# missing (deps-check only looks at the libraries).
+deps-tools:
+	@for t in $(FUZZ_CC) tmux jq man; do command -v $$t >/dev/null || missing=1; done; \
+	if [ -z "$$missing" ]; then printf 'int LLVMFuzzerTestOneInput(const char *d, long n);\nint LLVMFuzzerTestOneInput(const char *d, long n) { return (int)(d[0] * 0 + n * 0); }\n' \
+	  | $(FUZZ_CC) -x c -fsanitize=fuzzer - -o /dev/null 2>/dev/null || missing=1; fi; \
+	[ -z "$$missing" ] || $(MAKE) --no-print-directory deps
+
+$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c common/%.c common/%.h | deps-tools
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $< common/$*.c -o $@
+
+fuzz: $(FUZZ_BINS)
+	@for f in $(FUZZ_BINS); do n=$${f##*/fuzz_}; mkdir -p $(B)/fuzz/corpus-$$n; \
+	  echo "fuzz: $$f for $(FUZZ_SECONDS)s"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
+	    -artifact_prefix=$(B)/fuzz/ $(B)/fuzz/corpus-$$n tests/fuzz/corpus/$$n || exit 1; \
+	done
+
+test: $(FUZZ_BINS)
+# ---- end of fuzzing ---------------------------------------------------------

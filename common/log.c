@@ -114,3 +114,14 @@ void log_write(int level, const char *fmt, ...)
 	log_vwrite(level, fmt, ap);
 	va_end(ap);
 }
+
+void log_lines(int level, const char *prefix, const char *text)
+{
+	while (text && *text) {
+		const char *end = strchr(text, '\n');
+		int n = end ? (int)(end - text) : (int)strlen(text);
+		if (n)
+			log_write(level, "%s%.*s", prefix, n, text);
+		text += n + (end != NULL);
+	}
+}

@@ -34,6 +34,10 @@ void log_write(int level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void log_vwrite(int level, const char *fmt, va_list ap);
 
+/* One record per line of `text` (a multi-line error list), each after
+ * `prefix`. */
+void log_lines(int level, const char *prefix, const char *text);
+
 #define log_error(...) log_write(LOG_LEVEL_ERROR, __VA_ARGS__)
 #define log_warn(...) log_write(LOG_LEVEL_WARN, __VA_ARGS__)
 #define log_info(...) log_write(LOG_LEVEL_INFO, __VA_ARGS__)

@@ -118,7 +118,10 @@ void ring_commit(struct ring *r, const struct ring_slot *slot);
  * then sleeping on the futex. timeout_ms < 0 waits forever. Returns 0 when
  * there is room, -ETIMEDOUT, -EINTR when a signal arrived (so the caller can
  * look at its flags), or -EMSGSIZE when the record can never fit. Publishes
- * pending records before it sleeps so the consumer can make progress. */
+ * pending records before it sleeps so the consumer can make progress.
+ * -EINTR needs the signal's handler installed without SA_RESTART (with it,
+ * the kernel restarts the sleep), and a signal that arrives while the caller
+ * is still spinning is noticed only at the next wake-up or timeout. */
 int ring_wait_space(struct ring *r, size_t key_len, size_t payload_len,
 		    int timeout_ms);
 
@@ -132,6 +135,13 @@ int ring_push(struct ring *r, uint64_t seq, const void *key, size_t key_len,
  * everything. */
 void ring_close(struct ring *r);
 
+/* The seq of the oldest record not yet acked, published or not: what the
+ * supervisor's low watermark is made of. Producer side only (it reads its own
+ * write position). Returns 0, or -ENOENT when every record is acked. The
+ * bytes between acked and the write position are stable while the producer
+ * is not writing, so reading them races with nothing. */
+int ring_oldest_seq(const struct ring *r, uint64_t *seq);
+
 /* True when every published record has been acked. */
 int ring_drained(const struct ring *r);
 
@@ -144,7 +154,8 @@ size_t ring_peek(struct ring *r, struct ring_rec *out, size_t max);
 
 /* Block until at least one record is readable, spinning first, then sleeping.
  * timeout_ms < 0 waits forever. Returns 0 when data is there, -ETIMEDOUT,
- * -EINTR on a signal, or -EPIPE when the ring is closed and fully read. */
+ * -EINTR on a signal (as for ring_wait_space), or -EPIPE when the ring is
+ * closed and fully read. */
 int ring_wait_data(struct ring *r, int timeout_ms);
 
 /* Release every record up to ring position `up_to` (a ring_rec.end) to the

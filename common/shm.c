@@ -92,3 +92,29 @@ uint64_t shm_now_ns(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
+
+void shm_hist_add(_Atomic uint64_t *hist, uint64_t value)
+{
+	unsigned b = value ? 64u - (unsigned)__builtin_clzll(value) : 0;
+	if (b >= SHM_HIST_BUCKETS)
+		b = SHM_HIST_BUCKETS - 1;
+	atomic_fetch_add_explicit(&hist[b], 1, memory_order_relaxed);
+}
+
+uint64_t shm_hist_quantile(const _Atomic uint64_t *hist, double q)
+{
+	uint64_t total = 0, seen = 0;
+	for (unsigned b = 0; b < SHM_HIST_BUCKETS; b++)
+		total += atomic_load_explicit(&hist[b], memory_order_relaxed);
+	if (total == 0)
+		return 0;
+	uint64_t want = (uint64_t)(q * (double)total);
+	if (want == 0)
+		want = 1;
+	for (unsigned b = 0; b < SHM_HIST_BUCKETS; b++) {
+		seen += atomic_load_explicit(&hist[b], memory_order_relaxed);
+		if (seen >= want)
+			return b == 0 ? 0 : (1ull << b) - 1;
+	}
+	return (1ull << (SHM_HIST_BUCKETS - 1)) - 1;
+}

@@ -15,6 +15,8 @@
 
 #define SHM_OUTCOMES 32
 #define SHM_OUTCOME_NAME 32
+#define SHM_NO_SEQ UINT64_MAX
+#define SHM_HIST_BUCKETS 40 /* bucket i counts values in [2^(i-1), 2^i) */
 
 struct shm_outcome {
 	char name[SHM_OUTCOME_NAME];
@@ -31,11 +33,20 @@ struct shm_worker {
 	_Atomic uint64_t skipped;        /* seq at or below applied_seq */
 	_Atomic uint64_t rejected;       /* handler RM_REJECT: dead-lettered */
 	_Atomic uint64_t batches;
+	_Atomic uint64_t consumed;       /* ring records acked (lag = ring records - consumed) */
 	_Atomic uint64_t applied_seq;    /* last committed seq */
 	_Atomic uint64_t heartbeat_ns;   /* CLOCK_MONOTONIC, bumped every batch and when idle */
-	_Atomic uint64_t current_seq;    /* the event being handled (poison detection) */
+	_Atomic uint64_t current_seq;    /* the event in the handler, SHM_NO_SEQ between */
+	_Atomic uint64_t skip_seq;       /* poison: the next worker dead-letters this seq */
 	_Atomic uint64_t busy_ns;        /* time spent on batches */
 	_Atomic uint64_t wait_ns;        /* time spent waiting for events */
+	_Atomic uint64_t started_ns;     /* when this worker process started */
+	_Atomic uint32_t restoring;      /* 1 while rebuilding state (Kafka) */
+	_Atomic uint32_t restore_pct;
+	/* Log2 histograms for percentiles: events per batch, and commit
+	 * latency in microseconds. */
+	_Atomic uint64_t batch_hist[SHM_HIST_BUCKETS];
+	_Atomic uint64_t commit_us_hist[SHM_HIST_BUCKETS];
 	struct shm_outcome outcomes[SHM_OUTCOMES];
 } __attribute__((aligned(128)));
 
@@ -57,5 +68,12 @@ void shm_destroy(struct shm *s);
 void shm_count_outcome(struct shm_worker *w, const char *name, uint64_t n);
 
 uint64_t shm_now_ns(void);
+
+/* Count `value` into a log2 histogram (the worker side). */
+void shm_hist_add(_Atomic uint64_t *hist, uint64_t value);
+
+/* The value at quantile q (0..1) of a histogram, as the upper bound of its
+ * bucket; 0 when empty. */
+uint64_t shm_hist_quantile(const _Atomic uint64_t *hist, double q);
 
 #endif

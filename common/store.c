@@ -970,6 +970,7 @@ struct load {
 	uint64_t generation;
 	size_t dropped;
 	const char *failed; /* the table being written when an error struck */
+	const struct cfg *cfg;
 };
 
 static int load_fill(MDB_txn *txn, struct table_rows *tr)
@@ -1062,6 +1063,50 @@ static int load_drop_stale(MDB_txn *txn, struct load *ld)
 	return rc;
 }
 
+/* The settings a reload changes for running workers, serialised in the same
+ * transaction as the tables: params as "name\0value\0" pairs. */
+static int put_live(MDB_txn *txn, MDB_dbi meta, const struct cfg *cfg)
+{
+	size_t len = 0;
+	for (size_t i = 0; i < cfg->n_params; i++)
+		len += strlen(cfg->params[i].key) + strlen(cfg->params[i].value) + 2;
+	char *buf = malloc(len + 1);
+	if (!buf)
+		return ENOMEM;
+	char *p = buf;
+	for (size_t i = 0; i < cfg->n_params; i++) {
+		p = stpcpy(p, cfg->params[i].key) + 1;
+		p = stpcpy(p, cfg->params[i].value) + 1;
+	}
+	MDB_val k = {sizeof("live.params") - 1, "live.params"}, d = {len, buf};
+	int rc = mdb_put(txn, meta, &k, &d, 0);
+	free(buf);
+	if (!rc)
+		rc = put_u64(txn, meta, "live.batch_max", cfg->batch_max);
+	if (!rc)
+		rc = put_u64(txn, meta, "live.log_level", (uint64_t)cfg->log_level);
+	return rc;
+}
+
+int store_config_live(struct store_txn *t, struct store_live *out)
+{
+	struct store_env *e = t->env;
+	uint64_t batch_max, level;
+	MDB_val k = {sizeof("live.params") - 1, "live.params"}, d;
+	int rc = get_u64(t->txn, e->meta, "live.batch_max", &batch_max);
+	if (!rc)
+		rc = get_u64(t->txn, e->meta, "live.log_level", &level);
+	if (!rc)
+		rc = mdb_get(t->txn, e->meta, &k, &d);
+	if (rc)
+		return map_err(rc);
+	out->batch_max = (uint32_t)batch_max;
+	out->log_level = (int)level;
+	out->params = d.mv_data;
+	out->params_len = d.mv_size;
+	return 0;
+}
+
 static int load_fn(MDB_txn *txn, void *arg)
 {
 	struct load *ld = arg;
@@ -1082,6 +1127,8 @@ static int load_fn(MDB_txn *txn, void *arg)
 	}
 	if (!rc)
 		rc = put_u64(txn, ld->env->meta, "generation", ld->generation = gen + 1);
+	if (!rc)
+		rc = put_live(txn, ld->env->meta, ld->cfg);
 	return rc;
 }
 
@@ -1089,7 +1136,7 @@ int store_config_load(struct store_env *e, const struct cfg *cfg, uint64_t *gene
 		      size_t errs_len)
 {
 	struct errbuf eb = {errs, errs_len, 0, 0, 0};
-	struct load ld = {e, NULL, cfg->n_tables, 0, 0, NULL};
+	struct load ld = {e, NULL, cfg->n_tables, 0, 0, NULL, cfg};
 	char err[STORE_ERR_LEN] = "";
 	int rc;
 

@@ -80,6 +80,19 @@ uint64_t store_config_generation(struct store_txn *txn);
 int store_table_get(struct store_txn *txn, const char *table, const void *key,
 		    size_t key_len, struct store_val *val);
 
+/* The settings a reload applies to running workers, stored by
+ * store_config_load in the same transaction as the tables, so a worker sees
+ * them together with the generation they belong to. `params` points into
+ * the map ("name\0value\0" pairs, params_len bytes): valid until the txn
+ * ends. -ENOENT before the first load. */
+struct store_live {
+	uint32_t batch_max;
+	int log_level;
+	const char *params;
+	size_t params_len;
+};
+int store_config_live(struct store_txn *txn, struct store_live *out);
+
 /* Small named values in the config environment's "meta" database
  * (e.g. "watermark"), for the supervisor. get: -ENOENT if never put; it
  * reads inside the env's open read transaction if there is one. put: its own

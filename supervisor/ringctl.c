@@ -1,9 +1,10 @@
 /* ringctl.c - the operator's tool. Some commands read a data directory
  * directly (state, dump-state: they work whether ringmaster runs or not),
- * some need nothing but their arguments (gen); the control-socket commands
- * come with the control issue.
+ * some need nothing but their arguments (gen); the others talk to a running
+ * ringmaster through its control socket (ctl_remote.c, ctl_top.c).
  *
- * Exit status: 0 ok, 1 the command failed, 2 usage, 78 configuration error. */
+ * Exit status: 0 ok, 1 the command failed, 2 usage, 3 cannot connect to the
+ * control socket, 78 configuration error. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +20,8 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: ringctl [-c FILE] [-o section.key=value ...] COMMAND [ARGS]\n"
+		"usage: ringctl [-c FILE | -s SOCKET] [-o section.key=value ...] [--json]\n"
+		"               [-t TIMEOUT] COMMAND [ARGS]\n"
 		"\n"
 		"commands:\n"
 		"  state KEY          a key's state and partition (reads the shards)\n"
@@ -27,17 +29,23 @@ static void usage(FILE *f)
 		"  gen events [--events N] [--keys N] [--seed N] [--skew X]\n"
 		"  gen accounts [--keys N] [--seed N]\n"
 		"  gen rules          generated ledger data, as TSV on stdout\n"
+		"  send [-e ENDPOINT] [--frames] [FILE]\n"
+		"                     push TSV lines to a zmq source (default: [source] bind)\n"
 		"\n"
 		"  -c, --config FILE  ringmaster's configuration (default etc/ringmaster.ini)\n"
 		"  -o, --set S.K=V    override a setting of FILE (repeatable)\n"
 		"  -V, --version      print the version\n"
 		"  -h, --help         print this help\n");
+	ctl_remote_usage(f);
 }
 
 struct ctl_opts {
 	const char *config;
 	char *overrides[MAX_OVERRIDES];
 	size_t n_overrides;
+	const char *socket;  /* -s: instead of the config's run_dir */
+	int timeout_ms;      /* -t */
+	int json;            /* --json */
 };
 
 static int load_cfg(const struct ctl_opts *o, struct cfg *cfg)
@@ -65,19 +73,35 @@ static int run_with_cfg(const struct ctl_opts *o, int argc, char **argv)
 	return rc;
 }
 
+/* A control-socket command: the socket is -s, or run_dir's. */
+static int run_remote(const struct ctl_opts *o, int argc, char **argv)
+{
+	struct cfg cfg;
+	if (!o->socket && load_cfg(o, &cfg) != 0)
+		return EX_CONFIG;
+	int rc = ctl_remote_main(o->socket, o->socket ? NULL : cfg.run_dir, o->timeout_ms,
+				 o->json, argc, argv);
+	if (!o->socket)
+		cfg_free(&cfg);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "set", required_argument, NULL, 'o' },
+		{ "socket", required_argument, NULL, 's' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "json", no_argument, NULL, 'J' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct ctl_opts o = { .config = "etc/ringmaster.ini" };
+	struct ctl_opts o = { .config = "etc/ringmaster.ini", .timeout_ms = CTL_TIMEOUT_MS };
 	int ch;
 	/* '+': stop at the command, so its own options are left to it. */
-	while ((ch = getopt_long(argc, argv, "+c:o:Vh", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "+c:o:s:t:Vh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			o.config = optarg;
@@ -88,6 +112,16 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			o.overrides[o.n_overrides++] = optarg;
+			break;
+		case 's':
+			o.socket = optarg;
+			break;
+		case 't':
+			if (ctl_parse_timeout(optarg, &o.timeout_ms) != 0)
+				return 2;
+			break;
+		case 'J':
+			o.json = 1;
 			break;
 		case 'V':
 			printf("ringctl %s\n", RM_VERSION);
@@ -110,8 +144,12 @@ int main(int argc, char **argv)
 	optind = 0; /* subcommands parse their own options (0: from scratch) */
 	if (strcmp(cmd[0], "gen") == 0)
 		return ctl_gen(n, cmd);
+	if (strcmp(cmd[0], "send") == 0)
+		return ctl_send(o.config, o.overrides, o.n_overrides, n, cmd);
 	if (strcmp(cmd[0], "state") == 0 || strcmp(cmd[0], "dump-state") == 0)
 		return run_with_cfg(&o, n, cmd);
+	if (ctl_is_remote(cmd[0]))
+		return run_remote(&o, n, cmd);
 	fprintf(stderr, "ringctl: unknown command '%s'\n", cmd[0]);
 	usage(stderr);
 	return 2;

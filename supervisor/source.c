@@ -15,11 +15,12 @@
 
 #define READ_CHUNK (1u << 20)
 #define TICK_EVERY 4096u
-#define FOLLOW_SLEEP_US 100000u
+#define FOLLOW_IDLE_MS 50
 #define LONG_LINE_KEEP (1u << 20) /* bytes of an overlong line kept for the dead letter */
 
-/* One line (without its newline, and without a trailing CR) at `seq`. */
-static int handle_line(struct sup *s, uint64_t seq, const char *line, size_t len)
+/* One line (without its newline, and without a trailing CR) at `seq`: see
+ * supervisor.h. */
+int src_handle_line(struct sup *s, uint64_t seq, const char *line, size_t len)
 {
 	s->lines++;
 	if (len && line[len - 1] == '\r')
@@ -91,12 +92,14 @@ static int drain_lines(struct sup *s, struct reader *r)
 		if (r->in_long)
 			rc = consume_long(s, r, p, len, nl != NULL || (r->eof && !s->cfg.follow));
 		else
-			rc = handle_line(s, r->offset, p, len);
+			rc = src_handle_line(s, r->offset, p, len);
 		if (rc != 0)
 			return -1;
 		r->start += used;
 		r->offset += used;
 		s->source_pos = r->offset;
+		/* The watermark never passes a line still being read. */
+		s->next_seq = r->in_long ? r->long_seq : r->offset;
 		if (++since_tick == TICK_EVERY) {
 			since_tick = 0;
 			if (sup_tick(s) != 0)
@@ -130,30 +133,67 @@ static int fill(struct sup *s, struct reader *r)
 	return 0;
 }
 
+/* Start at the watermark: seek a file, read past the bytes of a pipe. */
+static int skip_to(struct sup *s, struct reader *r, int seekable)
+{
+	uint64_t to = s->resume_seq;
+	if (!to)
+		return 0;
+	if (seekable) {
+		if (s->source_size < to) {
+			log_error("%s is shorter (%llu bytes) than the position this data_dir has "
+				  "processed (%llu): it is not the file this data_dir was made for; "
+				  "use a new data_dir", s->cfg.source_path,
+				  (unsigned long long)s->source_size, (unsigned long long)to);
+			return -1;
+		}
+		if (lseek(r->fd, (off_t)to, SEEK_SET) < 0) {
+			log_error("%s: cannot seek: %s", s->cfg.source_path, strerror(errno));
+			return -1;
+		}
+	} else {
+		for (uint64_t left = to; left;) {
+			size_t n = left < r->cap ? (size_t)left : r->cap;
+			ssize_t got = read(r->fd, r->buf, n);
+			if (got < 0 && errno == EINTR)
+				continue;
+			if (got <= 0) {
+				log_error("%s ended before the position this data_dir has processed "
+					  "(%llu)", s->cfg.source_path, (unsigned long long)to);
+				return -1;
+			}
+			left -= (uint64_t)got;
+		}
+	}
+	r->offset = s->source_pos = s->next_seq = to;
+	return 0;
+}
+
 static int open_input(struct sup *s, struct reader *r)
 {
 	const char *path = s->cfg.source_path;
+	int seekable = 0;
 	if (strcmp(path, "-") == 0) {
 		r->fd = STDIN_FILENO;
-		return 0;
-	}
-	r->fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (r->fd < 0) {
-		log_error("%s: cannot open the source file: %s", path, strerror(errno));
-		return -1;
+	} else {
+		r->fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (r->fd < 0) {
+			log_error("%s: cannot open the source file: %s", path, strerror(errno));
+			return -1;
+		}
 	}
 	struct stat st;
-	if (fstat(r->fd, &st) == 0 && S_ISREG(st.st_mode))
+	if (fstat(r->fd, &st) == 0 && S_ISREG(st.st_mode)) {
 		s->source_size = (uint64_t)st.st_size;
-	return 0;
+		seekable = 1;
+	}
+	return skip_to(s, r, seekable);
 }
 
 int src_file_run(struct sup *s)
 {
 	struct reader r = { .fd = -1 };
 	int rc = -1;
-	if (open_input(s, &r) != 0)
-		return -1;
 	r.cap = READ_CHUNK;
 	if (r.cap < 2 * (s->cfg.max_event_size + 2))
 		r.cap = 2 * (s->cfg.max_event_size + 2);
@@ -163,6 +203,8 @@ int src_file_run(struct sup *s)
 		log_error("out of memory for the read buffer");
 		goto out;
 	}
+	if (open_input(s, &r) != 0)
+		goto out;
 	for (;;) {
 		if (sup_stop) {
 			rc = 0;
@@ -182,7 +224,10 @@ int src_file_run(struct sup *s)
 		}
 		if (r.eof) {
 			r.eof = 0; /* follow: look again in a moment */
-			usleep(FOLLOW_SLEEP_US);
+			if (sup_idle(s, FOLLOW_IDLE_MS) != 0) {
+				rc = sup_stop ? 0 : -1;
+				break;
+			}
 		}
 	}
 out:
@@ -203,6 +248,7 @@ int src_generate_run(struct sup *s)
 		return -1;
 	}
 	s->source_size = p.events;
+	gen_seek(g, s->resume_seq);
 	char key[GEN_KEY_MAX], payload[GEN_PAYLOAD_MAX];
 	size_t key_len, payload_len;
 	uint64_t seq;
@@ -214,6 +260,7 @@ int src_generate_run(struct sup *s)
 			rc = sup_stop ? 0 : -1;
 			break;
 		}
+		s->next_seq = seq + key_len + payload_len + 2; /* as in the TSV file */
 		if (++since_tick == TICK_EVERY) {
 			since_tick = 0;
 			s->source_pos = gen_produced(g);

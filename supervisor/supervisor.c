@@ -15,18 +15,22 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "control.h"
 #include "handler.h"
+#include "lifecycle.h"
 #include "log.h"
+#include "notify.h"
 #include "partition.h"
 #include "proctitle.h"
+#include "reload.h"
 #include "store.h"
 #include "summary.h"
-#include "worker.h"
 
 #define WAIT_SLICE_MS 100
 
 volatile sig_atomic_t sup_stop;
 volatile sig_atomic_t sup_child;
+volatile sig_atomic_t sup_hup;
 
 static void on_stop(int sig)
 {
@@ -40,6 +44,12 @@ static void on_child(int sig)
 	sup_child = 1;
 }
 
+static void on_hup(int sig)
+{
+	(void)sig;
+	sup_hup = 1;
+}
+
 static int install_signals(void)
 {
 	struct sigaction sa = { .sa_handler = on_stop };
@@ -51,8 +61,11 @@ static int install_signals(void)
 	sa.sa_flags = SA_NOCLDSTOP;
 	if (sigaction(SIGCHLD, &sa, NULL))
 		return -1;
+	sa.sa_handler = on_hup;
+	sa.sa_flags = 0;
+	if (sigaction(SIGHUP, &sa, NULL))
+		return -1;
 	signal(SIGPIPE, SIG_IGN);
-	signal(SIGHUP, SIG_IGN); /* reload comes with the supervision issue */
 	return 0;
 }
 
@@ -154,14 +167,6 @@ static int prepare_stores(struct sup *s)
 		log_error("%s", err);
 		return -1;
 	}
-	char errs[8192] = "";
-	uint64_t gen;
-	if (store_config_load(s->config, c, &gen, errs, sizeof(errs)) != 0) {
-		log_error("cannot load the reference tables:\n%s", errs);
-		return -1;
-	}
-	log_info("tables loaded tables=%zu generation=%llu", c->n_tables,
-		 (unsigned long long)gen);
 	for (unsigned p = 0; p < c->partitions; p++) {
 		struct store_env *shard;
 		if (store_shard_open(c->data_dir, p, c->partitions, c->map_size,
@@ -171,58 +176,15 @@ static int prepare_stores(struct sup *s)
 		}
 		store_close(shard);
 	}
-	return 0;
-}
-
-static pid_t spawn_worker(struct sup *s, unsigned p)
-{
-	pid_t pid = fork();
-	if (pid < 0) {
-		log_error("cannot fork worker %u: %s", p, strerror(errno));
+	char errs[8192] = "";
+	uint64_t gen;
+	if (store_config_load(s->config, c, &gen, errs, sizeof(errs)) != 0) {
+		log_error("cannot load the reference tables");
+		log_lines(LOG_LEVEL_ERROR, "", errs);
 		return -1;
 	}
-	if (pid == 0) {
-		/* The child owns nothing of the parent's but the mapping. */
-		struct wrk_args a = { &s->cfg, p, s->shm.rings[p], &s->shm.workers[p] };
-		_exit(wrk_main(&a));
-	}
-	s->pids[p] = pid;
-	return pid;
-}
-
-static void describe_status(int status, char *buf, size_t size)
-{
-	if (WIFEXITED(status))
-		snprintf(buf, size, "exit status %d", WEXITSTATUS(status));
-	else if (WIFSIGNALED(status))
-		snprintf(buf, size, "killed by signal %d (%s)", WTERMSIG(status),
-			 strsignal(WTERMSIG(status)));
-	else
-		snprintf(buf, size, "status 0x%x", status);
-}
-
-/* Reap children. A worker that ends before its ring was closed is a
- * failure: restarts come with the supervision issue; until then the run
- * stops rather than wait forever on a ring nobody reads. */
-static void reap(struct sup *s, int closing)
-{
-	int status;
-	pid_t pid;
-	sup_child = 0;
-	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		for (unsigned p = 0; p < s->cfg.partitions; p++) {
-			if (s->pids[p] != pid)
-				continue;
-			s->pids[p] = 0;
-			s->exit_status[p] = status;
-			if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && closing)
-				break;
-			char why[96];
-			describe_status(status, why, sizeof(why));
-			log_error("worker %u (pid %ld) ended: %s", p, (long)pid, why);
-			s->failed = 1;
-		}
-	}
+	s->generation = gen;
+	return 0;
 }
 
 static void publish_all(struct sup *s)
@@ -301,19 +263,39 @@ static void show_progress(struct sup *s, uint64_t now, int final)
 		(unsigned long long)s->dead_lettered, final ? "\n" : "");
 }
 
+static void flush_dead_letters(struct sup *s)
+{
+	if (!s->dead.len)
+		return;
+	int rc = dl_flush(&s->dead, s->dead_fd);
+	if (rc != 0) {
+		/* Keep the lines; the next tick tries again. Stop taking
+		 * events meanwhile rather than lose any. */
+		log_error("%s: cannot write dead letters: %s", s->cfg.dead_letter, strerror(-rc));
+		s->failed = 1;
+	}
+}
+
+static void housekeeping(struct sup *s, int closing)
+{
+	uint64_t before = s->next_housekeeping_ns;
+	lc_supervise(s, closing);
+	if (s->next_housekeeping_ns != before) /* a second has passed */
+		wm_record(s);
+	if (sup_hup) {
+		char msg[8192];
+		sup_hup = 0;
+		sup_reload(s, msg, sizeof(msg));
+	}
+}
+
 int sup_tick(struct sup *s)
 {
 	publish_all(s);
-	if (s->dead.len) {
-		int rc = dl_flush(&s->dead, s->dead_fd);
-		if (rc != 0) {
-			log_error("%s: cannot write dead letters: %s", s->cfg.dead_letter,
-				  strerror(-rc));
-			s->failed = 1;
-		}
-	}
-	if (sup_child)
-		reap(s, 0);
+	flush_dead_letters(s);
+	housekeeping(s, 0);
+	if (s->control)
+		control_poll(s, 0);
 	if (s->progress) {
 		uint64_t now = shm_now_ns();
 		if (now >= s->next_progress_ns) {
@@ -324,36 +306,63 @@ int sup_tick(struct sup *s)
 	return sup_stop || s->failed ? -1 : 0;
 }
 
-/* Close every ring and wait for the workers to drain, commit and exit. A
- * second SIGINT/SIGTERM, or stop_timeout, ends the wait with SIGKILL. */
+int sup_idle(struct sup *s, int timeout_ms)
+{
+	publish_all(s);
+	if (s->control) {
+		control_poll(s, timeout_ms);
+	} else {
+		struct timespec ts = { timeout_ms / 1000, (timeout_ms % 1000) * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+	return sup_tick(s);
+}
+
+void sup_request_stop(struct sup *s)
+{
+	(void)s;
+	if (!sup_stop)
+		sup_stop = 1;
+}
+
+const char *sup_state_name(enum sup_state st)
+{
+	switch (st) {
+	case SUP_STARTING: return "starting";
+	case SUP_RUNNING: return "running";
+	case SUP_RELOADING: return "reloading";
+	case SUP_STOPPING: return "stopping";
+	}
+	return "?";
+}
+
+/* Close every ring and wait for the workers to drain, commit and exit,
+ * restarting any that die meanwhile. A second SIGINT/SIGTERM, or
+ * stop_timeout after a stop request, ends the wait with SIGKILL. */
 static void stop_workers(struct sup *s)
 {
 	int stops_seen = sup_stop;
 	uint64_t deadline = shm_now_ns() + s->cfg.stop_timeout_ms * 1000000u;
+	s->state = SUP_STOPPING;
+	notify_send("STOPPING=1\nSTATUS=draining the workers");
 	for (unsigned p = 0; p < s->cfg.partitions; p++)
 		ring_close(s->shm.rings[p]);
-	for (;;) {
-		reap(s, 1);
-		unsigned alive = 0;
-		for (unsigned p = 0; p < s->cfg.partitions; p++)
-			alive += s->pids[p] != 0;
-		if (!alive)
-			return;
-		int kill_now = sup_stop > stops_seen && sup_stop > 1;
-		if (kill_now || (sup_stop && shm_now_ns() > deadline)) {
-			for (unsigned p = 0; p < s->cfg.partitions; p++) {
-				if (!s->pids[p])
-					continue;
-				log_warn("worker %u (pid %ld) did not stop in time: killing it",
-					 p, (long)s->pids[p]);
-				kill(s->pids[p], SIGKILL);
-			}
+	while (lc_alive(s)) {
+		housekeeping(s, 1);
+		if (s->control)
+			control_poll(s, 20);
+		else
+			usleep(20000);
+		int again = sup_stop > stops_seen && sup_stop > 1;
+		if (again || (sup_stop && shm_now_ns() > deadline)) {
+			lc_kill_all(s, again ? "stop requested twice" : "did not stop within stop_timeout");
 			s->failed = 1;
 			deadline = UINT64_MAX;
+			stops_seen = sup_stop;
 		}
-		struct timespec ts = { 0, 20 * 1000000 };
-		nanosleep(&ts, NULL);
 	}
+	sup_child = 1;
+	lc_supervise(s, 1); /* reap the last */
 }
 
 static int start(struct sup *s)
@@ -374,11 +383,12 @@ static int start(struct sup *s)
 			  strerror(-s->dead_fd));
 		return EX_CANTCREAT;
 	}
+	if (wm_prepare(s) != 0)
+		return EX_CONFIG;
 	int rc = shm_create(&s->shm, c->partitions, c->ring_size);
-	s->pids = calloc(c->partitions, sizeof(*s->pids));
-	s->exit_status = calloc(c->partitions, sizeof(*s->exit_status));
+	s->workers = calloc(c->partitions, sizeof(*s->workers));
 	s->pending = calloc(c->partitions, sizeof(*s->pending));
-	if (rc != 0 || !s->pids || !s->exit_status || !s->pending) {
+	if (rc != 0 || !s->workers || !s->pending) {
 		log_error("cannot map %u rings of %llu bytes: %s", c->partitions,
 			  (unsigned long long)c->ring_size, strerror(rc ? -rc : ENOMEM));
 		return EX_OSERR;
@@ -387,9 +397,17 @@ static int start(struct sup *s)
 		log_error("cannot install signal handlers: %s", strerror(errno));
 		return EX_OSERR;
 	}
-	for (unsigned p = 0; p < c->partitions; p++)
-		if (spawn_worker(s, p) < 0)
-			return EX_OSERR;
+	if (control_open(s) != 0)
+		return EX_CANTCREAT;
+	for (unsigned p = 0; p < c->partitions; p++) {
+		atomic_store(&s->shm.workers[p].current_seq, SHM_NO_SEQ);
+		atomic_store(&s->shm.workers[p].skip_seq, SHM_NO_SEQ);
+		s->workers[p].backoff_ms = c->backoff_initial_ms;
+		lc_spawn(s, p); /* a failed fork is retried with backoff */
+	}
+	s->state = SUP_RUNNING;
+	notify_send("READY=1\nSTATUS=running, %u workers\nMAINPID=%ld", c->partitions,
+		    (long)getpid());
 	log_info("started partitions=%u handler=%s source=%s", c->partitions, c->handler,
 		 c->source_type == CFG_SOURCE_FILE ? c->source_path : "generate");
 	return 0;
@@ -397,29 +415,39 @@ static int start(struct sup *s)
 
 static void cleanup(struct sup *s)
 {
+	if (s->control)
+		control_close(s);
 	dl_free(&s->dead);
 	if (s->dead_fd >= 0)
 		close(s->dead_fd);
 	if (s->config)
 		store_close(s->config);
 	shm_destroy(&s->shm);
-	free(s->pids);
-	free(s->exit_status);
+	free(s->workers);
 	free(s->pending);
-	if (s->pid_fd >= 0)
+	if (s->pid_fd >= 0) {
+		/* Ours while we hold the lock: a stale pid file misleads. */
+		char path[4200];
+		snprintf(path, sizeof(path), "%s/ringmaster.pid", s->cfg.run_dir);
+		unlink(path);
 		close(s->pid_fd);
+	}
 }
 
 int sup_run(struct sup *s)
 {
 	s->pid_fd = s->dead_fd = -1;
 	s->start_ns = shm_now_ns();
-	s->progress = isatty(STDERR_FILENO) && s->cfg.source_type != CFG_SOURCE_ZMQ;
+	s->progress = isatty(STDERR_FILENO) && s->cfg.source_type != CFG_SOURCE_ZMQ &&
+		      !s->cfg.follow;
+	s->state = SUP_STARTING;
 	proctitle_set("ringmaster", "ringmaster: supervisor (%s)", s->cfg.name);
 	int status = start(s);
 	if (status != 0) {
-		if (s->pids)
+		if (s->workers) {
+			lc_kill_all(s, "start failed");
 			stop_workers(s);
+		}
 		cleanup(s);
 		return status;
 	}
@@ -431,19 +459,22 @@ int sup_run(struct sup *s)
 	case CFG_SOURCE_GENERATE:
 		rc = src_generate_run(s);
 		break;
+	case CFG_SOURCE_ZMQ:
+		rc = src_zmq_run(s);
+		break;
 	default:
 		log_error("this source type is not available in this version");
 		rc = -1;
 	}
 	publish_all(s);
-	sup_tick(s);
+	flush_dead_letters(s);
 	if (s->progress)
 		show_progress(s, shm_now_ns(), 1);
 	if (sup_stop)
 		log_info("stopping: letting the workers drain their rings and commit");
 	stop_workers(s);
-	if (s->dead.len)
-		dl_flush(&s->dead, s->dead_fd);
+	flush_dead_letters(s);
+	wm_record(s);
 	summary_report(s, shm_now_ns());
 	status = rc != 0 || s->failed ? 1 : 0;
 	cleanup(s);

@@ -13,6 +13,29 @@
 #include "shm.h"
 
 struct store_env;
+struct control;
+
+enum sup_state { SUP_STARTING, SUP_RUNNING, SUP_RELOADING, SUP_STOPPING };
+enum sup_wstate { WK_RUNNING, WK_BACKOFF, WK_STOPPED };
+
+#define SUP_RATE_SAMPLES 11 /* one a second: events/s over the last 10 s */
+
+/* The supervisor's view of one partition's worker. */
+struct sup_worker {
+	pid_t pid;                   /* 0 when not running */
+	enum sup_wstate state;
+	uint64_t started_ns;         /* when the current process was forked */
+	uint64_t restart_at_ns;      /* WK_BACKOFF: when to fork again */
+	uint64_t backoff_ms;         /* the next delay */
+	unsigned restarts;
+	char last_exit[96];          /* "killed by signal 9 (Killed)", "" */
+	uint64_t poison_seq;         /* the seq the last deaths happened on */
+	unsigned poison_deaths;      /* deaths in a row on poison_seq */
+	int restart_requested;       /* restart-worker: stop it gracefully, then fork */
+	uint64_t rate_processed[SUP_RATE_SAMPLES];
+	uint64_t rate_ns[SUP_RATE_SAMPLES];
+	unsigned rate_next;
+};
 
 struct sup {
 	struct cfg cfg;
@@ -22,9 +45,11 @@ struct sup {
 	const char *summary_path;
 
 	struct shm shm;
-	pid_t *pids;                 /* [partitions]; 0 = not running */
-	int *exit_status;            /* [partitions]; last wait status */
+	struct sup_worker *workers;  /* [partitions] */
 	struct store_env *config;    /* config environment (sole writer) */
+	struct control *control;     /* control socket server, NULL if none */
+	enum sup_state state;
+	uint64_t generation;         /* of the config environment's tables */
 	int pid_fd;
 
 	int dead_fd;                 /* dead-letter file, O_APPEND */
@@ -40,13 +65,18 @@ struct sup {
 	int progress;                /* stderr is a terminal: show progress */
 	uint64_t next_progress_ns;
 	uint64_t source_size;        /* bytes or events, 0 if unknown */
-	uint64_t source_pos;
-	int failed;                  /* a worker died or a write failed */
+	uint64_t source_pos;         /* bytes or events read so far */
+	uint64_t next_seq;           /* seq of the next event the source reads */
+	uint64_t resume_seq;         /* where the source starts (the watermark) */
+	uint64_t source_id;          /* hash naming the source, kept in data_dir */
+	uint64_t next_housekeeping_ns; /* rates, watermark: once a second */
+	int failed;                  /* a write failed or a worker cannot start */
 };
 
 /* Signal flags (the only globals). */
 extern volatile sig_atomic_t sup_stop;   /* SIGTERM/SIGINT: count */
 extern volatile sig_atomic_t sup_child;  /* SIGCHLD seen */
+extern volatile sig_atomic_t sup_hup;    /* SIGHUP: reload */
 
 /* Run ringmaster: returns the process exit status. */
 int sup_run(struct sup *s);
@@ -66,9 +96,42 @@ int sup_dead_letter(struct sup *s, uint64_t seq, const char *reason, const char 
  * Returns 0, or -1 when the run must stop. */
 int sup_tick(struct sup *s);
 
+/* ---- for the control socket (control.c) ---- */
+
+/* Re-read the INI and every table (the SIGHUP path). Returns 0 when the new
+ * configuration was applied, -1 when it was refused (nothing changed). `msg`
+ * gets every error, or on success the settings that need a restart
+ * ("partitions: needs restart, still 4"), one per line; may be empty. */
+int sup_reload(struct sup *s, char *msg, size_t len);
+
+/* A graceful stop, as SIGTERM. */
+void sup_request_stop(struct sup *s);
+
+/* Stop worker p gracefully (it drains what it has read and commits) and
+ * start a new one at once. Returns 0, or -1 with a reason in msg. */
+int sup_restart_worker(struct sup *s, unsigned p, char *msg, size_t len);
+
+/* Events/s processed by worker p over the last 10 seconds. */
+double sup_worker_rate(const struct sup *s, unsigned p);
+
+/* Wait up to timeout_ms for something to do (a control request), serving it;
+ * then sup_tick. What idle sources call instead of sleeping. */
+int sup_idle(struct sup *s, int timeout_ms);
+
+const char *sup_state_name(enum sup_state st);
+const char *sup_wstate_name(enum sup_wstate st);
+
 /* Sources (source.c). Each returns 0 at the end of input or on a stop
  * request, -1 on an error (logged). */
 int src_file_run(struct sup *s);
 int src_generate_run(struct sup *s);
+int src_zmq_run(struct sup *s);   /* src_zmq.c */
+
+/* Turn one text line (without its newline) into an event at `seq` and
+ * dispatch it, or dead-letter it: too_long, no_delimiter, empty_line,
+ * empty_key, key_too_long. A trailing CR is dropped. Counts s->lines.
+ * Returns what sup_dispatch / sup_dead_letter return. Shared by the text
+ * sources (file, zmq) so a line means the same whatever carried it. */
+int src_handle_line(struct sup *s, uint64_t seq, const char *line, size_t len);
 
 #endif

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 B=${B:-build}
 export B
 export RINGMASTER="$PWD/$B/bin/ringmaster" RINGCTL="$PWD/$B/bin/ringctl"
-export HANDLER_DIR="$PWD/$B/handlers" TOP="$PWD"
+export HANDLER_DIR="$PWD/$B/handlers" TEST_HANDLER_DIR="$PWD/$B/test-handlers" TOP="$PWD"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 log_dir="$B/test-logs"

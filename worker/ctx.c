@@ -311,9 +311,20 @@ void ctx_publish_counts(struct rm_ctx *c, struct shm_worker *w)
 		shm_count_outcome(w, c->counts[i].name, c->counts[i].n);
 }
 
+void ctx_set_params(struct rm_ctx *c, const struct cfg_kv *params, size_t n)
+{
+	c->params = params;
+	c->n_params = n;
+}
+
 const char *rm_param(rm_ctx *c, const char *name)
 {
-	return cfg_param(c->cfg, name);
+	if (!c->params)
+		return cfg_param(c->cfg, name);
+	for (size_t i = 0; i < c->n_params; i++)
+		if (strcmp(c->params[i].key, name) == 0)
+			return c->params[i].value;
+	return NULL;
 }
 
 unsigned rm_partition(rm_ctx *c)

@@ -12,6 +12,7 @@
 #include "store.h"
 
 struct cfg;
+struct cfg_kv;
 
 /* One key this batch touched: its value as the handler last saw or set it. */
 struct ctx_entry {
@@ -45,12 +46,18 @@ struct rm_ctx {
 	} counts[SHM_OUTCOMES];
 	size_t n_counts;
 
+	const struct cfg_kv *params; /* live [handler] params; NULL: cfg's */
+	size_t n_params;
+
 	char reject_reason[64];
 	int failed;                  /* -errno from a call that could not be done */
 };
 
 int ctx_init(struct rm_ctx *c, const struct cfg *cfg, unsigned partition);
 void ctx_free(struct rm_ctx *c);
+
+/* The [handler] params rm_param serves from now on (after a reload). */
+void ctx_set_params(struct rm_ctx *c, const struct cfg_kv *params, size_t n);
 
 /* Forget the batch's state cache, output and counts (after commit or abort). */
 void ctx_reset(struct rm_ctx *c);

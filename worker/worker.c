@@ -53,6 +53,12 @@ struct worker {
 	int has_applied;
 	uint64_t applied_seq, out_len, generation;
 	uint64_t last_sync_ns;
+	pid_t parent;
+	uint32_t batch_max;      /* live: follows reloads */
+	size_t cap_recs;
+	struct cfg_kv *params;   /* live [handler] params, for rm_param */
+	size_t n_params;
+	char *params_buf;
 };
 
 static int setup_signals(pid_t parent)
@@ -138,7 +144,9 @@ static int open_all(struct worker *w)
 		log_error("%s", msg);
 		return -1;
 	}
-	w->recs = calloc(cfg->batch_max, sizeof(*w->recs));
+	w->batch_max = cfg->batch_max;
+	w->cap_recs = cfg->batch_max;
+	w->recs = calloc(w->cap_recs, sizeof(*w->recs));
 	if (!w->recs || ctx_init(&w->ctx, cfg, w->a->partition) != 0) {
 		log_error("out of memory");
 		return -1;
@@ -212,6 +220,18 @@ static long handle_batch(struct worker *w, size_t n, uint64_t *max_seq, uint64_t
 			atomic_fetch_add_explicit(&st->skipped, 1, memory_order_relaxed);
 			continue;
 		}
+		if (r->seq == atomic_load_explicit(&st->skip_seq, memory_order_relaxed)) {
+			/* Workers kept dying on this event: dead-letter it. */
+			log_error("dead-lettering poison event seq=%llu key=%.*s",
+				  (unsigned long long)r->seq, (int)r->key_len, r->key);
+			if (dl_add_event(&w->dead, r->seq, "poison", r->key, r->key_len,
+					 w->cfg->delimiter, r->payload, r->payload_len) != 0)
+				return -1;
+			*max_seq = r->seq;
+			(*processed)++;
+			last = (long)i + 1;
+			continue;
+		}
 		atomic_store_explicit(&st->current_seq, r->seq, memory_order_relaxed);
 		struct rm_event ev = { r->seq, r->key, r->key_len, r->payload, r->payload_len };
 		w->ctx.reject_reason[0] = '\0';
@@ -234,7 +254,57 @@ static long handle_batch(struct worker *w, size_t n, uint64_t *max_seq, uint64_t
 		(*processed)++;
 		last = (long)i + 1;
 	}
+	/* Deaths from here on (commit, output) are not the events' fault. */
+	atomic_store_explicit(&st->current_seq, SHM_NO_SEQ, memory_order_relaxed);
 	return last;
+}
+
+/* Take the settings a reload changes (batch_max, log_level, [handler]
+ * params) from the config environment, where they were written in the same
+ * transaction as the tables of this generation. */
+static int apply_live(struct worker *w)
+{
+	struct store_live live;
+	int rc = store_config_live(w->ctx.cfg_txn, &live);
+	if (rc == -ENOENT)
+		return 0; /* nothing loaded yet: the fork-time config holds */
+	if (rc != 0) {
+		log_error("cannot read the live settings: %s", strerror(-rc));
+		return -1;
+	}
+	log_set_level(live.log_level);
+	if (live.batch_max > w->cap_recs) {
+		struct ring_rec *recs = realloc(w->recs, live.batch_max * sizeof(*recs));
+		if (!recs)
+			return -1;
+		w->recs = recs;
+		w->cap_recs = live.batch_max;
+	}
+	w->batch_max = live.batch_max;
+	size_t n = 0;
+	for (size_t i = 0; i < live.params_len; i++)
+		n += live.params[i] == '\0';
+	char *buf = malloc(live.params_len + 1);
+	struct cfg_kv *kv = calloc(n / 2 + 1, sizeof(*kv));
+	if (!buf || !kv) {
+		free(buf);
+		free(kv);
+		return -1;
+	}
+	memcpy(buf, live.params, live.params_len);
+	for (size_t i = 0, off = 0; i < n / 2; i++) {
+		kv[i].key = buf + off;
+		off += strlen(buf + off) + 1;
+		kv[i].value = buf + off;
+		off += strlen(buf + off) + 1;
+	}
+	free(w->params_buf);
+	free(w->params);
+	w->params_buf = buf;
+	w->params = kv;
+	w->n_params = n / 2;
+	ctx_set_params(&w->ctx, w->params, w->n_params);
+	return 0;
 }
 
 static int open_batch(struct worker *w)
@@ -248,6 +318,8 @@ static int open_batch(struct worker *w)
 	}
 	uint64_t gen = store_config_generation(w->ctx.cfg_txn);
 	if (gen != w->generation) {
+		if (apply_live(w) != 0)
+			return -1;
 		if (w->generation && w->handler->on_reload)
 			w->handler->on_reload(&w->ctx, w->hstate, gen);
 		w->generation = gen;
@@ -296,6 +368,7 @@ static int run_batch(struct worker *w, size_t n)
 		}
 		uint64_t rejected = w->dead.lines;
 		uint64_t out_len = w->out_len + w->ctx.out_len;
+		uint64_t t_commit = shm_now_ns();
 		if ((rc = commit_batch(w, max_seq, out_len)) != 0) {
 			log_error("cannot commit partition %u: %s", w->a->partition, strerror(-rc));
 			goto fail;
@@ -307,10 +380,13 @@ static int run_batch(struct worker *w, size_t n)
 		atomic_fetch_add_explicit(&st->processed, processed, memory_order_relaxed);
 		atomic_fetch_add_explicit(&st->rejected, rejected, memory_order_relaxed);
 		ctx_publish_counts(&w->ctx, st);
+		shm_hist_add(st->commit_us_hist, (shm_now_ns() - t_commit) / 1000);
+		shm_hist_add(st->batch_hist, n);
 		maybe_sync(w, 0);
 	}
 	atomic_fetch_add_explicit(&st->batches, 1, memory_order_relaxed);
 	ring_ack(w->a->ring, w->recs[n - 1].end);
+	atomic_fetch_add_explicit(&st->consumed, n, memory_order_relaxed);
 	close_batch(w);
 	return 0;
 fail:
@@ -325,10 +401,12 @@ static int loop(struct worker *w)
 	for (;;) {
 		uint64_t t0 = shm_now_ns();
 		atomic_store_explicit(&st->heartbeat_ns, t0, memory_order_relaxed);
-		size_t n = ring_peek(w->a->ring, w->recs, w->cfg->batch_max);
+		if (stop_requested && getppid() == w->parent)
+			return 0; /* asked to stop: the last batch is committed */
+		size_t n = ring_peek(w->a->ring, w->recs, w->batch_max);
 		if (n == 0) {
 			if (stop_requested)
-				return 0; /* drained */
+				return 0; /* the supervisor is gone and the ring drained */
 			int rc = ring_wait_data(w->a->ring, IDLE_WAIT_MS);
 			atomic_fetch_add_explicit(&st->wait_ns, shm_now_ns() - t0,
 						  memory_order_relaxed);
@@ -351,6 +429,8 @@ static void close_all(struct worker *w)
 	handler_unload(w->dl);
 	ctx_free(&w->ctx);
 	free(w->recs);
+	free(w->params);
+	free(w->params_buf);
 	dl_free(&w->dead);
 	if (w->out_fd >= 0)
 		close(w->out_fd);
@@ -370,8 +450,10 @@ int wrk_main(const struct wrk_args *a)
 	log_init(role, a->cfg->log_level);
 	proctitle_set("rm-worker", "ringmaster: worker %u (%s)", a->partition, a->cfg->name);
 	atomic_store(&a->stats->pid, (int32_t)getpid());
+	atomic_store(&a->stats->started_ns, shm_now_ns());
 	int status = 1;
-	if (setup_signals(getppid()) != 0) {
+	w.parent = a->supervisor;
+	if (setup_signals(w.parent) != 0) {
 		log_error("cannot set up signals: %s", strerror(errno));
 		goto out;
 	}

@@ -3,6 +3,8 @@
 #ifndef RM_WORKER_H
 #define RM_WORKER_H
 
+#include <sys/types.h>
+
 #include "ring.h"
 #include "shm.h"
 
@@ -13,6 +15,7 @@ struct wrk_args {
 	unsigned partition;
 	struct ring *ring;
 	struct shm_worker *stats;
+	pid_t supervisor;     /* getpid() of the parent, taken before fork */
 };
 
 /* The body of a forked worker. Returns the process exit status:

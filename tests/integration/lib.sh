@@ -4,7 +4,11 @@ set -eu
 : "${RINGMASTER:?run through make test}" "${RINGCTL:?run through make test}"
 : "${TOP:?run through make test}"
 T=$(mktemp -d "${TMPDIR:-/tmp}/ringmaster-test.XXXXXX")
-trap 'rc=$?; [ $rc -eq 0 ] && rm -rf "$T" || echo "kept $T for a look"; exit $rc' EXIT
+# A name of its own, so that process lookups never find another test's workers.
+NAME=t${T##*.}
+BG_PIDS=() # background instances the test started: killed on exit
+trap 'rc=$?; set +e; for p in "${BG_PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
+	[ $rc -eq 0 ] && rm -rf "$T" || echo "kept $T for a look"; exit $rc' EXIT
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 ok() { echo "ok: $*"; }
@@ -16,7 +20,7 @@ write_config() {
 	local f=$1; shift
 	cat >"$f" <<INI
 [ringmaster]
-name = test
+name = $NAME
 partitions = ${PARTITIONS:-4}
 data_dir = $T/data
 run_dir = $T/run
@@ -63,3 +67,36 @@ assert_same_file() { # what expected_file actual_file
 
 # json_get FILE KEY: a top-level number or boolean from a summary file.
 json_get() { grep -o "\"$2\":[^,}]*" "$1" | head -1 | cut -d: -f2; }
+
+# wait_until SECONDS CMD...: poll CMD every 0.05 s until it succeeds; fail
+# after SECONDS.
+wait_until() {
+	local limit=$1; shift
+	local end=$((SECONDS + limit))
+	until "$@" >/dev/null 2>&1; do
+		[ $SECONDS -lt $end ] || fail "timed out after ${limit}s waiting for: $*"
+		sleep 0.05
+	done
+}
+
+# log_has FILE PATTERN [COUNT]: FILE has at least COUNT (1) lines matching.
+log_has() { [ "$(grep -c -- "$2" "$1" 2>/dev/null)" -ge "${3:-1}" ]; }
+
+# worker_pid N: the pid of worker N of this test's instance.
+worker_pid() {
+	local pid
+	pid=$(pgrep -f "^ringmaster: worker $1 \($NAME\)" | head -1)
+	[ -n "$pid" ] && echo "$pid"
+}
+# workers_gone: no worker of this test's instance is left.
+workers_gone() { ! pgrep -f "^ringmaster: worker [0-9]+ \($NAME\)" >/dev/null; }
+
+# same_run DIR_A DIR_B: equal state (dump-state) and equal output files,
+# byte for byte, partition by partition.
+same_outputs() {
+	local a=$1 b=$2
+	for f in "$a"/p*.tsv; do
+		cmp -s "$f" "$b/${f##*/}" || { diff <(head -c 2000 "$f") <(head -c 2000 "$b/${f##*/}") | head >&2; fail "${f##*/} differs from the uninterrupted run"; }
+	done
+	[ "$(ls "$a" | wc -l)" = "$(ls "$b" | wc -l)" ] || fail "output file sets differ"
+}

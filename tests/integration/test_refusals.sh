@@ -14,7 +14,7 @@ ok "wrong partition count refused: $(grep -o 'made for.*' "$T/log2" | head -1)"
 # A follow-mode instance holds the run_dir; a second one must refuse.
 "$RINGMASTER" -c "$T/t.ini" -o source.follow=yes 2>"$T/log3" &
 first=$!
-for _ in $(seq 50); do [ -s "$T/run/ringmaster.pid" ] && break; sleep 0.1; done
+wait_until 10 log_has "$T/log3" "started partitions"
 set +e
 "$RINGMASTER" -c "$T/t.ini" 2>"$T/log4"; rc=$?
 set -e

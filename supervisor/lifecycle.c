@@ -1,0 +1,266 @@
+/* lifecycle.c - see lifecycle.h.
+ *
+ * A worker that dies is replaced by one that resumes at its ring's acked
+ * position and skips what its shard already applied, so restarting is always
+ * safe; the backoff only keeps a crash loop from eating the machine. The
+ * delay starts at backoff_initial, doubles up to backoff_max, and starts
+ * over once a worker has stayed up backoff_reset.
+ *
+ * A worker notes in shared memory the seq it is handling. When workers keep
+ * dying on the same seq (poison_after times), the next one is told to move
+ * that event to the dead-letter file instead of handling it. */
+#include "lifecycle.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "supervisor.h"
+#include "worker.h"
+
+#define MS 1000000ull
+
+int lc_spawn(struct sup *s, unsigned p)
+{
+	struct sup_worker *w = &s->workers[p];
+	pid_t self = getpid();
+	pid_t pid = fork();
+	if (pid < 0) {
+		log_error("cannot fork worker %u: %s; retrying in %llums", p, strerror(errno),
+			  (unsigned long long)w->backoff_ms);
+		w->state = WK_BACKOFF;
+		w->restart_at_ns = shm_now_ns() + w->backoff_ms * MS;
+		return -1;
+	}
+	if (pid == 0) {
+		/* The child uses nothing of the parent's but the mapping and
+		 * the config struct; it opens its own stores. */
+		struct wrk_args a = { &s->cfg, p, s->shm.rings[p], &s->shm.workers[p], self };
+		_exit(wrk_main(&a));
+	}
+	w->pid = pid;
+	w->state = WK_RUNNING;
+	w->started_ns = shm_now_ns();
+	w->restart_requested = 0;
+	return 0;
+}
+
+static void describe_status(int status, char *buf, size_t size)
+{
+	if (WIFEXITED(status))
+		snprintf(buf, size, "exit status %d", WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		snprintf(buf, size, "killed by signal %d (%s)", WTERMSIG(status),
+			 strsignal(WTERMSIG(status)));
+	else
+		snprintf(buf, size, "wait status 0x%x", status);
+}
+
+/* Count a death on the seq the worker was handling; after poison_after
+ * deaths on one seq, tell the next worker to dead-letter it. */
+static void note_poison(struct sup *s, unsigned p)
+{
+	struct sup_worker *w = &s->workers[p];
+	struct shm_worker *st = &s->shm.workers[p];
+	uint64_t seq = atomic_load(&st->current_seq);
+	atomic_store(&st->current_seq, SHM_NO_SEQ);
+	if (seq == SHM_NO_SEQ) {
+		w->poison_deaths = 0;
+		return;
+	}
+	if (w->poison_deaths && seq == w->poison_seq) {
+		w->poison_deaths++;
+	} else {
+		w->poison_seq = seq;
+		w->poison_deaths = 1;
+	}
+	if (w->poison_deaths >= s->cfg.poison_after) {
+		log_error("event seq=%llu killed worker %u %u times: moving it to the "
+			  "dead-letter file as poison", (unsigned long long)seq, p,
+			  w->poison_deaths);
+		atomic_store(&st->skip_seq, seq);
+		w->poison_deaths = 0;
+	}
+}
+
+static uint64_t next_delay(struct sup *s, struct sup_worker *w, uint64_t now)
+{
+	const struct cfg *c = &s->cfg;
+	if (w->backoff_ms == 0 || now - w->started_ns >= c->backoff_reset_ms * MS)
+		w->backoff_ms = c->backoff_initial_ms;
+	uint64_t delay = w->backoff_ms;
+	w->backoff_ms = delay * 2 > c->backoff_max_ms ? c->backoff_max_ms : delay * 2;
+	return delay;
+}
+
+static void worker_exited(struct sup *s, unsigned p, int status, int closing)
+{
+	struct sup_worker *w = &s->workers[p];
+	uint64_t now = shm_now_ns();
+	pid_t pid = w->pid;
+	w->pid = 0;
+	describe_status(status, w->last_exit, sizeof(w->last_exit));
+	int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	if (clean && closing && ring_drained(s->shm.rings[p])) {
+		w->state = WK_STOPPED;
+		return;
+	}
+	if (sup_stop > 1) { /* stop at once: no restarts */
+		w->state = WK_STOPPED;
+		log_warn("worker %u (pid %ld) ended: %s", p, (long)pid, w->last_exit);
+		return;
+	}
+	w->restarts++;
+	if (clean && w->restart_requested) {
+		log_info("worker %u (pid %ld) stopped for a restart: starting it again", p,
+			 (long)pid);
+		w->backoff_ms = 0;
+		lc_spawn(s, p);
+		return;
+	}
+	note_poison(s, p);
+	uint64_t delay = next_delay(s, w, now);
+	log_warn("worker %u (pid %ld) ended: %s; restarting it in %llums (restart %u)", p,
+		 (long)pid, w->last_exit, (unsigned long long)delay, w->restarts);
+	w->state = WK_BACKOFF;
+	w->restart_at_ns = now + delay * MS;
+}
+
+static void reap(struct sup *s, int closing)
+{
+	int status;
+	pid_t pid;
+	sup_child = 0;
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (unsigned p = 0; p < s->cfg.partitions; p++) {
+			if (s->workers[p].pid == pid) {
+				worker_exited(s, p, status, closing);
+				break;
+			}
+		}
+	}
+}
+
+/* A worker with events waiting and no heartbeat for `watchdog` is hung (or
+ * stopped): kill it; the reaper restarts it. */
+static void watchdog(struct sup *s, uint64_t now)
+{
+	uint64_t limit = s->cfg.watchdog_ms * MS;
+	if (!limit)
+		return;
+	for (unsigned p = 0; p < s->cfg.partitions; p++) {
+		struct sup_worker *w = &s->workers[p];
+		struct shm_worker *st = &s->shm.workers[p];
+		if (w->state != WK_RUNNING || ring_drained(s->shm.rings[p]))
+			continue;
+		uint64_t beat = atomic_load(&st->heartbeat_ns);
+		if (beat < w->started_ns)
+			beat = w->started_ns; /* still starting: count from the fork */
+		/* The worker may have beaten after `now` was read. */
+		if (beat >= now || now - beat < limit)
+			continue;
+		log_error("worker %u (pid %ld) has events waiting and no heartbeat for %llums: "
+			  "killing it", p, (long)w->pid, (unsigned long long)((now - beat) / MS));
+		kill(w->pid, SIGKILL);
+		w->started_ns = now; /* one kill per watchdog period */
+	}
+}
+
+static void sample_rates(struct sup *s, uint64_t now)
+{
+	for (unsigned p = 0; p < s->cfg.partitions; p++) {
+		struct sup_worker *w = &s->workers[p];
+		unsigned i = w->rate_next % SUP_RATE_SAMPLES;
+		w->rate_processed[i] = atomic_load(&s->shm.workers[p].processed);
+		w->rate_ns[i] = now;
+		w->rate_next++;
+	}
+}
+
+double sup_worker_rate(const struct sup *s, unsigned p)
+{
+	const struct sup_worker *w = &s->workers[p];
+	if (w->rate_next < 2)
+		return 0;
+	unsigned newest = (w->rate_next - 1) % SUP_RATE_SAMPLES;
+	unsigned oldest = w->rate_next >= SUP_RATE_SAMPLES ? w->rate_next % SUP_RATE_SAMPLES : 0;
+	uint64_t dt = w->rate_ns[newest] - w->rate_ns[oldest];
+	if (!dt)
+		return 0;
+	return (double)(w->rate_processed[newest] - w->rate_processed[oldest]) * 1e9 / (double)dt;
+}
+
+void lc_supervise(struct sup *s, int closing)
+{
+	if (sup_child)
+		reap(s, closing);
+	uint64_t now = shm_now_ns();
+	for (unsigned p = 0; p < s->cfg.partitions; p++) {
+		struct sup_worker *w = &s->workers[p];
+		if (w->state == WK_BACKOFF && now >= w->restart_at_ns) {
+			log_info("starting worker %u again", p);
+			lc_spawn(s, p);
+		}
+	}
+	watchdog(s, now);
+	if (now >= s->next_housekeeping_ns) {
+		sample_rates(s, now);
+		s->next_housekeeping_ns = now + 1000 * MS;
+	}
+}
+
+unsigned lc_alive(const struct sup *s)
+{
+	unsigned n = 0;
+	for (unsigned p = 0; p < s->cfg.partitions; p++)
+		n += s->workers[p].state != WK_STOPPED;
+	return n;
+}
+
+void lc_kill_all(struct sup *s, const char *why)
+{
+	for (unsigned p = 0; p < s->cfg.partitions; p++) {
+		struct sup_worker *w = &s->workers[p];
+		if (w->state == WK_BACKOFF)
+			w->state = WK_STOPPED;
+		if (w->state != WK_RUNNING)
+			continue;
+		log_warn("worker %u (pid %ld): %s: killing it", p, (long)w->pid, why);
+		kill(w->pid, SIGKILL);
+	}
+}
+
+int sup_restart_worker(struct sup *s, unsigned p, char *msg, size_t len)
+{
+	if (p >= s->cfg.partitions) {
+		snprintf(msg, len, "no partition %u: there are %u", p, s->cfg.partitions);
+		return -1;
+	}
+	struct sup_worker *w = &s->workers[p];
+	if (w->state != WK_RUNNING) {
+		snprintf(msg, len, "worker %u is not running (%s)", p, sup_wstate_name(w->state));
+		return -1;
+	}
+	/* SIGTERM: the worker finishes its batch, commits and exits 0. */
+	w->restart_requested = 1;
+	if (kill(w->pid, SIGTERM) != 0) {
+		snprintf(msg, len, "cannot signal worker %u: %s", p, strerror(errno));
+		return -1;
+	}
+	snprintf(msg, len, "worker %u (pid %ld) is restarting", p, (long)w->pid);
+	return 0;
+}
+
+const char *sup_wstate_name(enum sup_wstate st)
+{
+	switch (st) {
+	case WK_RUNNING: return "running";
+	case WK_BACKOFF: return "backoff";
+	case WK_STOPPED: return "stopped";
+	}
+	return "?";
+}

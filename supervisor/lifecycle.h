@@ -1,0 +1,26 @@
+/* lifecycle.h - the workers' lives, seen from the supervisor: fork, reap,
+ * restart with exponential backoff, poison events, the watchdog, and the
+ * per-worker rates the control socket shows. */
+#ifndef RM_LIFECYCLE_H
+#define RM_LIFECYCLE_H
+
+#include <stdint.h>
+
+struct sup;
+
+/* Fork worker p now. Returns 0, or -1 (logged; it is retried with backoff). */
+int lc_spawn(struct sup *s, unsigned p);
+
+/* Reap exited workers and schedule their restarts; fork those whose backoff
+ * has passed; kill hung ones (watchdog); sample rates once a second.
+ * `closing`: the rings are closed, so a worker that exits 0 with its ring
+ * drained is done rather than restarted. */
+void lc_supervise(struct sup *s, int closing);
+
+/* How many workers are running or waiting to be restarted. */
+unsigned lc_alive(const struct sup *s);
+
+/* SIGKILL every running worker and cancel pending restarts. */
+void lc_kill_all(struct sup *s, const char *why);
+
+#endif

@@ -1,0 +1,215 @@
+/* reload.c - the watermark and SIGHUP reloads (see reload.h).
+ *
+ * A reload builds a whole new struct cfg and loads every table in one LMDB
+ * transaction; only when both succeed does anything change, so a broken file
+ * leaves the old configuration running (the nginx habit). Workers pick the
+ * new generation up at their next batch. */
+#include "reload.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "notify.h"
+#include "store.h"
+#include "supervisor.h"
+
+static uint64_t fnv(uint64_t h, const char *s)
+{
+	for (; s && *s; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+	return (h ^ 0xff) * 0x100000001b3ull; /* field separator */
+}
+
+uint64_t wm_source_id(const struct cfg *c)
+{
+	char buf[128];
+	uint64_t h = 0xcbf29ce484222325ull;
+	switch (c->source_type) {
+	case CFG_SOURCE_FILE:
+		return fnv(fnv(h, "file"), c->source_path);
+	case CFG_SOURCE_GENERATE:
+		/* Not `events`: the first N events are the same for any count. */
+		snprintf(buf, sizeof(buf), "%llu/%llu/%.17g", (unsigned long long)c->gen_keys,
+			 (unsigned long long)c->gen_seed, c->gen_skew);
+		return fnv(fnv(h, "generate"), buf);
+	case CFG_SOURCE_ZMQ:
+		return fnv(h, "zmq");
+	case CFG_SOURCE_KAFKA:
+		return fnv(fnv(h, "kafka"), c->kafka_topic);
+	}
+	return h;
+}
+
+/* The highest seq any shard applied, +1 (0 if none): a counting source must
+ * start above it, or its new events would be skipped as already applied. */
+static uint64_t next_unapplied(const struct sup *s)
+{
+	uint64_t next = 0;
+	char err[STORE_ERR_LEN];
+	for (unsigned p = 0; p < s->cfg.partitions; p++) {
+		struct store_env *shard;
+		int has;
+		uint64_t applied, out_len;
+		if (store_shard_open(s->cfg.data_dir, p, s->cfg.partitions, s->cfg.map_size,
+				     (enum store_sync)s->cfg.sync, 1, &shard, err) != 0)
+			continue;
+		if (store_shard_progress(shard, &has, &applied, &out_len) == 0 && has &&
+		    applied + 1 > next)
+			next = applied + 1;
+		store_close(shard);
+	}
+	return next;
+}
+
+int wm_prepare(struct sup *s)
+{
+	uint64_t id = wm_source_id(&s->cfg), old_id, wm = 0, counter = 0;
+	s->source_id = id;
+	int have = store_meta_get_u64(s->config, "source_id", &old_id) == 0;
+	if (have && old_id != id) {
+		log_error("%s was made for another source than this config's [source]: its "
+			  "positions would skip or repeat this source's events. Use a new data_dir, "
+			  "or the source it was made for", s->cfg.data_dir);
+		return -1;
+	}
+	if (!have && store_meta_put_u64(s->config, "source_id", id) != 0) {
+		log_error("%s: cannot record the source", s->cfg.data_dir);
+		return -1;
+	}
+	store_meta_get_u64(s->config, "watermark", &wm);
+	if (s->cfg.source_type == CFG_SOURCE_ZMQ) {
+		store_meta_get_u64(s->config, "next_seq", &counter);
+		uint64_t floor = next_unapplied(s);
+		wm = counter > floor ? counter : floor;
+	}
+	s->resume_seq = s->next_seq = wm;
+	if (wm)
+		log_info("resuming the source at seq=%llu", (unsigned long long)wm);
+	return 0;
+}
+
+void wm_record(struct sup *s)
+{
+	uint64_t wm = s->next_seq, seq;
+	for (unsigned p = 0; p < s->cfg.partitions; p++)
+		if (ring_oldest_seq(s->shm.rings[p], &seq) == 0 && seq < wm)
+			wm = seq;
+	if (store_meta_put_u64(s->config, "watermark", wm) != 0)
+		log_warn("%s: cannot record the source watermark", s->cfg.data_dir);
+	if (s->cfg.source_type == CFG_SOURCE_ZMQ)
+		store_meta_put_u64(s->config, "next_seq", s->next_seq);
+}
+
+static int str_differs(const char *a, const char *b)
+{
+	return (a || b) && (!a || !b || strcmp(a, b) != 0);
+}
+
+/* Settings a running instance cannot take: report each one that changed. */
+static void needs_restart(const struct cfg *o, const struct cfg *n, char *msg, size_t len)
+{
+	size_t used = strlen(msg);
+#define NOTE(cond, name)                                                                      \
+	do {                                                                                  \
+		if ((cond) && used < len)                                                     \
+			used += (size_t)snprintf(msg + used, len - used,                       \
+						 "%s: needs restart, not applied\n", name);   \
+	} while (0)
+	NOTE(o->partitions != n->partitions, "[ringmaster] partitions");
+	NOTE(str_differs(o->data_dir, n->data_dir), "[ringmaster] data_dir");
+	NOTE(str_differs(o->run_dir, n->run_dir), "[ringmaster] run_dir");
+	NOTE(str_differs(o->name, n->name), "[ringmaster] name");
+	NOTE(o->ring_size != n->ring_size, "[worker] ring_size");
+	NOTE(str_differs(o->handler, n->handler), "[worker] handler");
+	NOTE(o->source_type != n->source_type || str_differs(o->source_path, n->source_path) ||
+		     o->delimiter != n->delimiter || o->follow != n->follow ||
+		     o->max_event_size != n->max_event_size || o->gen_events != n->gen_events ||
+		     o->gen_keys != n->gen_keys || o->gen_seed != n->gen_seed ||
+		     o->gen_skew != n->gen_skew || str_differs(o->zmq_bind, n->zmq_bind) ||
+		     str_differs(o->kafka_brokers, n->kafka_brokers) ||
+		     str_differs(o->kafka_topic, n->kafka_topic) ||
+		     str_differs(o->kafka_group, n->kafka_group),
+	     "[source]");
+	NOTE(o->output_type != n->output_type || str_differs(o->output_dir, n->output_dir) ||
+		     str_differs(o->dead_letter, n->dead_letter) ||
+		     str_differs(o->output_connect, n->output_connect) ||
+		     str_differs(o->output_topic, n->output_topic),
+	     "[output]");
+	NOTE(o->map_size != n->map_size || o->sync != n->sync ||
+		     o->sync_interval_ms != n->sync_interval_ms,
+	     "[store]");
+#undef NOTE
+}
+
+#define SWAP(a, b)                                                                            \
+	do {                                                                                  \
+		__typeof__(a) tmp_ = (a);                                                     \
+		(a) = (b);                                                                    \
+		(b) = tmp_;                                                                   \
+	} while (0)
+
+/* Move the live settings of `n` into the running config; what is left in
+ * `n` (the old arrays included) is freed by the caller. */
+static void apply_live(struct cfg *c, struct cfg *n)
+{
+	c->batch_max = n->batch_max;
+	c->log_level = n->log_level;
+	c->stop_timeout_ms = n->stop_timeout_ms;
+	c->watchdog_ms = n->watchdog_ms;
+	c->backoff_initial_ms = n->backoff_initial_ms;
+	c->backoff_max_ms = n->backoff_max_ms;
+	c->backoff_reset_ms = n->backoff_reset_ms;
+	c->poison_after = n->poison_after;
+	SWAP(c->log_file, n->log_file);
+	SWAP(c->params, n->params);
+	SWAP(c->n_params, n->n_params);
+	SWAP(c->kafka, n->kafka);
+	SWAP(c->n_kafka, n->n_kafka);
+	SWAP(c->tables, n->tables);
+	SWAP(c->n_tables, n->n_tables);
+	log_set_level(c->log_level);
+	if (str_differs(c->log_file, n->log_file) && log_open(c->log_file) != 0)
+		log_error("%s: cannot open the log file; logging where it was",
+			  c->log_file ? c->log_file : "stderr");
+}
+
+int sup_reload(struct sup *s, char *msg, size_t len)
+{
+	struct cfg n;
+	struct cfg_errors errs = { 0 };
+	enum sup_state was = s->state;
+	msg[0] = '\0';
+	s->state = SUP_RELOADING;
+	notify_send("RELOADING=1\nSTATUS=reloading %s", s->config_path);
+	log_info("reloading %s", s->config_path);
+	int rc = -1;
+	if (cfg_load(s->config_path, s->overrides, s->n_overrides, &n, &errs) != 0) {
+		snprintf(msg, len, "%s", errs.text ? errs.text : "configuration error\n");
+		cfg_errors_free(&errs);
+		goto out;
+	}
+	uint64_t gen;
+	if (store_config_load(s->config, &n, &gen, msg, len) != 0) {
+		cfg_free(&n);
+		goto out;
+	}
+	needs_restart(&s->cfg, &n, msg, len);
+	apply_live(&s->cfg, &n);
+	cfg_free(&n);
+	s->generation = gen;
+	rc = 0;
+out:
+	s->state = was;
+	if (rc == 0) {
+		log_info("reload done generation=%llu", (unsigned long long)s->generation);
+		log_lines(LOG_LEVEL_WARN, "reload: ", msg);
+	} else {
+		log_error("reload failed: the running configuration is unchanged");
+		log_lines(LOG_LEVEL_ERROR, "reload failed: ", msg);
+	}
+	notify_send("READY=1\nSTATUS=running, generation %llu", (unsigned long long)s->generation);
+	return rc;
+}

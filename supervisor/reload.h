@@ -1,0 +1,25 @@
+/* reload.h - what survives a supervisor restart and what changes under a
+ * running one: the source watermark, and SIGHUP reloads. */
+#ifndef RM_RELOAD_H
+#define RM_RELOAD_H
+
+#include <stdint.h>
+
+struct sup;
+struct cfg;
+
+/* A hash naming the source (type and path, or the generator's parameters),
+ * kept in the data directory so a resume never applies one source's position
+ * to another. */
+uint64_t wm_source_id(const struct cfg *c);
+
+/* At start: check the data directory's source against this one and set
+ * s->resume_seq. Returns 0, or -1 (logged) when the data directory belongs
+ * to another source. */
+int wm_prepare(struct sup *s);
+
+/* Record the low watermark: every event below it is committed by its
+ * worker (or dead-lettered). Called about once a second and at exit. */
+void wm_record(struct sup *s);
+
+#endif

@@ -1,0 +1,156 @@
+/* sink.c - a worker's zmq output (see sink.h).
+ *
+ * A send waits in slices of SLICE_MS (ZMQ_SNDTIMEO) rather than forever so
+ * that a worker held by a slow or absent consumer keeps its heartbeat and
+ * says in the log why it is not moving. SIGTERM does not cut a wait short
+ * at once: a slow consumer should not fail a graceful stop. Only when it
+ * then takes nothing for stop_timeout does the send give up.
+ */
+#include "sink.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "cfg.h"
+#include "log.h"
+#include "shm.h"
+
+#define SLICE_MS 1000
+#define WARN_AFTER_SLICES 5
+
+struct sink {
+	void *ctx, *sock;
+	const char *endpoint; /* the cfg's: the worker's cfg outlives the sink */
+	unsigned partition;
+	int linger_ms;
+	_Atomic uint64_t *heartbeat_ns;
+	volatile sig_atomic_t *stop;
+	uint64_t stop_by;     /* asked to stop: give a blocked send up then */
+};
+
+size_t sink_chunk_len(const char *lines, size_t len, size_t max)
+{
+	size_t window = len < max ? len : max;
+	const char *nl = window ? memrchr(lines, '\n', window) : NULL;
+	if (!nl && len > window)
+		nl = memchr(lines + window, '\n', len - window);
+	return nl ? (size_t)(nl - lines) + 1 : 0;
+}
+
+static int set_int(void *sock, int opt, int v)
+{
+	return zmq_setsockopt(sock, opt, &v, sizeof(v));
+}
+
+int sink_open(struct sink **out, const struct cfg *cfg, unsigned partition, char *err,
+	      size_t errlen)
+{
+	struct sink *s = calloc(1, sizeof(*s));
+	*out = NULL;
+	if (!s) {
+		snprintf(err, errlen, "out of memory for the zmq output");
+		return -1;
+	}
+	s->endpoint = cfg->output_connect;
+	s->partition = partition;
+	s->linger_ms = cfg->stop_timeout_ms > INT_MAX ? INT_MAX : (int)cfg->stop_timeout_ms;
+	const char *what = "create a socket";
+	s->ctx = zmq_ctx_new();
+	if (!s->ctx || !(s->sock = zmq_socket(s->ctx, ZMQ_PUSH)))
+		goto fail;
+	what = "set socket options";
+	if (set_int(s->sock, ZMQ_SNDHWM, SINK_SNDHWM) != 0 ||
+	    set_int(s->sock, ZMQ_SNDTIMEO, SLICE_MS) != 0 ||
+	    set_int(s->sock, ZMQ_LINGER, s->linger_ms) != 0)
+		goto fail;
+	what = "connect";
+	if (zmq_connect(s->sock, s->endpoint) != 0)
+		goto fail;
+	*out = s;
+	return 0;
+fail:
+	snprintf(err, errlen, "[output] connect = %s: cannot %s: %s",
+		 s->endpoint ? s->endpoint : "(unset)", what, zmq_strerror(zmq_errno()));
+	sink_close(s);
+	return -1;
+}
+
+void sink_watch(struct sink *s, _Atomic uint64_t *heartbeat_ns, volatile sig_atomic_t *stop)
+{
+	s->heartbeat_ns = heartbeat_ns;
+	s->stop = stop;
+}
+
+/* A send could not complete in this slice. Returns 0 to try again, or
+ * -EINTR when a stop request has waited stop_timeout already. */
+static int still_waiting(struct sink *s, int err, unsigned stalled)
+{
+	uint64_t now = shm_now_ns();
+	if (!s->stop_by && (err == EINTR || (s->stop && *s->stop)))
+		s->stop_by = now + (uint64_t)s->linger_ms * 1000000u;
+	if (s->stop_by && now >= s->stop_by) {
+		log_error("output endpoint=%s takes nothing and the worker must stop: giving "
+			  "the batch up (it is redone, and sent, at the next start)", s->endpoint);
+		return -EINTR;
+	}
+	if (s->heartbeat_ns)
+		atomic_store_explicit(s->heartbeat_ns, now, memory_order_relaxed);
+	if (stalled == WARN_AFTER_SLICES)
+		log_warn("output endpoint=%s has taken nothing for %d s: waiting for it "
+			 "(partition %u holds its batch)", s->endpoint,
+			 WARN_AFTER_SLICES * SLICE_MS / 1000, s->partition);
+	return 0;
+}
+
+/* One message, waiting as long as the consumer makes us. */
+static int send_msg(struct sink *s, const char *data, size_t len)
+{
+	unsigned stalled = 0;
+	while (zmq_send(s->sock, data, len, 0) < 0) {
+		int e = zmq_errno();
+		if (e != EAGAIN && e != EINTR) {
+			log_error("[output] connect = %s: cannot send: %s", s->endpoint,
+				  zmq_strerror(e));
+			return -e;
+		}
+		stalled += e == EAGAIN;
+		if (still_waiting(s, e, stalled) != 0)
+			return -EINTR;
+	}
+	if (stalled >= WARN_AFTER_SLICES)
+		log_info("output endpoint=%s takes messages again after %u s", s->endpoint,
+			 stalled * SLICE_MS / 1000);
+	return 0;
+}
+
+int sink_send(struct sink *s, const char *lines, size_t len)
+{
+	while (len) {
+		size_t n = sink_chunk_len(lines, len, SINK_MSG_MAX);
+		if (n == 0)
+			n = len; /* a last line without its newline */
+		int rc = send_msg(s, lines, n);
+		if (rc != 0)
+			return rc;
+		lines += n;
+		len -= n;
+	}
+	return 0;
+}
+
+void sink_close(struct sink *s)
+{
+	if (!s)
+		return;
+	if (s->sock)
+		zmq_close(s->sock);
+	/* Waits up to the linger for libzmq to deliver what it holds. */
+	while (s->ctx && zmq_ctx_term(s->ctx) != 0 && zmq_errno() == EINTR)
+		;
+	free(s);
+}
