@@ -70,7 +70,7 @@ BENCH_BINS := $(patsubst tests/bench/%.c,$(B)/tests/bench/%,$(BENCH_SRC))
 PLUGINS    := $(patsubst worker/handlers/%.c,$(B)/handlers/%.so,$(PLUGIN_SRC))
 TEST_PLUGINS := $(patsubst tests/handlers/%.c,$(B)/test-handlers/%.so,$(TEST_PLUGIN_SRC))
 
-.PHONY: all asan test unit integration run bench bench-ring bench-pipeline \
+.PHONY: all asan test unit integration run bench bench-ring bench-pipeline bench-reload \
 	deps deps-check install uninstall clean format
 
 all: $(RINGMASTER) $(RINGCTL) $(PLUGINS)
@@ -155,13 +155,16 @@ run: all
 test: $(RINGMASTER) $(RINGCTL) $(PLUGINS) $(TEST_PLUGINS) $(UNIT_BINS) $(BENCH_BINS)
 	@B=$(B) ASAN=$(ASAN) tests/run.sh
 
-bench: bench-ring bench-pipeline
+bench: bench-ring bench-pipeline bench-reload
 
 bench-ring: $(B)/tests/bench/ring_bench
 	$(B)/tests/bench/ring_bench
 
 bench-pipeline: $(RINGMASTER) $(RINGCTL)
 	@B=$(B) tests/bench/pipeline.sh
+
+bench-reload: $(RINGMASTER) $(RINGCTL)
+	@B=$(B) tests/bench/reload_dip.sh
 
 # ---- install ----------------------------------------------------------------
 

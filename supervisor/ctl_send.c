@@ -7,8 +7,9 @@
  * It sends as fast as the receiver takes (a blocking send against libzmq's
  * high-water mark), and before exiting waits until libzmq has handed every
  * message to the connection (ZMQ_LINGER -1): when ringctl send returns 0,
- * a running ringmaster has all of it. It waits for a receiver that is not
- * there yet; stop it with ^C.
+ * nothing is lost as long as the receiving ringmaster keeps running (the
+ * zmq source is at-most-once). It waits for a receiver that is not there
+ * yet; stop it with ^C.
  */
 #include "ctl.h"
 
@@ -38,7 +39,7 @@
 struct sender {
 	void *ctx, *sock;
 	char endpoint[512];
-	const char *path;      /* for messages; "-" is stdin */
+	const char *path; /* for messages; "-" is stdin */
 	int fd;
 	char *buf;
 	size_t cap, start, end; /* unsent bytes are buf[start..end) */
@@ -52,31 +53,37 @@ struct sender {
 
 static void send_usage(FILE *f)
 {
-	fprintf(f,
-		"usage: ringctl [-c FILE] send [-e ENDPOINT] [--frames] [FILE]\n"
-		"Push the TSV lines of FILE (default: stdin) to a zmq source.\n"
-		"  -e, --endpoint EP  where to connect (default: the config's [source] bind,\n"
-		"                     with * or 0.0.0.0 taken as 127.0.0.1)\n"
-		"  -F, --frames       one message [key, payload] per line, split at the\n"
-		"                     config's delimiter (tab with -e) instead of batches\n"
-		"                     of lines\n");
+	fprintf(f, "usage: ringctl [-c FILE] send [-e ENDPOINT] [--frames] [FILE]\n"
+		   "Push the TSV lines of FILE (default: stdin) to a zmq source.\n"
+		   "  -e, --endpoint EP  where to connect (default: the config's [source] bind,\n"
+		   "                     with * or 0.0.0.0 taken as 127.0.0.1)\n"
+		   "  -F, --frames       one message [key, payload] per line, split at the\n"
+		   "                     config's delimiter (tab with -e) instead of batches\n"
+		   "                     of lines\n");
 }
 
 /* A bind endpoint as something to connect to: every-interface addresses
  * become loopback. Returns 0, or -1 when it does not fit. */
 static int connectable(const char *bind, char *out, size_t size)
 {
-	static const struct { const char *any, *local; } map[] = {
-		{ "tcp://*:", "tcp://127.0.0.1:" },
-		{ "tcp://0.0.0.0:", "tcp://127.0.0.1:" },
-		{ "tcp://[::]:", "tcp://[::1]:" },
+	static const struct {
+		const char *any, *local;
+	} map[] = {
+	    {"tcp://*:", "tcp://127.0.0.1:"},
+	    {"tcp://0.0.0.0:", "tcp://127.0.0.1:"},
+	    {"tcp://[::]:", "tcp://[::1]:"},
 	};
+	const char *host = "", *rest = bind;
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
 		size_t n = strlen(map[i].any);
-		if (strncmp(bind, map[i].any, n) == 0)
-			return snprintf(out, size, "%s%s", map[i].local, bind + n) < (int)size ? 0 : -1;
+		if (strncmp(bind, map[i].any, n) == 0) {
+			host = map[i].local;
+			rest = bind + n;
+			break;
+		}
 	}
-	return snprintf(out, size, "%s", bind) < (int)size ? 0 : -1;
+	int n = snprintf(out, size, "%s%s", host, rest);
+	return n >= 0 && (size_t)n < size ? 0 : -1;
 }
 
 /* No -e: the endpoint and delimiter come from the configuration. */
@@ -84,7 +91,7 @@ static int from_config(struct sender *x, const char *config, char *const *overri
 		       size_t n_overrides)
 {
 	struct cfg cfg;
-	struct cfg_errors errs = { 0 };
+	struct cfg_errors errs = {0};
 	if (cfg_load(config, overrides, n_overrides, &cfg, &errs) != 0) {
 		fputs(errs.text ? errs.text : "configuration error\n", stderr);
 		cfg_errors_free(&errs);
@@ -108,10 +115,10 @@ static int parse_args(struct sender *x, const char *config, char *const *overrid
 		      size_t n_overrides, int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "endpoint", required_argument, NULL, 'e' },
-		{ "frames", no_argument, NULL, 'F' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	    {"endpoint", required_argument, NULL, 'e'},
+	    {"frames", no_argument, NULL, 'F'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *endpoint = NULL;
 	int ch;
@@ -149,6 +156,7 @@ static int parse_args(struct sender *x, const char *config, char *const *overrid
 static int open_all(struct sender *x)
 {
 	int linger = -1; /* close waits until everything is delivered */
+	int ipv6 = strchr(x->endpoint, '[') != NULL;
 	if (strcmp(x->path, "-") == 0) {
 		x->fd = STDIN_FILENO;
 	} else if ((x->fd = open(x->path, O_RDONLY | O_CLOEXEC)) < 0) {
@@ -166,6 +174,7 @@ static int open_all(struct sender *x)
 	x->ctx = zmq_ctx_new();
 	if (!x->ctx || !(x->sock = zmq_socket(x->ctx, ZMQ_PUSH)) ||
 	    zmq_setsockopt(x->sock, ZMQ_LINGER, &linger, sizeof(linger)) != 0 ||
+	    zmq_setsockopt(x->sock, ZMQ_IPV6, &ipv6, sizeof(ipv6)) != 0 ||
 	    zmq_connect(x->sock, x->endpoint) != 0) {
 		fprintf(stderr, "ringctl send: %s: %s\n", x->endpoint, zmq_strerror(zmq_errno()));
 		return -1;
@@ -184,11 +193,11 @@ static void show_progress(struct sender *x, int final)
 	double secs = (double)(now - x->start_ns) / 1e9;
 	char pct[16] = "";
 	if (x->size)
-		snprintf(pct, sizeof(pct), "%5.1f%%  ", 100.0 * (double)x->read_bytes / (double)x->size);
+		snprintf(pct, sizeof(pct), "%5.1f%%  ",
+			 100.0 * (double)x->read_bytes / (double)x->size);
 	fprintf(stderr, "\r  %s%12llu lines  %9llu messages  %10.1f MB  %10.0f lines/s %s", pct,
-		(unsigned long long)x->lines, (unsigned long long)x->msgs,
-		(double)x->bytes / 1e6, secs > 0 ? (double)x->lines / secs : 0.0,
-		final ? "\n" : "");
+		(unsigned long long)x->lines, (unsigned long long)x->msgs, (double)x->bytes / 1e6,
+		secs > 0 ? (double)x->lines / secs : 0.0, final ? "\n" : "");
 }
 
 /* One frame; `more` for the key of a [key, payload] pair. */
@@ -260,7 +269,8 @@ static int send_ready(struct sender *x)
  * as a message of their own, drop the rest up to its newline. */
 static int send_overlong(struct sender *x)
 {
-	fprintf(stderr, "%sringctl send: %s: a line of more than %u bytes after line %llu: "
+	fprintf(stderr,
+		"%sringctl send: %s: a line of more than %u bytes after line %llu: "
 		"sending its first %u bytes (the receiver dead-letters it as too_long)\n",
 		x->progress ? "\n" : "", x->path, LINE_SEND_MAX, (unsigned long long)x->lines,
 		LINE_SEND_MAX);
@@ -331,10 +341,9 @@ static void close_all(struct sender *x)
 	free(x->buf);
 }
 
-int ctl_send(const char *config, char *const *overrides, size_t n_overrides, int argc,
-	     char **argv)
+int ctl_send(const char *config, char *const *overrides, size_t n_overrides, int argc, char **argv)
 {
-	struct sender x = { .fd = -1 };
+	struct sender x = {.fd = -1};
 	int rc = parse_args(&x, config, overrides, n_overrides, argc, argv);
 	if (rc != 0)
 		return rc < 0 ? 0 : rc;

@@ -29,13 +29,14 @@
 
 #define POLL_MS 10
 #define TICK_EVERY 4096u
-/* libzmq drops the connection of a producer that sends a bigger message;
+/* The largest message taken is the larger of this and 4 x max_event_size:
+ * libzmq drops the connection of a producer that sends a bigger one, where
  * without a limit one message could take all our memory. */
 #define MSG_SIZE_MIN_LIMIT (64 << 20)
 
 struct zsrc {
 	void *ctx, *sock;
-	char *joined;      /* key<delimiter>payload of a two-frame message */
+	char *joined; /* key<delimiter>payload of a two-frame message */
 	size_t joined_cap;
 	unsigned since_tick;
 };
@@ -188,7 +189,7 @@ static int zsrc_open(struct sup *s, struct zsrc *z)
 {
 	const char *ep = s->cfg.zmq_bind;
 	int64_t max_msg = (int64_t)(4 * s->cfg.max_event_size);
-	int linger = 0;
+	int linger = 0, ipv6 = strchr(ep, '[') != NULL; /* tcp://[::1]:P */
 	if (max_msg < MSG_SIZE_MIN_LIMIT)
 		max_msg = MSG_SIZE_MIN_LIMIT;
 	z->ctx = zmq_ctx_new();
@@ -197,7 +198,8 @@ static int zsrc_open(struct sup *s, struct zsrc *z)
 		return -1;
 	}
 	if (zmq_setsockopt(z->sock, ZMQ_MAXMSGSIZE, &max_msg, sizeof(max_msg)) != 0 ||
-	    zmq_setsockopt(z->sock, ZMQ_LINGER, &linger, sizeof(linger)) != 0) {
+	    zmq_setsockopt(z->sock, ZMQ_LINGER, &linger, sizeof(linger)) != 0 ||
+	    zmq_setsockopt(z->sock, ZMQ_IPV6, &ipv6, sizeof(ipv6)) != 0) {
 		log_error("zmq source: cannot set socket options: %s", zmq_strerror(zmq_errno()));
 		return -1;
 	}
@@ -221,14 +223,14 @@ static void zsrc_close(struct zsrc *z)
 
 int src_zmq_run(struct sup *s)
 {
-	struct zsrc z = { 0 };
+	struct zsrc z = {0};
 	int rc = -1;
 	if (s->next_seq < s->resume_seq)
 		s->next_seq = s->resume_seq;
 	if (zsrc_open(s, &z) != 0)
 		goto out;
 	while (!sup_stop) {
-		zmq_pollitem_t item = { .socket = z.sock, .events = ZMQ_POLLIN };
+		zmq_pollitem_t item = {.socket = z.sock, .events = ZMQ_POLLIN};
 		if (zmq_poll(&item, 1, POLL_MS) < 0 && zmq_errno() != EINTR) {
 			log_error("zmq source: poll failed: %s", zmq_strerror(zmq_errno()));
 			goto out;

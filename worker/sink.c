@@ -30,7 +30,7 @@ struct sink {
 	int linger_ms;
 	_Atomic uint64_t *heartbeat_ns;
 	volatile sig_atomic_t *stop;
-	uint64_t stop_by;     /* asked to stop: give a blocked send up then */
+	uint64_t stop_by; /* asked to stop: give a blocked send up then */
 };
 
 size_t sink_chunk_len(const char *lines, size_t len, size_t max)
@@ -66,7 +66,8 @@ int sink_open(struct sink **out, const struct cfg *cfg, unsigned partition, char
 	what = "set socket options";
 	if (set_int(s->sock, ZMQ_SNDHWM, SINK_SNDHWM) != 0 ||
 	    set_int(s->sock, ZMQ_SNDTIMEO, SLICE_MS) != 0 ||
-	    set_int(s->sock, ZMQ_LINGER, s->linger_ms) != 0)
+	    set_int(s->sock, ZMQ_LINGER, s->linger_ms) != 0 ||
+	    set_int(s->sock, ZMQ_IPV6, strchr(s->endpoint, '[') != NULL) != 0)
 		goto fail;
 	what = "connect";
 	if (zmq_connect(s->sock, s->endpoint) != 0)
@@ -95,15 +96,16 @@ static int still_waiting(struct sink *s, int err, unsigned stalled)
 		s->stop_by = now + (uint64_t)s->linger_ms * 1000000u;
 	if (s->stop_by && now >= s->stop_by) {
 		log_error("output endpoint=%s takes nothing and the worker must stop: giving "
-			  "the batch up (it is redone, and sent, at the next start)", s->endpoint);
+			  "the batch up (it is redone, and sent, at the next start)",
+			  s->endpoint);
 		return -EINTR;
 	}
 	if (s->heartbeat_ns)
 		atomic_store_explicit(s->heartbeat_ns, now, memory_order_relaxed);
 	if (stalled == WARN_AFTER_SLICES)
 		log_warn("output endpoint=%s has taken nothing for %d s: waiting for it "
-			 "(partition %u holds its batch)", s->endpoint,
-			 WARN_AFTER_SLICES * SLICE_MS / 1000, s->partition);
+			 "(partition %u holds its batch)",
+			 s->endpoint, WARN_AFTER_SLICES * SLICE_MS / 1000, s->partition);
 	return 0;
 }
 

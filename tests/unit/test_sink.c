@@ -5,8 +5,8 @@
  * unless the worker is stopping: then it gives up after stop_timeout. */
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -116,8 +116,8 @@ static void test_chunk_len(void **unused)
 	assert_int_equal(sink_chunk_len("", 0, 8), 0);
 	assert_int_equal(sink_chunk_len("abc", 3, 8), 0);
 	assert_int_equal(sink_chunk_len("a\nb\nc", 5, 8), 4);
-	assert_int_equal(sink_chunk_len("a\nb\n", 4, 4), 4);     /* fits exactly */
-	assert_int_equal(sink_chunk_len("a\nbcd\n", 6, 4), 2);   /* whole lines only */
+	assert_int_equal(sink_chunk_len("a\nb\n", 4, 4), 4);	  /* fits exactly */
+	assert_int_equal(sink_chunk_len("a\nbcd\n", 6, 4), 2);	  /* whole lines only */
 	assert_int_equal(sink_chunk_len("abcdef\nx\n", 9, 4), 7); /* one long line alone */
 	assert_int_equal(sink_chunk_len("abcdef", 6, 4), 0);
 }
@@ -198,7 +198,7 @@ static void test_waits_for_consumer(void **state)
 	struct fixture *f = *state;
 	char err[256], *got;
 	_Atomic uint64_t heartbeat = 0;
-	struct sender x = { .rc = -1 };
+	struct sender x = {.rc = -1};
 	char *lines = make_lines(300000, &x.len);
 	assert_true(x.len > 2 * SINK_SNDHWM * SINK_MSG_MAX);
 	x.lines = lines;
@@ -206,7 +206,7 @@ static void test_waits_for_consumer(void **state)
 	sink_watch(x.sink, &heartbeat, NULL);
 	pthread_t t;
 	assert_int_equal(pthread_create(&t, NULL, send_thread, &x), 0);
-	struct timespec ts = { 1, 500000000 };
+	struct timespec ts = {1, 500000000};
 	nanosleep(&ts, NULL);
 	assert_int_equal(x.rc, -1); /* still waiting */
 	assert_true(atomic_load(&heartbeat) > 0);
