@@ -117,6 +117,7 @@ static const struct setting settings[] = {
 	{ "ringmaster", "log_level", set_level, OFF(log_level), 0, 0, 0, "info", NULL },
 	{ "ringmaster", "log_file", set_path, OFF(log_file), F_OPTIONAL, 0, 0, NULL, NULL },
 	{ "ringmaster", "stop_timeout", set_dur, OFF(stop_timeout_ms), 0, 100, HOUR, "10s", NULL },
+	{ "ringmaster", "strict_modes", set_bool, OFF(strict_modes), 0, 0, 0, "yes", NULL },
 	{ "worker", "batch_max", set_num, OFF(batch_max), F_U32, 1, CFG_BATCH_MAX_MAX, "4096", NULL },
 	{ "worker", "ring_size", set_size, OFF(ring_size), F_POW2, 64 * KB, GB, "8M", NULL },
 	{ "worker", "handler", set_handler, OFF(handler), 0, 0, 0, "ledger", NULL },

@@ -54,6 +54,7 @@ struct cfg {
 	int log_level;         /* enum log_level; "error|warn|info|debug" */
 	char *log_file;        /* NULL = stderr */
 	uint64_t stop_timeout_ms; /* default 10s */
+	int strict_modes;      /* refuse group/other-writable files, default yes */
 
 	/* [worker] */
 	uint32_t batch_max;    /* 1..1048576, default 4096 */

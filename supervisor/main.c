@@ -4,6 +4,7 @@
 #include "handler.h"
 #include "log.h"
 #include "proctitle.h"
+#include "safety.h"
 #include "store.h"
 #include "supervisor.h"
 
@@ -101,6 +102,11 @@ static int check_config(const struct options *o, const struct cfg *cfg)
 	char errs[8192] = "", err[512];
 	int bad = 0;
 	if (store_config_check(cfg, errs, sizeof(errs)) != 0) {
+		fputs(errs, stderr);
+		bad = 1;
+	}
+	errs[0] = '\0';
+	if (safety_check_files(cfg, o->config, errs, sizeof(errs)) != 0) {
 		fputs(errs, stderr);
 		bad = 1;
 	}

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "safety.h"
 #include "notify.h"
 #include "store.h"
 #include "supervisor.h"
@@ -192,7 +193,8 @@ int sup_reload(struct sup *s, char *msg, size_t len)
 		goto out;
 	}
 	uint64_t gen;
-	if (store_config_load(s->config, &n, &gen, msg, len) != 0) {
+	if (safety_check_files(&n, s->config_path, msg, len) != 0 ||
+	    store_config_load(s->config, &n, &gen, msg, len) != 0) {
 		cfg_free(&n);
 		goto out;
 	}

@@ -23,6 +23,7 @@
 #include "partition.h"
 #include "proctitle.h"
 #include "reload.h"
+#include "safety.h"
 #include "store.h"
 #include "summary.h"
 
@@ -369,7 +370,18 @@ static int start(struct sup *s)
 {
 	const struct cfg *c = &s->cfg;
 	char err[512];
-	if (prepare_dirs(s) != 0 || lock_pid_file(s) != 0)
+	char unsafe[4096] = "";
+	if (safety_check_files(c, s->config_path, unsafe, sizeof(unsafe)) != 0) {
+		log_lines(LOG_LEVEL_ERROR, "", unsafe);
+		return EX_CONFIG;
+	}
+	if (prepare_dirs(s) != 0)
+		return EX_CANTCREAT;
+	if (safety_check_run_dir(c, err, sizeof(err)) != 0) {
+		log_error("%s", err);
+		return EX_CANTCREAT;
+	}
+	if (lock_pid_file(s) != 0)
 		return EX_CANTCREAT;
 	if (handler_check(c->handler, err, sizeof(err)) != 0) {
 		log_error("%s", err);

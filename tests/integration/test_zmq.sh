@@ -70,7 +70,7 @@ state_is() { # NAME FILE: the instance's state equals FILE
 	"$RINGCTL" -c "$T/$1.ini" dump-state 2>/dev/null | cmp -s - "$2"
 }
 
-lines_in() { cat "$T/$1/out"/p*.tsv 2>/dev/null | wc -l; }
+lines_are() { [ "$(cat "$T/$1/out"/p*.tsv 2>/dev/null | wc -l)" -eq "$2" ]; } # NAME N
 
 # Batches of lines.
 zmq_start batch
@@ -88,7 +88,7 @@ ok "ringctl send: same state and output as the file source"
 # A restart goes on counting above every seq the shards have applied.
 zmq_start batch
 head -n 10 "$T/events.tsv" | send batch
-poll_until 60 "the 10 new events" test "$(lines_in batch)" -eq $((N + 10))
+poll_until 60 "the 10 new events" lines_are batch $((N + 10))
 zmq_stop batch
 seq $N $((N + 9)) >"$T/want_seqs"
 cut -f1 "$T/batch/out"/p*.tsv | sort -n | tail -n 10 >"$T/seqs"
@@ -116,7 +116,7 @@ long=$(head -c 70000 /dev/zero | tr '\0' x)
 } >"$T/bad.tsv"
 zmq_start bad
 send bad "$T/bad.tsv"
-poll_until 60 "the malformed lines" test "$(lines_in bad)" -eq 3
+poll_until 60 "the malformed lines" lines_are bad 3
 zmq_stop bad
 sort -n "$T/bad/dead.tsv" | cut -f1,2 | tr '\t\n' ': ' >"$T/got"
 printf '1:no_delimiter 2:empty_line 3:empty_key 4:key_too_long 5:too_long ' >"$T/want"
