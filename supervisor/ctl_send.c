@@ -270,9 +270,9 @@ static int send_ready(struct sender *x)
 static int send_overlong(struct sender *x)
 {
 	fprintf(stderr,
-		"%sringctl send: %s: a line of more than %u bytes after line %llu: "
-		"sending its first %u bytes (the receiver dead-letters it as too_long)\n",
-		x->progress ? "\n" : "", x->path, LINE_SEND_MAX, (unsigned long long)x->lines,
+		"%sringctl send: %s: line %llu is longer than %u bytes: sending its first "
+		"%u bytes (the receiver dead-letters it as too_long)\n",
+		x->progress ? "\n" : "", x->path, (unsigned long long)x->lines + 1, LINE_SEND_MAX,
 		LINE_SEND_MAX);
 	if (send_frame(x, x->buf + x->start, LINE_SEND_MAX, 0) != 0)
 		return -1;

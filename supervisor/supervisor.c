@@ -409,14 +409,17 @@ static int start(struct sup *s)
 		log_error("cannot install signal handlers: %s", strerror(errno));
 		return EX_OSERR;
 	}
-	if (control_open(s) != 0)
-		return EX_CANTCREAT;
+	/* Fork before libzmq starts threads here: a child forked while another
+	 * thread holds a lock (ASan's allocator: GCC 12's libasan does not
+	 * guard fork) can hang on it at its first allocation. */
 	for (unsigned p = 0; p < c->partitions; p++) {
 		atomic_store(&s->shm.workers[p].current_seq, SHM_NO_SEQ);
 		atomic_store(&s->shm.workers[p].skip_seq, SHM_NO_SEQ);
 		s->workers[p].backoff_ms = c->backoff_initial_ms;
 		lc_spawn(s, p); /* a failed fork is retried with backoff */
 	}
+	if (control_open(s) != 0)
+		return EX_CANTCREAT;
 	s->state = SUP_RUNNING;
 	notify_send("READY=1\nSTATUS=running, %u workers\nMAINPID=%ld", c->partitions,
 		    (long)getpid());

@@ -26,6 +26,7 @@
 #include "handler.h"
 #include "log.h"
 #include "proctitle.h"
+#include "sink.h"
 #include "store.h"
 
 #define IDLE_WAIT_MS 100
@@ -49,6 +50,7 @@ struct worker {
 	struct ring_rec *recs;
 	struct dl_buf dead;
 	int out_fd, dead_fd;
+	struct sink *sink;          /* [output] type = zmq, else NULL */
 	char out_path[4096];
 	int has_applied;
 	uint64_t applied_seq, out_len, generation;
@@ -132,6 +134,14 @@ static int open_all(struct worker *w)
 	}
 	if (open_output(w) != 0)
 		return -1;
+	if (cfg->output_type == CFG_OUTPUT_ZMQ) {
+		char serr[512];
+		if (sink_open(&w->sink, cfg, w->a->partition, serr, sizeof(serr)) != 0) {
+			log_error("%s", serr);
+			return -1;
+		}
+		sink_watch(w->sink, &w->a->stats->heartbeat_ns, &stop_requested);
+	}
 	w->dead_fd = dl_open(cfg->dead_letter);
 	if (w->dead_fd < 0) {
 		log_error("%s: cannot open dead-letter file: %s", cfg->dead_letter,
@@ -361,6 +371,11 @@ static int run_batch(struct worker *w, size_t n)
 			log_error("%s: cannot write output: %s", w->out_path, strerror(-rc));
 			goto fail;
 		}
+		/* Before the commit: a batch that never commits is redone and
+		 * sent again (at least once; the seq tells the copies apart). */
+		if (w->sink && w->ctx.out_len &&
+		    sink_send(w->sink, w->ctx.out, w->ctx.out_len) != 0)
+			goto fail; /* logged; or -EINTR: SIGTERM while blocked */
 		if (w->dead.len && (rc = dl_flush(&w->dead, w->dead_fd)) != 0) {
 			log_error("%s: cannot write dead letters: %s", w->cfg->dead_letter,
 				  strerror(-rc));
@@ -434,6 +449,7 @@ static void close_all(struct worker *w)
 	dl_free(&w->dead);
 	if (w->out_fd >= 0)
 		close(w->out_fd);
+	sink_close(w->sink);
 	if (w->dead_fd >= 0)
 		close(w->dead_fd);
 	if (w->shard)

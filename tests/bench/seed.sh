@@ -22,24 +22,26 @@
 #
 #   EVENTS (1000000) KEYS (100000) SKEW (0.99) CHECK_EVENTS (50000)
 #   PARTS ("1 2 4 8 16 64") THREADS ("1 8 50 100 300 500") NAIVE_SECONDS (20)
-#   OUT (tests/bench/results)
+#   OUT (tests/bench/results) RUN_TIMEOUT (120: seconds before a run counts as hung)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 B=${B:-build}
 EVENTS=${EVENTS:-1000000} KEYS=${KEYS:-100000} SKEW=${SKEW:-0.99}
 CHECK_EVENTS=${CHECK_EVENTS:-50000} NAIVE_SECONDS=${NAIVE_SECONDS:-20}
 PARTS=${PARTS:-1 2 4 8 16 64} THREADS=${THREADS:-1 8 50 100 300 500}
-OUT=${OUT:-tests/bench/results}
+OUT=${OUT:-tests/bench/results} RUN_TIMEOUT=${RUN_TIMEOUT:-120}
 RINGMASTER=$B/bin/ringmaster RINGCTL=$B/bin/ringctl NAIVE=$B/tests/bench/naive/naive
 TARGET=30
 
-for tool in "$RINGMASTER" "$RINGCTL" "$NAIVE" redis-server redis-cli gnuplot /usr/bin/time; do
+for tool in "$RINGMASTER" "$RINGCTL" "$NAIVE" redis-server redis-cli gnuplot /usr/bin/time timeout; do
 	command -v "$tool" >/dev/null || { echo "seed.sh: $tool is missing; run it through make bench-seed" >&2; exit 1; }
 done
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/ringmaster-seed.XXXXXX")
-REDIS_PID=
+REDIS_PID='' MEASURE_PID=''
 cleanup() {
+	# timeout(1) passes the signal on to the run it watches.
+	[ -z "$MEASURE_PID" ] || kill "$MEASURE_PID" 2>/dev/null || true
 	if [ -n "$REDIS_PID" ]; then
 		kill "$REDIS_PID" 2>/dev/null || true
 		wait "$REDIS_PID" 2>/dev/null || true
@@ -77,24 +79,35 @@ sample_pss() {
 	done
 }
 
-# measure DIR "EXTRA_PIDS" CMD...: run CMD under GNU time. DIR/cpu gets the
-# user + system seconds of CMD and its children, DIR/peak_mb the highest sum
-# of PSS over CMD's process tree and EXTRA_PIDS, sampled every 0.1 s.
-# Returns CMD's status.
+# children PID: KIDS = its child pids.
+children() {
+	KIDS=()
+	{ read -r -a KIDS <"/proc/$1/task/$1/children"; } 2>/dev/null || true
+}
+
+# measure DIR "EXTRA_PIDS" CMD...: run CMD under GNU time, killed after
+# RUN_TIMEOUT seconds (status 124). DIR/cpu gets the user + system seconds of
+# CMD and its children, DIR/peak_mb the highest sum of PSS over CMD's process
+# tree and EXTRA_PIDS, sampled every 0.1 s. Returns CMD's status.
 measure() {
 	local dir=$1 extra=$2 pid kids peak=0 rc=0
 	shift 2
-	/usr/bin/time -f '%U %S' -o "$dir/time" "$@" &
+	timeout -k 10 "$RUN_TIMEOUT" /usr/bin/time -f '%U %S' -o "$dir/time" "$@" &
 	pid=$!
+	MEASURE_PID=$pid
 	while kill -0 "$pid" 2>/dev/null; do
+		# timeout, then time, then CMD.
+		children "$pid"
 		kids=()
-		{ read -r -a kids <"/proc/$pid/task/$pid/children"; } 2>/dev/null || true
+		[ ${#KIDS[@]} -gt 0 ] && children "${KIDS[0]}" && kids=("${KIDS[@]}")
 		# shellcheck disable=SC2086 # a list of pids
 		sample_pss "${kids[@]}" $extra
 		[ "$PSS_KB" -gt "$peak" ] && peak=$PSS_KB
 		read -r -t 0.1 -u "$SLEEP_FD" _ || true
 	done
 	wait "$pid" || rc=$?
+	MEASURE_PID=
+	[ $rc -ne 124 ] || echo "seed.sh: killed after $RUN_TIMEOUT s: $*" >&2
 	tail -n 1 "$dir/time" | awk '{ printf "%.2f\n", $1 + $2 }' >"$dir/cpu"
 	awk -v k="$peak" 'BEGIN { printf "%.0f\n", k / 1024 }' >"$dir/peak_mb"
 	return $rc
@@ -312,6 +325,8 @@ set terminal pngcairo size 960,600 noenhanced font ",11"
 set output "$T/seed.png"
 set title "Ledger, $EVENTS events over $KEYS accounts (Zipf $SKEW) on $(nproc) cores: ringmaster best = ${RATIO}x naive best"
 set logscale xy
+set autoscale xfix
+set offsets graph 0.03, graph 0.03, 0, 0
 set xlabel "threads (naive designs)  /  partitions (ringmaster)"
 set ylabel "events per second"
 set xtics ($XTICS)

@@ -50,7 +50,7 @@ zmq_start() {
 	done
 	fail "no free port for $name after $try tries"
 }
-listening() { grep -q "zmq source listening.*:$PORT " "$T/$1.log" || ! kill -0 $PID 2>/dev/null; }
+listening() { grep -qs "zmq source listening.*:$PORT " "$T/$1.log" || ! kill -0 $PID 2>/dev/null; }
 
 zmq_stop() { # NAME: SIGTERM, which must end it with status 0
 	local rc=0 pid=$PID
@@ -126,8 +126,9 @@ ok "malformed lines dead-lettered as by the file source"
 # zmq output: a file-source instance PUSHes its lines to a zmq-source
 # instance counting them per key (the seq, the lines' first column).
 zmq_start count -o worker.handler="$HANDLER_DIR/example_counter.so"
-"$RINGMASTER" -c "$T/file.ini" -o ringmaster.data_dir="$T/push" -o output.type=zmq \
-	-o output.connect=tcp://127.0.0.1:$PORT 2>"$T/push.log" || { cat "$T/push.log"; fail "push run"; }
+timeout --foreground -k 5 120 "$RINGMASTER" -c "$T/file.ini" -o ringmaster.data_dir="$T/push" \
+	-o output.type=zmq -o output.connect=tcp://127.0.0.1:$PORT 2>"$T/push.log" ||
+	{ cat "$T/push.log"; fail "push run"; }
 all_output "$T/out" | awk -F'\t' '{ print $1 "\t1" }' | LC_ALL=C sort >"$T/want_count"
 poll_until 60 "every output line at the consumer" state_is count "$T/want_count"
 zmq_stop count
