@@ -21,8 +21,8 @@ CC       ?= cc
 PKG_CONFIG ?= pkg-config
 
 # Packages: Debian names, and the pkg-config modules that prove them present.
-DEB_PKGS := libzmq3-dev liblmdb-dev libinih-dev libcmocka-dev pkg-config
-PC_MODS  := libzmq lmdb inih cmocka
+DEB_PKGS := libzmq3-dev liblmdb-dev libinih-dev libcmocka-dev librdkafka-dev pkg-config
+PC_MODS  := libzmq lmdb inih cmocka rdkafka
 
 ifneq ($(filter asan,$(MAKECMDGOALS)),)
 ASAN := 1
@@ -40,7 +40,7 @@ endif
 
 # Deferred (=) so pkg-config runs after `deps` has installed what was missing.
 PC_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PC_MODS) 2>/dev/null)
-PC_LIBS   = $(shell $(PKG_CONFIG) --libs libzmq lmdb inih 2>/dev/null)
+PC_LIBS   = $(shell $(PKG_CONFIG) --libs libzmq lmdb inih rdkafka 2>/dev/null)
 CMOCKA_LIBS = $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
 
 CFLAGS   ?= $(OPT) -g

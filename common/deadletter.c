@@ -53,6 +53,8 @@ static int add_head(struct dl_buf *b, uint64_t seq, const char *reason, size_t b
 {
 	if (reserve(b, 32 + strlen(reason) + 4 * body + 2) != 0)
 		return -ENOMEM;
+	if (b->len == 0)
+		b->first_seq = seq;
 	b->len += (size_t)sprintf(b->data + b->len, "%llu\t%s\t", (unsigned long long)seq, reason);
 	return 0;
 }
@@ -87,8 +89,14 @@ int dl_flush(struct dl_buf *b, int fd)
 		ssize_t n = write(fd, b->data + off, b->len - off);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0)
-			return -errno;
+		if (n < 0) {
+			int err = -errno;
+			/* Keep what was not written (first_seq stays, which only
+			 * holds the watermark back further). */
+			memmove(b->data, b->data + off, b->len - off);
+			b->len -= off;
+			return err;
+		}
 		off += (size_t)n;
 	}
 	b->len = 0;

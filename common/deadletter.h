@@ -15,6 +15,7 @@ struct dl_buf {
 	char *data;
 	size_t len, cap;
 	uint64_t lines;
+	uint64_t first_seq; /* seq of the first line not yet written */
 };
 
 /* Append one line. `line` is the event as it came (for a parsed event, pass
@@ -23,7 +24,8 @@ int dl_add(struct dl_buf *b, uint64_t seq, const char *reason, const char *line,
 int dl_add_event(struct dl_buf *b, uint64_t seq, const char *reason, const char *key,
 		 size_t key_len, char delim, const char *payload, size_t payload_len);
 
-/* Write everything gathered to fd and empty the buffer. 0 or -errno. */
+/* Write everything gathered to fd and empty the buffer. 0, or -errno with
+ * what was not written still in the buffer. */
 int dl_flush(struct dl_buf *b, int fd);
 void dl_free(struct dl_buf *b);
 

@@ -105,7 +105,7 @@ static int map_err(int rc)
 	case MDB_NOTFOUND:
 		return -ENOENT;
 	case MDB_MAP_FULL:
-		return -ENOSPC;
+		return STORE_MAP_FULL; /* not -ENOSPC: that is a full disk */
 	case MDB_BAD_VALSIZE:
 		return -EINVAL;
 	}
@@ -387,7 +387,7 @@ void store_close(struct store_env *e)
 }
 
 /* Double the map. The caller's own failed transaction, if still open, is
- * ended first: a put that returned -ENOSPC leaves it open but useless. */
+ * ended first: a put that returned STORE_MAP_FULL leaves it open but useless. */
 int store_grow(struct store_env *e, char err[STORE_ERR_LEN])
 {
 	MDB_envinfo info;
@@ -404,7 +404,7 @@ int store_grow(struct store_env *e, char err[STORE_ERR_LEN])
 	if (size > STORE_MAP_MAX) {
 		set_err(err, "%s: map is full at %zu MiB and will not grow past %llu MiB", e->path,
 			info.me_mapsize >> 20, STORE_MAP_MAX >> 20);
-		return -ENOSPC;
+		return STORE_MAP_FULL;
 	}
 	rc = mdb_env_set_mapsize(e->mdb, size);
 	if (rc) {

@@ -12,7 +12,8 @@
  * handle crosses a fork. Every function that can fail returns 0 or a negative
  * errno-style code and, where it takes `err`, leaves a message there that
  * names the file or table involved. LMDB errors map to: MDB_NOTFOUND ->
- * -ENOENT, MDB_MAP_FULL -> -ENOSPC, MDB_BAD_VALSIZE -> -EINVAL, other LMDB
+ * -ENOENT, MDB_MAP_FULL -> STORE_MAP_FULL (-EFBIG: the map is too small,
+ * grow it; -ENOSPC means the disk is full), MDB_BAD_VALSIZE -> -EINVAL, other LMDB
  * codes -EIO (message has mdb_strerror); system errors LMDB passes up
  * (ENOENT, EACCES, ENOMEM, ...) come back as -errno.
  *
@@ -26,6 +27,10 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include <errno.h>
+
+#define STORE_MAP_FULL (-EFBIG)
 
 struct cfg;
 struct store_env;   /* an environment plus its DBI handles (opened once) */
@@ -130,13 +135,14 @@ int store_state_put(struct store_txn *txn, const void *key, size_t key_len,
 /* -ENOENT when the key was not there. */
 int store_state_del(struct store_txn *txn, const void *key, size_t key_len);
 /* Record applied_seq and output_len in the same transaction, then commit.
- * -ENOSPC when the map is full: the txn is gone; grow and redo the batch. */
+ * STORE_MAP_FULL when the map is full: the txn is gone; grow and redo the
+ * batch. */
 int store_shard_commit(struct store_txn *txn, uint64_t applied_seq,
 		       uint64_t output_len);
 void store_txn_abort(struct store_txn *txn);
 
 /* Double the map size (no transaction may be open in this process). The
- * env's own transaction, if still open after a put gave -ENOSPC, is aborted
+ * env's own transaction, if still open after a put gave STORE_MAP_FULL, is aborted
  * first, so "put failed: grow, redo" needs no explicit abort. */
 int store_grow(struct store_env *env, char err[STORE_ERR_LEN]);
 

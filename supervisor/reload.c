@@ -95,6 +95,8 @@ int wm_prepare(struct sup *s)
 void wm_record(struct sup *s)
 {
 	uint64_t wm = s->next_seq, seq;
+	if (s->dead.len && s->dead.first_seq < wm)
+		wm = s->dead.first_seq; /* dead letters not yet written */
 	for (unsigned p = 0; p < s->cfg.partitions; p++)
 		if (ring_oldest_seq(s->shm.rings[p], &seq) == 0 && seq < wm)
 			wm = seq;

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "event.h"
 #include "gen.h"
 #include "log.h"
 #include "supervisor.h"
@@ -22,20 +23,14 @@
  * supervisor.h. */
 int src_handle_line(struct sup *s, uint64_t seq, const char *line, size_t len)
 {
+	struct event_line ev;
+	const char *reason =
+	    event_parse_line(line, len, s->cfg.delimiter, s->cfg.max_event_size, &ev);
+
 	s->lines++;
-	if (len && line[len - 1] == '\r')
-		len--;
-	if (len > s->cfg.max_event_size)
-		return sup_dead_letter(s, seq, "too_long", line, len);
-	const char *delim = memchr(line, s->cfg.delimiter, len);
-	if (!delim)
-		return sup_dead_letter(s, seq, len ? "no_delimiter" : "empty_line", line, len);
-	size_t key_len = (size_t)(delim - line);
-	if (key_len == 0)
-		return sup_dead_letter(s, seq, "empty_key", line, len);
-	if (key_len > 255)
-		return sup_dead_letter(s, seq, "key_too_long", line, len);
-	return sup_dispatch(s, seq, line, key_len, delim + 1, len - key_len - 1, line, len);
+	if (reason)
+		return sup_dead_letter(s, seq, reason, line, ev.len);
+	return sup_dispatch(s, seq, line, ev.key_len, ev.payload, ev.payload_len, line, ev.len);
 }
 
 struct reader {

@@ -264,16 +264,33 @@ static void show_progress(struct sup *s, uint64_t now, int final)
 		(unsigned long long)s->dead_lettered, final ? "\n" : "");
 }
 
+static void housekeeping(struct sup *s, int closing);
+
+/* Dead letters that cannot be written (a full or read-only file system)
+ * stop the source: the lines are kept, the failure is logged with the file
+ * and the reason every few seconds, the control socket keeps answering, and
+ * reading resumes as soon as a write succeeds. The watermark never passes
+ * the first unwritten line (wm_record), so a stop here loses nothing. */
 static void flush_dead_letters(struct sup *s)
 {
-	if (!s->dead.len)
-		return;
-	int rc = dl_flush(&s->dead, s->dead_fd);
-	if (rc != 0) {
-		/* Keep the lines; the next tick tries again. Stop taking
-		 * events meanwhile rather than lose any. */
-		log_error("%s: cannot write dead letters: %s", s->cfg.dead_letter, strerror(-rc));
-		s->failed = 1;
+	uint64_t next_log = 0;
+	while (s->dead.len) {
+		int rc = dl_flush(&s->dead, s->dead_fd);
+		if (rc == 0)
+			return;
+		uint64_t now = shm_now_ns();
+		if (now >= next_log) {
+			log_error("%s: cannot write dead letters: %s; not reading the source until "
+				  "it can", s->cfg.dead_letter, strerror(-rc));
+			next_log = now + 5000000000ull;
+		}
+		if (sup_stop)
+			return;
+		housekeeping(s, 0);
+		if (s->control)
+			control_poll(s, 250);
+		else
+			usleep(250000);
 	}
 }
 

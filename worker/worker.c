@@ -191,18 +191,18 @@ static int commit_batch(struct worker *w, uint64_t max_seq, uint64_t new_out_len
 		else
 			store_txn_abort(w->ctx.shard_txn);
 		w->ctx.shard_txn = NULL;
-		if (rc != -ENOSPC)
+		if (rc != STORE_MAP_FULL)
 			return rc;
 		if (store_grow(w->shard, err) != 0) {
 			log_error("%s", err);
-			return -ENOSPC;
+			return STORE_MAP_FULL;
 		}
 		log_info("state map full: grew it and retrying the commit partition=%u",
 			 w->a->partition);
 		if ((rc = store_shard_begin(w->shard, &w->ctx.shard_txn)) != 0)
 			return rc;
 	}
-	return -ENOSPC;
+	return STORE_MAP_FULL;
 }
 
 static void maybe_sync(struct worker *w, int force)
@@ -385,7 +385,8 @@ static int run_batch(struct worker *w, size_t n)
 		uint64_t out_len = w->out_len + w->ctx.out_len;
 		uint64_t t_commit = shm_now_ns();
 		if ((rc = commit_batch(w, max_seq, out_len)) != 0) {
-			log_error("cannot commit partition %u: %s", w->a->partition, strerror(-rc));
+			log_error("%s/state/p%u: cannot commit: %s", w->cfg->data_dir,
+				  w->a->partition, strerror(-rc));
 			goto fail;
 		}
 		w->has_applied = 1;

@@ -668,7 +668,7 @@ static void test_shard_abort(void **state)
 	store_close(s);
 }
 
-/* A batch that does not fit: -ENOSPC from a put or the commit, grow, redo the
+/* A batch that does not fit: STORE_MAP_FULL from a put or the commit, grow, redo the
  * whole batch, until it fits; then every row is there. */
 static void test_shard_map_full(void **state)
 {
@@ -689,7 +689,7 @@ static void test_shard_map_full(void **state)
 		}
 		if (!rc)
 			rc = store_shard_commit(txn, n, 0);
-		if (rc != -ENOSPC)
+		if (rc != STORE_MAP_FULL)
 			break;
 		assert_int_equal(store_grow(s, err), 0);
 		grows++;
