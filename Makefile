@@ -21,7 +21,7 @@ CC       ?= cc
 PKG_CONFIG ?= pkg-config
 
 # Packages: Debian names, and the pkg-config modules that prove them present.
-DEB_PKGS := libzmq3-dev liblmdb-dev libinih-dev libcmocka-dev librdkafka-dev pkg-config
+DEB_PKGS := libzmq3-dev liblmdb-dev libinih-dev libcmocka-dev librdkafka-dev pkg-config procps
 PC_MODS  := libzmq lmdb inih cmocka rdkafka
 
 ifneq ($(filter asan,$(MAKECMDGOALS)),)
@@ -70,7 +70,7 @@ BENCH_BINS := $(patsubst tests/bench/%.c,$(B)/tests/bench/%,$(BENCH_SRC))
 PLUGINS    := $(patsubst worker/handlers/%.c,$(B)/handlers/%.so,$(PLUGIN_SRC))
 TEST_PLUGINS := $(patsubst tests/handlers/%.c,$(B)/test-handlers/%.so,$(TEST_PLUGIN_SRC))
 
-.PHONY: all asan test unit integration run bench bench-ring bench-pipeline bench-reload \
+.PHONY: all asan test unit integration run bench bench-ring bench-pipeline bench-reload etc-modes \
 	deps deps-check install uninstall clean format
 
 all: $(RINGMASTER) $(RINGCTL) $(PLUGINS)
@@ -88,7 +88,7 @@ asan: test
 
 # Quick check on every build; installs only when something is missing.
 deps-check:
-	@$(PKG_CONFIG) --version >/dev/null 2>&1 && \
+	@$(PKG_CONFIG) --version >/dev/null 2>&1 && command -v pgrep >/dev/null && \
 	  $(PKG_CONFIG) --exists $(PC_MODS) 2>/dev/null || $(MAKE) --no-print-directory deps
 
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
@@ -149,10 +149,15 @@ $(B)/tests/bench/%: $(B)/obj/tests/bench/%.o $(LIBWORKER) $(LIBCOMMON)
 
 # ---- run, test, bench -------------------------------------------------------
 
-run: all
+# ringmaster refuses config and table files that group or others can write
+# (strict_modes); a checkout made under umask 002 has such files.
+etc-modes:
+	@chmod go-w etc/*.ini etc/*.tsv
+
+run: all etc-modes
 	@tests/run-demo.sh $(B)/bin
 
-test: $(RINGMASTER) $(RINGCTL) $(PLUGINS) $(TEST_PLUGINS) $(UNIT_BINS) $(BENCH_BINS)
+test: $(RINGMASTER) $(RINGCTL) $(PLUGINS) $(TEST_PLUGINS) $(UNIT_BINS) $(BENCH_BINS) etc-modes
 	@B=$(B) ASAN=$(ASAN) tests/run.sh
 
 bench: bench-ring bench-pipeline bench-reload
@@ -160,10 +165,10 @@ bench: bench-ring bench-pipeline bench-reload
 bench-ring: $(B)/tests/bench/ring_bench
 	$(B)/tests/bench/ring_bench
 
-bench-pipeline: $(RINGMASTER) $(RINGCTL)
+bench-pipeline: $(RINGMASTER) $(RINGCTL) etc-modes
 	@B=$(B) tests/bench/pipeline.sh
 
-bench-reload: $(RINGMASTER) $(RINGCTL)
+bench-reload: $(RINGMASTER) $(RINGCTL) etc-modes
 	@B=$(B) tests/bench/reload_dip.sh
 
 # ---- install ----------------------------------------------------------------

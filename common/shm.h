@@ -43,6 +43,7 @@ struct shm_worker {
 	_Atomic uint64_t started_ns;     /* when this worker process started */
 	_Atomic uint32_t restoring;      /* 1 while rebuilding state (Kafka) */
 	_Atomic uint32_t restore_pct;
+	_Atomic uint32_t has_applied;    /* applied_seq is meaningful (Kafka offsets) */
 	/* Log2 histograms for percentiles: events per batch, and commit
 	 * latency in microseconds. */
 	_Atomic uint64_t batch_hist[SHM_HIST_BUCKETS];

@@ -24,6 +24,7 @@
 
 #include "cfg.h"
 #include "log.h"
+#include "tsv.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -696,26 +697,33 @@ static void errbuf_finish(struct errbuf *eb)
 	snprintf(eb->buf + eb->len, eb->cap - eb->len, "... and %u more\n", eb->dropped);
 }
 
-struct row {
-	const char *key, *val;
-	uint32_t key_len, val_len, line;
-};
-
 struct table_rows {
 	const struct cfg_table *table;
 	char *text;
 	size_t text_len;
-	struct row *rows;
-	size_t n_rows, cap_rows;
+	struct tsv_rows rows; /* point into text */
 };
 
 static void table_rows_free(struct table_rows *tr, size_t n)
 {
 	for (size_t i = 0; tr && i < n; i++) {
 		free(tr[i].text);
-		free(tr[i].rows);
+		tsv_rows_free(&tr[i].rows);
 	}
 	free(tr);
+}
+
+/* tsv_report_fn: "path:line: message", one line of the errors. */
+struct tsv_errors {
+	struct errbuf *eb;
+	const char *path;
+};
+
+static void tsv_error(void *arg, unsigned line, const char *msg)
+{
+	struct tsv_errors *te = arg;
+
+	errbuf_add(te->eb, "%s:%u: %s", te->path, line, msg);
 }
 
 /* Read the whole file: the rows point into it until the load is over. */
@@ -762,123 +770,6 @@ out:
 	*text = buf;
 	*len = n;
 	return 0;
-}
-
-static int add_row(struct table_rows *tr, const char *key, size_t key_len, const char *val,
-		   size_t val_len, unsigned line)
-{
-	if (tr->n_rows == tr->cap_rows) {
-		size_t cap = tr->cap_rows ? tr->cap_rows * 2 : 256;
-		struct row *r = realloc(tr->rows, cap * sizeof(*r));
-		if (!r)
-			return -1;
-		tr->rows = r;
-		tr->cap_rows = cap;
-	}
-	tr->rows[tr->n_rows++] = (struct row){key, val, (uint32_t)key_len, (uint32_t)val_len, line};
-	return 0;
-}
-
-/* Split the text into rows: key up to the first tab, the rest is the value
- * (tabs and all; none at all is an empty value). A trailing '\r' is dropped
- * so files edited on Windows load as they look. */
-static int parse_rows(struct table_rows *tr, struct errbuf *eb)
-{
-	const char *path = tr->table->path, *p = tr->text, *end = p + tr->text_len;
-	unsigned line = 0;
-	int bad = 0;
-
-	while (p < end) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		const char *eol = nl ? nl : end, *next = nl ? nl + 1 : end;
-
-		line++;
-		if (eol > p && eol[-1] == '\r')
-			eol--;
-		if (eol == p || *p == '#') {
-			p = next;
-			continue;
-		}
-		const char *tab = memchr(p, '\t', (size_t)(eol - p));
-		const char *key_end = tab ? tab : eol, *val = tab ? tab + 1 : eol;
-		size_t key_len = (size_t)(key_end - p);
-
-		if (key_len == 0) {
-			errbuf_add(eb, "%s:%u: empty key", path, line);
-			bad = 1;
-		} else if (key_len > STORE_KEY_MAX) {
-			errbuf_add(eb, "%s:%u: key is %zu bytes, at most %d are allowed", path,
-				   line, key_len, STORE_KEY_MAX);
-			bad = 1;
-		} else if ((size_t)(eol - val) > UINT32_MAX ||
-			   add_row(tr, p, key_len, val, (size_t)(eol - val), line) < 0) {
-			errbuf_add(eb, "%s:%u: out of memory", path, line);
-			return -1;
-		}
-		p = next;
-	}
-	return bad ? -1 : 0;
-}
-
-/* LMDB's default key order (memcmp, then shorter first), then file order. */
-static int row_cmp_key(const struct row *a, const struct row *b)
-{
-	size_t n = a->key_len < b->key_len ? a->key_len : b->key_len;
-	int d = memcmp(a->key, b->key, n);
-
-	if (d)
-		return d;
-	return (a->key_len > b->key_len) - (a->key_len < b->key_len);
-}
-
-static int row_cmp(const void *pa, const void *pb)
-{
-	const struct row *a = pa, *b = pb;
-	int d = row_cmp_key(a, b);
-
-	return d ? d : (a->line > b->line) - (a->line < b->line);
-}
-
-/* For messages: the key's first bytes with anything unprintable as '?'. */
-static const char *show_key(const struct row *r, char *buf, size_t size)
-{
-	size_t n = r->key_len < size - 4 ? r->key_len : size - 4, i;
-
-	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)r->key[i];
-		buf[i] = c >= 0x20 && c < 0x7f ? (char)c : '?';
-	}
-	if (n < r->key_len) {
-		memcpy(buf + i, "...", 3);
-		i += 3;
-	}
-	buf[i] = '\0';
-	return buf;
-}
-
-/* Sort (unless already sorted, the usual case) so rows can be appended, and
- * report keys that appear twice: with the rows sorted that costs nothing. */
-static int sort_rows(struct table_rows *tr, struct errbuf *eb)
-{
-	struct row *r = tr->rows;
-	size_t i, first = 0;
-	int bad = 0;
-	char shown[72];
-
-	for (i = 1; i < tr->n_rows && row_cmp(&r[i - 1], &r[i]) < 0; i++)
-		;
-	if (i < tr->n_rows)
-		qsort(r, tr->n_rows, sizeof(*r), row_cmp);
-	for (i = 1; i < tr->n_rows; i++) {
-		if (row_cmp_key(&r[first], &r[i]) != 0) {
-			first = i;
-			continue;
-		}
-		errbuf_add(eb, "%s:%u: duplicate key '%s' (first on line %u)", tr->table->path,
-			   r[i].line, show_key(&r[i], shown, sizeof(shown)), r[first].line);
-		bad = 1;
-	}
-	return bad ? -1 : 0;
 }
 
 /* Table names become database names and are compared by the workers. */
@@ -931,10 +822,12 @@ static int parse_tables(const struct cfg *cfg, struct table_rows **out, struct e
 			bad = 1;
 			continue;
 		}
+		struct tsv_errors te = {eb, tr[i].table->path};
 		/* sort the good rows even after a bad one: duplicates are news too */
-		if (parse_rows(&tr[i], eb) < 0)
+		if (tsv_parse(tr[i].text, tr[i].text_len, STORE_KEY_MAX, &tr[i].rows, tsv_error,
+			      &te) < 0)
 			bad = 1;
-		if (sort_rows(&tr[i], eb) < 0)
+		if (tsv_sort(&tr[i].rows, tsv_error, &te) < 0)
 			bad = 1;
 	}
 	if (bad) {
@@ -983,9 +876,9 @@ static int load_fill(MDB_txn *txn, struct table_rows *tr)
 	rc = mdb_dbi_open(txn, name, MDB_CREATE, &dbi);
 	if (!rc)
 		rc = mdb_drop(txn, dbi, 0);
-	for (size_t i = 0; !rc && i < tr->n_rows; i++) {
-		MDB_val k = {tr->rows[i].key_len, (void *)tr->rows[i].key};
-		MDB_val v = {tr->rows[i].val_len, (void *)tr->rows[i].val};
+	for (size_t i = 0; !rc && i < tr->rows.n; i++) {
+		MDB_val k = {tr->rows.v[i].key_len, (void *)tr->rows.v[i].key};
+		MDB_val v = {tr->rows.v[i].val_len, (void *)tr->rows.v[i].val};
 		rc = mdb_put(txn, dbi, &k, &v, MDB_APPEND);
 	}
 	return rc;
@@ -1332,6 +1225,15 @@ int store_state_del(struct store_txn *t, const void *key, size_t key_len)
 	if (key_len == 0 || key_len > STORE_KEY_MAX)
 		return -ENOENT;
 	return map_err(mdb_del(t->txn, t->env->state, &k, NULL));
+}
+
+int store_shard_meta_put_u64(struct store_txn *t, const char *name, uint64_t v)
+{
+	if (!state_txn_ok(t))
+		return -EINVAL;
+	if (t->readonly)
+		return -EROFS;
+	return map_err(put_u64(t->txn, t->env->meta, name, v));
 }
 
 int store_shard_commit(struct store_txn *t, uint64_t applied_seq, uint64_t output_len)

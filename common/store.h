@@ -134,6 +134,11 @@ int store_state_put(struct store_txn *txn, const void *key, size_t key_len,
 		    const void *val, size_t val_len);
 /* -ENOENT when the key was not there. */
 int store_state_del(struct store_txn *txn, const void *key, size_t key_len);
+/* Put a named u64 into the shard's "meta" database inside a batch's write
+ * transaction, so that it commits (or not) with the batch (the Kafka
+ * changelog position). Read it with store_meta_get_u64 on the shard.
+ * -EROFS on a read transaction; -ENOSPC as a put. */
+int store_shard_meta_put_u64(struct store_txn *txn, const char *name, uint64_t v);
 /* Record applied_seq and output_len in the same transaction, then commit.
  * STORE_MAP_FULL when the map is full: the txn is gone; grow and redo the
  * batch. */

@@ -229,7 +229,13 @@ static int wait_for_room(struct sup *s, unsigned p, size_t key_len, size_t paylo
 int sup_dispatch(struct sup *s, uint64_t seq, const char *key, size_t key_len,
 		 const char *payload, size_t payload_len, const char *line, size_t line_len)
 {
-	unsigned p = partition_of(key, key_len, s->cfg.partitions);
+	return sup_dispatch_to(s, partition_of(key, key_len, s->cfg.partitions), seq, key,
+			       key_len, payload, payload_len, line, line_len);
+}
+
+int sup_dispatch_to(struct sup *s, unsigned p, uint64_t seq, const char *key, size_t key_len,
+		    const char *payload, size_t payload_len, const char *line, size_t line_len)
+{
 	struct ring *r = s->shm.rings[p];
 	int rc = ring_put(r, seq, key, key_len, payload, payload_len);
 	if (rc == -EAGAIN) {
@@ -433,7 +439,10 @@ static int start(struct sup *s)
 		atomic_store(&s->shm.workers[p].current_seq, SHM_NO_SEQ);
 		atomic_store(&s->shm.workers[p].skip_seq, SHM_NO_SEQ);
 		s->workers[p].backoff_ms = c->backoff_initial_ms;
-		lc_spawn(s, p); /* a failed fork is retried with backoff */
+		if (c->source_type == CFG_SOURCE_KAFKA)
+			s->workers[p].state = WK_UNOWNED; /* until the group assigns it */
+		else
+			lc_spawn(s, p); /* a failed fork is retried with backoff */
 	}
 	if (control_open(s) != 0)
 		return EX_CANTCREAT;
@@ -471,7 +480,7 @@ int sup_run(struct sup *s)
 	s->pid_fd = s->dead_fd = -1;
 	s->start_ns = shm_now_ns();
 	s->progress = isatty(STDERR_FILENO) && s->cfg.source_type != CFG_SOURCE_ZMQ &&
-		      !s->cfg.follow;
+		      s->cfg.source_type != CFG_SOURCE_KAFKA && !s->cfg.follow;
 	s->state = SUP_STARTING;
 	proctitle_set("ringmaster", "ringmaster: supervisor (%s)", s->cfg.name);
 	int status = start(s);
@@ -493,6 +502,9 @@ int sup_run(struct sup *s)
 		break;
 	case CFG_SOURCE_ZMQ:
 		rc = src_zmq_run(s);
+		break;
+	case CFG_SOURCE_KAFKA:
+		rc = src_kafka_run(s);
 		break;
 	default:
 		log_error("this source type is not available in this version");

@@ -16,7 +16,9 @@ struct store_env;
 struct control;
 
 enum sup_state { SUP_STARTING, SUP_RUNNING, SUP_RELOADING, SUP_STOPPING };
-enum sup_wstate { WK_RUNNING, WK_BACKOFF, WK_STOPPED };
+/* WK_UNOWNED: a Kafka partition this instance has not been assigned: no
+ * worker, and none is started until it is (lc_acquire). */
+enum sup_wstate { WK_RUNNING, WK_BACKOFF, WK_STOPPED, WK_UNOWNED };
 
 #define SUP_RATE_SAMPLES 11 /* one a second: events/s over the last 10 s */
 
@@ -32,6 +34,7 @@ struct sup_worker {
 	uint64_t poison_seq;         /* the seq the last deaths happened on */
 	unsigned poison_deaths;      /* deaths in a row on poison_seq */
 	int restart_requested;       /* restart-worker: stop it gracefully, then fork */
+	int releasing;               /* lc_release: drain, then WK_UNOWNED, no restart */
 	uint64_t rate_processed[SUP_RATE_SAMPLES];
 	uint64_t rate_ns[SUP_RATE_SAMPLES];
 	unsigned rate_next;
@@ -87,6 +90,12 @@ int sup_run(struct sup *s);
 int sup_dispatch(struct sup *s, uint64_t seq, const char *key, size_t key_len,
 		 const char *payload, size_t payload_len, const char *line, size_t line_len);
 
+/* The same into partition p's ring, whatever the key hashes to: a Kafka
+ * message goes to the worker of the partition it was read from, since its
+ * seq is an offset in that partition. */
+int sup_dispatch_to(struct sup *s, unsigned p, uint64_t seq, const char *key, size_t key_len,
+		    const char *payload, size_t payload_len, const char *line, size_t line_len);
+
 /* Dead-letter a line the source could not turn into an event. */
 int sup_dead_letter(struct sup *s, uint64_t seq, const char *reason, const char *line,
 		    size_t len);
@@ -126,6 +135,7 @@ const char *sup_wstate_name(enum sup_wstate st);
 int src_file_run(struct sup *s);
 int src_generate_run(struct sup *s);
 int src_zmq_run(struct sup *s);   /* src_zmq.c */
+int src_kafka_run(struct sup *s); /* src_kafka.c */
 
 /* Turn one text line (without its newline) into an event at `seq` and
  * dispatch it, or dead-letter it: too_long, no_delimiter, empty_line,

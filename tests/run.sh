@@ -3,6 +3,7 @@
 # integration scripts in tests/integration. Prints one line per test program
 # and a closing "N passed, N failed" line; exits non-zero if anything failed.
 set -u
+umask 022 # files the tests make must pass ringmaster's strict_modes
 cd "$(dirname "$0")/.."
 B=${B:-build}
 export B

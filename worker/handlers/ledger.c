@@ -79,12 +79,9 @@ struct balance {
 	int64_t count;
 };
 
-/* One event, as parsed from its payload. */
+/* One event: its payload, and the account's state after it. */
 struct txn {
-	struct rm_value type;
-	struct rm_value amount_text;
-	int64_t amount;
-	bool amount_fits; /* false: digits, but beyond int64 */
+	struct ledger_payload in;
 	struct balance after;
 };
 
@@ -321,7 +318,7 @@ static int decide(rm_ctx *ctx, const struct rm_value *account, struct txn *t, co
 	struct account acct;
 	int rc;
 
-	rc = lookup(ctx, "rules", &t->type, parse_rule_v, &rule);
+	rc = lookup(ctx, "rules", &t->in.type, parse_rule_v, &rule);
 	if (rc < 0)
 		return -1;
 	if (rc == 0)
@@ -333,12 +330,12 @@ static int decide(rm_ctx *ctx, const struct rm_value *account, struct txn *t, co
 		return reject_as(reason, "unknown_account");
 	if (acct.frozen)
 		return reject_as(reason, "frozen");
-	if (!t->amount_fits || t->amount < 1 || t->amount > rule.max_amount)
+	if (!t->in.amount_fits || t->in.amount < 1 || t->in.amount > rule.max_amount)
 		return reject_as(reason, "amount_out_of_range");
 
 	/* Both bounded by the table limits: no overflow here. */
-	int64_t fee = t->amount * rule.fee_bps / 10000;
-	int64_t delta = rule.sign * t->amount - fee;
+	int64_t fee = t->in.amount * rule.fee_bps / 10000;
+	int64_t delta = rule.sign * t->in.amount - fee;
 	struct balance *b = &t->after;
 
 	if (load_balance(ctx, account, b) < 0)
@@ -379,7 +376,7 @@ static int reserve_line(rm_ctx *ctx, struct ledger *l, size_t need)
 static int emit_outcome(rm_ctx *ctx, struct ledger *l, const struct rm_event *ev,
 			const struct txn *t, const char *reason)
 {
-	size_t need = ev->key_len + t->type.len + t->amount_text.len + LEDGER_LINE_EXTRA;
+	size_t need = ev->key_len + t->in.type.len + t->in.amount_text.len + LEDGER_LINE_EXTRA;
 
 	if (reserve_line(ctx, l, need) < 0)
 		return -1;
@@ -389,9 +386,9 @@ static int emit_outcome(rm_ctx *ctx, struct ledger *l, const struct rm_event *ev
 	*p++ = '\t';
 	p = put_bytes(p, ev->key, ev->key_len);
 	*p++ = '\t';
-	p = put_bytes(p, t->type.data, t->type.len);
+	p = put_bytes(p, t->in.type.data, t->in.type.len);
 	*p++ = '\t';
-	p = put_bytes(p, t->amount_text.data, t->amount_text.len);
+	p = put_bytes(p, t->in.amount_text.data, t->in.amount_text.len);
 	if (reason) {
 		p = put_bytes(p, "\trejected\t", 10);
 		p = put_bytes(p, reason, strlen(reason));
@@ -408,21 +405,21 @@ static int emit_outcome(rm_ctx *ctx, struct ledger *l, const struct rm_event *ev
 	return 0;
 }
 
-/* Parse the payload into t. Returns 0, or -1 if it is malformed. */
-static int parse_payload(const struct rm_event *ev, struct txn *t)
+int ledger_parse_payload(const char *payload, size_t len, struct ledger_payload *out)
 {
 	struct rm_value f[2];
 
-	if (split_tabs(ev->payload, ev->payload_len, f, 2) != 2 || f[0].len == 0)
+	if (split_tabs(payload, len, f, 2) != 2 || f[0].len == 0)
 		return -1;
-	t->type = f[0];
-	t->amount_text = f[1];
-	switch (parse_i64(f[1].data, f[1].len, &t->amount)) {
+	out->type = f[0];
+	out->amount_text = f[1];
+	out->amount = 0;
+	switch (parse_i64(f[1].data, f[1].len, &out->amount)) {
 	case PARSE_OK:
-		t->amount_fits = true;
+		out->amount_fits = true;
 		return 0;
 	case PARSE_RANGE:
-		t->amount_fits = false;
+		out->amount_fits = false;
 		return 0;
 	default:
 		return -1;
@@ -436,7 +433,7 @@ static int ledger_process(rm_ctx *ctx, void *state, const struct rm_event *ev)
 	struct txn t;
 	const char *reason;
 
-	if (parse_payload(ev, &t) < 0) {
+	if (ledger_parse_payload(ev->payload, ev->payload_len, &t.in) < 0) {
 		rm_reject(ctx, "malformed");
 		return RM_REJECT;
 	}

@@ -1,0 +1,140 @@
+/* kafka.c - see kafka.h. */
+#include "kafka.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cfg.h"
+#include "log.h"
+
+/* librdkafka logs from its own threads; log_write is one write(2) per
+ * line, so that is safe. Its syslog levels map onto ours. A property that
+ * does not apply to this kind of client (a consumer's, set on a producer:
+ * the [kafka] section serves both) is not worth a warning. */
+static void kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+	int ours = level <= 3 ? LOG_LEVEL_ERROR
+		   : level == 4 ? LOG_LEVEL_WARN
+		   : level <= 6 ? LOG_LEVEL_INFO
+				: LOG_LEVEL_DEBUG;
+	if (strcmp(fac, "CONFWARN") == 0)
+		ours = LOG_LEVEL_DEBUG;
+	log_write(ours, "kafka %s: %s: %s", rk ? rd_kafka_name(rk) : "-", fac, buf);
+}
+
+static int set_pairs(rd_kafka_conf_t *conf, const char *const *kv, char *err)
+{
+	char why[256];
+	for (; kv && kv[0]; kv += 2) {
+		if (rd_kafka_conf_set(conf, kv[0], kv[1], why, sizeof(why)) != RD_KAFKA_CONF_OK) {
+			snprintf(err, KAFKA_ERR_LEN, "kafka property %s = %s: %s", kv[0], kv[1], why);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+rd_kafka_conf_t *kafka_conf_new(const struct cfg *c, const char *const *defaults,
+				const char *const *forced, char err[KAFKA_ERR_LEN])
+{
+	char why[256];
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	if (!conf) {
+		snprintf(err, KAFKA_ERR_LEN, "out of memory for a kafka configuration");
+		return NULL;
+	}
+	rd_kafka_conf_set_log_cb(conf, kafka_log);
+	if (c->kafka_brokers && rd_kafka_conf_set(conf, "bootstrap.servers", c->kafka_brokers, why,
+						  sizeof(why)) != RD_KAFKA_CONF_OK) {
+		snprintf(err, KAFKA_ERR_LEN, "[source] brokers = %s: %s", c->kafka_brokers, why);
+		goto fail;
+	}
+	if (set_pairs(conf, defaults, err) != 0)
+		goto fail;
+	for (size_t i = 0; i < c->n_kafka; i++) {
+		const struct cfg_kv *kv = &c->kafka[i];
+		if (rd_kafka_conf_set(conf, kv->key, kv->value, why, sizeof(why)) !=
+		    RD_KAFKA_CONF_OK) {
+			snprintf(err, KAFKA_ERR_LEN, "[kafka] %s = %s: %s", kv->key, kv->value, why);
+			goto fail;
+		}
+	}
+	if (set_pairs(conf, forced, err) != 0)
+		goto fail;
+	return conf;
+fail:
+	rd_kafka_conf_destroy(conf);
+	return NULL;
+}
+
+int kafka_changelog_topic(const struct cfg *c, char *buf, size_t len)
+{
+	int n = snprintf(buf, len, "%s-%s-changelog", c->kafka_group ? c->kafka_group : "",
+			 c->name);
+	return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+int kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, int *count,
+			  char err[KAFKA_ERR_LEN])
+{
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+	int rc = -EIO;
+	if (!rkt) {
+		snprintf(err, KAFKA_ERR_LEN, "topic %s: %s", topic,
+			 rd_kafka_err2str(rd_kafka_last_error()));
+		return -EIO;
+	}
+	rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
+	if (e) {
+		snprintf(err, KAFKA_ERR_LEN, "cannot get the metadata of topic %s: %s", topic,
+			 rd_kafka_err2str(e));
+		goto out;
+	}
+	if (md->topic_cnt != 1) {
+		snprintf(err, KAFKA_ERR_LEN, "topic %s: the cluster described %d topics", topic,
+			 md->topic_cnt);
+		goto out;
+	}
+	e = md->topics[0].err;
+	if (e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || (!e && md->topics[0].partition_cnt == 0)) {
+		snprintf(err, KAFKA_ERR_LEN, "topic %s does not exist", topic);
+		rc = -ENOENT;
+		goto out;
+	}
+	if (e) {
+		snprintf(err, KAFKA_ERR_LEN, "topic %s: %s", topic, rd_kafka_err2str(e));
+		goto out;
+	}
+	*count = md->topics[0].partition_cnt;
+	rc = 0;
+out:
+	if (md)
+		rd_kafka_metadata_destroy(md);
+	rd_kafka_topic_destroy(rkt);
+	return rc;
+}
+
+int kafka_header_u64(rd_kafka_message_t *m, const char *name, uint64_t *v)
+{
+	rd_kafka_headers_t *hdrs;
+	const void *val;
+	size_t len;
+	char buf[24], *end;
+	if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+	    rd_kafka_header_get_last(hdrs, name, &val, &len) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+	    !val || len == 0 || len >= sizeof(buf))
+		return -1;
+	memcpy(buf, val, len);
+	buf[len] = '\0';
+	if (buf[0] < '0' || buf[0] > '9')
+		return -1;
+	errno = 0;
+	unsigned long long n = strtoull(buf, &end, 10);
+	if (errno || *end)
+		return -1;
+	*v = n;
+	return 0;
+}

@@ -1,0 +1,52 @@
+/* kafka.h - what the supervisor's consumer and the workers' producers share:
+ * a librdkafka configuration made from the INI file, the changelog topic's
+ * name, the headers ringmaster puts on the records it writes, and a topic's
+ * partition count.
+ *
+ * Every librdkafka handle belongs to the process that created it: the
+ * supervisor's consumer is never used by a worker, and each worker creates
+ * its own producer after fork (DESIGN.md, Processes).
+ */
+#ifndef RM_KAFKA_H
+#define RM_KAFKA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <librdkafka/rdkafka.h>
+
+struct cfg;
+
+/* Headers of the records ringmaster produces. Values are decimal text, so
+ * that kcat and friends show them as they are. */
+#define KAFKA_H_SEQ "seq"     /* changelog: the batch's highest input offset;
+				 output: the input offset of the event */
+#define KAFKA_H_COUNT "n"     /* changelog: records in the batch */
+#define KAFKA_H_INDEX "i"     /* changelog: this record's place in it, 0..n-1 */
+
+#define KAFKA_ERR_LEN 512
+
+/* A librdkafka configuration: bootstrap.servers from [source] brokers when
+ * set, then the `defaults` (NULL-terminated name, value pairs), then every
+ * [kafka] property, so the INI file may change a default, then `forced`
+ * (same form), which it may not. librdkafka's logs go to ringmaster's log.
+ * Returns the configuration, or NULL with a message in err naming the
+ * property that was refused. */
+rd_kafka_conf_t *kafka_conf_new(const struct cfg *c, const char *const *defaults,
+				const char *const *forced, char err[KAFKA_ERR_LEN]);
+
+/* The changelog topic: "<group>-<name>-changelog". Returns 0, or -1 when it
+ * does not fit in len. */
+int kafka_changelog_topic(const struct cfg *c, char *buf, size_t len);
+
+/* The number of partitions of `topic`, asked from the cluster. Returns 0;
+ * -ENOENT when the topic does not exist; -EIO (and a message) when the
+ * cluster could not be asked within timeout_ms. */
+int kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, int *count,
+			  char err[KAFKA_ERR_LEN]);
+
+/* The header `name` of a message as an unsigned decimal number. Returns 0,
+ * or -1 when it is missing or not a number. */
+int kafka_header_u64(rd_kafka_message_t *m, const char *name, uint64_t *v);
+
+#endif
