@@ -70,7 +70,7 @@ BENCH_BINS := $(patsubst tests/bench/%.c,$(B)/tests/bench/%,$(BENCH_SRC))
 PLUGINS    := $(patsubst worker/handlers/%.c,$(B)/handlers/%.so,$(PLUGIN_SRC))
 TEST_PLUGINS := $(patsubst tests/handlers/%.c,$(B)/test-handlers/%.so,$(TEST_PLUGIN_SRC))
 
-.PHONY: all asan test unit integration run bench bench-ring bench-pipeline bench-reload etc-modes \
+.PHONY: all asan test unit integration run bench bench-ring bench-pipeline bench-reload etc-modes soak \
 	deps deps-check install uninstall clean format
 
 all: $(RINGMASTER) $(RINGCTL) $(PLUGINS)
@@ -168,6 +168,10 @@ bench-ring: $(B)/tests/bench/ring_bench
 bench-pipeline: $(RINGMASTER) $(RINGCTL) etc-modes
 	@B=$(B) tests/bench/pipeline.sh
 
+# Chaos for SOAK_MINUTES (default 5); not part of `make test`.
+soak: $(RINGMASTER) $(RINGCTL) $(TEST_PLUGINS)
+	@B=$(B) tests/soak.sh
+
 bench-reload: $(RINGMASTER) $(RINGCTL) etc-modes
 	@B=$(B) tests/bench/reload_dip.sh
 
@@ -233,33 +237,55 @@ bench: bench-seed
 # ---- end of seed benchmark (issue 6) ---------------------------------------
 
 # ---- fuzzing ----------------------------------------------------------------
-# libFuzzer targets: tests/fuzz/fuzz_NAME.c drives common/NAME.c and is built
-# with clang, ASan and UBSan into $(B)/fuzz/. `make fuzz` runs each for
-# FUZZ_SECONDS on a working copy of its seed corpus tests/fuzz/corpus/NAME;
-# `make test` builds them and tests/integration/test_fuzz.sh runs each for a
-# few seconds, so a regression fails the tests. The tests also need tmux
-# (ringctl top), jq (JSON output) and man (the man pages' lint).
-DEB_PKGS     += clang libclang-rt-14-dev tmux jq man-db
+# libFuzzer targets: tests/fuzz/fuzz_NAME.c drives one parser and is built
+# with clang, ASan and UBSan into $(B)/fuzz/, together with the code it
+# drives (FUZZ_DEPS_NAME, by default common/NAME.c; compiled with the target
+# so the fuzzer sees its branches). `make fuzz` runs each for FUZZ_SECONDS on
+# a working copy of its seed corpus tests/fuzz/corpus/NAME; `make test`
+# builds them and tests/integration/test_fuzz.sh runs each for a few seconds,
+# so a regression fails the tests. The tests also need tmux (ringctl top), jq
+# (JSON output), man (the man pages' lint) and valgrind (test_valgrind.sh).
+DEB_PKGS     += clang libclang-rt-14-dev tmux jq man-db valgrind
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
-FUZZ_BINS    := $(patsubst tests/fuzz/fuzz_%.c,$(B)/fuzz/fuzz_%,$(FUZZ_SRC))
-FUZZ_CFLAGS  := -std=gnu11 -D_GNU_SOURCE -g -O1 $(WARN) -Icommon \
-	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_NAMES   := $(patsubst tests/fuzz/fuzz_%.c,%,$(FUZZ_SRC))
+FUZZ_BINS    := $(patsubst %,$(B)/fuzz/fuzz_%,$(FUZZ_NAMES))
+FUZZ_HDRS    := $(wildcard common/*.h worker/handlers/*.h tests/fuzz/*.h)
+FUZZ_CFLAGS   = -std=gnu11 -D_GNU_SOURCE -g -O1 $(WARN) -Icommon -Iworker/handlers -Itests/fuzz \
+	$(PC_CFLAGS) -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	-fno-omit-frame-pointer
+FUZZ_INIH_LIBS = $(shell $(PKG_CONFIG) --libs inih 2>/dev/null)
+
+# Beyond common/NAME.c: cfg_* drive cfg.c (which logs through log.c and
+# reads through inih), the two cfg_load targets share their checks.
+FUZZ_DEPS_cfg_value    := common/cfg.c common/log.c
+FUZZ_DEPS_cfg_file     := common/cfg.c common/log.c tests/fuzz/cfg_props.c
+FUZZ_DEPS_cfg_override := $(FUZZ_DEPS_cfg_file)
+FUZZ_DEPS_ledger       := worker/handlers/ledger.c
+FUZZ_LIBS_cfg_value     = $(FUZZ_INIH_LIBS)
+FUZZ_LIBS_cfg_file      = $(FUZZ_INIH_LIBS)
+FUZZ_LIBS_cfg_override  = $(FUZZ_INIH_LIBS)
 
 .PHONY: fuzz deps-tools
 
 # Installs the packages above when a tool, or clang's libFuzzer runtime, is
 # missing (deps-check only looks at the libraries).
 deps-tools:
-	@for t in $(FUZZ_CC) tmux jq man; do command -v $$t >/dev/null || missing=1; done; \
+	@for t in $(FUZZ_CC) tmux jq man valgrind; do command -v $$t >/dev/null || missing=1; done; \
 	if [ -z "$$missing" ]; then printf 'int LLVMFuzzerTestOneInput(const char *d, long n);\nint LLVMFuzzerTestOneInput(const char *d, long n) { return (int)(d[0] * 0 + n * 0); }\n' \
 	  | $(FUZZ_CC) -x c -fsanitize=fuzzer - -o /dev/null 2>/dev/null || missing=1; fi; \
 	[ -z "$$missing" ] || $(MAKE) --no-print-directory deps
 
-$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c common/%.c common/%.h | deps-tools
-	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) $< common/$*.c -o $@
+# One rule per target; libraries are expanded when the recipe runs, after
+# deps-check has installed them.
+define FUZZ_RULE
+$(B)/fuzz/fuzz_$(1): tests/fuzz/fuzz_$(1).c $(or $(FUZZ_DEPS_$(1)),common/$(1).c) $(FUZZ_HDRS) \
+		| deps-check deps-tools
+	@mkdir -p $$(@D)
+	$$(FUZZ_CC) $$(FUZZ_CFLAGS) $$(filter %.c,$$^) $$(FUZZ_LIBS_$(1)) -o $$@
+endef
+$(foreach n,$(FUZZ_NAMES),$(eval $(call FUZZ_RULE,$(n))))
 
 fuzz: $(FUZZ_BINS)
 	@for f in $(FUZZ_BINS); do n=$${f##*/fuzz_}; mkdir -p $(B)/fuzz/corpus-$$n; \
@@ -270,3 +296,16 @@ fuzz: $(FUZZ_BINS)
 
 test: $(FUZZ_BINS)
 # ---- end of fuzzing ---------------------------------------------------------
+
+# ---- Kafka tests (issue 8) --------------------------------------------------
+# $(B)/tests/kafka_mock: a librdkafka mock cluster on loopback ports with the
+# test's topics and events (tests/integration/kafka_mock.c), so that
+# tests/integration/test_kafka*.sh need no broker.
+KAFKA_MOCK := $(B)/tests/kafka_mock
+
+$(KAFKA_MOCK): $(B)/obj/tests/integration/kafka_mock.o
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) $^ $(PC_LIBS) -o $@
+
+test: $(KAFKA_MOCK)
+# ---- end of Kafka tests -----------------------------------------------------

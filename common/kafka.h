@@ -23,6 +23,7 @@ struct cfg;
 				 output: the input offset of the event */
 #define KAFKA_H_COUNT "n"     /* changelog: records in the batch */
 #define KAFKA_H_INDEX "i"     /* changelog: this record's place in it, 0..n-1 */
+#define KAFKA_H_WRITER "w"    /* changelog: the shard that wrote it (a random id) */
 
 #define KAFKA_ERR_LEN 512
 

@@ -14,6 +14,11 @@ extern char **environ;
 static struct {
 	char *start;
 	size_t size;
+	/* Our copy of the environment, kept for the life of the process.
+	 * Held here too because environ alone does not keep it: glibc's
+	 * exit-time cleanup (run by valgrind) sets environ to NULL, which
+	 * would make the copy look leaked. */
+	char **env;
 } title;
 
 void proctitle_init(int argc, char **argv)
@@ -43,7 +48,7 @@ void proctitle_init(int argc, char **argv)
 			goto done;
 		}
 	}
-	environ = env;
+	environ = title.env = env;
 done:
 	title.start = argv[0];
 	title.size = (size_t)(end - argv[0]);

@@ -16,8 +16,7 @@ static int add_row(struct tsv_rows *rows, const char *key, size_t key_len, const
 		rows->v = r;
 		rows->cap = cap;
 	}
-	rows->v[rows->n++] =
-	    (struct tsv_row){key, val, (uint32_t)key_len, (uint32_t)val_len, line};
+	rows->v[rows->n++] = (struct tsv_row){key, val, (uint32_t)key_len, (uint32_t)val_len, line};
 	return 0;
 }
 

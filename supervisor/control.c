@@ -50,6 +50,7 @@ struct control {
 struct worker_row {
 	uint64_t partition, pid, up, restarts;
 	const char *state, *last_exit;
+	char state_buf[32]; /* "restoring 42%" */
 	double uptime; /* NAN when not running */
 	struct ring_stats ring;
 	uint64_t processed, skipped, rejected, batches, applied_seq, lag;
@@ -66,6 +67,11 @@ static void worker_row(const struct sup *s, unsigned p, uint64_t now, struct wor
 	r->pid = w->pid > 0 ? (uint64_t)w->pid : 0;
 	r->up = w->pid > 0 && w->state == WK_RUNNING;
 	r->state = sup_wstate_name(w->state);
+	if (w->state == WK_RUNNING && atomic_load(&sw->restoring)) {
+		snprintf(r->state_buf, sizeof(r->state_buf), "restoring %u%%",
+			 (unsigned)atomic_load(&sw->restore_pct));
+		r->state = r->state_buf;
+	}
 	r->uptime = w->pid > 0 && now >= w->started_ns ? (double)(now - w->started_ns) / 1e9 : NAN;
 	r->restarts = w->restarts;
 	r->last_exit = w->last_exit;

@@ -105,6 +105,14 @@ static void worker_exited(struct sup *s, unsigned p, int status, int closing)
 	w->pid = 0;
 	describe_status(status, w->last_exit, sizeof(w->last_exit));
 	int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	if (w->releasing) {
+		/* What it did not commit, the partition's next owner redoes. */
+		w->releasing = 0;
+		w->state = WK_UNOWNED;
+		log_info("worker %u (pid %ld) released its partition: %s", p, (long)pid,
+			 w->last_exit);
+		return;
+	}
 	if (clean && closing && ring_drained(s->shm.rings[p])) {
 		w->state = WK_STOPPED;
 		return;
@@ -217,21 +225,65 @@ unsigned lc_alive(const struct sup *s)
 {
 	unsigned n = 0;
 	for (unsigned p = 0; p < s->cfg.partitions; p++)
-		n += s->workers[p].state != WK_STOPPED;
+		n += s->workers[p].state == WK_RUNNING || s->workers[p].state == WK_BACKOFF;
 	return n;
+}
+
+void lc_kill(struct sup *s, unsigned p, const char *why)
+{
+	struct sup_worker *w = &s->workers[p];
+	if (w->state == WK_BACKOFF)
+		w->state = w->releasing ? WK_UNOWNED : WK_STOPPED;
+	if (w->state != WK_RUNNING)
+		return;
+	log_warn("worker %u (pid %ld): %s: killing it", p, (long)w->pid, why);
+	kill(w->pid, SIGKILL);
 }
 
 void lc_kill_all(struct sup *s, const char *why)
 {
-	for (unsigned p = 0; p < s->cfg.partitions; p++) {
-		struct sup_worker *w = &s->workers[p];
-		if (w->state == WK_BACKOFF)
-			w->state = WK_STOPPED;
-		if (w->state != WK_RUNNING)
-			continue;
-		log_warn("worker %u (pid %ld): %s: killing it", p, (long)w->pid, why);
-		kill(w->pid, SIGKILL);
+	for (unsigned p = 0; p < s->cfg.partitions; p++)
+		lc_kill(s, p, why);
+}
+
+int lc_acquire(struct sup *s, unsigned p)
+{
+	struct sup_worker *w = &s->workers[p];
+	struct shm_worker *st = &s->shm.workers[p];
+	if (w->state != WK_UNOWNED)
+		return -1;
+	/* No process uses the ring now: start it empty, so nothing read
+	 * under an earlier assignment is handed to the new worker. */
+	if (!ring_init(s->shm.rings[p], s->cfg.ring_size))
+		return -1; /* cannot be: it was laid out with the same size */
+	s->pending[p] = 0;
+	atomic_store(&st->current_seq, SHM_NO_SEQ);
+	atomic_store(&st->skip_seq, SHM_NO_SEQ);
+	atomic_store(&st->has_applied, 0);
+	atomic_store(&st->restore_pct, 0);
+	atomic_store(&st->restoring, 1); /* the worker clears it when it is ready */
+	w->backoff_ms = s->cfg.backoff_initial_ms;
+	w->poison_deaths = 0;
+	w->releasing = 0;
+	return lc_spawn(s, p);
+}
+
+void lc_release(struct sup *s, unsigned p)
+{
+	struct sup_worker *w = &s->workers[p];
+	if (w->state == WK_BACKOFF || w->state == WK_STOPPED) {
+		w->state = WK_UNOWNED;
+		return;
 	}
+	if (w->state != WK_RUNNING)
+		return;
+	w->releasing = 1;
+	/* Nothing more comes, and the worker commits the batch in hand and
+	 * exits 0 (SIGTERM). Not the whole ring: it may hold seconds of work,
+	 * and the group's rebalance waits on us; what is left there is not
+	 * committed, so its next owner reads it again from Kafka. */
+	ring_close(s->shm.rings[p]);
+	kill(w->pid, SIGTERM);
 }
 
 int sup_restart_worker(struct sup *s, unsigned p, char *msg, size_t len)
@@ -261,6 +313,7 @@ const char *sup_wstate_name(enum sup_wstate st)
 	case WK_RUNNING: return "running";
 	case WK_BACKOFF: return "backoff";
 	case WK_STOPPED: return "stopped";
+	case WK_UNOWNED: return "unowned";
 	}
 	return "?";
 }

@@ -23,4 +23,17 @@ unsigned lc_alive(const struct sup *s);
 /* SIGKILL every running worker and cancel pending restarts. */
 void lc_kill_all(struct sup *s, const char *why);
 
+/* The same for worker p alone. */
+void lc_kill(struct sup *s, unsigned p, const char *why);
+
+/* Kafka assignments. lc_acquire: partition p (WK_UNOWNED) is ours now:
+ * empty its ring, mark it restoring in shared memory and fork its worker.
+ * Returns what lc_spawn returns, or -1 when p is not unowned.
+ * lc_release: it is no longer ours: close its ring and ask the worker
+ * (SIGTERM) to commit the batch in hand and exit (a restore in progress is
+ * cut short); it then becomes WK_UNOWNED, whatever its exit, and is not
+ * restarted. */
+int lc_acquire(struct sup *s, unsigned p);
+void lc_release(struct sup *s, unsigned p);
+
 #endif

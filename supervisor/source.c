@@ -23,6 +23,11 @@
  * supervisor.h. */
 int src_handle_line(struct sup *s, uint64_t seq, const char *line, size_t len)
 {
+	return src_handle_line_to(s, -1, seq, line, len);
+}
+
+int src_handle_line_to(struct sup *s, int partition, uint64_t seq, const char *line, size_t len)
+{
 	struct event_line ev;
 	const char *reason =
 	    event_parse_line(line, len, s->cfg.delimiter, s->cfg.max_event_size, &ev);
@@ -30,6 +35,9 @@ int src_handle_line(struct sup *s, uint64_t seq, const char *line, size_t len)
 	s->lines++;
 	if (reason)
 		return sup_dead_letter(s, seq, reason, line, ev.len);
+	if (partition >= 0)
+		return sup_dispatch_to(s, (unsigned)partition, seq, line, ev.key_len, ev.payload,
+				       ev.payload_len, line, ev.len);
 	return sup_dispatch(s, seq, line, ev.key_len, ev.payload, ev.payload_len, line, ev.len);
 }
 

@@ -450,7 +450,10 @@ static int start(struct sup *s)
 	notify_send("READY=1\nSTATUS=running, %u workers\nMAINPID=%ld", c->partitions,
 		    (long)getpid());
 	log_info("started partitions=%u handler=%s source=%s", c->partitions, c->handler,
-		 c->source_type == CFG_SOURCE_FILE ? c->source_path : "generate");
+		 c->source_type == CFG_SOURCE_FILE    ? c->source_path
+		 : c->source_type == CFG_SOURCE_KAFKA ? c->kafka_topic
+		 : c->source_type == CFG_SOURCE_ZMQ   ? c->zmq_bind
+						      : "generate");
 	return 0;
 }
 

@@ -144,4 +144,7 @@ int src_kafka_run(struct sup *s); /* src_kafka.c */
  * sources (file, zmq) so a line means the same whatever carried it. */
 int src_handle_line(struct sup *s, uint64_t seq, const char *line, size_t len);
 
+/* The same, dispatched to `partition` (sup_dispatch_to) when it is >= 0. */
+int src_handle_line_to(struct sup *s, int partition, uint64_t seq, const char *line, size_t len);
+
 #endif

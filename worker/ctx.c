@@ -51,6 +51,7 @@ void ctx_free(struct rm_ctx *c)
 	arena_free(c->arena);
 	free(c->entries);
 	free(c->out);
+	free(c->lines);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -66,6 +67,7 @@ void ctx_reset(struct rm_ctx *c)
 		c->arena->used = 0;
 	}
 	c->out_len = 0;
+	c->n_lines = 0;
 	c->n_counts = 0;
 	c->reject_reason[0] = '\0';
 	c->failed = 0;
@@ -258,6 +260,22 @@ int rm_table_get(rm_ctx *c, const char *table, const char *key, size_t key_len,
 	return RM_FOUND;
 }
 
+/* Note where the line about to be appended (len bytes) came from. */
+static int keep_line(struct rm_ctx *c, size_t len)
+{
+	if (c->n_lines == c->cap_lines) {
+		size_t cap = c->cap_lines ? c->cap_lines * 2 : 1024;
+		struct ctx_line *l = realloc(c->lines, cap * sizeof(*l));
+		if (!l)
+			return -ENOMEM;
+		c->lines = l;
+		c->cap_lines = cap;
+	}
+	c->lines[c->n_lines++] = (struct ctx_line){ c->out_len, len, c->ev_seq, c->ev_key,
+						    c->ev_key_len };
+	return 0;
+}
+
 int rm_emit(rm_ctx *c, const char *line, size_t len)
 {
 	if (memchr(line, '\n', len))
@@ -272,9 +290,40 @@ int rm_emit(rm_ctx *c, const char *line, size_t len)
 		c->out = out;
 		c->out_cap = cap;
 	}
+	if (c->keep_lines && keep_line(c, len) != 0)
+		return c->failed = -ENOMEM;
 	memcpy(c->out + c->out_len, line, len);
 	c->out[c->out_len + len] = '\n';
 	c->out_len += len + 1;
+	return 0;
+}
+
+void ctx_set_event(struct rm_ctx *c, uint64_t seq, const char *key, size_t key_len)
+{
+	c->ev_seq = seq;
+	c->ev_key = key;
+	c->ev_key_len = (uint32_t)key_len;
+}
+
+size_t ctx_changed_count(const struct rm_ctx *c)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < c->cap_entries; i++)
+		n += c->entries[i].used && c->entries[i].dirty;
+	return n;
+}
+
+int ctx_changed_foreach(const struct rm_ctx *c, ctx_change_fn fn, void *arg)
+{
+	for (size_t i = 0; i < c->cap_entries; i++) {
+		const struct ctx_entry *e = &c->entries[i];
+		if (!e->used || !e->dirty)
+			continue;
+		int rc = fn(arg, e->key, e->key_len, e->present ? e->val : NULL, e->val_len,
+			    e->present);
+		if (rc)
+			return rc;
+	}
 	return 0;
 }
 

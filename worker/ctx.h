@@ -26,6 +26,16 @@ struct ctx_entry {
 
 struct ctx_arena_block;
 
+/* Where one output line of the batch came from, for an output that keys
+ * lines by their event (Kafka). The key points into the ring record, valid
+ * until the batch is acked. */
+struct ctx_line {
+	size_t off, len;              /* in out, without the '\n' */
+	uint64_t seq;
+	const char *key;
+	uint32_t key_len;
+};
+
 struct rm_ctx {
 	const struct cfg *cfg;
 	unsigned partition;
@@ -39,6 +49,13 @@ struct rm_ctx {
 
 	char *out;                   /* output lines of the batch */
 	size_t out_len, out_cap;
+
+	int keep_lines;              /* fill lines[] (set by the worker) */
+	struct ctx_line *lines;      /* one per emitted line, when keep_lines */
+	size_t n_lines, cap_lines;
+	uint64_t ev_seq;             /* the event the handler is on (ctx_set_event) */
+	const char *ev_key;
+	uint32_t ev_key_len;
 
 	struct {
 		const char *name;    /* as the handler passed it */
@@ -66,6 +83,18 @@ void ctx_reset(struct rm_ctx *c);
  * (sorted puts keep LMDB's page splits local). Returns 0 or a negative
  * store error (-ENOSPC: grow the map and call again on a new txn). */
 int ctx_write_back(struct rm_ctx *c);
+
+/* The event the handler is about to see: emitted lines are recorded as
+ * coming from it (keep_lines). */
+void ctx_set_event(struct rm_ctx *c, uint64_t seq, const char *key, size_t key_len);
+
+/* Call fn on every key the batch changed: present = 0 for a deleted key
+ * (val NULL). Stops at, and returns, the first non-zero fn result.
+ * ctx_changed_count says how many calls that makes. */
+typedef int (*ctx_change_fn)(void *arg, const char *key, size_t key_len, const void *val,
+			     size_t val_len, int present);
+size_t ctx_changed_count(const struct rm_ctx *c);
+int ctx_changed_foreach(const struct rm_ctx *c, ctx_change_fn fn, void *arg);
 
 /* Add the batch's outcome counts to the shared counters (after commit). */
 void ctx_publish_counts(struct rm_ctx *c, struct shm_worker *w);

@@ -21,9 +21,11 @@
 #include <unistd.h>
 
 #include "cfg.h"
+#include "changelog.h"
 #include "ctx.h"
 #include "deadletter.h"
 #include "handler.h"
+#include "kout.h"
 #include "log.h"
 #include "proctitle.h"
 #include "sink.h"
@@ -51,6 +53,8 @@ struct worker {
 	struct dl_buf dead;
 	int out_fd, dead_fd;
 	struct sink *sink;          /* [output] type = zmq, else NULL */
+	struct kout *kout;          /* Kafka source or output, else NULL */
+	struct changelog *changelog; /* Kafka source, else NULL */
 	char out_path[4096];
 	int has_applied;
 	uint64_t applied_seq, out_len, generation;
@@ -118,6 +122,74 @@ static int open_output(struct worker *w)
 	return 0;
 }
 
+/* The worker's own Kafka producer (never the supervisor's handles), for
+ * the changelog of a Kafka source and for a Kafka output. */
+static int open_kafka(struct worker *w)
+{
+	const struct cfg *cfg = w->cfg;
+	char err[512];
+	if (cfg->source_type != CFG_SOURCE_KAFKA && cfg->output_type != CFG_OUTPUT_KAFKA)
+		return 0;
+	if (kout_open(&w->kout, cfg, w->a->partition, err, sizeof(err)) != 0 ||
+	    (cfg->source_type == CFG_SOURCE_KAFKA &&
+	     changelog_open(&w->changelog, cfg, w->a->partition, w->shard, w->kout, err,
+			    sizeof(err)) != 0)) {
+		log_error("%s", err);
+		return -1;
+	}
+	kout_watch(w->kout, &w->a->stats->heartbeat_ns, &stop_requested);
+	if (w->changelog)
+		changelog_watch(w->changelog, &w->a->stats->heartbeat_ns, &stop_requested);
+	return 0;
+}
+
+/* Kafka source: bring the shard up to the changelog, then say in shared
+ * memory what it has applied (the supervisor starts reading the partition
+ * there) and that the worker is ready. Returns 0, 1 when asked to stop
+ * meanwhile, -1 on an error (logged). */
+static int restore_state(struct worker *w)
+{
+	struct shm_worker *st = w->a->stats;
+	char err[STORE_ERR_LEN];
+	uint64_t out_len;
+	int rc;
+	if (!w->changelog)
+		return 0;
+	for (int tries = 0; tries < GROW_RETRIES; tries++) {
+		rc = changelog_restore(w->changelog, w->out_len, st);
+		if (rc != STORE_MAP_FULL)
+			break;
+		if (store_grow(w->shard, err) != 0) {
+			log_error("%s", err);
+			return -1;
+		}
+	}
+	if (rc == -EINTR)
+		return 1;
+	if (rc != 0 ||
+	    store_shard_progress(w->shard, &w->has_applied, &w->applied_seq, &out_len) != 0) {
+		log_error("partition %u: cannot bring its state up to the changelog",
+			  w->a->partition);
+		return -1;
+	}
+	atomic_store(&st->applied_seq, w->applied_seq);
+	atomic_store(&st->has_applied, (uint32_t)w->has_applied);
+	atomic_store(&st->restoring, 0);
+	return 0;
+}
+
+/* Kafka: queue the batch's changelog records and output lines and wait
+ * until Kafka has them all, before the commit: at least once (a batch that
+ * does not commit is redone and written again), never lost. */
+static int kafka_send(struct worker *w, uint64_t max_seq)
+{
+	if (w->changelog && changelog_put_batch(w->changelog, &w->ctx, max_seq) != 0)
+		return -1;
+	if (w->cfg->output_type == CFG_OUTPUT_KAFKA && kout_send_lines(w->kout, &w->ctx) != 0)
+		return -1;
+	return kout_flush(w->kout) == 0 ? 0 : -1;
+}
+
 static int open_all(struct worker *w)
 {
 	const struct cfg *cfg = w->cfg;
@@ -142,6 +214,8 @@ static int open_all(struct worker *w)
 		}
 		sink_watch(w->sink, &w->a->stats->heartbeat_ns, &stop_requested);
 	}
+	if (open_kafka(w) != 0)
+		return -1;
 	w->dead_fd = dl_open(cfg->dead_letter);
 	if (w->dead_fd < 0) {
 		log_error("%s: cannot open dead-letter file: %s", cfg->dead_letter,
@@ -161,6 +235,7 @@ static int open_all(struct worker *w)
 		log_error("out of memory");
 		return -1;
 	}
+	w->ctx.keep_lines = cfg->output_type == CFG_OUTPUT_KAFKA;
 	return 0;
 }
 
@@ -186,6 +261,8 @@ static int commit_batch(struct worker *w, uint64_t max_seq, uint64_t new_out_len
 	char err[STORE_ERR_LEN];
 	for (int tries = 0; tries < GROW_RETRIES; tries++) {
 		int rc = ctx_write_back(&w->ctx);
+		if (rc == 0 && w->changelog)
+			rc = changelog_put_position(w->changelog, w->ctx.shard_txn);
 		if (rc == 0)
 			rc = store_shard_commit(w->ctx.shard_txn, max_seq, new_out_len);
 		else
@@ -244,6 +321,7 @@ static long handle_batch(struct worker *w, size_t n, uint64_t *max_seq, uint64_t
 		}
 		atomic_store_explicit(&st->current_seq, r->seq, memory_order_relaxed);
 		struct rm_event ev = { r->seq, r->key, r->key_len, r->payload, r->payload_len };
+		ctx_set_event(&w->ctx, r->seq, r->key, r->key_len);
 		w->ctx.reject_reason[0] = '\0';
 		int rc = w->handler->process(&w->ctx, w->hstate, &ev);
 		if (rc == RM_ERROR || w->ctx.failed || (rc != RM_OK && rc != RM_REJECT)) {
@@ -376,6 +454,8 @@ static int run_batch(struct worker *w, size_t n)
 		if (w->sink && w->ctx.out_len &&
 		    sink_send(w->sink, w->ctx.out, w->ctx.out_len) != 0)
 			goto fail; /* logged; or -EINTR: SIGTERM while blocked */
+		if (w->kout && kafka_send(w, max_seq) != 0)
+			goto fail; /* logged */
 		if (w->dead.len && (rc = dl_flush(&w->dead, w->dead_fd)) != 0) {
 			log_error("%s: cannot write dead letters: %s", w->cfg->dead_letter,
 				  strerror(-rc));
@@ -393,6 +473,7 @@ static int run_batch(struct worker *w, size_t n)
 		w->applied_seq = max_seq;
 		w->out_len = out_len;
 		atomic_store_explicit(&st->applied_seq, max_seq, memory_order_relaxed);
+		atomic_store_explicit(&st->has_applied, 1, memory_order_relaxed);
 		atomic_fetch_add_explicit(&st->processed, processed, memory_order_relaxed);
 		atomic_fetch_add_explicit(&st->rejected, rejected, memory_order_relaxed);
 		ctx_publish_counts(&w->ctx, st);
@@ -451,6 +532,8 @@ static void close_all(struct worker *w)
 	if (w->out_fd >= 0)
 		close(w->out_fd);
 	sink_close(w->sink);
+	changelog_close(w->changelog);
+	kout_close(w->kout);
 	if (w->dead_fd >= 0)
 		close(w->dead_fd);
 	if (w->shard)
@@ -479,6 +562,11 @@ int wrk_main(const struct wrk_args *a)
 	if (w.handler->init && w.handler->init(&w.ctx, &w.hstate) != 0) {
 		log_error("handler %s: init failed", w.handler->name);
 		w.handler = NULL; /* no fini after a failed init */
+		goto out;
+	}
+	int restored = restore_state(&w);
+	if (restored != 0) {
+		status = restored > 0 ? 0 : 1; /* > 0: asked to stop while restoring */
 		goto out;
 	}
 	log_debug("worker started partition=%u applied_seq=%llu output_bytes=%llu",

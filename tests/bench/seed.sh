@@ -354,7 +354,8 @@ cp "$CSV" "$T/seed.png" "$OUT/"
 	echo "$NOTES"
 	echo
 	echo "Command: \`make bench-seed\` (naive runs stopped after $NAIVE_SECONDS s)."
-	echo "Machine: $MACHINE; load average before the run: $LOAD."
+	echo "Machine: $MACHINE; load average before the run: $LOAD, after: $(cut -d' ' -f1-3 /proc/loadavg)."
 } >"$OUT/seed.md"
 echo
+echo "load average after the run: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "wrote $OUT/seed.csv, $OUT/seed.png and $OUT/seed.md in $((SECONDS - START)) s"

@@ -4,8 +4,8 @@
  * the caller's struct untouched (cfg_props.c). The seed corpus holds small
  * valid and invalid files: sections, continuations, tables, every kind of
  * value. */
-#include <stdint.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "cfg_props.h"
 

@@ -46,8 +46,8 @@ static int reference_number(const char *s, uint64_t *v)
 
 /* "<digits><suffix>" parses to n * unit, or is refused when that does not
  * fit in 64 bits. */
-static void check_scaled(int (*parse)(const char *, uint64_t *, const char **),
-			 const char *digits, const char *suffix, uint64_t unit)
+static void check_scaled(int (*parse)(const char *, uint64_t *, const char **), const char *digits,
+			 const char *suffix, uint64_t unit)
 {
 	char text[FUZZ_VALUE_MAX + 8];
 	const char *why = NULL;

@@ -524,6 +524,44 @@ static void test_long_line(void **state)
 	free(line);
 }
 
+/* The payload parser alone (ledger.h): what it splits, what it refuses,
+ * and the int64 boundary between a value and "out of range". */
+static void test_parse_payload(void **state)
+{
+	static const char *const malformed[] = {
+	    "", "deposit", "\t5", "deposit\t", "deposit\t12x", "deposit\t+5", "deposit\t-",
+	    "deposit\t 5", "deposit\t5\t", "deposit\t5\tx", "deposit\t--5"};
+	struct ledger_payload p;
+	const char *s;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(malformed) / sizeof(malformed[0]); i++)
+		assert_int_equal(ledger_parse_payload(malformed[i], strlen(malformed[i]), &p), -1);
+
+	s = "card_payment\t-0042";
+	assert_int_equal(ledger_parse_payload(s, strlen(s), &p), 0);
+	assert_ptr_equal(p.type.data, s);
+	assert_int_equal(p.type.len, 12);
+	assert_ptr_equal(p.amount_text.data, s + 13);
+	assert_int_equal(p.amount_text.len, 5);
+	assert_true(p.amount_fits);
+	assert_int_equal(p.amount, -42);
+
+	s = "d\t-9223372036854775808";
+	assert_int_equal(ledger_parse_payload(s, strlen(s), &p), 0);
+	assert_true(p.amount_fits);
+	assert_true(p.amount == INT64_MIN);
+	s = "d\t9223372036854775808";
+	assert_int_equal(ledger_parse_payload(s, strlen(s), &p), 0);
+	assert_false(p.amount_fits);
+	assert_int_equal(p.amount, 0);
+	s = "d\t99999999999999999999999x"; /* digits past int64, then junk */
+	assert_int_equal(ledger_parse_payload(s, strlen(s), &p), -1);
+	/* Only len bytes are read. */
+	assert_int_equal(ledger_parse_payload("d\t12x", 4, &p), 0);
+	assert_int_equal(p.amount, 12);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -540,6 +578,7 @@ int main(void)
 	    T(test_bad_data),
 	    T(test_call_errors),
 	    T(test_long_line),
+	    T(test_parse_payload),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

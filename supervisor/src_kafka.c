@@ -1,0 +1,573 @@
+/* src_kafka.c - the Kafka source: the supervisor is a member of the
+ * consumer group [source] group on [source] topic, and keeps one worker per
+ * partition the group assigns it.
+ *
+ * An event's seq is its offset in its partition, and it goes to the worker
+ * of the partition it was read from (sup_dispatch_to), whatever its key
+ * hashes to: offsets of two partitions must never meet in one shard.
+ * Producers that use Kafka's default partitioner (murmur2) put a key where
+ * ringmaster's partitioner would anyway; a key that is elsewhere is warned
+ * about once per partition.
+ *
+ * Assignment. The partitions are assigned paused, at the group's committed
+ * offset, and each gets its worker (lc_acquire), which first rebuilds its
+ * shard from the changelog if the shard is missing or behind it (see
+ * worker/changelog.h), then says in shared memory that it is ready and what
+ * it has applied. Only then is the partition sought to the later of the
+ * shard's applied_seq + 1 and the committed offset, and resumed.
+ *
+ * Revocation. The partitions' rings are closed and their workers commit
+ * the batch in hand and exit (lc_release); we wait for that inside the
+ * rebalance callback, so the group gives them to no one else meanwhile (up
+ * to stop_timeout, then the workers are killed). What they had not
+ * committed, in their rings or not yet read, their next owner reads from
+ * Kafka. Then the partitions' offsets are committed and they are
+ * unassigned.
+ *
+ * Offsets. enable.auto.offset.store is off: the offset stored for a
+ * partition is the seq of the oldest record its worker has not acked (acks
+ * come after commits), or, with its ring empty, the offset after the last
+ * message read. So Kafka's committed offsets, and lag tools, never run ahead
+ * of what the shards hold. librdkafka commits the stored offsets every
+ * auto.commit.interval.ms; a revocation commits at once.
+ *
+ * A message with a key is the event (key, value); one without is a line,
+ * key<delimiter>payload, as the file source reads them.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "control.h"
+#include "kafka.h"
+#include "lifecycle.h"
+#include "log.h"
+#include "partition.h"
+#include "supervisor.h"
+
+#define POLL_MS 10
+#define TICK_EVERY 4096u
+#define STORE_EVERY_NS 100000000ull
+#define BROKER_TIMEOUT_MS 10000
+#define RELEASE_POLL_MS 20
+
+enum kpart_phase { KP_UNOWNED, KP_RESTORING, KP_FEEDING };
+
+struct kpart {
+	enum kpart_phase phase;
+	int64_t start;      /* where it was assigned: committed or logical */
+	int64_t committed;  /* the group's committed offset then, -1 if none */
+	int64_t next;       /* the offset after the last message taken, -1 */
+	int64_t stored;     /* the last offset stored, -1 */
+	int warned;         /* a key from another partition was seen */
+};
+
+struct ksrc {
+	struct sup *s;
+	rd_kafka_t *rk;
+	struct kpart *parts; /* [partitions] */
+	char *joined;        /* key<delimiter>value of a keyed message */
+	size_t joined_cap;
+	uint64_t next_store_ns;
+	int failed;
+};
+
+static const char *partition_list(const rd_kafka_topic_partition_list_t *l, char *buf,
+				  size_t len)
+{
+	size_t used = 0;
+	buf[0] = '\0';
+	for (int i = 0; i < l->cnt && used < len; i++)
+		used += (size_t)snprintf(buf + used, len - used, "%s%d", i ? "," : "",
+					 l->elems[i].partition);
+	return buf;
+}
+
+/* The offset below which partition p's events are all committed by its
+ * worker, or -1 when nothing is known yet. */
+static int64_t ksrc_done_offset(struct ksrc *k, unsigned p)
+{
+	uint64_t oldest;
+	if (ring_oldest_seq(k->s->shm.rings[p], &oldest) == 0)
+		return (int64_t)oldest;
+	/* Source-side dead letters still in memory are not done. */
+	if (k->s->dead.len)
+		return -1;
+	return k->parts[p].next;
+}
+
+/* Store the offsets of the feeding partitions that moved on. */
+static void ksrc_store(struct ksrc *k)
+{
+	const char *topic = k->s->cfg.kafka_topic;
+	rd_kafka_topic_partition_list_t *todo = rd_kafka_topic_partition_list_new(4);
+	for (unsigned p = 0; p < k->s->cfg.partitions; p++) {
+		struct kpart *kp = &k->parts[p];
+		if (kp->phase != KP_FEEDING)
+			continue;
+		int64_t done = ksrc_done_offset(k, p);
+		if (done < 0 || done <= kp->stored)
+			continue;
+		rd_kafka_topic_partition_list_add(todo, topic, (int32_t)p)->offset = done;
+		kp->stored = done;
+	}
+	if (todo->cnt) {
+		rd_kafka_resp_err_t e = rd_kafka_offsets_store(k->rk, todo);
+		if (e)
+			log_warn("kafka: cannot store offsets: %s", rd_kafka_err2str(e));
+	}
+	rd_kafka_topic_partition_list_destroy(todo);
+}
+
+/* Where a partition without a committed offset starts: auto.offset.reset
+ * (ringmaster's default: earliest). */
+static int64_t ksrc_reset_offset(struct ksrc *k)
+{
+	char v[32];
+	size_t len = sizeof(v);
+	if (rd_kafka_conf_get(rd_kafka_conf(k->rk), "auto.offset.reset", v, &len) !=
+	    RD_KAFKA_CONF_OK)
+		return RD_KAFKA_OFFSET_BEGINNING;
+	if (!strcmp(v, "latest") || !strcmp(v, "largest") || !strcmp(v, "end"))
+		return RD_KAFKA_OFFSET_END;
+	if (!strcmp(v, "error"))
+		return RD_KAFKA_OFFSET_INVALID;
+	return RD_KAFKA_OFFSET_BEGINNING;
+}
+
+/* The committed offsets of `l`, asked from the group coordinator, into
+ * l's offsets (RD_KAFKA_OFFSET_INVALID where there is none). */
+static void ksrc_committed(struct ksrc *k, rd_kafka_topic_partition_list_t *l)
+{
+	rd_kafka_resp_err_t e = rd_kafka_committed(k->rk, l, BROKER_TIMEOUT_MS);
+	if (e) {
+		log_warn("kafka: cannot read the group's committed offsets (%s): starting from "
+			 "the shards' positions or auto.offset.reset", rd_kafka_err2str(e));
+		for (int i = 0; i < l->cnt; i++)
+			l->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+	}
+}
+
+static void ksrc_assign(struct ksrc *k, rd_kafka_topic_partition_list_t *parts, int coop)
+{
+	struct sup *s = k->s;
+	char names[512];
+	rd_kafka_topic_partition_list_t *at = rd_kafka_topic_partition_list_copy(parts);
+	ksrc_committed(k, at);
+	for (int i = 0; i < at->cnt; i++) {
+		rd_kafka_topic_partition_t *tp = &at->elems[i];
+		if (tp->partition < 0 || (unsigned)tp->partition >= s->cfg.partitions) {
+			log_error("kafka: assigned partition %d of %s, but partitions = %u: the "
+				  "topic has grown; restart with partitions = its count", tp->partition,
+				  tp->topic, s->cfg.partitions);
+			k->failed = 1;
+			goto out;
+		}
+		struct kpart *kp = &k->parts[tp->partition];
+		int64_t committed = tp->offset >= 0 ? tp->offset : -1;
+		if (tp->offset < 0)
+			tp->offset = ksrc_reset_offset(k);
+		*kp = (struct kpart){ .phase = KP_RESTORING, .start = tp->offset,
+				      .committed = committed, .next = -1, .stored = -1,
+				      .warned = kp->warned };
+	}
+	rd_kafka_error_t *err = coop ? rd_kafka_incremental_assign(k->rk, at) : NULL;
+	rd_kafka_resp_err_t e = coop ? 0 : rd_kafka_assign(k->rk, at);
+	if (err || e) {
+		log_error("kafka: cannot take the assignment: %s",
+			  err ? rd_kafka_error_string(err) : rd_kafka_err2str(e));
+		if (err)
+			rd_kafka_error_destroy(err);
+		k->failed = 1;
+		goto out;
+	}
+	/* Nothing is read until the worker is ready and says where to start
+	 * (should the pause fail, what comes meanwhile is dropped, and read
+	 * again after the seek). */
+	if ((e = rd_kafka_pause_partitions(k->rk, at)) != 0)
+		log_warn("kafka: cannot pause the new partitions: %s", rd_kafka_err2str(e));
+	for (int i = 0; i < at->cnt; i++)
+		lc_acquire(s, (unsigned)at->elems[i].partition); /* a failed fork is retried */
+	log_info("kafka: assigned partitions %s of %s", partition_list(at, names, sizeof(names)),
+		 s->cfg.kafka_topic);
+out:
+	rd_kafka_topic_partition_list_destroy(at);
+}
+
+static int ksrc_releasing(const struct ksrc *k, const rd_kafka_topic_partition_list_t *parts)
+{
+	for (int i = 0; i < parts->cnt; i++) {
+		int32_t p = parts->elems[i].partition;
+		if (p >= 0 && (unsigned)p < k->s->cfg.partitions &&
+		    k->s->workers[p].state != WK_UNOWNED)
+			return 1;
+	}
+	return 0;
+}
+
+/* Wait for the workers of `parts` to drain, commit and exit, serving the
+ * control socket meanwhile; kill them after stop_timeout or a second stop
+ * signal. */
+static void ksrc_wait_released(struct ksrc *k, const rd_kafka_topic_partition_list_t *parts)
+{
+	struct sup *s = k->s;
+	uint64_t deadline = shm_now_ns() + s->cfg.stop_timeout_ms * 1000000u;
+	while (ksrc_releasing(k, parts)) {
+		lc_supervise(s, 0);
+		if (s->control)
+			control_poll(s, RELEASE_POLL_MS);
+		else
+			usleep(RELEASE_POLL_MS * 1000);
+		if (sup_stop > 1 || shm_now_ns() > deadline) {
+			for (int i = 0; i < parts->cnt; i++)
+				lc_kill(s, (unsigned)parts->elems[i].partition,
+					sup_stop > 1 ? "stop requested twice"
+						     : "did not release its partition within stop_timeout");
+			deadline = UINT64_MAX;
+		}
+	}
+}
+
+static void ksrc_commit(struct ksrc *k, rd_kafka_topic_partition_list_t *parts)
+{
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(parts->cnt);
+	for (int i = 0; i < parts->cnt; i++) {
+		int32_t p = parts->elems[i].partition;
+		struct kpart *kp = &k->parts[p];
+		int64_t done = ksrc_done_offset(k, (unsigned)p);
+		if (done < kp->stored)
+			done = kp->stored;
+		if (done >= 0)
+			rd_kafka_topic_partition_list_add(l, parts->elems[i].topic, p)->offset = done;
+	}
+	/* Asynchronous: the group waits for it before it goes on, and a
+	 * cluster that is gone cannot hold the stop. A commit that fails
+	 * (librdkafka logs it) costs nothing but re-reading: the next owner
+	 * starts from its shard or the changelog, whichever is further. */
+	if (l->cnt) {
+		rd_kafka_resp_err_t e = rd_kafka_commit(k->rk, l, 1);
+		if (e)
+			log_warn("kafka: cannot commit the offsets of the revoked partitions: %s",
+				 rd_kafka_err2str(e));
+	}
+	rd_kafka_topic_partition_list_destroy(l);
+}
+
+static void ksrc_revoke(struct ksrc *k, rd_kafka_topic_partition_list_t *parts, int coop)
+{
+	struct sup *s = k->s;
+	char names[512];
+	int lost = rd_kafka_assignment_lost(k->rk);
+	partition_list(parts, names, sizeof(names));
+	log_info("kafka: partitions %s %s: letting their workers drain and commit", names,
+		 lost ? "lost" : "revoked");
+	for (int i = 0; i < parts->cnt; i++) {
+		int32_t p = parts->elems[i].partition;
+		if (p >= 0 && (unsigned)p < s->cfg.partitions && k->parts[p].phase != KP_UNOWNED)
+			lc_release(s, (unsigned)p);
+	}
+	ksrc_wait_released(k, parts);
+	if (!lost)
+		ksrc_commit(k, parts);
+	for (int i = 0; i < parts->cnt; i++) {
+		int32_t p = parts->elems[i].partition;
+		if (p >= 0 && (unsigned)p < s->cfg.partitions)
+			k->parts[p].phase = KP_UNOWNED;
+	}
+	rd_kafka_error_t *err = coop ? rd_kafka_incremental_unassign(k->rk, parts) : NULL;
+	rd_kafka_resp_err_t e = coop ? 0 : rd_kafka_assign(k->rk, NULL);
+	if (err || e) {
+		log_error("kafka: cannot give partitions %s up: %s", names,
+			  err ? rd_kafka_error_string(err) : rd_kafka_err2str(e));
+		if (err)
+			rd_kafka_error_destroy(err);
+	}
+	log_info("kafka: partitions %s released", names);
+}
+
+static void ksrc_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+			   rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+	struct ksrc *k = opaque;
+	const char *proto = rd_kafka_rebalance_protocol(rk);
+	int coop = proto && strcmp(proto, "COOPERATIVE") == 0;
+	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+		ksrc_assign(k, parts, coop);
+	} else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+		ksrc_revoke(k, parts, coop);
+	} else {
+		log_error("kafka: rebalance failed: %s", rd_kafka_err2str(err));
+		ksrc_revoke(k, parts, coop);
+	}
+}
+
+static const char *offset_name(int64_t at, char *buf, size_t len)
+{
+	if (at == RD_KAFKA_OFFSET_BEGINNING)
+		return "beginning";
+	if (at == RD_KAFKA_OFFSET_END)
+		return "end";
+	snprintf(buf, len, "%lld", (long long)at);
+	return buf;
+}
+
+/* Start the partitions whose workers are ready: seek each to the later of
+ * its shard's applied_seq + 1 and the group's committed offset (or where it
+ * was assigned when neither is known), and resume it. */
+static void ksrc_start_ready(struct ksrc *k)
+{
+	struct sup *s = k->s;
+	for (unsigned p = 0; p < s->cfg.partitions; p++) {
+		struct kpart *kp = &k->parts[p];
+		struct shm_worker *st = &s->shm.workers[p];
+		if (kp->phase != KP_RESTORING || s->workers[p].state != WK_RUNNING ||
+		    atomic_load(&st->restoring))
+			continue;
+		int64_t at = kp->committed;
+		if (atomic_load(&st->has_applied) &&
+		    (int64_t)atomic_load(&st->applied_seq) + 1 > at)
+			at = (int64_t)atomic_load(&st->applied_seq) + 1;
+		if (at < 0)
+			at = kp->start;
+		char name[24];
+		rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+		rd_kafka_topic_partition_list_add(l, s->cfg.kafka_topic, (int32_t)p)->offset = at;
+		rd_kafka_error_t *err = rd_kafka_seek_partitions(k->rk, l, BROKER_TIMEOUT_MS);
+		if (!err && l->elems[0].err == 0 && rd_kafka_resume_partitions(k->rk, l) == 0 &&
+		    l->elems[0].err == 0) {
+			kp->phase = KP_FEEDING;
+			kp->next = at >= 0 ? at : -1;
+			log_info("kafka: partition %u: reading from offset %s", p, offset_name(at, name, sizeof(name)));
+		} else {
+			log_warn("kafka: partition %u: cannot seek to offset %s (%s): trying again",
+				 p, offset_name(at, name, sizeof(name)),
+				 err ? rd_kafka_error_string(err) : rd_kafka_err2str(l->elems[0].err));
+		}
+		if (err)
+			rd_kafka_error_destroy(err);
+		rd_kafka_topic_partition_list_destroy(l);
+	}
+}
+
+/* A keyed message as the line key<delimiter>value (so that it is checked
+ * and dead-lettered exactly as a line of a file), cut to what can be an
+ * event anyway. A key holding the delimiter or a newline would not survive
+ * that: it is refused. */
+static int ksrc_keyed(struct ksrc *k, int partition, uint64_t seq, const char *key,
+		      size_t key_len, const char *val, size_t val_len)
+{
+	struct sup *s = k->s;
+	size_t limit = (size_t)s->cfg.max_event_size + 2;
+	size_t want = key_len + 1 + val_len;
+	size_t len = want < limit ? want : limit;
+	if (len > k->joined_cap) {
+		char *j = realloc(k->joined, len);
+		if (!j) {
+			log_error("out of memory for a kafka message of %zu bytes", want);
+			return -1;
+		}
+		k->joined = j;
+		k->joined_cap = len;
+	}
+	size_t kn = key_len < len ? key_len : len;
+	memcpy(k->joined, key, kn);
+	if (kn < len)
+		k->joined[kn] = s->cfg.delimiter;
+	if (kn + 1 < len)
+		memcpy(k->joined + kn + 1, val, len - kn - 1);
+	if (memchr(key, s->cfg.delimiter, key_len) || memchr(key, '\n', key_len)) {
+		s->lines++;
+		return sup_dead_letter(s, seq, "bad_key", k->joined, len);
+	}
+	return src_handle_line_to(s, partition, seq, k->joined, len);
+}
+
+static void ksrc_check_route(struct ksrc *k, unsigned p, const char *key, size_t key_len)
+{
+	unsigned want = partition_of(key, key_len, k->s->cfg.partitions);
+	if (want == p || k->parts[p].warned)
+		return;
+	k->parts[p].warned = 1;
+	log_warn("kafka: partition %u holds key %.*s, which murmur2 puts in partition %u: the "
+		 "producer does not use Kafka's default partitioner. Its events are processed "
+		 "with the state of the partition they are in", p, (int)(key_len > 64 ? 64 : key_len),
+		 key, want);
+}
+
+static int ksrc_message(struct ksrc *k, rd_kafka_message_t *m)
+{
+	if (m->err) {
+		if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+			return 0;
+		log_warn("kafka: %s", rd_kafka_message_errstr(m));
+		return m->err == RD_KAFKA_RESP_ERR__FATAL ? -1 : 0;
+	}
+	struct sup *s = k->s;
+	int32_t p = m->partition;
+	if (p < 0 || (unsigned)p >= s->cfg.partitions)
+		return 0; /* never assigned: see ksrc_assign */
+	struct kpart *kp = &k->parts[p];
+	/* Not started yet (the seek reads it again), or read twice. */
+	if (kp->phase != KP_FEEDING || (kp->next >= 0 && m->offset < kp->next))
+		return 0;
+	kp->next = m->offset + 1;
+	const char *val = m->payload ? m->payload : "";
+	size_t len = m->payload ? m->len : 0;
+	if (m->key) {
+		ksrc_check_route(k, (unsigned)p, m->key, m->key_len);
+		return ksrc_keyed(k, p, (uint64_t)m->offset, m->key, m->key_len, val, len);
+	}
+	if (len && val[len - 1] == '\n')
+		len--;
+	const char *tab = memchr(val, s->cfg.delimiter, len);
+	if (tab && tab > val)
+		ksrc_check_route(k, (unsigned)p, val, (size_t)(tab - val));
+	if (len > (size_t)s->cfg.max_event_size + 2)
+		len = (size_t)s->cfg.max_event_size + 2;
+	return src_handle_line_to(s, p, (uint64_t)m->offset, val, len);
+}
+
+/* `topic` must have exactly `want` partitions. */
+static int ksrc_check_topic(struct ksrc *k, const char *topic, const char *what, int want)
+{
+	char err[KAFKA_ERR_LEN];
+	int n;
+	int rc = kafka_partition_count(k->rk, topic, BROKER_TIMEOUT_MS, &n, err);
+	if (rc == -ENOENT) {
+		log_error("%s topic %s does not exist: create it with %d partitions", what, topic,
+			  want);
+		return -1;
+	}
+	if (rc != 0) {
+		log_error("[source] brokers = %s: %s", k->s->cfg.kafka_brokers, err);
+		return -1;
+	}
+	if (n != want) {
+		log_error("%s topic %s has %d partitions, and [ringmaster] partitions = %d: they "
+			  "must be equal (one worker per Kafka partition)", what, topic, n, want);
+		return -1;
+	}
+	return 0;
+}
+
+static int ksrc_open(struct ksrc *k)
+{
+	struct sup *s = k->s;
+	char err[KAFKA_ERR_LEN], changelog[512];
+	const char *defaults[] = { "auto.offset.reset", "earliest", "client.id", s->cfg.name,
+				   NULL };
+	const char *forced[] = { "group.id", s->cfg.kafka_group, "enable.auto.offset.store",
+				 "false", "enable.partition.eof", "false", NULL };
+	if (kafka_changelog_topic(&s->cfg, changelog, sizeof(changelog)) != 0) {
+		log_error("[source] group = %s: the changelog topic's name is too long",
+			  s->cfg.kafka_group);
+		return -1;
+	}
+	rd_kafka_conf_t *conf = kafka_conf_new(&s->cfg, defaults, forced, err);
+	if (!conf) {
+		log_error("%s", err);
+		return -1;
+	}
+	rd_kafka_conf_set_rebalance_cb(conf, ksrc_rebalance);
+	rd_kafka_conf_set_opaque(conf, k);
+	k->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+	if (!k->rk) {
+		rd_kafka_conf_destroy(conf);
+		log_error("cannot create the kafka consumer: %s", err);
+		return -1;
+	}
+	rd_kafka_poll_set_consumer(k->rk);
+	int want = (int)s->cfg.partitions;
+	if (ksrc_check_topic(k, s->cfg.kafka_topic, "[source]", want) != 0 ||
+	    ksrc_check_topic(k, changelog, "the changelog", want) != 0)
+		return -1;
+	rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(sub, s->cfg.kafka_topic, RD_KAFKA_PARTITION_UA);
+	rd_kafka_resp_err_t e = rd_kafka_subscribe(k->rk, sub);
+	rd_kafka_topic_partition_list_destroy(sub);
+	if (e) {
+		log_error("cannot subscribe to %s: %s", s->cfg.kafka_topic, rd_kafka_err2str(e));
+		return -1;
+	}
+	log_info("kafka source: group %s on topic %s (changelog %s) brokers=%s",
+		 s->cfg.kafka_group, s->cfg.kafka_topic, changelog,
+		 s->cfg.kafka_brokers ? s->cfg.kafka_brokers : "[kafka] bootstrap.servers");
+	return 0;
+}
+
+/* Leave the group: the revoke callback stops every worker after its batch
+ * and commits their offsets. A cluster that does not answer could hold
+ * this for long, so it gets two stop_timeouts; the workers still running
+ * then are stopped the usual way (sup_run). */
+static void ksrc_close(struct ksrc *k)
+{
+	if (!k->rk)
+		goto out;
+	uint64_t deadline = shm_now_ns() + (2 * k->s->cfg.stop_timeout_ms + 1000) * 1000000u;
+	rd_kafka_queue_t *q = rd_kafka_queue_new(k->rk);
+	rd_kafka_error_t *err = rd_kafka_consumer_close_queue(k->rk, q);
+	if (err) {
+		log_warn("kafka: cannot leave the group: %s", rd_kafka_error_string(err));
+		rd_kafka_error_destroy(err);
+	}
+	while (!err && !rd_kafka_consumer_closed(k->rk)) {
+		rd_kafka_queue_poll_callback(q, POLL_MS * 10); /* runs the rebalance callback */
+		if (shm_now_ns() > deadline) {
+			log_warn("kafka: leaving the group takes longer than 2 x stop_timeout: "
+				 "giving up (the group notices at session.timeout.ms)");
+			break;
+		}
+	}
+	rd_kafka_queue_destroy(q);
+	rd_kafka_destroy_flags(k->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+out:
+	free(k->joined);
+	free(k->parts);
+}
+
+static void ksrc_tick(struct ksrc *k)
+{
+	uint64_t now = shm_now_ns();
+	ksrc_start_ready(k);
+	if (now >= k->next_store_ns) {
+		ksrc_store(k);
+		k->next_store_ns = now + STORE_EVERY_NS;
+	}
+}
+
+int src_kafka_run(struct sup *s)
+{
+	struct ksrc k = { .s = s };
+	unsigned since_tick = 0;
+	int rc = -1;
+	k.parts = calloc(s->cfg.partitions, sizeof(*k.parts));
+	if (!k.parts) {
+		log_error("out of memory");
+		goto out;
+	}
+	if (ksrc_open(&k) != 0)
+		goto out;
+	while (!sup_stop && !k.failed) {
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(k.rk, POLL_MS);
+		if (m) {
+			int r = ksrc_message(&k, m);
+			rd_kafka_message_destroy(m);
+			if (r != 0)
+				break;
+			if (++since_tick < TICK_EVERY)
+				continue;
+		}
+		since_tick = 0;
+		ksrc_tick(&k);
+		if (sup_tick(s) != 0)
+			break;
+	}
+	rc = sup_stop && !k.failed && !s->failed ? 0 : -1;
+out:
+	ksrc_close(&k);
+	return rc;
+}

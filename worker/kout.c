@@ -1,0 +1,215 @@
+/* kout.c - a worker's Kafka producer (see kout.h).
+ *
+ * A delivery report that fails marks the producer failed for good: the
+ * batch that was waiting on it does not commit, the worker exits, and the
+ * one that replaces it (with a new producer) redoes the batch. That is what
+ * makes the changelog and the output at-least-once rather than lossy.
+ */
+#include "kout.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cfg.h"
+#include "ctx.h"
+#include "kafka.h"
+#include "log.h"
+#include "shm.h"
+
+#define SLICE_MS 1000
+#define WARN_AFTER_SLICES 5
+#define QUEUE_FULL_WAIT_MS 100
+
+/* Per-message opaque: which topic a delivery report is about. */
+static char tag_changelog, tag_output;
+
+struct kout {
+	rd_kafka_t *rk;
+	const struct cfg *cfg;
+	unsigned partition;
+	char changelog[512];
+	rd_kafka_resp_err_t failed;   /* the first failed delivery */
+	int has_next;
+	uint64_t changelog_next;
+	_Atomic uint64_t *heartbeat_ns;
+	volatile sig_atomic_t *stop;
+	uint64_t stop_by;
+};
+
+static void kout_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	struct kout *k = opaque;
+	(void)rk;
+	if (m->err) {
+		if (!k->failed)
+			log_error("partition %u: kafka could not take a record for %s: %s",
+				  k->partition, rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
+		k->failed = m->err;
+		return;
+	}
+	if (m->_private == &tag_changelog && m->offset >= 0 &&
+	    (!k->has_next || (uint64_t)m->offset + 1 > k->changelog_next)) {
+		k->changelog_next = (uint64_t)m->offset + 1;
+		k->has_next = 1;
+	}
+}
+
+int kout_open(struct kout **out, const struct cfg *cfg, unsigned partition, char *err,
+	      size_t errlen)
+{
+	char why[KAFKA_ERR_LEN], id[300];
+	struct kout *k = calloc(1, sizeof(*k));
+	*out = NULL;
+	if (!k) {
+		snprintf(err, errlen, "out of memory for the kafka producer");
+		return -1;
+	}
+	k->cfg = cfg;
+	k->partition = partition;
+	kafka_changelog_topic(cfg, k->changelog, sizeof(k->changelog));
+	snprintf(id, sizeof(id), "%s-p%u", cfg->name, partition);
+	const char *defaults[] = { "client.id", id, NULL };
+	const char *forced[] = { "enable.idempotence", "true", "partitioner", "murmur2_random",
+				 NULL };
+	rd_kafka_conf_t *conf = kafka_conf_new(cfg, defaults, forced, why);
+	if (!conf) {
+		snprintf(err, errlen, "%s", why);
+		free(k);
+		return -1;
+	}
+	rd_kafka_conf_set_dr_msg_cb(conf, kout_delivered);
+	rd_kafka_conf_set_opaque(conf, k);
+	k->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why));
+	if (!k->rk) {
+		rd_kafka_conf_destroy(conf);
+		snprintf(err, errlen, "partition %u: cannot create the kafka producer: %s",
+			 partition, why);
+		free(k);
+		return -1;
+	}
+	*out = k;
+	return 0;
+}
+
+void kout_watch(struct kout *k, _Atomic uint64_t *heartbeat_ns, volatile sig_atomic_t *stop)
+{
+	k->heartbeat_ns = heartbeat_ns;
+	k->stop = stop;
+}
+
+/* Kafka keeps us waiting. Returns 0 to wait on, or -EINTR when a stop
+ * request has waited stop_timeout already. */
+static int kout_waiting(struct kout *k)
+{
+	uint64_t now = shm_now_ns();
+	if (!k->stop_by && k->stop && *k->stop)
+		k->stop_by = now + k->cfg->stop_timeout_ms * 1000000u;
+	if (k->stop_by && now >= k->stop_by) {
+		log_error("partition %u: kafka acknowledges nothing and the worker must stop: "
+			  "giving the batch up (it is redone at the next start)", k->partition);
+		return -EINTR;
+	}
+	if (k->heartbeat_ns)
+		atomic_store_explicit(k->heartbeat_ns, now, memory_order_relaxed);
+	return 0;
+}
+
+static rd_kafka_headers_t *make_headers(const char *const *kv)
+{
+	size_t n = 0;
+	while (kv && kv[2 * n])
+		n++;
+	if (!n)
+		return NULL;
+	rd_kafka_headers_t *h = rd_kafka_headers_new(n);
+	for (size_t i = 0; h && i < n; i++)
+		rd_kafka_header_add(h, kv[2 * i], -1, kv[2 * i + 1], -1);
+	return h;
+}
+
+int kout_produce(struct kout *k, enum kout_topic topic, const char *key, size_t key_len,
+		 const void *val, size_t val_len, const char *const *headers)
+{
+	int changelog = topic == KOUT_CHANGELOG;
+	const char *name = changelog ? k->changelog : k->cfg->output_topic;
+	int32_t part = changelog ? (int32_t)k->partition : RD_KAFKA_PARTITION_UA;
+	for (;;) {
+		rd_kafka_headers_t *h = make_headers(headers);
+		rd_kafka_resp_err_t e = rd_kafka_producev(
+		    k->rk, RD_KAFKA_V_TOPIC(name), RD_KAFKA_V_PARTITION(part),
+		    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, key_len),
+		    RD_KAFKA_V_VALUE((void *)val, val ? val_len : 0), RD_KAFKA_V_HEADERS(h),
+		    RD_KAFKA_V_OPAQUE(changelog ? &tag_changelog : &tag_output), RD_KAFKA_V_END);
+		if (!e)
+			return 0;
+		if (h)
+			rd_kafka_headers_destroy(h);
+		if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+			log_error("partition %u: cannot produce to %s: %s", k->partition, name,
+				  rd_kafka_err2str(e));
+			return -1;
+		}
+		rd_kafka_poll(k->rk, QUEUE_FULL_WAIT_MS);
+		if (kout_waiting(k) != 0)
+			return -1;
+	}
+}
+
+int kout_send_lines(struct kout *k, const struct rm_ctx *ctx)
+{
+	char seq[24];
+	const char *headers[] = { KAFKA_H_SEQ, seq, NULL };
+	for (size_t i = 0; i < ctx->n_lines; i++) {
+		const struct ctx_line *l = &ctx->lines[i];
+		snprintf(seq, sizeof(seq), "%llu", (unsigned long long)l->seq);
+		if (kout_produce(k, KOUT_OUTPUT, l->key, l->key_len, ctx->out + l->off, l->len,
+				 headers) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+int kout_flush(struct kout *k)
+{
+	unsigned slices = 0;
+	while (!k->failed && rd_kafka_outq_len(k->rk) > 0) {
+		rd_kafka_flush(k->rk, SLICE_MS);
+		if (k->failed || rd_kafka_outq_len(k->rk) == 0)
+			break;
+		if (kout_waiting(k) != 0)
+			return -EINTR;
+		if (++slices == WARN_AFTER_SLICES)
+			log_warn("partition %u: kafka has acknowledged nothing for %d s: waiting "
+				 "(the batch commits once it has)", k->partition,
+				 WARN_AFTER_SLICES * SLICE_MS / 1000);
+	}
+	if (k->failed) {
+		char why[256];
+		if (rd_kafka_fatal_error(k->rk, why, sizeof(why)))
+			log_error("partition %u: the kafka producer failed for good: %s",
+				  k->partition, why);
+		return -EIO;
+	}
+	return 0;
+}
+
+int kout_changelog_next(const struct kout *k, uint64_t *next)
+{
+	if (!k->has_next)
+		return -1;
+	*next = k->changelog_next;
+	return 0;
+}
+
+void kout_close(struct kout *k)
+{
+	if (!k)
+		return;
+	rd_kafka_purge(k->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+	rd_kafka_poll(k->rk, 0); /* the purged records' reports */
+	rd_kafka_destroy(k->rk);
+	free(k);
+}
