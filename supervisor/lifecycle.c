@@ -163,7 +163,10 @@ static void watchdog(struct sup *s, uint64_t now)
 	for (unsigned p = 0; p < s->cfg.partitions; p++) {
 		struct sup_worker *w = &s->workers[p];
 		struct shm_worker *st = &s->shm.workers[p];
-		if (w->state != WK_RUNNING || ring_drained(s->shm.rings[p]))
+		/* A Kafka worker that is restoring (or not ready yet) has work
+		 * too, with an empty ring: its partition waits for it. */
+		int restoring = atomic_load(&st->restoring) != 0;
+		if (w->state != WK_RUNNING || (ring_drained(s->shm.rings[p]) && !restoring))
 			continue;
 		uint64_t beat = atomic_load(&st->heartbeat_ns);
 		if (beat < w->started_ns)
@@ -171,8 +174,9 @@ static void watchdog(struct sup *s, uint64_t now)
 		/* The worker may have beaten after `now` was read. */
 		if (beat >= now || now - beat < limit)
 			continue;
-		log_error("worker %u (pid %ld) has events waiting and no heartbeat for %llums: "
-			  "killing it", p, (long)w->pid, (unsigned long long)((now - beat) / MS));
+		log_error("worker %u (pid %ld) has %s and no heartbeat for %llums: killing it", p,
+			  (long)w->pid, restoring ? "not got ready" : "events waiting",
+			  (unsigned long long)((now - beat) / MS));
 		kill(w->pid, SIGKILL);
 		w->started_ns = now; /* one kill per watchdog period */
 	}

@@ -155,6 +155,7 @@ static int restore_state(struct worker *w)
 	int rc;
 	if (!w->changelog)
 		return 0;
+	atomic_store(&st->heartbeat_ns, shm_now_ns()); /* the watchdog counts from here */
 	for (int tries = 0; tries < GROW_RETRIES; tries++) {
 		rc = changelog_restore(w->changelog, w->out_len, st);
 		if (rc != STORE_MAP_FULL)

@@ -6,6 +6,17 @@ GROUP=grp
 TOPIC=events
 CHANGELOG=$GROUP-$NAME-changelog
 
+# A failed check leaves no instance behind, nor a worker of this test's
+# (one stuck at its start would not follow its supervisor).
+eval "lib_$(declare -f fail)"
+fail() {
+	local p
+	for p in "${BG_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+	sleep 1
+	for p in $(pgrep -f "^ringmaster: worker [0-9]+ \($NAME\)"); do kill -KILL "$p"; done
+	lib_fail "$@"
+}
+
 # kafka_start_mock EVENTS_FILE [TOPIC...]: a cluster with the topic (the
 # events in it, keyed by account, murmur2-partitioned), the changelog and
 # the other topics named, 4 partitions each. Sets BROKERS.

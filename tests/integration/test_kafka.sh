@@ -14,12 +14,6 @@ write_config "$T/file.ini"
 kafka_start_mock "$T/events.tsv"
 grep -qx "produced=$N" "$T/mock.out" || fail "the mock cluster holds $(cat "$T/mock.out")"
 
-eval "lib_$(declare -f fail)"
-fail() { # leave no instance behind
-	for p in "${BG_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
-	lib_fail "$@"
-}
-
 kafka_config one
 kafka_run one
 wait_until 180 processed_is one $N

@@ -11,12 +11,6 @@ write_config "$T/file.ini"
 "$RINGCTL" -c "$T/file.ini" dump-state >"$T/file.state"
 kafka_start_mock "$T/events.tsv"
 
-eval "lib_$(declare -f fail)"
-fail() { # leave no instance behind
-	for p in "${BG_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
-	lib_fail "$@"
-}
-
 # 400 us per event: 2 s of work per partition, time for several kills.
 HANDLER=$TEST_HANDLER_DIR/faulty_ledger.so BATCH_MAX=64 kafka_config k \
 	"[handler]" "sleep_us = 400" "[restart]" "backoff_initial = 20ms" "backoff_max = 200ms"

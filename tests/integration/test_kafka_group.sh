@@ -11,12 +11,6 @@ write_config "$T/file.ini"
 "$RINGCTL" -c "$T/file.ini" dump-state >"$T/file.state"
 kafka_start_mock "$T/events.tsv"
 
-eval "lib_$(declare -f fail)"
-fail() { # leave no instance behind
-	for p in "${BG_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
-	lib_fail "$@"
-}
-
 # 2 ms per event: one instance alone would need 10 s per partition, so the
 # second joins, and the kill comes, while there is work left.
 for i in a b; do

@@ -13,12 +13,6 @@ write_config "$T/file.ini"
 "$RINGCTL" -c "$T/file.ini" dump-state >"$T/file.state"
 kafka_start_mock "$T/events.tsv" out
 
-eval "lib_$(declare -f fail)"
-fail() { # leave no instance behind
-	for p in "${BG_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
-	lib_fail "$@"
-}
-
 HANDLER=$TEST_HANDLER_DIR/faulty_ledger.so BATCH_MAX=64 kafka_config s \
 	"[handler]" "sleep_us = 400" "[restart]" "backoff_initial = 20ms"
 sed -i 's|^\[output\]$|&\ntopic = out|; s|^type = file$|type = kafka|' "$T/s.ini"
