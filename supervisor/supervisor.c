@@ -300,12 +300,18 @@ static void flush_dead_letters(struct sup *s)
 	}
 }
 
+/* The watermark is recorded four times a second: a restart redoes at most
+ * that much of the source (the workers skip what they applied anyway). */
+#define WATERMARK_EVERY_NS 250000000ull
+
 static void housekeeping(struct sup *s, int closing)
 {
-	uint64_t before = s->next_housekeeping_ns;
 	lc_supervise(s, closing);
-	if (s->next_housekeeping_ns != before) /* a second has passed */
+	uint64_t now = shm_now_ns();
+	if (now >= s->next_watermark_ns) {
 		wm_record(s);
+		s->next_watermark_ns = now + WATERMARK_EVERY_NS;
+	}
 	if (sup_hup) {
 		char msg[8192];
 		sup_hup = 0;

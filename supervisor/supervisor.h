@@ -72,7 +72,8 @@ struct sup {
 	uint64_t next_seq;           /* seq of the next event the source reads */
 	uint64_t resume_seq;         /* where the source starts (the watermark) */
 	uint64_t source_id;          /* hash naming the source, kept in data_dir */
-	uint64_t next_housekeeping_ns; /* rates, watermark: once a second */
+	uint64_t next_housekeeping_ns; /* rates: once a second */
+	uint64_t next_watermark_ns;    /* recording the source watermark */
 	int failed;                  /* a write failed or a worker cannot start */
 };
 

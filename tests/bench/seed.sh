@@ -11,26 +11,29 @@
 # at one partition (`ringctl dump-state`); otherwise nothing is timed.
 #
 # Then one EVENTS-event file (KEYS accounts, Zipf SKEW) goes through
-# ringmaster at each of PARTS partitions (the median of RM_REPEATS runs),
-# and through the naive designs at each of THREADS threads, each naive run
-# stopped after NAIVE_SECONDS (the rate so far is reported). Printed: events/s, CPU seconds (for the naive
-# designs, the process plus redis-server), peak memory (the sum of the PSS of
-# every process of the design, sampled every 0.1 s; redis-server included
-# for the naive designs), and the ratio of ringmaster's best to the naive
-# design's best. Written: OUT/seed.csv, OUT/seed.png (gnuplot), OUT/seed.md.
-# Figures, not a pass/fail timing test: it fails only if a check fails.
+# ringmaster at each of PARTS partitions, and through the naive designs at
+# each of THREADS threads, each naive run stopped after NAIVE_SECONDS (the
+# rate so far is reported). Every configuration runs REPEATS times and the
+# median run (by events/s) is kept, so a neighbour's burst of work on a
+# shared machine spoils one run, not the figure. Printed: events/s, CPU
+# seconds (for the naive designs, the process plus redis-server), peak
+# memory (the sum of the PSS of every process of the design, sampled every
+# 0.1 s; redis-server included for the naive designs), and the ratio of
+# ringmaster's best to the naive design's best. Written: OUT/seed.csv,
+# OUT/seed.png (gnuplot), OUT/seed.md. Figures, not a pass/fail timing
+# test: it fails only if a check fails.
 #
 #   EVENTS (1000000) KEYS (100000) SKEW (0.99) CHECK_EVENTS (50000)
-#   PARTS ("1 2 4 8 16 64") THREADS ("1 8 50 100 300 500") NAIVE_SECONDS (20)
-#   RM_REPEATS (3: ringmaster runs per configuration, the median is kept)
-#   OUT (tests/bench/results) RUN_TIMEOUT (120: seconds before a run counts as hung)
+#   PARTS ("1 2 4 8 16 64") THREADS ("1 8 50 100 300 500")
+#   NAIVE_SECONDS (7) REPEATS (3) OUT (tests/bench/results)
+#   RUN_TIMEOUT (120: seconds before a run counts as hung)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 B=${B:-build}
 EVENTS=${EVENTS:-1000000} KEYS=${KEYS:-100000} SKEW=${SKEW:-0.99}
-CHECK_EVENTS=${CHECK_EVENTS:-50000} NAIVE_SECONDS=${NAIVE_SECONDS:-20}
+CHECK_EVENTS=${CHECK_EVENTS:-50000} NAIVE_SECONDS=${NAIVE_SECONDS:-7}
 PARTS=${PARTS:-1 2 4 8 16 64} THREADS=${THREADS:-1 8 50 100 300 500}
-OUT=${OUT:-tests/bench/results} RUN_TIMEOUT=${RUN_TIMEOUT:-120} RM_REPEATS=${RM_REPEATS:-3}
+OUT=${OUT:-tests/bench/results} RUN_TIMEOUT=${RUN_TIMEOUT:-120} REPEATS=${REPEATS:-3}
 RINGMASTER=$B/bin/ringmaster RINGCTL=$B/bin/ringctl NAIVE=$B/tests/bench/naive/naive
 TARGET=30
 
@@ -258,20 +261,25 @@ row() { # DESIGN PARAMETER VALUE TAG
 	echo "$1,$2,$3,$(cat "$d/events"),$(cat "$d/seconds"),$(cat "$d/rate"),$(cat "$d/cpu"),$(cat "$d/redis_cpu"),$(cat "$d/peak_mb"),$(cat "$d/complete")" >>"$CSV"
 	printf '  %-13s %-14s %12.0f events/s\n' "$1" "$2=$3" "$(cat "$d/rate")"
 }
-# A ringmaster run takes a second or two, where a neighbour's burst of work
-# shows: run each RM_REPEATS times and keep the median run.
+# median TAG: the number of TAG's median run (by events/s) of REPEATS.
+median() {
+	local i
+	for i in $(seq "$REPEATS"); do echo "$(cat "$T/$1-$i/rate") $i"; done |
+		sort -n | awk '{ run[NR] = $2 } END { print run[int((NR + 1) / 2)] }'
+}
 for p in $PARTS; do
-	for i in $(seq "$RM_REPEATS"); do
+	for i in $(seq "$REPEATS"); do
 		rm_run "$p" "$T/events.tsv" "rm-$p-$i"
 	done
-	median=$(for i in $(seq "$RM_REPEATS"); do echo "$(cat "$T/rm-$p-$i/rate") $i"; done |
-		sort -n | awk '{ run[NR] = $2 } END { print run[int((NR + 1) / 2)] }')
-	row ringmaster partitions "$p" "rm-$p-$median"
+	row ringmaster partitions "$p" "rm-$p-$(median "rm-$p")"
 done
 for cached in no yes; do
 	for n in $THREADS; do
-		naive_run "$n" "$cached" "$T/events.tsv" "$NAIVE_SECONDS" "naive-$cached-$n"
-		row "$([ "$cached" = yes ] && echo naive_cached || echo naive)" threads "$n" "naive-$cached-$n"
+		for i in $(seq "$REPEATS"); do
+			naive_run "$n" "$cached" "$T/events.tsv" "$NAIVE_SECONDS" "naive-$cached-$n-$i"
+		done
+		row "$([ "$cached" = yes ] && echo naive_cached || echo naive)" threads "$n" \
+			"naive-$cached-$n-$(median "naive-$cached-$n")"
 	done
 done
 echo
@@ -315,9 +323,10 @@ sed '/^RATIO /d' <<<"$REPORT"
 NOTES="CPU s: user + system seconds of the whole run (naive designs: the process
 plus redis-server); CPU us/event is that over the events done. peak MB: the
 highest sum of PSS over the design's processes (naive designs: redis-server
-included), sampled every 0.1 s. ringmaster: the median of $RM_REPEATS runs; its
-seconds include its start (loading the tables into LMDB, forking the
-workers). Naive runs stop after ${NAIVE_SECONDS} s and report the rate so far."
+included), sampled every 0.1 s. Each row is the median of $REPEATS runs.
+ringmaster's seconds include its start (loading the tables into LMDB,
+forking the workers); naive runs stop after ${NAIVE_SECONDS} s and report the
+rate so far."
 echo
 echo "$NOTES"
 
@@ -353,7 +362,7 @@ cp "$CSV" "$T/seed.png" "$OUT/"
 	echo
 	echo "$NOTES"
 	echo
-	echo "Command: \`make bench-seed\` (naive runs stopped after $NAIVE_SECONDS s)."
+	echo "Command: \`make bench-seed\` (naive runs stopped after $NAIVE_SECONDS s, median of $REPEATS runs)."
 	echo "Machine: $MACHINE; load average before the run: $LOAD, after: $(cut -d' ' -f1-3 /proc/loadavg)."
 } >"$OUT/seed.md"
 echo

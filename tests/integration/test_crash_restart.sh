@@ -14,7 +14,7 @@ crashes=0
 for round in $(seq 1 30); do
 	setsid "$RINGMASTER" -c "$T/t.ini" 2>>"$T/run.log" &
 	sup=$!
-	sleep "0.$((RANDOM % 5 + 2))"
+	sleep "0.$((RANDOM % 7 + 3))"
 	if kill -0 $sup 2>/dev/null; then
 		kill -KILL -- -$sup 2>/dev/null || true
 		wait $sup 2>/dev/null || true
