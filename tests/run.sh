@@ -18,7 +18,8 @@ passed=0 failed=0 failures=()
 run_one() { # name command...
 	local name=$1; shift
 	local log="$log_dir/${name//\//_}.log" start=$SECONDS
-	if "$@" >"$log" 2>&1; then
+	# A hung test must fail, not hang CI: TEST_TIMEOUT seconds each.
+	if timeout -k 10 "${TEST_TIMEOUT:-600}" "$@" >"$log" 2>&1; then
 		passed=$((passed + 1)); printf 'PASS  %-40s %3ds\n' "$name" $((SECONDS - start))
 	else
 		failed=$((failed + 1)); failures+=("$name")
