@@ -230,7 +230,7 @@ $(NAIVE): $(B)/obj/tests/bench/naive/naive.o $(call obj,worker/handlers/ledger.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) $^ $(HIREDIS_LIBS) -lpthread -o $@
 
-bench-seed: seed-deps $(RINGMASTER) $(RINGCTL) $(NAIVE)
+bench-seed: seed-deps $(RINGMASTER) $(RINGCTL) $(NAIVE) etc-modes
 	@B=$(B) tests/bench/seed.sh
 
 bench: bench-seed

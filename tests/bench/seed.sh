@@ -13,13 +13,14 @@
 # Then one EVENTS-event file (KEYS accounts, Zipf SKEW) goes through
 # ringmaster at each of PARTS partitions, and through the naive designs at
 # each of THREADS threads, each naive run stopped after NAIVE_SECONDS (the
-# rate so far is reported). Every configuration runs REPEATS times and the
-# median run (by events/s) is kept, so a neighbour's burst of work on a
-# shared machine spoils one run, not the figure. Printed: events/s, CPU
+# rate so far is reported). Every configuration runs REPEATS times, in
+# interleaved rounds, and the median run (by events/s) is kept, so a
+# neighbour's burst of work on a shared machine spoils one run, not the
+# figure, and falls on both designs alike. Printed: events/s, CPU
 # seconds (for the naive designs, the process plus redis-server), peak
-# memory (the sum of the PSS of every process of the design, sampled every
-# 0.1 s; redis-server included for the naive designs), and the ratio of
-# ringmaster's best to the naive design's best. Written: OUT/seed.csv,
+# memory (the sum of the PSS of every process of the design, redis-server
+# included for the naive designs), and the ratio of ringmaster's best to
+# the naive design's best. Written: OUT/seed.csv,
 # OUT/seed.png (gnuplot), OUT/seed.md. Figures, not a pass/fail timing
 # test: it fails only if a check fails.
 #
@@ -89,17 +90,19 @@ children() {
 	{ read -r -a KIDS <"/proc/$1/task/$1/children"; } 2>/dev/null || true
 }
 
-# measure DIR "EXTRA_PIDS" CMD...: run CMD under GNU time, killed after
-# RUN_TIMEOUT seconds (status 124). DIR/cpu gets the user + system seconds of
-# CMD and its children, DIR/peak_mb the highest sum of PSS over CMD's process
-# tree and EXTRA_PIDS, sampled every 0.1 s. Returns CMD's status.
+# measure DIR SAMPLE "EXTRA_PIDS" CMD...: run CMD under GNU time, killed
+# after RUN_TIMEOUT seconds (status 124). DIR/cpu gets the user + system
+# seconds of CMD and its children. Unless SAMPLE is "no", DIR/peak_mb gets
+# the highest sum of PSS over CMD's process tree and EXTRA_PIDS, sampled
+# every SAMPLE seconds (0: back to back, which costs a core; for runs too
+# short for anything slower to see their peak). Returns CMD's status.
 measure() {
-	local dir=$1 extra=$2 pid kids peak=0 rc=0
-	shift 2
+	local dir=$1 sample=$2 extra=$3 pid kids peak=0 rc=0
+	shift 3
 	timeout -k 10 "$RUN_TIMEOUT" /usr/bin/time -f '%U %S' -o "$dir/time" "$@" &
 	pid=$!
 	MEASURE_PID=$pid
-	while kill -0 "$pid" 2>/dev/null; do
+	while [ "$sample" != no ] && kill -0 "$pid" 2>/dev/null; do
 		# timeout, then time, then CMD.
 		children "$pid"
 		kids=()
@@ -107,7 +110,7 @@ measure() {
 		# shellcheck disable=SC2086 # a list of pids
 		sample_pss "${kids[@]}" $extra
 		[ "$PSS_KB" -gt "$peak" ] && peak=$PSS_KB
-		read -r -t 0.1 -u "$SLEEP_FD" _ || true
+		[ "$sample" = 0 ] || read -r -t "$sample" -u "$SLEEP_FD" _ || true
 	done
 	wait "$pid" || rc=$?
 	MEASURE_PID=
@@ -157,10 +160,11 @@ start_redis() {
 
 # ---- the two designs ----------------------------------------------------------
 
-# ringmaster on FILE with P partitions, in $T/TAG: TAG/rate, cpu, peak_mb,
-# events, seconds, and TAG/state (dump-state).
+# ringmaster on FILE with P partitions, in $T/TAG: TAG/rate, cpu, events,
+# seconds, TAG/state (dump-state), and with SAMPLE (see measure; default no)
+# TAG/peak_mb.
 rm_run() {
-	local p=$1 file=$2 tag=$3 d=$T/$3 args
+	local p=$1 file=$2 tag=$3 sample=${4:-no} d=$T/$3 args
 	rm -rf "$d"
 	mkdir -p "$d"
 	args=(-c etc/ringmaster.ini -o ringmaster.partitions="$p" -o ringmaster.log_level=warn
@@ -168,7 +172,7 @@ rm_run() {
 		-o output.type=file -o output.dir="$d/out" -o output.dead_letter="$d/dead.tsv"
 		-o source.type=file -o source.path="$file"
 		-o table.rules.path="$T/rules.tsv" -o table.accounts.path="$T/accounts.tsv")
-	measure "$d" "" "$RINGMASTER" "${args[@]}" --summary "$d/summary.json" \
+	measure "$d" "$sample" "" "$RINGMASTER" "${args[@]}" --summary "$d/summary.json" \
 		</dev/null 2>"$d/log" || { cat "$d/log" >&2; die "ringmaster failed ($tag)"; }
 	[ "$(kv "$d/summary.json" ok)" = true ] || die "ringmaster reports a failure ($tag): $(cat "$d/summary.json")"
 	kv "$d/summary.json" processed >"$d/events"
@@ -190,7 +194,7 @@ naive_run() {
 	"$NAIVE" load -p "$REDIS_PORT" rules="$T/rules.tsv" accounts="$T/accounts.tsv" >/dev/null ||
 		die "loading the tables into Redis failed ($tag)"
 	cpu0=$(redis_cpu)
-	measure "$d" "$REDIS_PID" "$NAIVE" run -p "$REDIS_PORT" -t "$n" "${opt[@]}" -d "$secs" \
+	measure "$d" 0.1 "$REDIS_PID" "$NAIVE" run -p "$REDIS_PORT" -t "$n" "${opt[@]}" -d "$secs" \
 		-o "$d/out.tsv" "$file" >"$d/result" 2>"$d/log" ||
 		{ cat "$d/log" >&2; die "the naive design failed ($tag)"; }
 	cpu1=$(redis_cpu)
@@ -267,17 +271,35 @@ median() {
 	for i in $(seq "$REPEATS"); do echo "$(cat "$T/$1-$i/rate") $i"; done |
 		sort -n | awk '{ run[NR] = $2 } END { print run[int((NR + 1) / 2)] }'
 }
-for p in $PARTS; do
-	for i in $(seq "$REPEATS"); do
-		rm_run "$p" "$T/events.tsv" "rm-$p-$i"
+
+# The runs are interleaved: each round runs every configuration of every
+# design once, so what a neighbour does to the machine falls on both
+# designs alike, and a configuration's runs are minutes apart.
+read -r -a parts <<<"$PARTS"
+read -r -a threads <<<"$THREADS"
+rounds=$((${#parts[@]} > ${#threads[@]} ? ${#parts[@]} : ${#threads[@]}))
+for i in $(seq "$REPEATS"); do
+	echo "  round $i of $REPEATS"
+	for k in $(seq 0 $((rounds - 1))); do
+		[ "$k" -ge ${#parts[@]} ] || rm_run "${parts[k]}" "$T/events.tsv" "rm-${parts[k]}-$i"
+		[ "$k" -ge ${#threads[@]} ] && continue
+		for cached in no yes; do
+			naive_run "${threads[k]}" "$cached" "$T/events.tsv" "$NAIVE_SECONDS" \
+				"naive-$cached-${threads[k]}-$i"
+		done
 	done
-	row ringmaster partitions "$p" "rm-$p-$(median "rm-$p")"
+done
+# ringmaster's runs are timed without sampling (it would take a good part
+# of a core from them); one more run per configuration, sampled back to
+# back, gives the peak memory.
+for p in $PARTS; do
+	rm_run "$p" "$T/events.tsv" "rm-$p-memory" 0
+	keep=rm-$p-$(median "rm-$p")
+	cp "$T/rm-$p-memory/peak_mb" "$T/$keep/peak_mb"
+	row ringmaster partitions "$p" "$keep"
 done
 for cached in no yes; do
 	for n in $THREADS; do
-		for i in $(seq "$REPEATS"); do
-			naive_run "$n" "$cached" "$T/events.tsv" "$NAIVE_SECONDS" "naive-$cached-$n-$i"
-		done
 		row "$([ "$cached" = yes ] && echo naive_cached || echo naive)" threads "$n" \
 			"naive-$cached-$n-$(median "naive-$cached-$n")"
 	done
@@ -323,7 +345,8 @@ sed '/^RATIO /d' <<<"$REPORT"
 NOTES="CPU s: user + system seconds of the whole run (naive designs: the process
 plus redis-server); CPU us/event is that over the events done. peak MB: the
 highest sum of PSS over the design's processes (naive designs: redis-server
-included), sampled every 0.1 s. Each row is the median of $REPEATS runs.
+included, sampled every 0.1 s; ringmaster: sampled back to back in one more
+run, as its runs are short). Each row is the median of $REPEATS runs.
 ringmaster's seconds include its start (loading the tables into LMDB,
 forking the workers); naive runs stop after ${NAIVE_SECONDS} s and report the
 rate so far."
