@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "cfg.h"
@@ -255,6 +256,15 @@ static int write_all_at(int fd, const char *buf, size_t len, uint64_t off)
 	return 0;
 }
 
+/* LMDB reports a short write on a full disk as EIO: the free space tells. */
+static unsigned long long free_space(const char *dir)
+{
+	struct statvfs sv;
+	if (statvfs(dir, &sv) != 0)
+		return 0;
+	return (unsigned long long)sv.f_bavail * sv.f_frsize;
+}
+
 /* Write the batch's state back and commit it with its progress, growing the
  * map as often as it takes. */
 static int commit_batch(struct worker *w, uint64_t max_seq, uint64_t new_out_len)
@@ -466,8 +476,9 @@ static int run_batch(struct worker *w, size_t n)
 		uint64_t out_len = w->out_len + w->ctx.out_len;
 		uint64_t t_commit = shm_now_ns();
 		if ((rc = commit_batch(w, max_seq, out_len)) != 0) {
-			log_error("%s/state/p%u: cannot commit: %s", w->cfg->data_dir,
-				  w->a->partition, strerror(-rc));
+			log_error("%s/state/p%u: cannot commit: %s (free space %llu bytes)",
+				  w->cfg->data_dir, w->a->partition, strerror(-rc),
+				  free_space(w->cfg->data_dir));
 			goto fail;
 		}
 		w->has_applied = 1;
