@@ -44,14 +44,14 @@
  * that is left before the end), so its meaning must fit in the first word:
  * len and flags, never seq. */
 struct rec_hdr {
-	uint32_t len;     /* header + key + payload, before alignment */
+	uint32_t len; /* header + key + payload, before alignment */
 	uint16_t key_len;
 	uint16_t flags;
 	uint64_t seq;
 };
 
 struct wait_q {
-	uint32_t futex;  /* bumped on every wake, so a sleeper never sees ABA */
+	uint32_t futex;	 /* bumped on every wake, so a sleeper never sees ABA */
 	uint32_t waiter; /* 1 while the owner is (about to be) asleep */
 };
 
@@ -74,7 +74,7 @@ struct ring {
 	} prod;
 	/* The producer's own, written on every ring_put. */
 	alignas(RING_LINE) struct {
-		uint64_t write;       /* end of records put, not yet published */
+		uint64_t write;	      /* end of records put, not yet published */
 		uint64_t acked_cache; /* last acked the producer loaded */
 		uint64_t records;     /* prod's counters as of the last put */
 		uint64_t bytes;
@@ -136,8 +136,7 @@ struct ring *ring_init(void *mem, size_t capacity)
 {
 	struct ring *r = mem;
 
-	if (!mem || !valid_capacity(capacity) ||
-	    ((uintptr_t)mem & (RING_LINE - 1)) != 0) {
+	if (!mem || !valid_capacity(capacity) || ((uintptr_t)mem & (RING_LINE - 1)) != 0) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -161,8 +160,8 @@ struct ring *ring_create(size_t capacity)
 		return NULL;
 	}
 	/* Populated now, so the first lap does not pay for page faults. */
-	mem = mmap(NULL, size, PROT_READ | PROT_WRITE,
-		   MAP_SHARED | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_POPULATE,
+		   -1, 0);
 	if (mem == MAP_FAILED)
 		return NULL;
 	r = ring_init(mem, capacity);
@@ -196,8 +195,7 @@ size_t ring_record_size(size_t key_len, size_t payload_len)
 
 /* ---- waiting ---- */
 
-static long futex(uint32_t *word, int op, uint32_t val,
-		  const struct timespec *ts)
+static long futex(uint32_t *word, int op, uint32_t val, const struct timespec *ts)
 {
 	/* Not FUTEX_PRIVATE_FLAG: producer and consumer are other processes. */
 	return syscall(SYS_futex, word, op, val, ts, NULL, 0);
@@ -233,8 +231,8 @@ static int time_left(const struct timespec *deadline, struct timespec *left)
 typedef int (*ready_fn)(struct ring *r, uint64_t arg);
 
 /* Sleep on `q` until ready() says yes (> 0) or gives an error (< 0). */
-static int ring_sleep(struct ring *r, struct wait_q *q, ready_fn ready,
-		      uint64_t arg, int timeout_ms, uint64_t *waits)
+static int ring_sleep(struct ring *r, struct wait_q *q, ready_fn ready, uint64_t arg,
+		      int timeout_ms, uint64_t *waits)
 {
 	struct timespec deadline, left, *ts = NULL;
 	int rc;
@@ -267,8 +265,8 @@ static int ring_sleep(struct ring *r, struct wait_q *q, ready_fn ready,
 		}
 		STORE(waits, LOAD(waits) + 1);
 		/* Woken, timed out, or the word had moved: check again. */
-		if (futex(&q->futex, FUTEX_WAIT, word, ts) == 0 ||
-		    errno == EAGAIN || errno == ETIMEDOUT)
+		if (futex(&q->futex, FUTEX_WAIT, word, ts) == 0 || errno == EAGAIN ||
+		    errno == ETIMEDOUT)
 			continue;
 		rc = -errno; /* EINTR: a signal; the caller looks at flags */
 		break;
@@ -278,8 +276,8 @@ static int ring_sleep(struct ring *r, struct wait_q *q, ready_fn ready,
 }
 
 /* Spin, then yield, then sleep until ready() is non-zero. */
-static int ring_wait(struct ring *r, struct wait_q *q, ready_fn ready,
-		     uint64_t arg, int timeout_ms, uint64_t *waits)
+static int ring_wait(struct ring *r, struct wait_q *q, ready_fn ready, uint64_t arg, int timeout_ms,
+		     uint64_t *waits)
 {
 	int rc = ready(r, arg);
 	int i;
@@ -304,13 +302,11 @@ static int ring_wait(struct ring *r, struct wait_q *q, ready_fn ready,
 /* ---- producer ---- */
 
 /* Size of a record of key_len + payload_len, or 0 if it may not be written. */
-static uint64_t checked_size(const struct ring *r, size_t key_len,
-			     size_t payload_len)
+static uint64_t checked_size(const struct ring *r, size_t key_len, size_t payload_len)
 {
 	uint64_t size;
 
-	if (key_len == 0 || key_len > RING_KEY_MAX ||
-	    payload_len > r->consts.max_size)
+	if (key_len == 0 || key_len > RING_KEY_MAX || payload_len > r->consts.max_size)
 		return 0;
 	size = ring_record_size(key_len, payload_len);
 	return size <= r->consts.max_size ? size : 0;
@@ -318,8 +314,7 @@ static uint64_t checked_size(const struct ring *r, size_t key_len,
 
 /* Bytes from `pos` to the end of the buffer when a record of `size` would
  * cross it (that much padding goes first), else 0. */
-static inline uint64_t pad_before(const struct ring *r, uint64_t pos,
-				  uint64_t size)
+static inline uint64_t pad_before(const struct ring *r, uint64_t pos, uint64_t size)
 {
 	uint64_t to_end = r->consts.capacity - (pos & r->consts.mask);
 
@@ -341,8 +336,8 @@ static int has_room(struct ring *r, uint64_t size)
 
 /* Write padding if needed and the header of a record of `size` at the write
  * position, without moving it. Returns the record's position. */
-static uint64_t place(struct ring *r, uint64_t seq, size_t key_len,
-		      size_t payload_len, uint64_t size)
+static uint64_t place(struct ring *r, uint64_t seq, size_t key_len, size_t payload_len,
+		      uint64_t size)
 {
 	uint64_t pos = r->prod_priv.write;
 	uint64_t pad = pad_before(r, pos, size);
@@ -371,8 +366,8 @@ static inline void advance(struct ring *r, uint64_t pos, uint64_t size)
 	r->prod_priv.bytes += size;
 }
 
-int ring_put(struct ring *r, uint64_t seq, const void *key, size_t key_len,
-	     const void *payload, size_t payload_len)
+int ring_put(struct ring *r, uint64_t seq, const void *key, size_t key_len, const void *payload,
+	     size_t payload_len)
 {
 	uint64_t size = checked_size(r, key_len, payload_len);
 	uint64_t pos;
@@ -408,8 +403,8 @@ void ring_publish(struct ring *r)
 	ring_wake(&r->data_wq);
 }
 
-int ring_reserve(struct ring *r, uint64_t seq, size_t key_len,
-		 size_t payload_len, struct ring_slot *slot)
+int ring_reserve(struct ring *r, uint64_t seq, size_t key_len, size_t payload_len,
+		 struct ring_slot *slot)
 {
 	uint64_t size = checked_size(r, key_len, payload_len);
 	uint64_t pos;
@@ -427,8 +422,7 @@ int ring_reserve(struct ring *r, uint64_t seq, size_t key_len,
 
 void ring_commit(struct ring *r, const struct ring_slot *slot)
 {
-	const struct rec_hdr *h =
-		(const struct rec_hdr *)(r->data + (slot->pos & r->consts.mask));
+	const struct rec_hdr *h = (const struct rec_hdr *)(r->data + (slot->pos & r->consts.mask));
 
 	advance(r, slot->pos, align_up(h->len));
 	ring_publish(r);
@@ -439,8 +433,7 @@ static int space_ready(struct ring *r, uint64_t size)
 	return has_room(r, size);
 }
 
-int ring_wait_space(struct ring *r, size_t key_len, size_t payload_len,
-		    int timeout_ms)
+int ring_wait_space(struct ring *r, size_t key_len, size_t payload_len, int timeout_ms)
 {
 	uint64_t size = checked_size(r, key_len, payload_len);
 
@@ -450,17 +443,15 @@ int ring_wait_space(struct ring *r, size_t key_len, size_t payload_len,
 		return 0;
 	/* The consumer can only free what it can see. */
 	ring_publish(r);
-	return ring_wait(r, &r->space_wq, space_ready, size, timeout_ms,
-			 &r->prod.waits);
+	return ring_wait(r, &r->space_wq, space_ready, size, timeout_ms, &r->prod.waits);
 }
 
-int ring_push(struct ring *r, uint64_t seq, const void *key, size_t key_len,
-	      const void *payload, size_t payload_len)
+int ring_push(struct ring *r, uint64_t seq, const void *key, size_t key_len, const void *payload,
+	      size_t payload_len)
 {
 	int rc;
 
-	while ((rc = ring_put(r, seq, key, key_len, payload,
-			      payload_len)) == -EAGAIN) {
+	while ((rc = ring_put(r, seq, key, key_len, payload, payload_len)) == -EAGAIN) {
 		rc = ring_wait_space(r, key_len, payload_len, -1);
 		if (rc < 0)
 			return rc;
@@ -542,8 +533,7 @@ static int data_ready(struct ring *r, uint64_t unused)
 
 int ring_wait_data(struct ring *r, int timeout_ms)
 {
-	return ring_wait(r, &r->data_wq, data_ready, 0, timeout_ms,
-			 &r->cons.waits);
+	return ring_wait(r, &r->data_wq, data_ready, 0, timeout_ms, &r->cons.waits);
 }
 
 void ring_ack(struct ring *r, uint64_t up_to)
@@ -579,6 +569,16 @@ void ring_stats(const struct ring *r, struct ring_stats *st)
 
 /* ---- producer: the watermark ---- */
 
+uint64_t ring_write_pos(const struct ring *r)
+{
+	return r->prod_priv.write;
+}
+
+uint64_t ring_acked_pos(const struct ring *r)
+{
+	return LOAD_ACQ(&r->cons.acked);
+}
+
 int ring_oldest_seq(const struct ring *r, uint64_t *seq)
 {
 	uint64_t pos = LOAD_ACQ(&r->cons.acked);
@@ -586,7 +586,7 @@ int ring_oldest_seq(const struct ring *r, uint64_t *seq)
 
 	while (pos != end) {
 		const struct rec_hdr *h =
-			(const struct rec_hdr *)(r->data + (pos & r->consts.mask));
+		    (const struct rec_hdr *)(r->data + (pos & r->consts.mask));
 		if (h->flags & REC_PAD) {
 			pos += h->len;
 			continue;

@@ -44,14 +44,14 @@ struct ring; /* opaque; lives in the shared mapping */
 
 /* Counters readable from any process that maps the ring (ring_stats). */
 struct ring_stats {
-	uint64_t capacity;        /* bytes in the data area */
-	uint64_t depth;           /* bytes published but not acked (tail - acked) */
-	uint64_t high_water;      /* largest depth the producer has seen */
-	uint64_t records;         /* records published since creation */
-	uint64_t bytes;           /* record bytes published (headers included) */
-	uint64_t producer_waits;  /* times the producer slept on a full ring */
-	uint64_t consumer_waits;  /* times the consumer slept on an empty ring */
-	uint64_t tail;            /* positions, for tests and inspection */
+	uint64_t capacity;	 /* bytes in the data area */
+	uint64_t depth;		 /* bytes published but not acked (tail - acked) */
+	uint64_t high_water;	 /* largest depth the producer has seen */
+	uint64_t records;	 /* records published since creation */
+	uint64_t bytes;		 /* record bytes published (headers included) */
+	uint64_t producer_waits; /* times the producer slept on a full ring */
+	uint64_t consumer_waits; /* times the consumer slept on an empty ring */
+	uint64_t tail;		 /* positions, for tests and inspection */
 	uint64_t acked;
 };
 
@@ -95,8 +95,8 @@ size_t ring_record_size(size_t key_len, size_t payload_len);
  * -EAGAIN when there is no room right now (nothing is written). Records
  * written with ring_put become visible to the consumer at ring_publish, all at
  * once, with one release store. */
-int ring_put(struct ring *r, uint64_t seq, const void *key, size_t key_len,
-	     const void *payload, size_t payload_len);
+int ring_put(struct ring *r, uint64_t seq, const void *key, size_t key_len, const void *payload,
+	     size_t payload_len);
 
 /* Make every record written by ring_put so far visible, and wake the consumer
  * if it sleeps. Cheap when there is nothing new. */
@@ -110,8 +110,8 @@ struct ring_slot {
 	char *payload;
 	uint64_t pos; /* internal */
 };
-int ring_reserve(struct ring *r, uint64_t seq, size_t key_len,
-		 size_t payload_len, struct ring_slot *slot);
+int ring_reserve(struct ring *r, uint64_t seq, size_t key_len, size_t payload_len,
+		 struct ring_slot *slot);
 void ring_commit(struct ring *r, const struct ring_slot *slot);
 
 /* Block until a record of key_len + payload_len bytes fits, spinning first,
@@ -122,13 +122,12 @@ void ring_commit(struct ring *r, const struct ring_slot *slot);
  * -EINTR needs the signal's handler installed without SA_RESTART (with it,
  * the kernel restarts the sleep), and a signal that arrives while the caller
  * is still spinning is noticed only at the next wake-up or timeout. */
-int ring_wait_space(struct ring *r, size_t key_len, size_t payload_len,
-		    int timeout_ms);
+int ring_wait_space(struct ring *r, size_t key_len, size_t payload_len, int timeout_ms);
 
 /* ring_put + ring_publish, waiting for room as long as it takes (or until a
  * signal: then -EINTR and nothing was written). */
-int ring_push(struct ring *r, uint64_t seq, const void *key, size_t key_len,
-	      const void *payload, size_t payload_len);
+int ring_push(struct ring *r, uint64_t seq, const void *key, size_t key_len, const void *payload,
+	      size_t payload_len);
 
 /* Tell the consumer no more records will come (after publishing what is
  * pending). A consumer sees -EPIPE from ring_wait_data once it has read
@@ -141,6 +140,14 @@ void ring_close(struct ring *r);
  * bytes between acked and the write position are stable while the producer
  * is not writing, so reading them races with nothing. */
 int ring_oldest_seq(const struct ring *r, uint64_t *seq);
+
+/* The producer's write position: the end of every record put so far,
+ * published or not (what ring_rec.end of the last one will be). Producer
+ * side only. */
+uint64_t ring_write_pos(const struct ring *r);
+
+/* The consumer's acked position (anyone may read it). */
+uint64_t ring_acked_pos(const struct ring *r);
 
 /* True when every published record has been acked. */
 int ring_drained(const struct ring *r);

@@ -28,22 +28,30 @@ struct shm_outcome {
  * mid-batch never counts an event twice. */
 struct shm_worker {
 	_Atomic int32_t pid;
-	_Atomic uint32_t n_outcomes;     /* names filled so far (release) */
-	_Atomic uint64_t processed;      /* events run through the handler */
-	_Atomic uint64_t skipped;        /* seq at or below applied_seq */
-	_Atomic uint64_t rejected;       /* handler RM_REJECT: dead-lettered */
+	_Atomic uint32_t n_outcomes; /* names filled so far (release) */
+	_Atomic uint64_t processed;  /* events run through the handler */
+	_Atomic uint64_t skipped;    /* seq at or below applied_seq */
+	_Atomic uint64_t rejected;   /* handler RM_REJECT: dead-lettered */
 	_Atomic uint64_t batches;
-	_Atomic uint64_t consumed;       /* ring records acked (lag = ring records - consumed) */
-	_Atomic uint64_t applied_seq;    /* last committed seq */
-	_Atomic uint64_t heartbeat_ns;   /* CLOCK_MONOTONIC, bumped every batch and when idle */
-	_Atomic uint64_t current_seq;    /* the event in the handler, SHM_NO_SEQ between */
-	_Atomic uint64_t skip_seq;       /* poison: the next worker dead-letters this seq */
-	_Atomic uint64_t busy_ns;        /* time spent on batches */
-	_Atomic uint64_t wait_ns;        /* time spent waiting for events */
-	_Atomic uint64_t started_ns;     /* when this worker process started */
-	_Atomic uint32_t restoring;      /* 1 while rebuilding state (Kafka) */
+	_Atomic uint64_t consumed;     /* ring records acked (lag = ring records - consumed) */
+	_Atomic uint64_t applied_seq;  /* last committed seq */
+	_Atomic uint64_t heartbeat_ns; /* CLOCK_MONOTONIC, bumped every batch and when idle */
+	_Atomic uint64_t current_seq;  /* the event in the handler, SHM_NO_SEQ between */
+	_Atomic uint64_t skip_seq;     /* poison: the next worker dead-letters this seq */
+	_Atomic uint64_t busy_ns;      /* time spent on batches */
+	_Atomic uint64_t wait_ns;      /* time spent waiting for events */
+	_Atomic uint64_t started_ns;   /* when this worker process started */
+	_Atomic uint32_t restoring;    /* 1 while rebuilding state (Kafka) */
 	_Atomic uint32_t restore_pct;
-	_Atomic uint32_t has_applied;    /* applied_seq is meaningful (Kafka offsets) */
+	_Atomic uint32_t has_applied; /* applied_seq is meaningful (Kafka offsets) */
+	/* Durability (see worker.c, maybe_sync): what the last completed
+	 * sync made durable. The resume position and Kafka's offsets are
+	 * taken from these, never from applied_seq and acked, which may be
+	 * committed but not yet on disk. */
+	_Atomic uint32_t has_durable; /* durable_seq is meaningful */
+	_Atomic uint64_t durable_seq; /* applied_seq as of the last sync */
+	_Atomic uint64_t durable_pos; /* ring position: every record below it is durable */
+	_Atomic uint32_t sync_failed; /* an fsync failed: never restart on those pages */
 	/* Log2 histograms for percentiles: events per batch, and commit
 	 * latency in microseconds. */
 	_Atomic uint64_t batch_hist[SHM_HIST_BUCKETS];
@@ -56,7 +64,7 @@ struct shm {
 	size_t size;
 	unsigned partitions;
 	struct shm_worker *workers; /* [partitions], inside the mapping */
-	struct ring **rings;        /* [partitions], process-local array */
+	struct ring **rings;	    /* [partitions], process-local array */
 };
 
 /* Map and lay out everything for `partitions` rings of `ring_size` bytes.

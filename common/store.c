@@ -23,6 +23,7 @@
 #include "store.h"
 
 #include "cfg.h"
+#include "durable.h"
 #include "log.h"
 #include "tsv.h"
 
@@ -151,30 +152,15 @@ static int put_u64(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t v)
 	return mdb_put(txn, dbi, &k, &d, 0);
 }
 
-/* mkdir -p with mode 0700 for whatever it creates. */
-static int mkdir_p(const char *path, char *err)
+/* The environment's directory, made (0700) and durable: every directory
+ * created on the way is fsynced into its parent. */
+static int make_env_dir(const char *path, char *err)
 {
-	char buf[PATH_MAX];
-	size_t len = strlen(path);
-
-	if (len >= sizeof(buf)) {
-		set_err(err, "%s: path too long", path);
-		return -ENAMETOOLONG;
-	}
-	memcpy(buf, path, len + 1);
-	for (char *p = buf + 1; p <= buf + len; p++) {
-		if (*p != '/' && *p != '\0')
-			continue;
-		char saved = *p;
-		*p = '\0';
-		if (mkdir(buf, 0700) < 0 && errno != EEXIST) {
-			int e = errno;
-			set_err(err, "%s: cannot create directory: %s", buf, strerror(e));
-			return -e;
-		}
-		*p = saved;
-	}
-	return 0;
+	char msg[DUR_ERR_LEN];
+	int rc = dur_mkdir_p(path, 0700, msg);
+	if (rc)
+		set_err(err, "%s", msg);
+	return rc;
 }
 
 /* ---- environments and transactions ---- */
@@ -228,6 +214,15 @@ static int env_open_mdb(struct store_env *e, uint64_t map_size, unsigned flags,
 	rc = mdb_env_open(e->mdb, e->path, flags | (e->readonly ? MDB_RDONLY : 0), 0600);
 	if (rc)
 		goto out;
+	if (!e->readonly) {
+		/* LMDB never fsyncs the directory it creates its files in. */
+		char msg[DUR_ERR_LEN];
+		int drc = dur_fsync_dir(e->path, msg);
+		if (drc) {
+			set_err(err, "%s", msg);
+			return drc;
+		}
+	}
 	rc = mdb_reader_check(e->mdb, &dead);
 	if (rc)
 		goto out;
@@ -437,7 +432,7 @@ int store_config_open(const char *data_dir, uint64_t map_size, int readonly, str
 	rc = env_new(ENV_CONFIG, readonly, &e, err, "%s/config", data_dir);
 	if (rc)
 		return rc;
-	rc = readonly ? require_dir(e->path, err) : mkdir_p(e->path, err);
+	rc = readonly ? require_dir(e->path, err) : make_env_dir(e->path, err);
 	if (rc)
 		goto out;
 	rc = env_open_mdb(e, map_size, 0, CONFIG_MAX_READERS, err);
@@ -1105,7 +1100,7 @@ int store_shard_open(const char *data_dir, unsigned partition, unsigned partitio
 	rc = env_new(ENV_SHARD, readonly, &e, err, "%s/state/p%u", data_dir, partition);
 	if (rc)
 		return rc;
-	rc = readonly ? require_dir(e->path, err) : mkdir_p(e->path, err);
+	rc = readonly ? require_dir(e->path, err) : make_env_dir(e->path, err);
 	if (rc)
 		goto out;
 	/* Without MDB_NOSYNC every commit is an fsync; the periodic mode calls

@@ -39,7 +39,7 @@ int lc_spawn(struct sup *s, unsigned p)
 	if (pid == 0) {
 		/* The child uses nothing of the parent's but the mapping and
 		 * the config struct; it opens its own stores. */
-		struct wrk_args a = { &s->cfg, p, s->shm.rings[p], &s->shm.workers[p], self };
+		struct wrk_args a = {&s->cfg, p, s->shm.rings[p], &s->shm.workers[p], self};
 		_exit(wrk_main(&a));
 	}
 	w->pid = pid;
@@ -80,8 +80,8 @@ static void note_poison(struct sup *s, unsigned p)
 	}
 	if (w->poison_deaths >= s->cfg.poison_after) {
 		log_error("event seq=%llu killed worker %u %u times: moving it to the "
-			  "dead-letter file as poison", (unsigned long long)seq, p,
-			  w->poison_deaths);
+			  "dead-letter file as poison",
+			  (unsigned long long)seq, p, w->poison_deaths);
 		atomic_store(&st->skip_seq, seq);
 		w->poison_deaths = 0;
 	}
@@ -105,6 +105,18 @@ static void worker_exited(struct sup *s, unsigned p, int status, int closing)
 	w->pid = 0;
 	describe_status(status, w->last_exit, sizeof(w->last_exit));
 	int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	if ((WIFEXITED(status) && WEXITSTATUS(status) == WRK_EXIT_SYNC_FAILED) ||
+	    atomic_load(&s->shm.workers[p].sync_failed)) {
+		/* Not even when releasing: the pages are suspect wherever they go. */
+		w->state = WK_FAILED;
+		w->releasing = 0;
+		s->failed = 1;
+		log_error("partition %u failed: worker pid %ld could not fsync its files (see "
+			  "above), so it is not restarted; its events are held back and the "
+			  "resume position stays below them: fix the disk, then restart ringmaster",
+			  p, (long)pid);
+		return;
+	}
 	if (w->releasing) {
 		/* What it did not commit, the partition's next owner redoes. */
 		w->releasing = 0;
@@ -264,6 +276,8 @@ int lc_acquire(struct sup *s, unsigned p)
 	atomic_store(&st->current_seq, SHM_NO_SEQ);
 	atomic_store(&st->skip_seq, SHM_NO_SEQ);
 	atomic_store(&st->has_applied, 0);
+	atomic_store(&st->has_durable, 0);
+	atomic_store(&st->durable_pos, 0);
 	atomic_store(&st->restore_pct, 0);
 	atomic_store(&st->restoring, 1); /* the worker clears it when it is ready */
 	w->backoff_ms = s->cfg.backoff_initial_ms;
@@ -297,6 +311,13 @@ int sup_restart_worker(struct sup *s, unsigned p, char *msg, size_t len)
 		return -1;
 	}
 	struct sup_worker *w = &s->workers[p];
+	if (w->state == WK_FAILED) {
+		snprintf(msg, len,
+			 "partition %u failed on an fsync: its pages cannot be trusted; fix the "
+			 "disk, then restart ringmaster",
+			 p);
+		return -1;
+	}
 	if (w->state != WK_RUNNING) {
 		snprintf(msg, len, "worker %u is not running (%s)", p, sup_wstate_name(w->state));
 		return -1;
@@ -314,10 +335,16 @@ int sup_restart_worker(struct sup *s, unsigned p, char *msg, size_t len)
 const char *sup_wstate_name(enum sup_wstate st)
 {
 	switch (st) {
-	case WK_RUNNING: return "running";
-	case WK_BACKOFF: return "backoff";
-	case WK_STOPPED: return "stopped";
-	case WK_UNOWNED: return "unowned";
+	case WK_RUNNING:
+		return "running";
+	case WK_BACKOFF:
+		return "backoff";
+	case WK_STOPPED:
+		return "stopped";
+	case WK_UNOWNED:
+		return "unowned";
+	case WK_FAILED:
+		return "failed";
 	}
 	return "?";
 }

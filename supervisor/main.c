@@ -18,24 +18,29 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: ringmaster [-t] -c FILE [-o section.key=value ...] [--summary FILE]\n"
-		"       ringmaster --version | --help\n"
-		"\n"
-		"  -c, --config FILE     configuration file (INI), see ringmaster.ini(5)\n"
-		"  -o, --set S.K=V       override a setting of FILE (repeatable)\n"
-		"  -t, --test            check the configuration and exit\n"
-		"      --summary FILE    write the end-of-run summary as JSON to FILE\n"
-		"  -V, --version         print the version and exit\n"
-		"  -h, --help            print this help and exit\n"
-		"\n"
-		"Exit status: 0 ok, 64 usage, 78 configuration error, 1 other failure.\n");
+	fprintf(f, "usage: ringmaster [-t] -c FILE [-o section.key=value ...] [--summary FILE]\n"
+		   "                  [--force-recover]\n"
+		   "       ringmaster --version | --help\n"
+		   "\n"
+		   "  -c, --config FILE     configuration file (INI), see ringmaster.ini(5)\n"
+		   "  -o, --set S.K=V       override a setting of FILE (repeatable)\n"
+		   "  -t, --test            check the configuration and exit\n"
+		   "      --summary FILE    write the end-of-run summary as JSON to FILE\n"
+		   "      --force-recover   resume from a data_dir that sync = none left\n"
+		   "                        across a reboot (it may have lost events)\n"
+		   "  -V, --version         print the version and exit\n"
+		   "  -h, --help            print this help and exit\n"
+		   "\n"
+		   "Exit status: 0 ok, 64 usage, 65 data_dir unsafe to resume, 73 data_dir,\n"
+		   "run_dir or an output file owned by another, 78 configuration error,\n"
+		   "1 other failure.\n");
 }
 
 struct options {
 	const char *config;
 	const char *summary;
 	int test_only;
+	int force_recover;
 	char *overrides[MAX_OVERRIDES];
 	size_t n_overrides;
 };
@@ -44,13 +49,10 @@ struct options {
 static int parse_options(int argc, char **argv, struct options *o)
 {
 	static const struct option longopts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "set", required_argument, NULL, 'o' },
-		{ "test", no_argument, NULL, 't' },
-		{ "summary", required_argument, NULL, 'S' },
-		{ "version", no_argument, NULL, 'V' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	    {"config", required_argument, NULL, 'c'},  {"set", required_argument, NULL, 'o'},
+	    {"test", no_argument, NULL, 't'},	       {"summary", required_argument, NULL, 'S'},
+	    {"force-recover", no_argument, NULL, 'F'}, {"version", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},	       {NULL, 0, NULL, 0},
 	};
 	int ch;
 	while ((ch = getopt_long(argc, argv, "c:o:tVh", longopts, NULL)) != -1) {
@@ -71,6 +73,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 			break;
 		case 'S':
 			o->summary = optarg;
+			break;
+		case 'F':
+			o->force_recover = 1;
 			break;
 		case 'V':
 			printf("ringmaster %s\n", RM_VERSION);
@@ -123,18 +128,21 @@ static int check_config(const struct options *o, const struct cfg *cfg)
 int main(int argc, char **argv)
 {
 	proctitle_init(argc, argv);
-	struct options o = { 0 };
+	struct options o = {0};
 	int rc = parse_options(argc, argv, &o);
 	if (rc)
 		return rc < 0 ? 0 : rc;
 
-	struct sup s = { .config_path = o.config, .overrides = o.overrides,
-			 .n_overrides = o.n_overrides, .summary_path = o.summary };
-	struct cfg_errors errs = { 0 };
+	struct sup s = {.config_path = o.config,
+			.overrides = o.overrides,
+			.n_overrides = o.n_overrides,
+			.summary_path = o.summary,
+			.force_recover = o.force_recover};
+	struct cfg_errors errs = {0};
 	if (cfg_load(o.config, o.overrides, o.n_overrides, &s.cfg, &errs) != 0) {
 		fputs(errs.text ? errs.text : "configuration error\n", stderr);
-		fprintf(stderr, "%s: configuration has %u error%s\n", o.config,
-			errs.count, errs.count == 1 ? "" : "s");
+		fprintf(stderr, "%s: configuration has %u error%s\n", o.config, errs.count,
+			errs.count == 1 ? "" : "s");
 		cfg_errors_free(&errs);
 		return EX_CONFIG;
 	}

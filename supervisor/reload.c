@@ -7,13 +7,15 @@
 #include "reload.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
-#include "safety.h"
 #include "notify.h"
+#include "safety.h"
 #include "store.h"
 #include "supervisor.h"
 
@@ -65,15 +67,75 @@ static uint64_t next_unapplied(const struct sup *s)
 	return next;
 }
 
+/* How far each partition is durable, in source positions. A mark (pos,
+ * seq) taken when the watermark is recorded says: every event below seq
+ * that went to this partition lies below ring position pos. Once the
+ * worker's durable_pos (published after each completed sync) reaches pos,
+ * seq becomes the partition's floor. The watermark is the lowest floor, so
+ * it never passes an event that is committed but not yet on disk. */
+#define WM_MARKS 64
+
+struct wm_mark {
+	uint64_t pos, seq;
+};
+
+struct wm_part {
+	struct wm_mark marks[WM_MARKS];
+	unsigned head, n;
+	uint64_t floor;
+};
+
+static void wm_push(struct wm_part *w, uint64_t pos, uint64_t seq)
+{
+	struct wm_mark *last = w->n ? &w->marks[(w->head + w->n - 1) % WM_MARKS] : NULL;
+	/* Nothing new for this partition, or no room: widen the last mark,
+	 * which only makes it later to pass. */
+	if (last && (last->pos == pos || w->n == WM_MARKS)) {
+		*last = (struct wm_mark){pos, seq};
+		return;
+	}
+	w->marks[(w->head + w->n) % WM_MARKS] = (struct wm_mark){pos, seq};
+	w->n++;
+}
+
+/* Partition p's floor: the source position below which all its events are
+ * durable. */
+static uint64_t wm_floor(struct sup *s, unsigned p)
+{
+	struct wm_part *w = &s->wm_parts[p];
+	uint64_t durable = atomic_load(&s->shm.workers[p].durable_pos);
+	uint64_t written = ring_write_pos(s->shm.rings[p]);
+	while (w->n && w->marks[w->head].pos <= durable) {
+		w->floor = w->marks[w->head].seq;
+		w->head = (w->head + 1) % WM_MARKS;
+		w->n--;
+	}
+	if (durable >= written && s->workers[p].state != WK_FAILED) {
+		w->n = 0; /* all it was given is on disk */
+		w->floor = s->next_seq;
+	} else {
+		wm_push(w, written, s->next_seq);
+	}
+	return w->floor;
+}
+
+void wm_free(struct sup *s)
+{
+	free(s->wm_parts);
+	s->wm_parts = NULL;
+}
+
 int wm_prepare(struct sup *s)
 {
 	uint64_t id = wm_source_id(&s->cfg), old_id, wm = 0, counter = 0;
 	s->source_id = id;
 	int have = store_meta_get_u64(s->config, "source_id", &old_id) == 0;
 	if (have && old_id != id) {
-		log_error("%s was made for another source than this config's [source]: its "
-			  "positions would skip or repeat this source's events. Use a new data_dir, "
-			  "or the source it was made for", s->cfg.data_dir);
+		log_error(
+		    "%s was made for another source than this config's [source]: its "
+		    "positions would skip or repeat this source's events. Use a new data_dir, "
+		    "or the source it was made for",
+		    s->cfg.data_dir);
 		return -1;
 	}
 	if (!have && store_meta_put_u64(s->config, "source_id", id) != 0) {
@@ -86,22 +148,59 @@ int wm_prepare(struct sup *s)
 		uint64_t floor = next_unapplied(s);
 		wm = counter > floor ? counter : floor;
 	}
-	s->resume_seq = s->next_seq = wm;
+	s->resume_seq = s->next_seq = s->watermark = wm;
+	s->wm_parts = calloc(s->cfg.partitions, sizeof(*s->wm_parts));
+	if (!s->wm_parts) {
+		log_error("out of memory");
+		return -1;
+	}
+	for (unsigned p = 0; p < s->cfg.partitions; p++)
+		s->wm_parts[p].floor = wm;
 	if (wm)
 		log_info("resuming the source at seq=%llu", (unsigned long long)wm);
 	return 0;
 }
 
+/* The supervisor's own dead letters reach the disk before the watermark
+ * passes them. */
+static int sync_dead_letters(struct sup *s)
+{
+	if (s->dead_unsynced <= 0)
+		return s->dead_unsynced; /* -1: it failed once, never again */
+	if (fdatasync(s->dead_fd) != 0) {
+		log_error("%s: fsync failed: %s; the kernel may have dropped what it could not "
+			  "write, so ringmaster stops without moving its resume position: check "
+			  "the disk, then start it again",
+			  s->cfg.dead_letter, strerror(errno));
+		s->failed = 1;
+		s->dead_unsynced = -1;
+		sup_request_stop(s);
+		return -1;
+	}
+	s->dead_unsynced = 0;
+	return 0;
+}
+
 void wm_record(struct sup *s)
 {
-	uint64_t wm = s->next_seq, seq;
+	uint64_t wm = s->next_seq;
+	if (!s->wm_parts || s->cfg.source_type == CFG_SOURCE_KAFKA)
+		return; /* Kafka: the group's offsets (src_kafka.c) */
+	if (sync_dead_letters(s) != 0)
+		return;
 	if (s->dead.len && s->dead.first_seq < wm)
 		wm = s->dead.first_seq; /* dead letters not yet written */
-	for (unsigned p = 0; p < s->cfg.partitions; p++)
-		if (ring_oldest_seq(s->shm.rings[p], &seq) == 0 && seq < wm)
-			wm = seq;
-	if (store_meta_put_u64(s->config, "watermark", wm) != 0)
-		log_warn("%s: cannot record the source watermark", s->cfg.data_dir);
+	for (unsigned p = 0; p < s->cfg.partitions; p++) {
+		uint64_t floor = wm_floor(s, p);
+		if (floor < wm)
+			wm = floor;
+	}
+	if (wm != s->watermark) {
+		if (store_meta_put_u64(s->config, "watermark", wm) != 0)
+			log_warn("%s: cannot record the source watermark", s->cfg.data_dir);
+		else
+			s->watermark = wm;
+	}
 	if (s->cfg.source_type == CFG_SOURCE_ZMQ)
 		store_meta_put_u64(s->config, "next_seq", s->next_seq);
 }
@@ -115,11 +214,11 @@ static int str_differs(const char *a, const char *b)
 static void needs_restart(const struct cfg *o, const struct cfg *n, char *msg, size_t len)
 {
 	size_t used = strlen(msg);
-#define NOTE(cond, name)                                                                      \
-	do {                                                                                  \
-		if ((cond) && used < len)                                                     \
-			used += (size_t)snprintf(msg + used, len - used,                       \
-						 "%s: needs restart, not applied\n", name);   \
+#define NOTE(cond, name)                                                                           \
+	do {                                                                                       \
+		if ((cond) && used < len)                                                          \
+			used += (size_t)snprintf(msg + used, len - used,                           \
+						 "%s: needs restart, not applied\n", name);        \
 	} while (0)
 	NOTE(o->partitions != n->partitions, "[ringmaster] partitions");
 	NOTE(str_differs(o->data_dir, n->data_dir), "[ringmaster] data_dir");
@@ -128,30 +227,30 @@ static void needs_restart(const struct cfg *o, const struct cfg *n, char *msg, s
 	NOTE(o->ring_size != n->ring_size, "[worker] ring_size");
 	NOTE(str_differs(o->handler, n->handler), "[worker] handler");
 	NOTE(o->source_type != n->source_type || str_differs(o->source_path, n->source_path) ||
-		     o->delimiter != n->delimiter || o->follow != n->follow ||
-		     o->max_event_size != n->max_event_size || o->gen_events != n->gen_events ||
-		     o->gen_keys != n->gen_keys || o->gen_seed != n->gen_seed ||
-		     o->gen_skew != n->gen_skew || str_differs(o->zmq_bind, n->zmq_bind) ||
-		     str_differs(o->kafka_brokers, n->kafka_brokers) ||
-		     str_differs(o->kafka_topic, n->kafka_topic) ||
-		     str_differs(o->kafka_group, n->kafka_group),
+		 o->delimiter != n->delimiter || o->follow != n->follow ||
+		 o->max_event_size != n->max_event_size || o->gen_events != n->gen_events ||
+		 o->gen_keys != n->gen_keys || o->gen_seed != n->gen_seed ||
+		 o->gen_skew != n->gen_skew || str_differs(o->zmq_bind, n->zmq_bind) ||
+		 str_differs(o->kafka_brokers, n->kafka_brokers) ||
+		 str_differs(o->kafka_topic, n->kafka_topic) ||
+		 str_differs(o->kafka_group, n->kafka_group),
 	     "[source]");
 	NOTE(o->output_type != n->output_type || str_differs(o->output_dir, n->output_dir) ||
-		     str_differs(o->dead_letter, n->dead_letter) ||
-		     str_differs(o->output_connect, n->output_connect) ||
-		     str_differs(o->output_topic, n->output_topic),
+		 str_differs(o->dead_letter, n->dead_letter) ||
+		 str_differs(o->output_connect, n->output_connect) ||
+		 str_differs(o->output_topic, n->output_topic),
 	     "[output]");
 	NOTE(o->map_size != n->map_size || o->sync != n->sync ||
-		     o->sync_interval_ms != n->sync_interval_ms,
+		 o->sync_interval_ms != n->sync_interval_ms,
 	     "[store]");
 #undef NOTE
 }
 
-#define SWAP(a, b)                                                                            \
-	do {                                                                                  \
-		__typeof__(a) tmp_ = (a);                                                     \
-		(a) = (b);                                                                    \
-		(b) = tmp_;                                                                   \
+#define SWAP(a, b)                                                                                 \
+	do {                                                                                       \
+		__typeof__(a) tmp_ = (a);                                                          \
+		(a) = (b);                                                                         \
+		(b) = tmp_;                                                                        \
 	} while (0)
 
 /* Move the live settings of `n` into the running config; what is left in
@@ -182,7 +281,7 @@ static void apply_live(struct cfg *c, struct cfg *n)
 int sup_reload(struct sup *s, char *msg, size_t len)
 {
 	struct cfg n;
-	struct cfg_errors errs = { 0 };
+	struct cfg_errors errs = {0};
 	enum sup_state was = s->state;
 	msg[0] = '\0';
 	s->state = SUP_RELOADING;

@@ -18,8 +18,12 @@ uint64_t wm_source_id(const struct cfg *c);
  * to another source. */
 int wm_prepare(struct sup *s);
 
-/* Record the low watermark: every event below it is committed by its
- * worker (or dead-lettered). Called about once a second and at exit. */
+/* Record the low watermark: every event below it is durable, applied by
+ * its worker and synced to disk (or dead-lettered and synced). Called four
+ * times a second and at exit. A failed fdatasync of the supervisor's dead
+ * letters is fatal (logged; s->failed and a stop). */
 void wm_record(struct sup *s);
+
+void wm_free(struct sup *s);
 
 #endif

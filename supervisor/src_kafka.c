@@ -59,25 +59,24 @@ enum kpart_phase { KP_UNOWNED, KP_RESTORING, KP_FEEDING };
 
 struct kpart {
 	enum kpart_phase phase;
-	int64_t start;      /* where it was assigned: committed or logical */
-	int64_t committed;  /* the group's committed offset then, -1 if none */
-	int64_t next;       /* the offset after the last message taken, -1 */
-	int64_t stored;     /* the last offset stored, -1 */
-	int warned;         /* a key from another partition was seen */
+	int64_t start;	   /* where it was assigned: committed or logical */
+	int64_t committed; /* the group's committed offset then, -1 if none */
+	int64_t next;	   /* the offset after the last message taken, -1 */
+	int64_t stored;	   /* the last offset stored, -1 */
+	int warned;	   /* a key from another partition was seen */
 };
 
 struct ksrc {
 	struct sup *s;
 	rd_kafka_t *rk;
 	struct kpart *parts; /* [partitions] */
-	char *joined;        /* key<delimiter>value of a keyed message */
+	char *joined;	     /* key<delimiter>value of a keyed message */
 	size_t joined_cap;
 	uint64_t next_store_ns;
 	int failed;
 };
 
-static const char *partition_list(const rd_kafka_topic_partition_list_t *l, char *buf,
-				  size_t len)
+static const char *partition_list(const rd_kafka_topic_partition_list_t *l, char *buf, size_t len)
 {
 	size_t used = 0;
 	buf[0] = '\0';
@@ -88,16 +87,26 @@ static const char *partition_list(const rd_kafka_topic_partition_list_t *l, char
 }
 
 /* The offset below which partition p's events are all committed by its
- * worker, or -1 when nothing is known yet. */
+ * worker and on disk (its last sync covered them), or -1 when nothing is
+ * known yet. */
 static int64_t ksrc_done_offset(struct ksrc *k, unsigned p)
 {
+	struct shm_worker *st = &k->s->shm.workers[p];
+	struct ring *r = k->s->shm.rings[p];
 	uint64_t oldest;
-	if (ring_oldest_seq(k->s->shm.rings[p], &oldest) == 0)
-		return (int64_t)oldest;
-	/* Source-side dead letters still in memory are not done. */
-	if (k->s->dead.len)
+	int64_t done;
+	if (ring_oldest_seq(r, &oldest) == 0)
+		done = (int64_t)oldest;
+	else if (k->s->dead.len || k->s->dead_unsynced)
+		return -1; /* source-side dead letters not on disk yet */
+	else
+		done = k->parts[p].next;
+	if (atomic_load(&st->durable_pos) >= ring_write_pos(r))
+		return done; /* everything it was given is durable */
+	if (!atomic_load(&st->has_durable))
 		return -1;
-	return k->parts[p].next;
+	int64_t durable = (int64_t)atomic_load(&st->durable_seq) + 1;
+	return durable < done ? durable : done;
 }
 
 /* Store the offsets of the feeding partitions that moved on. */
@@ -146,7 +155,8 @@ static void ksrc_committed(struct ksrc *k, rd_kafka_topic_partition_list_t *l)
 	rd_kafka_resp_err_t e = rd_kafka_committed(k->rk, l, BROKER_TIMEOUT_MS);
 	if (e) {
 		log_warn("kafka: cannot read the group's committed offsets (%s): starting from "
-			 "the shards' positions or auto.offset.reset", rd_kafka_err2str(e));
+			 "the shards' positions or auto.offset.reset",
+			 rd_kafka_err2str(e));
 		for (int i = 0; i < l->cnt; i++)
 			l->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
 	}
@@ -162,8 +172,8 @@ static void ksrc_assign(struct ksrc *k, rd_kafka_topic_partition_list_t *parts, 
 		rd_kafka_topic_partition_t *tp = &at->elems[i];
 		if (tp->partition < 0 || (unsigned)tp->partition >= s->cfg.partitions) {
 			log_error("kafka: assigned partition %d of %s, but partitions = %u: the "
-				  "topic has grown; restart with partitions = its count", tp->partition,
-				  tp->topic, s->cfg.partitions);
+				  "topic has grown; restart with partitions = its count",
+				  tp->partition, tp->topic, s->cfg.partitions);
 			k->failed = 1;
 			goto out;
 		}
@@ -171,9 +181,12 @@ static void ksrc_assign(struct ksrc *k, rd_kafka_topic_partition_list_t *parts, 
 		int64_t committed = tp->offset >= 0 ? tp->offset : -1;
 		if (tp->offset < 0)
 			tp->offset = ksrc_reset_offset(k);
-		*kp = (struct kpart){ .phase = KP_RESTORING, .start = tp->offset,
-				      .committed = committed, .next = -1, .stored = -1,
-				      .warned = kp->warned };
+		*kp = (struct kpart){.phase = KP_RESTORING,
+				     .start = tp->offset,
+				     .committed = committed,
+				     .next = -1,
+				     .stored = -1,
+				     .warned = kp->warned};
 	}
 	rd_kafka_error_t *err = coop ? rd_kafka_incremental_assign(k->rk, at) : NULL;
 	rd_kafka_resp_err_t e = coop ? 0 : rd_kafka_assign(k->rk, at);
@@ -225,8 +238,9 @@ static void ksrc_wait_released(struct ksrc *k, const rd_kafka_topic_partition_li
 		if (sup_stop > 1 || shm_now_ns() > deadline) {
 			for (int i = 0; i < parts->cnt; i++)
 				lc_kill(s, (unsigned)parts->elems[i].partition,
-					sup_stop > 1 ? "stop requested twice"
-						     : "did not release its partition within stop_timeout");
+					sup_stop > 1
+					    ? "stop requested twice"
+					    : "did not release its partition within stop_timeout");
 			deadline = UINT64_MAX;
 		}
 	}
@@ -242,7 +256,8 @@ static void ksrc_commit(struct ksrc *k, rd_kafka_topic_partition_list_t *parts)
 		if (done < kp->stored)
 			done = kp->stored;
 		if (done >= 0)
-			rd_kafka_topic_partition_list_add(l, parts->elems[i].topic, p)->offset = done;
+			rd_kafka_topic_partition_list_add(l, parts->elems[i].topic, p)->offset =
+			    done;
 	}
 	/* Asynchronous: the group waits for it before it goes on, and a
 	 * cluster that is gone cannot hold the stop. A commit that fails
@@ -341,11 +356,13 @@ static void ksrc_start_ready(struct ksrc *k)
 		    l->elems[0].err == 0) {
 			kp->phase = KP_FEEDING;
 			kp->next = at >= 0 ? at : -1;
-			log_info("kafka: partition %u: reading from offset %s", p, offset_name(at, name, sizeof(name)));
+			log_info("kafka: partition %u: reading from offset %s", p,
+				 offset_name(at, name, sizeof(name)));
 		} else {
 			log_warn("kafka: partition %u: cannot seek to offset %s (%s): trying again",
 				 p, offset_name(at, name, sizeof(name)),
-				 err ? rd_kafka_error_string(err) : rd_kafka_err2str(l->elems[0].err));
+				 err ? rd_kafka_error_string(err)
+				     : rd_kafka_err2str(l->elems[0].err));
 		}
 		if (err)
 			rd_kafka_error_destroy(err);
@@ -357,8 +374,8 @@ static void ksrc_start_ready(struct ksrc *k)
  * and dead-lettered exactly as a line of a file), cut to what can be an
  * event anyway. A key holding the delimiter or a newline would not survive
  * that: it is refused. */
-static int ksrc_keyed(struct ksrc *k, int partition, uint64_t seq, const char *key,
-		      size_t key_len, const char *val, size_t val_len)
+static int ksrc_keyed(struct ksrc *k, int partition, uint64_t seq, const char *key, size_t key_len,
+		      const char *val, size_t val_len)
 {
 	struct sup *s = k->s;
 	size_t limit = (size_t)s->cfg.max_event_size + 2;
@@ -394,8 +411,8 @@ static void ksrc_check_route(struct ksrc *k, unsigned p, const char *key, size_t
 	k->parts[p].warned = 1;
 	log_warn("kafka: partition %u holds key %.*s, which murmur2 puts in partition %u: the "
 		 "producer does not use Kafka's default partitioner. Its events are processed "
-		 "with the state of the partition they are in", p, (int)(key_len > 64 ? 64 : key_len),
-		 key, want);
+		 "with the state of the partition they are in",
+		 p, (int)(key_len > 64 ? 64 : key_len), key, want);
 }
 
 static int ksrc_message(struct ksrc *k, rd_kafka_message_t *m)
@@ -448,7 +465,8 @@ static int ksrc_check_topic(struct ksrc *k, const char *topic, const char *what,
 	}
 	if (n != want) {
 		log_error("%s topic %s has %d partitions, and [ringmaster] partitions = %d: they "
-			  "must be equal (one worker per Kafka partition)", what, topic, n, want);
+			  "must be equal (one worker per Kafka partition)",
+			  what, topic, n, want);
 		return -1;
 	}
 	return 0;
@@ -458,10 +476,10 @@ static int ksrc_open(struct ksrc *k)
 {
 	struct sup *s = k->s;
 	char err[KAFKA_ERR_LEN], changelog[512];
-	const char *defaults[] = { "auto.offset.reset", "earliest", "client.id", s->cfg.name,
-				   NULL };
-	const char *forced[] = { "group.id", s->cfg.kafka_group, "enable.auto.offset.store",
-				 "false", "enable.partition.eof", "false", NULL };
+	const char *defaults[] = {"auto.offset.reset", "earliest", "client.id", s->cfg.name, NULL};
+	const char *forced[] = {"group.id", s->cfg.kafka_group,	    "enable.auto.offset.store",
+				"false",    "enable.partition.eof", "false",
+				NULL};
 	if (kafka_changelog_topic(&s->cfg, changelog, sizeof(changelog)) != 0) {
 		log_error("[source] group = %s: the changelog topic's name is too long",
 			  s->cfg.kafka_group);
@@ -493,8 +511,8 @@ static int ksrc_open(struct ksrc *k)
 		log_error("cannot subscribe to %s: %s", s->cfg.kafka_topic, rd_kafka_err2str(e));
 		return -1;
 	}
-	log_info("kafka source: group %s on topic %s (changelog %s) brokers=%s",
-		 s->cfg.kafka_group, s->cfg.kafka_topic, changelog,
+	log_info("kafka source: group %s on topic %s (changelog %s) brokers=%s", s->cfg.kafka_group,
+		 s->cfg.kafka_topic, changelog,
 		 s->cfg.kafka_brokers ? s->cfg.kafka_brokers : "[kafka] bootstrap.servers");
 	return 0;
 }
@@ -541,7 +559,7 @@ static void ksrc_tick(struct ksrc *k)
 
 int src_kafka_run(struct sup *s)
 {
-	struct ksrc k = { .s = s };
+	struct ksrc k = {.s = s};
 	unsigned since_tick = 0;
 	int rc = -1;
 	k.parts = calloc(s->cfg.partitions, sizeof(*k.parts));

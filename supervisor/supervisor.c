@@ -16,10 +16,12 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "durable.h"
 #include "handler.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "notify.h"
+#include "owner.h"
 #include "partition.h"
 #include "proctitle.h"
 #include "reload.h"
@@ -53,7 +55,7 @@ static void on_hup(int sig)
 
 static int install_signals(void)
 {
-	struct sigaction sa = { .sa_handler = on_stop };
+	struct sigaction sa = {.sa_handler = on_stop};
 	sigemptyset(&sa.sa_mask);
 	/* No SA_RESTART: a blocking read or futex wait must see the signal. */
 	if (sigaction(SIGTERM, &sa, NULL) || sigaction(SIGINT, &sa, NULL))
@@ -68,25 +70,6 @@ static int install_signals(void)
 		return -1;
 	signal(SIGPIPE, SIG_IGN);
 	return 0;
-}
-
-/* mkdir -p with `mode` for the directories it creates. */
-static int make_dirs(const char *path, mode_t mode)
-{
-	char buf[4096];
-	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
-		return -ENAMETOOLONG;
-	for (char *p = buf + 1;; p++) {
-		if (*p != '/' && *p != '\0')
-			continue;
-		char c = *p;
-		*p = '\0';
-		if (mkdir(buf, mode) != 0 && errno != EEXIST)
-			return -errno;
-		*p = c;
-		if (c == '\0')
-			return 0;
-	}
 }
 
 static int dir_of(const char *file, char *out, size_t size)
@@ -109,14 +92,15 @@ static int lock_pid_file(struct sup *s)
 		log_error("%s: cannot open the pid file: %s", path, strerror(errno));
 		return -1;
 	}
-	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
 	if (fcntl(fd, F_SETLK, &fl) != 0) {
 		char pid[32] = "?";
 		ssize_t n = pread(fd, pid, sizeof(pid) - 1, 0);
 		if (n > 0)
 			pid[strcspn(pid, "\n")] = '\0';
 		log_error("another ringmaster (pid %s) is running on run_dir %s (it holds %s): "
-			  "stop it, or give this one another run_dir", pid, s->cfg.run_dir, path);
+			  "stop it, or give this one another run_dir",
+			  pid, s->cfg.run_dir, path);
 		close(fd);
 		return -1;
 	}
@@ -131,28 +115,17 @@ static int lock_pid_file(struct sup *s)
 	return 0;
 }
 
+/* Every directory made here is fsynced into its parent, so that after a
+ * power cut the files in it are not lost with their names. */
 static int prepare_dirs(struct sup *s)
 {
 	const struct cfg *c = &s->cfg;
-	char dir[4096];
-	int rc;
-	if ((rc = make_dirs(c->run_dir, 0700))) {
-		log_error("%s: cannot create the run directory: %s", c->run_dir, strerror(-rc));
-		return -1;
-	}
-	if ((rc = make_dirs(c->data_dir, 0700))) {
-		log_error("%s: cannot create the data directory: %s", c->data_dir, strerror(-rc));
-		return -1;
-	}
-	if (c->output_type == CFG_OUTPUT_FILE && (rc = make_dirs(c->output_dir, 0755))) {
-		log_error("%s: cannot create the output directory: %s", c->output_dir,
-			  strerror(-rc));
-		return -1;
-	}
-	if (dir_of(c->dead_letter, dir, sizeof(dir)) == 0 && dir[0] &&
-	    (rc = make_dirs(dir, 0755))) {
-		log_error("%s: cannot create the directory of the dead-letter file: %s", dir,
-			  strerror(-rc));
+	char dir[4096], err[DUR_ERR_LEN];
+	if (dur_mkdir_p(c->run_dir, 0700, err) || dur_mkdir_p(c->data_dir, 0700, err) ||
+	    (c->output_type == CFG_OUTPUT_FILE && dur_mkdir_p(c->output_dir, 0755, err)) ||
+	    (dir_of(c->dead_letter, dir, sizeof(dir)) == 0 && dir[0] &&
+	     dur_mkdir_p(dir, 0755, err))) {
+		log_error("%s", err);
 		return -1;
 	}
 	return 0;
@@ -199,8 +172,7 @@ static void publish_all(struct sup *s)
 	s->since_publish = 0;
 }
 
-int sup_dead_letter(struct sup *s, uint64_t seq, const char *reason, const char *line,
-		    size_t len)
+int sup_dead_letter(struct sup *s, uint64_t seq, const char *reason, const char *line, size_t len)
 {
 	s->dead_lettered++;
 	if (dl_add(&s->dead, seq, reason, line, len) != 0) {
@@ -211,10 +183,13 @@ int sup_dead_letter(struct sup *s, uint64_t seq, const char *reason, const char 
 }
 
 /* The ring is full: wait for the worker, publishing first so it has work,
- * and keep an eye on signals and children while waiting. */
+ * and keep an eye on signals and children while waiting. -ENOLINK when the
+ * partition failed meanwhile. */
 static int wait_for_room(struct sup *s, unsigned p, size_t key_len, size_t payload_len)
 {
 	for (;;) {
+		if (s->workers[p].state == WK_FAILED)
+			return -ENOLINK;
 		publish_all(s);
 		int rc = ring_wait_space(s->shm.rings[p], key_len, payload_len, WAIT_SLICE_MS);
 		if (rc == 0)
@@ -226,22 +201,30 @@ static int wait_for_room(struct sup *s, unsigned p, size_t key_len, size_t paylo
 	}
 }
 
-int sup_dispatch(struct sup *s, uint64_t seq, const char *key, size_t key_len,
-		 const char *payload, size_t payload_len, const char *line, size_t line_len)
+int sup_dispatch(struct sup *s, uint64_t seq, const char *key, size_t key_len, const char *payload,
+		 size_t payload_len, const char *line, size_t line_len)
 {
-	return sup_dispatch_to(s, partition_of(key, key_len, s->cfg.partitions), seq, key,
-			       key_len, payload, payload_len, line, line_len);
+	return sup_dispatch_to(s, partition_of(key, key_len, s->cfg.partitions), seq, key, key_len,
+			       payload, payload_len, line, line_len);
 }
 
 int sup_dispatch_to(struct sup *s, unsigned p, uint64_t seq, const char *key, size_t key_len,
 		    const char *payload, size_t payload_len, const char *line, size_t line_len)
 {
 	struct ring *r = s->shm.rings[p];
+	if (s->workers[p].state == WK_FAILED) {
+		s->held++; /* redone after a restart: the watermark stays below it */
+		return 0;
+	}
 	int rc = ring_put(r, seq, key, key_len, payload, payload_len);
 	if (rc == -EAGAIN) {
 		rc = wait_for_room(s, p, key_len, payload_len);
 		if (rc == 0)
 			rc = ring_put(r, seq, key, key_len, payload, payload_len);
+	}
+	if (rc == -ENOLINK) {
+		s->held++;
+		return 0;
 	}
 	if (rc == -EMSGSIZE)
 		return sup_dead_letter(s, seq, "too_long", line, line_len);
@@ -265,9 +248,9 @@ static void show_progress(struct sup *s, uint64_t now, int final)
 		double eta = frac > 0 ? secs / frac - secs : 0;
 		snprintf(where, sizeof(where), "%5.1f%%  ETA %4.0fs  ", 100.0 * frac, eta);
 	}
-	fprintf(stderr, "\r  %s%12llu events  %8.2f M events/s  %llu dead-lettered   %s",
-		where, (unsigned long long)s->lines, rate / 1e6,
-		(unsigned long long)s->dead_lettered, final ? "\n" : "");
+	fprintf(stderr, "\r  %s%12llu events  %8.2f M events/s  %llu dead-lettered   %s", where,
+		(unsigned long long)s->lines, rate / 1e6, (unsigned long long)s->dead_lettered,
+		final ? "\n" : "");
 }
 
 static void housekeeping(struct sup *s, int closing);
@@ -282,12 +265,16 @@ static void flush_dead_letters(struct sup *s)
 	uint64_t next_log = 0;
 	while (s->dead.len) {
 		int rc = dl_flush(&s->dead, s->dead_fd);
-		if (rc == 0)
+		if (rc == 0) {
+			if (s->dead_unsynced == 0)
+				s->dead_unsynced = 1; /* wm_record syncs before passing them */
 			return;
+		}
 		uint64_t now = shm_now_ns();
 		if (now >= next_log) {
 			log_error("%s: cannot write dead letters: %s; not reading the source until "
-				  "it can", s->cfg.dead_letter, strerror(-rc));
+				  "it can",
+				  s->cfg.dead_letter, strerror(-rc));
 			next_log = now + 5000000000ull;
 		}
 		if (sup_stop)
@@ -342,7 +329,7 @@ int sup_idle(struct sup *s, int timeout_ms)
 	if (s->control) {
 		control_poll(s, timeout_ms);
 	} else {
-		struct timespec ts = { timeout_ms / 1000, (timeout_ms % 1000) * 1000000L };
+		struct timespec ts = {timeout_ms / 1000, (timeout_ms % 1000) * 1000000L};
 		nanosleep(&ts, NULL);
 	}
 	return sup_tick(s);
@@ -358,10 +345,14 @@ void sup_request_stop(struct sup *s)
 const char *sup_state_name(enum sup_state st)
 {
 	switch (st) {
-	case SUP_STARTING: return "starting";
-	case SUP_RUNNING: return "running";
-	case SUP_RELOADING: return "reloading";
-	case SUP_STOPPING: return "stopping";
+	case SUP_STARTING:
+		return "starting";
+	case SUP_RUNNING:
+		return "running";
+	case SUP_RELOADING:
+		return "reloading";
+	case SUP_STOPPING:
+		return "stopping";
 	}
 	return "?";
 }
@@ -385,7 +376,8 @@ static void stop_workers(struct sup *s)
 			usleep(20000);
 		int again = sup_stop > stops_seen && sup_stop > 1;
 		if (again || (sup_stop && shm_now_ns() > deadline)) {
-			lc_kill_all(s, again ? "stop requested twice" : "did not stop within stop_timeout");
+			lc_kill_all(s, again ? "stop requested twice"
+					     : "did not stop within stop_timeout");
 			s->failed = 1;
 			deadline = UINT64_MAX;
 			stops_seen = sup_stop;
@@ -410,14 +402,19 @@ static int start(struct sup *s)
 		log_error("%s", err);
 		return EX_CANTCREAT;
 	}
-	if (lock_pid_file(s) != 0)
+	if (lock_pid_file(s) != 0 || own_lock_data_dir(s) != 0)
 		return EX_CANTCREAT;
 	if (handler_check(c->handler, err, sizeof(err)) != 0) {
 		log_error("%s", err);
 		return EX_CONFIG;
 	}
+	if (own_wait_for_orphans(s) != 0)
+		return sup_stop ? EX_TEMPFAIL : EX_CANTCREAT;
 	if (prepare_stores(s) != 0)
 		return EX_CONFIG;
+	int owned = own_files(s);
+	if (owned != 0)
+		return owned;
 	s->dead_fd = dl_open(c->dead_letter);
 	if (s->dead_fd < 0) {
 		log_error("%s: cannot open the dead-letter file: %s", c->dead_letter,
@@ -472,6 +469,9 @@ static void cleanup(struct sup *s)
 		close(s->dead_fd);
 	if (s->config)
 		store_close(s->config);
+	if (s->data_lock_fd >= 0)
+		close(s->data_lock_fd);
+	wm_free(s);
 	shm_destroy(&s->shm);
 	free(s->workers);
 	free(s->pending);
@@ -486,7 +486,7 @@ static void cleanup(struct sup *s)
 
 int sup_run(struct sup *s)
 {
-	s->pid_fd = s->dead_fd = -1;
+	s->pid_fd = s->dead_fd = s->data_lock_fd = -1;
 	s->start_ns = shm_now_ns();
 	s->progress = isatty(STDERR_FILENO) && s->cfg.source_type != CFG_SOURCE_ZMQ &&
 		      s->cfg.source_type != CFG_SOURCE_KAFKA && !s->cfg.follow;
@@ -528,8 +528,10 @@ int sup_run(struct sup *s)
 	stop_workers(s);
 	flush_dead_letters(s);
 	wm_record(s);
-	summary_report(s, shm_now_ns());
 	status = rc != 0 || s->failed ? 1 : 0;
+	if (status == 0)
+		own_clean_exit(s);
+	summary_report(s, shm_now_ns());
 	cleanup(s);
 	return status;
 }

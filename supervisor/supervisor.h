@@ -14,27 +14,31 @@
 
 struct store_env;
 struct control;
+struct wm_part;
 
 enum sup_state { SUP_STARTING, SUP_RUNNING, SUP_RELOADING, SUP_STOPPING };
 /* WK_UNOWNED: a Kafka partition this instance has not been assigned: no
  * worker, and none is started until it is (lc_acquire). */
-enum sup_wstate { WK_RUNNING, WK_BACKOFF, WK_STOPPED, WK_UNOWNED };
+/* WK_FAILED: its fsync failed (WRK_EXIT_SYNC_FAILED): not restarted; its
+ * events are held back (not dispatched) and the resume position stays
+ * below them, so a restart of ringmaster redoes them. */
+enum sup_wstate { WK_RUNNING, WK_BACKOFF, WK_STOPPED, WK_UNOWNED, WK_FAILED };
 
 #define SUP_RATE_SAMPLES 11 /* one a second: events/s over the last 10 s */
 
 /* The supervisor's view of one partition's worker. */
 struct sup_worker {
-	pid_t pid;                   /* 0 when not running */
+	pid_t pid; /* 0 when not running */
 	enum sup_wstate state;
-	uint64_t started_ns;         /* when the current process was forked */
-	uint64_t restart_at_ns;      /* WK_BACKOFF: when to fork again */
-	uint64_t backoff_ms;         /* the next delay */
+	uint64_t started_ns;	/* when the current process was forked */
+	uint64_t restart_at_ns; /* WK_BACKOFF: when to fork again */
+	uint64_t backoff_ms;	/* the next delay */
 	unsigned restarts;
-	char last_exit[96];          /* "killed by signal 9 (Killed)", "" */
-	uint64_t poison_seq;         /* the seq the last deaths happened on */
-	unsigned poison_deaths;      /* deaths in a row on poison_seq */
-	int restart_requested;       /* restart-worker: stop it gracefully, then fork */
-	int releasing;               /* lc_release: drain, then WK_UNOWNED, no restart */
+	char last_exit[96];	/* "killed by signal 9 (Killed)", "" */
+	uint64_t poison_seq;	/* the seq the last deaths happened on */
+	unsigned poison_deaths; /* deaths in a row on poison_seq */
+	int restart_requested;	/* restart-worker: stop it gracefully, then fork */
+	int releasing;		/* lc_release: drain, then WK_UNOWNED, no restart */
 	uint64_t rate_processed[SUP_RATE_SAMPLES];
 	uint64_t rate_ns[SUP_RATE_SAMPLES];
 	unsigned rate_next;
@@ -48,39 +52,46 @@ struct sup {
 	const char *summary_path;
 
 	struct shm shm;
-	struct sup_worker *workers;  /* [partitions] */
-	struct store_env *config;    /* config environment (sole writer) */
-	struct control *control;     /* control socket server, NULL if none */
+	struct sup_worker *workers; /* [partitions] */
+	struct store_env *config;   /* config environment (sole writer) */
+	struct control *control;    /* control socket server, NULL if none */
 	enum sup_state state;
-	uint64_t generation;         /* of the config environment's tables */
+	uint64_t generation; /* of the config environment's tables */
 	int pid_fd;
+	int data_lock_fd;     /* lock on data_dir/lock: one instance a data_dir */
+	uint64_t data_dir_id; /* random, made with the data_dir: owner marks */
+	int force_recover;    /* --force-recover: resume after an unsafe reboot */
 
-	int dead_fd;                 /* dead-letter file, O_APPEND */
-	struct dl_buf dead;          /* source-side dead letters not yet written */
+	int dead_fd;	    /* dead-letter file, O_APPEND */
+	struct dl_buf dead; /* source-side dead letters not yet written */
+	int dead_unsynced;  /* written since the last fdatasync; -1: it failed */
 
 	uint64_t start_ns;
-	uint64_t lines;              /* lines (events) read from the source */
-	uint64_t dispatched;         /* events handed to a ring */
-	uint64_t dead_lettered;      /* lines the source refused */
+	uint64_t lines;		/* lines (events) read from the source */
+	uint64_t dispatched;	/* events handed to a ring */
+	uint64_t dead_lettered; /* lines the source refused */
 	uint64_t since_publish;
-	uint64_t *pending;           /* [partitions]: dispatched, not yet published */
+	uint64_t *pending; /* [partitions]: dispatched, not yet published */
 
-	int progress;                /* stderr is a terminal: show progress */
+	int progress; /* stderr is a terminal: show progress */
 	uint64_t next_progress_ns;
-	uint64_t source_size;        /* bytes or events, 0 if unknown */
-	uint64_t source_pos;         /* bytes or events read so far */
-	uint64_t next_seq;           /* seq of the next event the source reads */
-	uint64_t resume_seq;         /* where the source starts (the watermark) */
-	uint64_t source_id;          /* hash naming the source, kept in data_dir */
+	uint64_t source_size;	       /* bytes or events, 0 if unknown */
+	uint64_t source_pos;	       /* bytes or events read so far */
+	uint64_t next_seq;	       /* seq of the next event the source reads */
+	uint64_t resume_seq;	       /* where the source starts (the watermark) */
+	uint64_t source_id;	       /* hash naming the source, kept in data_dir */
 	uint64_t next_housekeeping_ns; /* rates: once a second */
 	uint64_t next_watermark_ns;    /* recording the source watermark */
-	int failed;                  /* a write failed or a worker cannot start */
+	uint64_t watermark;	       /* the last one recorded */
+	struct wm_part *wm_parts;      /* [partitions]: what each worker made durable */
+	uint64_t held;		       /* events not dispatched: their partition failed */
+	int failed;		       /* a write failed or a worker cannot start */
 };
 
 /* Signal flags (the only globals). */
-extern volatile sig_atomic_t sup_stop;   /* SIGTERM/SIGINT: count */
-extern volatile sig_atomic_t sup_child;  /* SIGCHLD seen */
-extern volatile sig_atomic_t sup_hup;    /* SIGHUP: reload */
+extern volatile sig_atomic_t sup_stop;	/* SIGTERM/SIGINT: count */
+extern volatile sig_atomic_t sup_child; /* SIGCHLD seen */
+extern volatile sig_atomic_t sup_hup;	/* SIGHUP: reload */
 
 /* Run ringmaster: returns the process exit status. */
 int sup_run(struct sup *s);
@@ -88,8 +99,8 @@ int sup_run(struct sup *s);
 /* For the sources: hand one event to its partition's ring, waiting while the
  * ring is full. Returns 0, or -1 when the run must stop (signal, dead
  * worker). A record that can never fit is dead-lettered here. */
-int sup_dispatch(struct sup *s, uint64_t seq, const char *key, size_t key_len,
-		 const char *payload, size_t payload_len, const char *line, size_t line_len);
+int sup_dispatch(struct sup *s, uint64_t seq, const char *key, size_t key_len, const char *payload,
+		 size_t payload_len, const char *line, size_t line_len);
 
 /* The same into partition p's ring, whatever the key hashes to: a Kafka
  * message goes to the worker of the partition it was read from, since its
@@ -98,8 +109,7 @@ int sup_dispatch_to(struct sup *s, unsigned p, uint64_t seq, const char *key, si
 		    const char *payload, size_t payload_len, const char *line, size_t line_len);
 
 /* Dead-letter a line the source could not turn into an event. */
-int sup_dead_letter(struct sup *s, uint64_t seq, const char *reason, const char *line,
-		    size_t len);
+int sup_dead_letter(struct sup *s, uint64_t seq, const char *reason, const char *line, size_t len);
 
 /* Publish what was dispatched, show progress, look at signals and children.
  * Sources call it every few thousand events and when they would block.
@@ -135,7 +145,7 @@ const char *sup_wstate_name(enum sup_wstate st);
  * request, -1 on an error (logged). */
 int src_file_run(struct sup *s);
 int src_generate_run(struct sup *s);
-int src_zmq_run(struct sup *s);   /* src_zmq.c */
+int src_zmq_run(struct sup *s);	  /* src_zmq.c */
 int src_kafka_run(struct sup *s); /* src_kafka.c */
 
 /* Turn one text line (without its newline) into an event at `seq` and

@@ -7,6 +7,17 @@
  * in between is replaced by one that truncates the output back to the
  * recorded length, rewinds the ring to acked and skips every seq the shard
  * has already applied: each event's effects land exactly once.
+ *
+ * Committed is not durable. With sync = periodic the worker fsyncs the
+ * output, the dead letters and the shard every sync_interval, in that order,
+ * and only then publishes (durable_pos, durable_seq in shared memory) how
+ * far that sync reached; the supervisor's resume position and Kafka's
+ * offsets come from there, so a power cut redoes at most one interval. A
+ * failed fsync ends the worker with WRK_EXIT_SYNC_FAILED and is never
+ * retried: the kernel may have dropped the pages it could not write.
+ *
+ * The worker holds a lock on its shard (state/pN/owner.lock) for its whole
+ * life, so no two processes ever write one shard.
  */
 #include "worker.h"
 
@@ -25,6 +36,7 @@
 #include "changelog.h"
 #include "ctx.h"
 #include "deadletter.h"
+#include "durable.h"
 #include "handler.h"
 #include "kout.h"
 #include "log.h"
@@ -52,25 +64,28 @@ struct worker {
 	struct rm_ctx ctx;
 	struct ring_rec *recs;
 	struct dl_buf dead;
-	int out_fd, dead_fd;
-	struct sink *sink;          /* [output] type = zmq, else NULL */
-	struct kout *kout;          /* Kafka source or output, else NULL */
+	int out_fd, dead_fd, lock_fd;
+	int sync_failed;	     /* an fsync failed: exit WRK_EXIT_SYNC_FAILED */
+	uint64_t committed_pos;	     /* ring position after the last committed batch */
+	uint64_t synced_pos;	     /* ... as of the last completed sync */
+	struct sink *sink;	     /* [output] type = zmq, else NULL */
+	struct kout *kout;	     /* Kafka source or output, else NULL */
 	struct changelog *changelog; /* Kafka source, else NULL */
 	char out_path[4096];
 	int has_applied;
 	uint64_t applied_seq, out_len, generation;
 	uint64_t last_sync_ns;
 	pid_t parent;
-	uint32_t batch_max;      /* live: follows reloads */
+	uint32_t batch_max; /* live: follows reloads */
 	size_t cap_recs;
-	struct cfg_kv *params;   /* live [handler] params, for rm_param */
+	struct cfg_kv *params; /* live [handler] params, for rm_param */
 	size_t n_params;
 	char *params_buf;
 };
 
 static int setup_signals(pid_t parent)
 {
-	struct sigaction sa = { .sa_handler = on_term };
+	struct sigaction sa = {.sa_handler = on_term};
 	sigemptyset(&sa.sa_mask);
 	/* No SA_RESTART: a signal must interrupt the futex wait. */
 	if (sigaction(SIGTERM, &sa, NULL) != 0)
@@ -95,8 +110,7 @@ static int open_output(struct worker *w)
 	w->out_fd = -1;
 	if (cfg->output_type != CFG_OUTPUT_FILE)
 		return 0;
-	snprintf(w->out_path, sizeof(w->out_path), "%s/p%u.tsv", cfg->output_dir,
-		 w->a->partition);
+	snprintf(w->out_path, sizeof(w->out_path), "%s/p%u.tsv", cfg->output_dir, w->a->partition);
 	w->out_fd = open(w->out_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (w->out_fd < 0) {
 		log_error("%s: cannot open output: %s", w->out_path, strerror(errno));
@@ -121,6 +135,25 @@ static int open_output(struct worker *w)
 		w->out_len = (uint64_t)st.st_size;
 	}
 	return 0;
+}
+
+/* One writer per shard, whatever else runs: a worker of an earlier
+ * instance (its supervisor killed, it drains its ring) holds the lock until
+ * it exits. The supervisor waits for such workers before it forks any, so
+ * meeting one here is a race: fail, and be restarted with backoff. */
+static int lock_shard(struct worker *w)
+{
+	char path[4200], err[DUR_ERR_LEN];
+	pid_t holder;
+	snprintf(path, sizeof(path), "%s/state/p%u/owner.lock", w->cfg->data_dir, w->a->partition);
+	int rc = dur_lock(path, &w->lock_fd, &holder, err);
+	if (rc == -EWOULDBLOCK)
+		log_error("partition %u is still written by pid %ld (a worker of a previous "
+			  "instance?): not opening it until that process exits",
+			  w->a->partition, (long)holder);
+	else if (rc)
+		log_error("%s", err);
+	return rc ? -1 : 0;
 }
 
 /* The worker's own Kafka producer (never the supervisor's handles), for
@@ -196,6 +229,8 @@ static int open_all(struct worker *w)
 {
 	const struct cfg *cfg = w->cfg;
 	char err[STORE_ERR_LEN];
+	if (lock_shard(w) != 0)
+		return -1;
 	if (store_config_open(cfg->data_dir, cfg->map_size, 1, &w->config, err) != 0 ||
 	    store_shard_open(cfg->data_dir, w->a->partition, cfg->partitions, cfg->map_size,
 			     (enum store_sync)cfg->sync, 0, &w->shard, err) != 0) {
@@ -293,17 +328,60 @@ static int commit_batch(struct worker *w, uint64_t max_seq, uint64_t new_out_len
 	return STORE_MAP_FULL;
 }
 
-static void maybe_sync(struct worker *w, int force)
+/* An fsync failed: say so with the file and the error, and never try again
+ * in this process or another (see WRK_EXIT_SYNC_FAILED). */
+static int sync_failed(struct worker *w, const char *what, int err)
 {
-	if (w->cfg->sync != CFG_SYNC_PERIODIC)
-		return;
+	struct shm_worker *st = w->a->stats;
+	log_error("%s: fsync failed: %s; the kernel may have dropped what it could not "
+		  "write, so partition %u stops here and is not restarted: check the disk, "
+		  "then restart ringmaster",
+		  what, strerror(err), w->a->partition);
+	w->sync_failed = 1;
+	atomic_store(&st->sync_failed, 1);
+	return -1;
+}
+
+/* Everything committed so far is durable: tell the supervisor how far. */
+static void publish_durable(struct worker *w)
+{
+	struct shm_worker *st = w->a->stats;
+	atomic_store(&st->durable_seq, w->applied_seq);
+	atomic_store(&st->has_durable, (uint32_t)w->has_applied);
+	atomic_store(&st->durable_pos, w->committed_pos);
+}
+
+/* Make every commit so far durable: output first, then dead letters, then
+ * the shard, so that what the shard records (output length, applied seq)
+ * is never on disk ahead of the output and dead letters it stands for. */
+static int sync_all(struct worker *w)
+{
+	char what[4200];
+	if (w->out_fd >= 0 && fdatasync(w->out_fd) != 0)
+		return sync_failed(w, w->out_path, errno);
+	if (w->dead_fd >= 0 && fdatasync(w->dead_fd) != 0)
+		return sync_failed(w, w->cfg->dead_letter, errno);
+	int rc = store_sync(w->shard);
+	if (rc) {
+		snprintf(what, sizeof(what), "%s/state/p%u", w->cfg->data_dir, w->a->partition);
+		return sync_failed(w, what, -rc);
+	}
+	w->synced_pos = w->committed_pos;
+	publish_durable(w);
+	return 0;
+}
+
+/* sync = periodic: sync every sync_interval while there is something new;
+ * `force` syncs now (at exit). */
+static int maybe_sync(struct worker *w, int force)
+{
+	if (w->cfg->sync != CFG_SYNC_PERIODIC || w->synced_pos == w->committed_pos)
+		return 0;
 	uint64_t now = shm_now_ns();
 	if (!force && now - w->last_sync_ns < w->cfg->sync_interval_ms * 1000000u)
-		return;
+		return 0;
 	w->last_sync_ns = now;
-	if (w->out_fd >= 0)
-		fdatasync(w->out_fd);
-	store_sync(w->shard);
+	return sync_all(w);
 }
 
 /* Run the handler over the batch. Returns the index of the last event it
@@ -331,20 +409,21 @@ static long handle_batch(struct worker *w, size_t n, uint64_t *max_seq, uint64_t
 			continue;
 		}
 		atomic_store_explicit(&st->current_seq, r->seq, memory_order_relaxed);
-		struct rm_event ev = { r->seq, r->key, r->key_len, r->payload, r->payload_len };
+		struct rm_event ev = {r->seq, r->key, r->key_len, r->payload, r->payload_len};
 		ctx_set_event(&w->ctx, r->seq, r->key, r->key_len);
 		w->ctx.reject_reason[0] = '\0';
 		int rc = w->handler->process(&w->ctx, w->hstate, &ev);
 		if (rc == RM_ERROR || w->ctx.failed || (rc != RM_OK && rc != RM_REJECT)) {
 			log_error("handler %s failed on seq=%llu key=%.*s: %s", w->handler->name,
 				  (unsigned long long)r->seq, (int)r->key_len, r->key,
-				  w->ctx.failed ? strerror(-w->ctx.failed)
-						: rc == RM_ERROR ? "it returned RM_ERROR"
-								 : "it returned an unknown code");
+				  w->ctx.failed	   ? strerror(-w->ctx.failed)
+				  : rc == RM_ERROR ? "it returned RM_ERROR"
+						   : "it returned an unknown code");
 			return -1;
 		}
 		if (rc == RM_REJECT) {
-			const char *why = w->ctx.reject_reason[0] ? w->ctx.reject_reason : "rejected";
+			const char *why =
+			    w->ctx.reject_reason[0] ? w->ctx.reject_reason : "rejected";
 			if (dl_add_event(&w->dead, r->seq, why, r->key, r->key_len,
 					 w->cfg->delimiter, r->payload, r->payload_len) != 0)
 				return -1;
@@ -454,10 +533,13 @@ static int run_batch(struct worker *w, size_t n)
 		int rc = 0;
 		if (w->out_fd >= 0 && w->ctx.out_len)
 			rc = write_all_at(w->out_fd, w->ctx.out, w->ctx.out_len, w->out_len);
-		if (rc == 0 && w->cfg->sync == CFG_SYNC_BATCH && w->out_fd >= 0)
-			rc = fdatasync(w->out_fd) ? -errno : 0;
 		if (rc != 0) {
 			log_error("%s: cannot write output: %s", w->out_path, strerror(-rc));
+			goto fail;
+		}
+		if (w->cfg->sync == CFG_SYNC_BATCH && w->out_fd >= 0 && w->ctx.out_len &&
+		    fdatasync(w->out_fd) != 0) {
+			sync_failed(w, w->out_path, errno);
 			goto fail;
 		}
 		/* Before the commit: a batch that never commits is redone and
@@ -470,6 +552,10 @@ static int run_batch(struct worker *w, size_t n)
 		if (w->dead.len && (rc = dl_flush(&w->dead, w->dead_fd)) != 0) {
 			log_error("%s: cannot write dead letters: %s", w->cfg->dead_letter,
 				  strerror(-rc));
+			goto fail;
+		}
+		if (w->dead.lines && w->cfg->sync == CFG_SYNC_BATCH && fdatasync(w->dead_fd) != 0) {
+			sync_failed(w, w->cfg->dead_letter, errno);
 			goto fail;
 		}
 		uint64_t rejected = w->dead.lines;
@@ -491,8 +577,14 @@ static int run_batch(struct worker *w, size_t n)
 		ctx_publish_counts(&w->ctx, st);
 		shm_hist_add(st->commit_us_hist, (shm_now_ns() - t_commit) / 1000);
 		shm_hist_add(st->batch_hist, n);
-		maybe_sync(w, 0);
 	}
+	w->committed_pos = w->recs[n - 1].end;
+	/* sync = batch made the commit durable; with none, a killed process
+	 * loses nothing and an OS crash is not covered (the boot check). */
+	if (w->cfg->sync != CFG_SYNC_PERIODIC)
+		publish_durable(w);
+	else if (maybe_sync(w, 0) != 0)
+		goto fail;
 	atomic_fetch_add_explicit(&st->batches, 1, memory_order_relaxed);
 	ring_ack(w->a->ring, w->recs[n - 1].end);
 	atomic_fetch_add_explicit(&st->consumed, n, memory_order_relaxed);
@@ -506,7 +598,6 @@ fail:
 static int loop(struct worker *w)
 {
 	struct shm_worker *st = w->a->stats;
-	ring_rewind(w->a->ring);
 	for (;;) {
 		uint64_t t0 = shm_now_ns();
 		atomic_store_explicit(&st->heartbeat_ns, t0, memory_order_relaxed);
@@ -521,8 +612,8 @@ static int loop(struct worker *w)
 						  memory_order_relaxed);
 			if (rc == -EPIPE)
 				return 0;
-			if (rc == -ETIMEDOUT)
-				maybe_sync(w, 0);
+			if (rc == -ETIMEDOUT && maybe_sync(w, 0) != 0)
+				return -1;
 			continue;
 		}
 		if (run_batch(w, n) != 0)
@@ -552,11 +643,13 @@ static void close_all(struct worker *w)
 		store_close(w->shard);
 	if (w->config)
 		store_close(w->config);
+	if (w->lock_fd >= 0)
+		close(w->lock_fd); /* last: the shard is closed */
 }
 
 int wrk_main(const struct wrk_args *a)
 {
-	struct worker w = { .a = a, .cfg = a->cfg, .out_fd = -1, .dead_fd = -1 };
+	struct worker w = {.a = a, .cfg = a->cfg, .out_fd = -1, .dead_fd = -1, .lock_fd = -1};
 	char role[32];
 	snprintf(role, sizeof(role), "worker/%u", a->partition);
 	log_init(role, a->cfg->log_level);
@@ -581,15 +674,21 @@ int wrk_main(const struct wrk_args *a)
 		status = restored > 0 ? 0 : 1; /* > 0: asked to stop while restoring */
 		goto out;
 	}
-	log_debug("worker started partition=%u applied_seq=%llu output_bytes=%llu",
-		  a->partition, (unsigned long long)w.applied_seq,
-		  (unsigned long long)w.out_len);
-	if (loop(&w) == 0) {
+	/* What earlier workers committed may still be only in the page cache
+	 * (they were killed before their next sync): make it durable before
+	 * anything is acked on top of it. */
+	ring_rewind(a->ring);
+	w.committed_pos = ring_acked_pos(a->ring);
+	if (sync_all(&w) != 0)
+		goto out;
+	log_debug("worker started partition=%u applied_seq=%llu output_bytes=%llu", a->partition,
+		  (unsigned long long)w.applied_seq, (unsigned long long)w.out_len);
+	/* At the end, sync = none too: a clean stop leaves everything on disk
+	 * (the supervisor then marks the data_dir safe across a reboot). */
+	if (loop(&w) == 0 &&
+	    (w.cfg->sync == CFG_SYNC_BATCH || w.synced_pos == w.committed_pos || sync_all(&w) == 0))
 		status = 0;
-		w.last_sync_ns = 0;
-		maybe_sync(&w, 1);
-	}
 out:
 	close_all(&w);
-	return status;
+	return w.sync_failed ? WRK_EXIT_SYNC_FAILED : status;
 }

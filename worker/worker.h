@@ -15,13 +15,17 @@ struct wrk_args {
 	unsigned partition;
 	struct ring *ring;
 	struct shm_worker *stats;
-	pid_t supervisor;     /* getpid() of the parent, taken before fork */
+	pid_t supervisor; /* getpid() of the parent, taken before fork */
 };
+
+/* Exit status of a worker whose fsync failed: its partition is failed, not
+ * restarted (a new worker would read pages the kernel may never write). */
+#define WRK_EXIT_SYNC_FAILED 74
 
 /* The body of a forked worker. Returns the process exit status:
  * 0 after the ring was closed and drained (or after SIGTERM, drained),
- * 1 on an error (logged). Never returns into the supervisor's code: the
- * caller passes the value to _exit(). */
+ * WRK_EXIT_SYNC_FAILED when an fsync failed, 1 on another error (logged). Never returns into the
+ * supervisor's code: the caller passes the value to _exit(). */
 int wrk_main(const struct wrk_args *a);
 
 #endif

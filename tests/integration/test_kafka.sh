@@ -47,7 +47,7 @@ ok "a lost data directory is rebuilt from the changelog"
 
 # The topic has 4 partitions.
 rc=0
-"$RINGMASTER" -c "$T/one.ini" -o ringmaster.partitions=3 -o ringmaster.data_dir="$T/three" \
+"$RINGMASTER" -c "$T/one.ini" -o ringmaster.partitions=3 -o ringmaster.data_dir="$T/three" -o output.dead_letter="$T/three.dead" \
 	2>"$T/three.log" || rc=$?
 [ $rc -ne 0 ] || fail "partitions = 3 on a topic of 4 was accepted"
 log_has "$T/three.log" "topic $TOPIC has 4 partitions, and \[ringmaster\] partitions = 3" ||

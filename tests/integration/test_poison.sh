@@ -16,7 +16,7 @@ assert_eq "processed (all events, the poison one dead-lettered)" 3001 "$(json_ge
 
 # The rest equals a run without the poison event.
 SOURCE_PATH=$T/base.tsv write_config "$T/ref.ini"
-"$RINGMASTER" -c "$T/ref.ini" -o ringmaster.data_dir="$T/ref" -o output.dir="$T/refout" 2>"$T/ref.log" \
+"$RINGMASTER" -c "$T/ref.ini" -o ringmaster.data_dir="$T/ref" -o output.dir="$T/refout" -o output.dead_letter="$T/refdead.tsv" 2>"$T/ref.log" \
 	|| { cat "$T/ref.log"; fail "reference run"; }
 "$RINGCTL" -c "$T/ref.ini" -o ringmaster.data_dir="$T/ref" dump-state >"$T/ref.state"
 "$RINGCTL" -c "$T/t.ini" dump-state >"$T/got.state"

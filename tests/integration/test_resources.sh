@@ -16,7 +16,7 @@ check_same() { # data_dir out_dir: state and outputs equal the reference run's
 }
 
 # ---- map_size far too small: the shards grow and processing goes on
-"$RINGMASTER" -c "$T/t.ini" -o store.map_size=1M -o ringmaster.data_dir="$T/small" \
+"$RINGMASTER" -c "$T/t.ini" -o store.map_size=1M -o ringmaster.data_dir="$T/small" -o output.dead_letter="$T/small.dead" \
 	-o output.dir="$T/smallout" 2>"$T/small.log" || { cat "$T/small.log"; fail "small map run"; }
 log_has "$T/small.log" "state map full: grew it" || fail "the map never grew"
 check_same "$T/small" "$T/smallout"
@@ -27,7 +27,7 @@ rss() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
 head -n 20000 "$T/events.tsv" >"$T/slow.tsv"
 ACCOUNTS=$T/accounts.tsv HANDLER=$TEST_HANDLER_DIR/faulty_ledger.so PARTITIONS=1 RING_SIZE=64K SOURCE_PATH=$T/slow.tsv \
 	write_config "$T/slow.ini" "[handler]" "sleep_us = 100" "[source]" "max_event_size = 4K"
-"$RINGMASTER" -c "$T/slow.ini" -o ringmaster.data_dir="$T/slowdata" -o output.dir="$T/slowout" \
+"$RINGMASTER" -c "$T/slow.ini" -o ringmaster.data_dir="$T/slowdata" -o output.dead_letter="$T/slow.dead" -o output.dir="$T/slowout" \
 	--summary "$T/slow.json" 2>"$T/slow.log" &
 sup=$!; BG_PIDS+=($sup)
 sleep 1; rss1=$(rss $sup)
@@ -65,7 +65,7 @@ run_until_room() { # what dir: start, wait for the failure message, make room, w
 }
 
 tight "$T/fullout" 64k
-run_until_room output "$T/fullout" -o ringmaster.data_dir="$T/d1" -o output.dir="$T/fullout"
+run_until_room output "$T/fullout" -o ringmaster.data_dir="$T/d1" -o output.dead_letter="$T/d1.dead" -o output.dir="$T/fullout"
 log_has "$T/output.log" "fullout/p[0-9].tsv: cannot write output: $want_msg" \
 	|| fail "the output failure does not name the file"
 check_same "$T/d1" "$T/fullout"
@@ -83,6 +83,6 @@ ok "dead-letter file system full: source paused, resumed, 3000 lines once each"
 
 tight "$T/fulldata" 2600k
 # LMDB reports a short write on a full disk as EIO or ENOSPC, by timing.
-WANT="$want_msg\|cannot commit" run_until_room data "$T/fulldata" -o ringmaster.data_dir="$T/fulldata/d" -o output.dir="$T/out3"
+WANT="$want_msg\|cannot commit" run_until_room data "$T/fulldata" -o ringmaster.data_dir="$T/fulldata/d" -o output.dead_letter="$T/d3.dead" -o output.dir="$T/out3"
 check_same "$T/fulldata/d" "$T/out3"
 ok "data file system full: resumed, results equal"

@@ -4,7 +4,7 @@
 "$RINGCTL" gen events --events 300000 --keys 4000 --seed 21 >"$T/events.tsv"
 HANDLER=$TEST_HANDLER_DIR/faulty_ledger.so BATCH_MAX=256 write_config "$T/t.ini" \
 	"[handler]" "sleep_us = 5"
-"$RINGMASTER" -c "$T/t.ini" -o ringmaster.data_dir="$T/ref" -o output.dir="$T/refout" \
+"$RINGMASTER" -c "$T/t.ini" -o ringmaster.data_dir="$T/ref" -o output.dir="$T/refout" -o output.dead_letter="$T/refdead.tsv" \
 	-o handler.sleep_us=0 2>"$T/ref.log" || { cat "$T/ref.log"; fail "reference run"; }
 "$RINGCTL" -c "$T/t.ini" -o ringmaster.data_dir="$T/ref" dump-state >"$T/ref.state"
 

@@ -43,7 +43,7 @@ fi
 # a reload with a now-unsafe table keeps the old config
 printf 'acct00000001\tdeposit\t100\n' >"$T/events2.tsv"
 "$RINGMASTER" -c "$T/t.ini" -o source.path="$T/events2.tsv" -o source.follow=yes \
-	-o ringmaster.data_dir="$T/d2" -o ringmaster.run_dir="$T/r2" 2>"$T/log3" &
+	-o ringmaster.data_dir="$T/d2" -o output.dir="$T/out2" -o output.dead_letter="$T/d2.dead" -o ringmaster.run_dir="$T/r2" 2>"$T/log3" &
 BG_PIDS+=($!)
 wait_until 10 log_has "$T/log3" "started partitions"
 chmod 0666 "$T/rules.tsv"

@@ -126,7 +126,7 @@ ok "malformed lines dead-lettered as by the file source"
 # zmq output: a file-source instance PUSHes its lines to a zmq-source
 # instance counting them per key (the seq, the lines' first column).
 zmq_start count -o worker.handler="$HANDLER_DIR/example_counter.so"
-timeout --foreground -k 5 120 "$RINGMASTER" -c "$T/file.ini" -o ringmaster.data_dir="$T/push" \
+timeout --foreground -k 5 120 "$RINGMASTER" -c "$T/file.ini" -o ringmaster.data_dir="$T/push" -o output.dead_letter="$T/push.dead" \
 	-o output.type=zmq -o output.connect=tcp://127.0.0.1:$PORT 2>"$T/push.log" ||
 	{ cat "$T/push.log"; fail "push run"; }
 all_output "$T/out" | awk -F'\t' '{ print $1 "\t1" }' | LC_ALL=C sort >"$T/want_count"
