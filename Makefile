@@ -309,3 +309,16 @@ $(KAFKA_MOCK): $(B)/obj/tests/integration/kafka_mock.o
 
 test: $(KAFKA_MOCK)
 # ---- end of Kafka tests -----------------------------------------------------
+
+# ---- fault injection (issue 11) ---------------------------------------------
+# $(B)/tests/libfailsync.so: fsync/fdatasync fail with EIO on demand
+# (tests/faults/failsync.c). An LD_PRELOAD library, built without the
+# sanitizers even in build-asan/: it is loaded before their runtime.
+FAILSYNC := $(B)/tests/libfailsync.so
+
+$(FAILSYNC): tests/faults/failsync.c
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 -D_GNU_SOURCE $(WARN) -O2 -fPIC -shared $< -ldl -o $@
+
+test: $(FAILSYNC)
+# ---- end of fault injection -------------------------------------------------

@@ -110,7 +110,7 @@ static void worker_exited(struct sup *s, unsigned p, int status, int closing)
 		/* Not even when releasing: the pages are suspect wherever they go. */
 		w->state = WK_FAILED;
 		w->releasing = 0;
-		s->failed = 1;
+		s->failed_partitions++; /* the rest goes on; the run ends 1 */
 		log_error("partition %u failed: worker pid %ld could not fsync its files (see "
 			  "above), so it is not restarted; its events are held back and the "
 			  "resume position stays below them: fix the disk, then restart ringmaster",

@@ -61,12 +61,17 @@ static void write_json(const struct sup *s, FILE *f, double secs, uint64_t proce
 	fprintf(f, ",\"partitions\":%u,\"events_read\":%llu,\"dispatched\":%llu,"
 		   "\"processed\":%llu,\"dead_lettered\":%llu,\"source_dead_lettered\":%llu,"
 		   "\"handler_rejected\":%llu,\"wall_seconds\":%.3f,\"events_per_second\":%.0f,"
-		   "\"ok\":%s,\"per_partition\":[",
+		   "\"held\":%llu,\"ok\":%s,\"failed_partitions\":[",
 		s->cfg.partitions, (unsigned long long)s->lines,
 		(unsigned long long)s->dispatched, (unsigned long long)processed,
 		(unsigned long long)(s->dead_lettered + rejected),
 		(unsigned long long)s->dead_lettered, (unsigned long long)rejected, secs,
-		secs > 0 ? (double)s->lines / secs : 0.0, s->failed ? "false" : "true");
+		secs > 0 ? (double)s->lines / secs : 0.0, (unsigned long long)s->held,
+		s->failed || s->failed_partitions ? "false" : "true");
+	for (unsigned p = 0, n_failed = 0; p < s->cfg.partitions; p++)
+		if (s->workers[p].state == WK_FAILED)
+			fprintf(f, "%s%u", n_failed++ ? "," : "", p);
+	fprintf(f, "],\"per_partition\":[");
 	for (unsigned p = 0; p < s->cfg.partitions; p++) {
 		struct shm_worker *w = &s->shm.workers[p];
 		uint64_t busy = atomic_load(&w->busy_ns), wait = atomic_load(&w->wait_ns);
@@ -116,6 +121,14 @@ void summary_report(const struct sup *s, uint64_t now_ns)
 	for (size_t i = 0; i < n; i++)
 		fprintf(e, " %s=%llu", t[i].name, (unsigned long long)t[i].count);
 	fprintf(e, "%s\n", n ? "" : " none");
+	if (s->failed_partitions) {
+		fprintf(e, "  failed partitions:");
+		for (unsigned p = 0; p < s->cfg.partitions; p++)
+			if (s->workers[p].state == WK_FAILED)
+				fprintf(e, " p%u", p);
+		fprintf(e, "; %llu of their events held back: a restart redoes them\n",
+			(unsigned long long)s->held);
+	}
 
 	if (!s->summary_path)
 		return;

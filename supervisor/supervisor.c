@@ -528,7 +528,7 @@ int sup_run(struct sup *s)
 	stop_workers(s);
 	flush_dead_letters(s);
 	wm_record(s);
-	status = rc != 0 || s->failed ? 1 : 0;
+	status = rc != 0 || s->failed || s->failed_partitions ? 1 : 0;
 	if (status == 0)
 		own_clean_exit(s);
 	summary_report(s, shm_now_ns());

@@ -85,6 +85,7 @@ struct sup {
 	uint64_t watermark;	       /* the last one recorded */
 	struct wm_part *wm_parts;      /* [partitions]: what each worker made durable */
 	uint64_t held;		       /* events not dispatched: their partition failed */
+	unsigned failed_partitions;    /* how many are WK_FAILED: the run ends 1 */
 	int failed;		       /* a write failed or a worker cannot start */
 };
 
