@@ -35,8 +35,10 @@ for p in 0 1 2 3; do
 done
 ok "a restart reads nothing again (committed offsets)"
 
-# Without its data directory, the state comes back from the changelog.
-rm -rf "$T/one/data"
+# Without its data directory, the state comes back from the changelog. (A
+# lost disk: its outputs and dead letters go with it, since a new data_dir
+# never writes to files another one wrote.)
+rm -rf "$T/one/data" "$T/one/out" "$T/one/dead.tsv" "$T/one/.dead.tsv.owner"
 kafka_run one
 wait_until 120 state_is one "$T/file.state"
 wait_until 60 reading one 12
@@ -47,7 +49,8 @@ ok "a lost data directory is rebuilt from the changelog"
 
 # The topic has 4 partitions.
 rc=0
-"$RINGMASTER" -c "$T/one.ini" -o ringmaster.partitions=3 -o ringmaster.data_dir="$T/three" -o output.dead_letter="$T/three.dead" \
+"$RINGMASTER" -c "$T/one.ini" -o ringmaster.partitions=3 -o ringmaster.data_dir="$T/three" -o output.dir="$T/three.out" \
+	-o output.dead_letter="$T/three.dead" \
 	2>"$T/three.log" || rc=$?
 [ $rc -ne 0 ] || fail "partitions = 3 on a topic of 4 was accepted"
 log_has "$T/three.log" "topic $TOPIC has 4 partitions, and \[ringmaster\] partitions = 3" ||
