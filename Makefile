@@ -199,7 +199,8 @@ uninstall:
 
 format:
 	clang-format -i $(COMMON_SRC) $(WORKER_SRC) $(wildcard supervisor/*.c) \
-	  $(wildcard common/*.h worker/*.h supervisor/*.h) $(UNIT_SRC) $(BENCH_SRC)
+	  $(wildcard common/*.h worker/*.h supervisor/*.h) $(UNIT_SRC) $(BENCH_SRC) \
+	  $(wildcard tests/powercut/*.[ch])
 
 clean:
 	rm -rf build build-asan bin
@@ -322,3 +323,37 @@ $(FAILSYNC): tests/faults/failsync.c
 
 test: $(FAILSYNC)
 # ---- end of fault injection -------------------------------------------------
+
+# ---- power-cut harness ------------------------------------------------------
+# tests/powercut: libpowercut.so, preloaded into the processes under test,
+# records what an fsync or an O_DSYNC write makes durable under a tree;
+# pctool init/restore turns that tree into what a power cut would leave;
+# pc_selftest drives tests/integration/test_powercut_harness.sh. The
+# library is built without the sanitizers even in build-asan: it is
+# preloaded ahead of them into sanitized and plain programs alike.
+POWERCUT_LIB      := $(B)/tests/libpowercut.so
+POWERCUT_TOOL     := $(B)/tests/pctool
+POWERCUT_SELFTEST := $(B)/tests/pc_selftest
+POWERCUT_HDRS     := tests/powercut/pc_shadow.h
+
+$(POWERCUT_LIB): tests/powercut/powercut.c tests/powercut/pc_shadow.c $(POWERCUT_HDRS)
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -fPIC -shared \
+	  $(filter %.c,$^) -ldl -o $@
+
+$(POWERCUT_TOOL): $(call obj,tests/powercut/pctool.c tests/powercut/pc_shadow.c)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) $^ -o $@
+
+$(POWERCUT_SELFTEST): $(call obj,tests/powercut/pc_selftest.c)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) $^ -llmdb -o $@
+
+# `make powercut` builds the three; so does naming one by its absolute path.
+.PHONY: powercut
+powercut: $(POWERCUT_LIB) $(POWERCUT_TOOL) $(POWERCUT_SELFTEST)
+$(abspath $(POWERCUT_LIB) $(POWERCUT_TOOL) $(POWERCUT_SELFTEST)): $(CURDIR)/%: %
+	@:
+
+test: $(POWERCUT_LIB) $(POWERCUT_TOOL) $(POWERCUT_SELFTEST)
+# ---- end of power-cut harness -----------------------------------------------
