@@ -569,6 +569,22 @@ void ring_stats(const struct ring *r, struct ring_stats *st)
 
 /* ---- producer: the watermark ---- */
 
+int ring_seq_at(const struct ring *r, uint64_t pos, uint64_t *seq)
+{
+	uint64_t tail = LOAD_ACQ(&r->prod.tail);
+	while (pos < tail) {
+		const struct rec_hdr *h =
+		    (const struct rec_hdr *)(r->data + (pos & r->consts.mask));
+		if (h->flags & REC_PAD) {
+			pos += h->len;
+			continue;
+		}
+		*seq = h->seq;
+		return 0;
+	}
+	return -ENOENT;
+}
+
 uint64_t ring_write_pos(const struct ring *r)
 {
 	return r->prod_priv.write;

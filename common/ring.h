@@ -169,6 +169,12 @@ int ring_wait_data(struct ring *r, int timeout_ms);
  * producer, and wake it if it waits for room. */
 void ring_ack(struct ring *r, uint64_t up_to);
 
+/* The seq of the first published record at or after position `pos`
+ * (padding skipped): 0, or -ENOENT when nothing is published there yet.
+ * Consumer side, for a pos at or after acked (the producer does not touch
+ * those bytes). */
+int ring_seq_at(const struct ring *r, uint64_t pos, uint64_t *seq);
+
 /* Restart reading at acked: what a new consumer calls first, so records a
  * dead consumer read but never acked are seen again. */
 void ring_rewind(struct ring *r);

@@ -48,10 +48,11 @@ struct shm_worker {
 	 * sync made durable. The resume position and Kafka's offsets are
 	 * taken from these, never from applied_seq and acked, which may be
 	 * committed but not yet on disk. */
-	_Atomic uint32_t has_durable; /* durable_seq is meaningful */
-	_Atomic uint64_t durable_seq; /* applied_seq as of the last sync */
-	_Atomic uint64_t durable_pos; /* ring position: every record below it is durable */
-	_Atomic uint32_t sync_failed; /* an fsync failed: never restart on those pages */
+	_Atomic uint32_t has_durable;  /* durable_seq is meaningful */
+	_Atomic uint64_t durable_seq;  /* applied_seq as of the last sync */
+	_Atomic uint64_t durable_pos;  /* ring position: every record below it is durable */
+	_Atomic uint64_t durable_next; /* seq of the record at durable_pos then, or SHM_NO_SEQ */
+	_Atomic uint32_t sync_failed;  /* an fsync failed: never restart on those pages */
 	/* Log2 histograms for percentiles: events per batch, and commit
 	 * latency in microseconds. */
 	_Atomic uint64_t batch_hist[SHM_HIST_BUCKETS];

@@ -278,6 +278,7 @@ int lc_acquire(struct sup *s, unsigned p)
 	atomic_store(&st->has_applied, 0);
 	atomic_store(&st->has_durable, 0);
 	atomic_store(&st->durable_pos, 0);
+	atomic_store(&st->durable_next, SHM_NO_SEQ);
 	atomic_store(&st->restore_pct, 0);
 	atomic_store(&st->restoring, 1); /* the worker clears it when it is ready */
 	w->backoff_ms = s->cfg.backoff_initial_ms;

@@ -67,12 +67,15 @@ static uint64_t next_unapplied(const struct sup *s)
 	return next;
 }
 
-/* How far each partition is durable, in source positions. A mark (pos,
- * seq) taken when the watermark is recorded says: every event below seq
- * that went to this partition lies below ring position pos. Once the
- * worker's durable_pos (published after each completed sync) reaches pos,
- * seq becomes the partition's floor. The watermark is the lowest floor, so
- * it never passes an event that is committed but not yet on disk. */
+/* How far each partition is durable, in source positions. After each
+ * completed sync a worker publishes the ring position it covered and the
+ * seq of the record there (durable_next): the partition's events below it
+ * are on disk. When the ring held nothing past that position, marks tell:
+ * a mark (pos, seq) taken when the watermark is recorded says every event
+ * below seq that went to this partition lies below ring position pos, so
+ * once durable_pos reaches pos, seq is the partition's floor. The watermark
+ * is the lowest floor: it never passes an event that is committed but not
+ * yet on disk. */
 #define WM_MARKS 64
 
 struct wm_mark {
@@ -103,6 +106,7 @@ static void wm_push(struct wm_part *w, uint64_t pos, uint64_t seq)
 static uint64_t wm_floor(struct sup *s, unsigned p)
 {
 	struct wm_part *w = &s->wm_parts[p];
+	uint64_t next = atomic_load(&s->shm.workers[p].durable_next);
 	uint64_t durable = atomic_load(&s->shm.workers[p].durable_pos);
 	uint64_t written = ring_write_pos(s->shm.rings[p]);
 	while (w->n && w->marks[w->head].pos <= durable) {
@@ -110,6 +114,10 @@ static uint64_t wm_floor(struct sup *s, unsigned p)
 		w->head = (w->head + 1) % WM_MARKS;
 		w->n--;
 	}
+	/* Closer still: the seq of the first record the last sync did not
+	 * cover (the worker read it from its ring). */
+	if (next != SHM_NO_SEQ && next > w->floor)
+		w->floor = next;
 	if (durable >= written && s->workers[p].state != WK_FAILED) {
 		w->n = 0; /* all it was given is on disk */
 		w->floor = s->next_seq;

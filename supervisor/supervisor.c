@@ -441,6 +441,7 @@ static int start(struct sup *s)
 	for (unsigned p = 0; p < c->partitions; p++) {
 		atomic_store(&s->shm.workers[p].current_seq, SHM_NO_SEQ);
 		atomic_store(&s->shm.workers[p].skip_seq, SHM_NO_SEQ);
+		atomic_store(&s->shm.workers[p].durable_next, SHM_NO_SEQ);
 		s->workers[p].backoff_ms = c->backoff_initial_ms;
 		if (c->source_type == CFG_SOURCE_KAFKA)
 			s->workers[p].state = WK_UNOWNED; /* until the group assigns it */

@@ -346,8 +346,14 @@ static int sync_failed(struct worker *w, const char *what, int err)
 static void publish_durable(struct worker *w)
 {
 	struct shm_worker *st = w->a->stats;
+	uint64_t next;
+	/* The partition's events are in seq order in the ring: every one
+	 * below the next record's seq is durable. */
+	if (ring_seq_at(w->a->ring, w->committed_pos, &next) != 0)
+		next = SHM_NO_SEQ;
 	atomic_store(&st->durable_seq, w->applied_seq);
 	atomic_store(&st->has_durable, (uint32_t)w->has_applied);
+	atomic_store(&st->durable_next, next);
 	atomic_store(&st->durable_pos, w->committed_pos);
 }
 

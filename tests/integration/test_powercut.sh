@@ -12,12 +12,12 @@ for f in "$PCTOOL" "$PCLIB"; do [ -f "$f" ] || fail "$f is not built (make test 
 
 # Events with lines the source refuses (no delimiter) and payloads the
 # ledger rejects, so that both kinds of dead letters are in play.
-"$RINGCTL" gen events --events 120000 --keys 3000 --seed 31 --skew 0.9 |
+"$RINGCTL" gen events --events 200000 --keys 3000 --seed 31 --skew 0.9 |
 	awk 'NR % 500 == 0 { print "not an event " NR } NR % 700 == 0 { print "acct00000001\tdeposit\tlots" } { print }' \
 		>"$T/events.tsv"
 HANDLER=$TEST_HANDLER_DIR/faulty_ledger.so BATCH_MAX=256 write_config "$T/t.ini" \
-	"[handler]" "sleep_us = 15"
-GEN=(-o source.type=generate -o source.events=120000 -o source.keys=3000 -o source.seed=31)
+	"[handler]" "sleep_us = 20"
+GEN=(-o source.type=generate -o source.events=200000 -o source.keys=3000 -o source.seed=31)
 
 # ref NAME ARGS...: an uninterrupted run into $T/NAME
 ref() {
@@ -51,7 +51,7 @@ scenario() {
 		local sup=$!
 		BG_PIDS+=($sup)
 		if [ $cut = 1 ]; then
-			sleep "$((RANDOM % 2)).$((RANDOM % 9 + 1))"
+			sleep "0.$((RANDOM % 8 + 2))"
 			if kill -0 $sup 2>/dev/null; then
 				kill -KILL -- -$sup 2>/dev/null || true
 				wait $sup 2>/dev/null || true
@@ -75,8 +75,8 @@ scenario() {
 	ok "$name: $cuts power cuts, $(grep -c 'resuming the source at seq=' "$T/$name.log") resumes past 0; state, outputs and dead letters equal"
 }
 
-scenario file_periodic ref_file 4 -o store.sync=periodic -o store.sync_interval=100ms
-scenario gen_periodic ref_gen 3 -o store.sync=periodic -o store.sync_interval=100ms "${GEN[@]}"
+scenario file_periodic ref_file 4 -o store.sync=periodic -o store.sync_interval=200ms
+scenario gen_periodic ref_gen 3 -o store.sync=periodic -o store.sync_interval=200ms "${GEN[@]}"
 scenario file_batch ref_file 3 -o store.sync=batch
 scenario gen_batch ref_gen 2 -o store.sync=batch "${GEN[@]}"
 ok "$total_cuts power cuts in all"
