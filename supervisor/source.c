@@ -83,17 +83,18 @@ static int consume_long(struct sup *s, struct reader *r, const char *p, size_t n
 static int drain_lines(struct sup *s, struct reader *r)
 {
 	unsigned since_tick = 0;
+	int at_end = r->eof && !s->cfg.follow; /* no more bytes will come */
 	while (r->start < r->end) {
 		char *p = r->buf + r->start;
 		size_t avail = r->end - r->start;
 		char *nl = memchr(p, '\n', avail);
-		if (!nl && !r->in_long && !(r->eof && !s->cfg.follow))
+		if (!nl && !r->in_long && !at_end)
 			return 0; /* incomplete; wait for more */
 		size_t len = nl ? (size_t)(nl - p) : avail;
 		size_t used = nl ? len + 1 : len;
 		int rc;
 		if (r->in_long)
-			rc = consume_long(s, r, p, len, nl != NULL || (r->eof && !s->cfg.follow));
+			rc = consume_long(s, r, p, len, nl != NULL || at_end);
 		else
 			rc = src_handle_line(s, r->offset, p, len);
 		if (rc != 0)
@@ -108,6 +109,13 @@ static int drain_lines(struct sup *s, struct reader *r)
 			if (sup_tick(s) != 0)
 				return -1;
 		}
+	}
+	/* The input ended in an overlong line whose last bytes were taken
+	 * before the end was seen (no newline after it): it ends here. */
+	if (r->in_long && at_end) {
+		if (consume_long(s, r, r->buf + r->start, 0, 1) != 0)
+			return -1;
+		s->next_seq = r->offset;
 	}
 	return 0;
 }
