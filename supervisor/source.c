@@ -8,7 +8,8 @@
  * theirs: device, inode and a fingerprint (FNV-1a, 64 bits) of its first
  * bytes, recorded in the data directory when it first reads the file. A
  * start that would resume in another file, or in this one cut shorter or
- * rewritten, is refused before any worker starts. */
+ * rewritten, is refused before any worker starts; while following, the same
+ * changes stop the reading (watch_file). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -31,6 +32,7 @@
 #define FOLLOW_IDLE_MS 50
 #define LONG_LINE_KEEP (1u << 20) /* bytes of an overlong line kept for the dead letter */
 #define HEAD_MAX 4096u		  /* bytes of a file's start in its fingerprint */
+#define MISSING_POLLS 4		  /* follow: a path missing this many polls was removed */
 
 /* One line (without its newline, and without a trailing CR) at `seq`: see
  * supervisor.h. */
@@ -68,7 +70,9 @@ struct src_file {
 	int seekable;	/* a regular file: resume by seeking */
 	int identified; /* a regular file named by path: `ident` is what it is */
 	struct src_ident ident;
-	uint64_t read_pos; /* file offset of the next read(2) */
+	uint64_t read_pos;	/* file offset of the next read(2) */
+	int detached;		/* follow: the file changed under us; not read */
+	unsigned missing_polls; /* follow: polls in a row its path named nothing */
 	char *buf;
 	size_t cap, start, end; /* unconsumed bytes are buf[start..end) */
 	uint64_t offset;	/* file offset of buf[start] */
@@ -278,6 +282,85 @@ read_error:
 	return 1;
 }
 
+enum file_state { FILE_SAME, FILE_CHANGED, FILE_UNSURE };
+
+/* follow: what became of the file since it was opened: FILE_SAME while it
+ * is the file at its path and no shorter than what was read, else
+ * FILE_CHANGED with what happened in `buf`. A path that names nothing is
+ * FILE_UNSURE for the first MISSING_POLLS polls: a file renamed away and
+ * another created in its place (a rotation) pass through that state. */
+static enum file_state file_changed(const struct sup *s, struct src_file *f, char *buf, size_t len)
+{
+	const char *path = s->cfg.source_path;
+	struct stat st;
+	uint64_t hash;
+	int rc;
+	if (fstat(f->fd, &st) != 0) {
+		snprintf(buf, len, "%s cannot be looked at (fstat: %s)", path, strerror(errno));
+		return FILE_CHANGED;
+	}
+	if ((uint64_t)st.st_size < f->read_pos) {
+		snprintf(buf, len, "%s was truncated from %llu to %llu bytes", path,
+			 (unsigned long long)f->read_pos, (unsigned long long)st.st_size);
+		return FILE_CHANGED;
+	}
+	if ((rc = head_hash(f->fd, f->ident.head_len, &hash)) < 0) {
+		snprintf(buf, len, "%s cannot be read (%s)", path, strerror(errno));
+		return FILE_CHANGED;
+	}
+	if (rc > 0 || hash != f->ident.head_hash) {
+		snprintf(buf, len, "%s was rewritten in place (its first %llu bytes changed)", path,
+			 (unsigned long long)f->ident.head_len);
+		return FILE_CHANGED;
+	}
+	if (stat(path, &st) != 0) {
+		if (errno != ENOENT) {
+			snprintf(buf, len, "%s cannot be looked at (%s)", path, strerror(errno));
+			return FILE_CHANGED;
+		}
+		if (++f->missing_polls < MISSING_POLLS)
+			return FILE_UNSURE;
+		snprintf(buf, len, "%s was removed", path);
+		return FILE_CHANGED;
+	}
+	f->missing_polls = 0;
+	if ((uint64_t)st.st_dev != f->ident.dev || (uint64_t)st.st_ino != f->ident.ino) {
+		struct src_ident now = {.dev = (uint64_t)st.st_dev, .ino = (uint64_t)st.st_ino};
+		char a[80], b[80];
+		if (now.dev == f->ident.dev)
+			snprintf(buf, len, "%s was replaced by another file (inode %llu -> %llu)",
+				 path, (unsigned long long)f->ident.ino,
+				 (unsigned long long)now.ino);
+		else
+			snprintf(buf, len, "%s was replaced by another file (%s -> %s)", path,
+				 ident_name(&f->ident, a, sizeof(a)),
+				 ident_name(&now, b, sizeof(b)));
+		return FILE_CHANGED;
+	}
+	return FILE_SAME;
+}
+
+/* follow, at each idle poll: stop reading a file that was truncated,
+ * replaced, removed or rewritten (once, with a warning), and go on when it
+ * is back as it was. Rotation is not followed: the new file is not read. */
+static void watch_file(struct sup *s, struct src_file *f)
+{
+	char what[1024];
+	enum file_state st = file_changed(s, f, what, sizeof(what));
+	if (st == FILE_CHANGED && !f->detached) {
+		log_warn("%s while followed: not reading it until it is back as it was "
+			 "(ringmaster keeps running and its workers finish what they have). "
+			 "Restore the file, or stop ringmaster and start it with a new data_dir "
+			 "to read the new file from its start",
+			 what);
+		f->detached = 1;
+	} else if (st == FILE_SAME && f->detached) {
+		log_info("%s is back as it was: reading it again from byte %llu",
+			 s->cfg.source_path, (unsigned long long)f->read_pos);
+		f->detached = 0;
+	}
+}
+
 /* ---- reading lines ---- */
 
 /* Lines that do not fit in the buffer are dead-lettered whole (up to
@@ -462,19 +545,25 @@ int src_file_run(struct sup *s)
 	for (;;) {
 		if (sup_stop)
 			return 0;
-		if (fill(s, f) != 0) {
-			log_error("%s: read error: %s", s->cfg.source_path, strerror(errno));
-			return -1;
+		if (!f->detached) {
+			if (fill(s, f) != 0) {
+				log_error("%s: read error: %s", s->cfg.source_path,
+					  strerror(errno));
+				return -1;
+			}
+			if (drain_lines(s, f) != 0 || sup_tick(s) != 0)
+				return sup_stop ? 0 : -1;
+			if (!f->eof)
+				continue;
+			if (!s->cfg.follow)
+				return 0;
+			f->eof = 0;
 		}
-		if (drain_lines(s, f) != 0 || sup_tick(s) != 0)
-			return sup_stop ? 0 : -1;
-		if (!f->eof)
-			continue;
-		if (!s->cfg.follow)
-			return 0;
-		f->eof = 0; /* follow: look again in a moment */
+		/* follow: look again in a moment, and first at the file. */
 		if (sup_idle(s, FOLLOW_IDLE_MS) != 0)
 			return sup_stop ? 0 : -1;
+		if (f->identified)
+			watch_file(s, f);
 	}
 }
 

@@ -146,7 +146,8 @@ void src_file_close(struct sup *s);
 
 /* Sources (source.c). Each returns 0 at the end of input or on a stop
  * request, -1 on an error (logged). src_file_run reads what src_file_open
- * opened. */
+ * opened; while following, a file truncated, replaced, removed or
+ * rewritten is warned about and no longer read until it is back. */
 int src_file_run(struct sup *s);
 int src_generate_run(struct sup *s);
 int src_zmq_run(struct sup *s);   /* src_zmq.c */

@@ -1,8 +1,10 @@
 # A source file is known by what it is, not by its path: a data_dir that has
 # read a file refuses (exit 78, nothing processed) another file at that path,
 # the file rewritten or cut shorter, and a byte-identical copy (another
-# inode), but resumes a file that only grew. A last line longer than the
-# read buffer, without a newline, is dead-lettered like any other long line.
+# inode), but resumes a file that only grew. While following, a file that is
+# truncated or replaced is warned about and no longer read; the instance
+# keeps running and stops cleanly. A last line longer than the read buffer,
+# without a newline, is dead-lettered like any other long line.
 . "$(dirname "$0")/lib.sh"
 write_config "$T/t.ini"
 SOCK_OF() { echo "$1/run/control.sock"; }
@@ -110,6 +112,65 @@ mv "$D/events.tsv" "$T/hang.orig"
 cp "$T/B.tsv" "$D/events.tsv"
 expect_refusal "$D" "is not the file data_dir $D/data read" "another file after a run killed at watermark 0"
 ! log_has "$D/refused.log" "resuming the source at seq=" || fail "the watermark was not 0: nothing tested"
+
+# ---- 3. follow: truncated, then replaced, while followed ----
+follow_start() { # DIR: start in follow mode, wait until every event is committed
+	"$RINGMASTER" -c "$T/t.ini" $(at "$1") -o source.follow=yes 2>"$1/log" &
+	fpid=$!
+	BG_PIDS+=($fpid)
+	wait_until 10 processed "$1" ".processed + .handler_rejected == $2"
+}
+follow_stop() { # DIR WHAT: the instance answers, then SIGTERM stops it with 0
+	"$RINGCTL" -s "$(SOCK_OF "$1")" status >/dev/null || fail "$2: the control socket does not answer"
+	kill -TERM $fpid
+	local rc=0
+	wait $fpid || rc=$?
+	assert_eq "$2: exit status after SIGTERM" 0 $rc
+	! grep -rq acctNEW "$1/out" "$1/dead.tsv" || fail "$2: the new content was read"
+}
+
+D=$T/trunc
+mkdir -p "$D"
+"$RINGCTL" gen events --events 2000 --keys 100 --seed 8 >"$D/events.tsv"
+size=$(stat -c %s "$D/events.tsv")
+follow_start "$D" 2000
+: >"$D/events.tsv"
+printf 'acctNEW00001\tdeposit\t5\n' >>"$D/events.tsv"
+wait_until 5 log_has "$D/log" "warn .* $D/events.tsv was truncated from $size to [0-9]* bytes while followed: not reading it"
+sleep 0.3 # a few more polls: still one warning, still nothing read
+assert_eq "truncation warnings" 1 "$(grep -c "was truncated" "$D/log")"
+follow_stop "$D" "truncated while followed"
+ok "truncation while followed: $(grep -o 'was truncated.*' "$D/log" | cut -c1-60)..., exit 0"
+
+D=$T/replace
+mkdir -p "$D"
+"$RINGCTL" gen events --events 2000 --keys 100 --seed 9 >"$D/events.tsv"
+ino_old=$(stat -c %i "$D/events.tsv")
+follow_start "$D" 2000
+mv "$D/events.tsv" "$D/events.tsv.1"
+printf 'acctNEW00002\tdeposit\t5\n' >"$D/events.tsv"
+ino_new=$(stat -c %i "$D/events.tsv")
+# mv then create: the moment the path names nothing is not taken for a removal.
+wait_until 5 log_has "$D/log" "warn .* $D/events.tsv was replaced by another file (inode $ino_old -> $ino_new) while followed"
+sleep 0.3
+assert_eq "replacement warnings" 1 "$(grep -c "was replaced\|was removed" "$D/log")"
+! grep -rq acctNEW "$D/out" "$D/dead.tsv" || fail "the new file was read"
+# The original back: reading goes on where it was.
+mv "$D/events.tsv.1" "$D/events.tsv"
+wait_until 5 log_has "$D/log" "$D/events.tsv is back as it was: reading it again"
+printf 'acct00000007\tdeposit\t5\n' >>"$D/events.tsv"
+wait_until 5 processed "$D" '.processed + .handler_rejected == 2001'
+follow_stop "$D" "replaced while followed"
+ok "replacement while followed: $(grep -o 'was re[a-z]* .*followed' "$D/log"), exit 0; restored, read on"
+
+D=$T/remove
+mkdir -p "$D"
+"$RINGCTL" gen events --events 500 --keys 100 --seed 10 >"$D/events.tsv"
+follow_start "$D" 500
+rm "$D/events.tsv"
+wait_until 5 log_has "$D/log" "warn .* $D/events.tsv was removed while followed"
+follow_stop "$D" "removed while followed"
+ok "removal while followed: warned, exit 0"
 
 # ---- 4. a last line longer than the read buffer, without a newline ----
 D=$T/long
