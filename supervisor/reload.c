@@ -48,7 +48,7 @@ uint64_t wm_source_id(const struct cfg *c)
 
 /* The highest seq any shard applied, +1 (0 if none): a counting source must
  * start above it, or its new events would be skipped as already applied. */
-static uint64_t next_unapplied(const struct sup *s)
+uint64_t wm_next_unapplied(const struct sup *s)
 {
 	uint64_t next = 0;
 	char err[STORE_ERR_LEN];
@@ -153,7 +153,7 @@ int wm_prepare(struct sup *s)
 	store_meta_get_u64(s->config, "watermark", &wm);
 	if (s->cfg.source_type == CFG_SOURCE_ZMQ) {
 		store_meta_get_u64(s->config, "next_seq", &counter);
-		uint64_t floor = next_unapplied(s);
+		uint64_t floor = wm_next_unapplied(s);
 		wm = counter > floor ? counter : floor;
 	}
 	s->resume_seq = s->next_seq = s->watermark = wm;

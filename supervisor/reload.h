@@ -18,6 +18,10 @@ uint64_t wm_source_id(const struct cfg *c);
  * to another source. */
 int wm_prepare(struct sup *s);
 
+/* The highest seq any state shard has applied, plus one; 0 when none has
+ * applied anything (a shard that cannot be opened counts as none). */
+uint64_t wm_next_unapplied(const struct sup *s);
+
 /* Record the low watermark: every event below it is durable, applied by
  * its worker and synced to disk (or dead-lettered and synced). Called four
  * times a second and at exit. A failed fdatasync of the supervisor's dead

@@ -1,23 +1,38 @@
 /* source.c - where events come from: a file (or stdin), one event per line,
  * or the deterministic generator. Each turns its input into events with a
  * seq (the byte offset of the line, for both: see gen.h) and hands them to
- * sup_dispatch. */
+ * sup_dispatch.
+ *
+ * A seq is a byte offset, so it means something only in the file it was
+ * read from. A file is therefore known by what it is, as log shippers know
+ * theirs: device, inode and a fingerprint (FNV-1a, 64 bits) of its first
+ * bytes, recorded in the data directory when it first reads the file. A
+ * start that would resume in another file, or in this one cut shorter or
+ * rewritten, is refused before any worker starts; while following, the same
+ * changes stop the reading (watch_file). */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sysexits.h>
 #include <unistd.h>
 
 #include "event.h"
 #include "gen.h"
 #include "log.h"
+#include "reload.h"
+#include "store.h"
 #include "supervisor.h"
 
 #define READ_CHUNK (1u << 20)
 #define TICK_EVERY 4096u
 #define FOLLOW_IDLE_MS 50
 #define LONG_LINE_KEEP (1u << 20) /* bytes of an overlong line kept for the dead letter */
+#define HEAD_MAX 4096u		  /* bytes of a file's start in its fingerprint */
+#define MISSING_POLLS 4		  /* follow: a path missing this many polls was removed */
 
 /* One line (without its newline, and without a trailing CR) at `seq`: see
  * supervisor.h. */
@@ -41,11 +56,26 @@ int src_handle_line_to(struct sup *s, int partition, uint64_t seq, const char *l
 	return sup_dispatch(s, seq, line, ev.key_len, ev.payload, ev.payload_len, line, ev.len);
 }
 
-struct reader {
+/* What a file is: see the top of this file. */
+struct src_ident {
+	uint64_t dev, ino;
+	uint64_t head_len;  /* bytes of its start fingerprinted: min(size, HEAD_MAX) */
+	uint64_t head_hash; /* FNV-1a of them */
+};
+
+/* The file source (or stdin): opened and checked by src_file_open before any
+ * worker starts, then read by src_file_run. */
+struct src_file {
 	int fd;
+	int seekable;	/* a regular file: resume by seeking */
+	int identified; /* a regular file named by path: `ident` is what it is */
+	struct src_ident ident;
+	uint64_t read_pos;	/* file offset of the next read(2) */
+	int detached;		/* follow: the file changed under us; not read */
+	unsigned missing_polls; /* follow: polls in a row its path named nothing */
 	char *buf;
-	size_t cap, start, end;  /* unconsumed bytes are buf[start..end) */
-	uint64_t offset;         /* file offset of buf[start] */
+	size_t cap, start, end; /* unconsumed bytes are buf[start..end) */
+	uint64_t offset;	/* file offset of buf[start] */
 	int eof;
 	/* An overlong line in progress: its first bytes, its seq and length. */
 	char *long_line;
@@ -54,197 +84,493 @@ struct reader {
 	int in_long;
 };
 
+/* ---- what a file is ---- */
+
+#define FNV_BASIS 0xcbf29ce484222325ull
+
+static uint64_t fnv1a(uint64_t h, const void *data, size_t len)
+{
+	const unsigned char *p = data;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ p[i]) * 0x100000001b3ull;
+	return h;
+}
+
+/* The fingerprint of the first `len` (at most HEAD_MAX) bytes of fd, read
+ * with pread so the read position does not move. 0; 1 when the file has
+ * fewer bytes than that now; -1 on a read error (errno). */
+static int head_hash(int fd, uint64_t len, uint64_t *hash)
+{
+	unsigned char buf[HEAD_MAX];
+	size_t got = 0;
+	if (len > HEAD_MAX)
+		len = HEAD_MAX;
+	while (got < len) {
+		ssize_t n = pread(fd, buf + got, len - got, (off_t)got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			return 1;
+		got += (size_t)n;
+	}
+	*hash = fnv1a(FNV_BASIS, buf, got);
+	return 0;
+}
+
+/* The identity lives in the config environment's "meta" database, one u64 a
+ * name. IDENT_SEAL, a hash of the others, is written last: a record that a
+ * crash cut short reads as no record, never as another file. */
+static const char *const ident_names[] = {"source_dev", "source_ino", "source_head_len",
+					  "source_head_hash"};
+#define IDENT_SEAL "source_ident"
+
+static uint64_t ident_seal(const struct src_ident *id)
+{
+	const uint64_t v[] = {id->dev, id->ino, id->head_len, id->head_hash};
+	return fnv1a(FNV_BASIS, v, sizeof(v));
+}
+
+/* 0, -ENOENT when there is no (whole) record, another negative errno on a
+ * read error. */
+static int ident_load(struct store_env *env, struct src_ident *id)
+{
+	uint64_t *v[] = {&id->dev, &id->ino, &id->head_len, &id->head_hash}, seal;
+	int rc;
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+		if ((rc = store_meta_get_u64(env, ident_names[i], v[i])) != 0)
+			return rc;
+	if ((rc = store_meta_get_u64(env, IDENT_SEAL, &seal)) != 0)
+		return rc;
+	return seal == ident_seal(id) ? 0 : -ENOENT;
+}
+
+static int ident_store(struct sup *s, const struct src_ident *id)
+{
+	const uint64_t v[] = {id->dev, id->ino, id->head_len, id->head_hash};
+	int rc = 0;
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]) && rc == 0; i++)
+		rc = store_meta_put_u64(s->config, ident_names[i], v[i]);
+	if (rc == 0)
+		rc = store_meta_put_u64(s->config, IDENT_SEAL, ident_seal(id));
+	if (rc != 0)
+		log_error("%s: cannot record the identity of the source file %s: %s",
+			  s->cfg.data_dir, s->cfg.source_path, strerror(-rc));
+	return rc;
+}
+
+/* "device 8:1 inode 1234" */
+static const char *ident_name(const struct src_ident *id, char *buf, size_t len)
+{
+	snprintf(buf, len, "device %u:%u inode %llu", major((dev_t)id->dev), minor((dev_t)id->dev),
+		 (unsigned long long)id->ino);
+	return buf;
+}
+
+#define PUT_BACK                                                                                   \
+	"Put the original file back at that path, or use a new data_dir to read this file from "   \
+	"its start"
+
+/* Shorter than the position processed, or than the start fingerprinted. */
+static int refuse_shorter(const struct sup *s, uint64_t size, uint64_t needed, int fingerprint)
+{
+	const char *path = s->cfg.source_path;
+	int is_stdin = strcmp(path, "-") == 0;
+	log_error("%s is shorter (%llu bytes) than the %s data_dir %s %s (%llu bytes): %s",
+		  is_stdin ? "standard input" : path, (unsigned long long)size,
+		  fingerprint ? "start" : "position", s->cfg.data_dir,
+		  fingerprint ? "fingerprinted" : "has processed", (unsigned long long)needed,
+		  is_stdin ? "it is not the input this data_dir read. Give it that input, or use a "
+			     "new data_dir to read this one from its start"
+			   : "it was truncated or replaced since. " PUT_BACK);
+	return EX_CONFIG;
+}
+
+/* Another device or inode than the one this data directory read. */
+static int refuse_moved(const struct sup *s, int fd, const struct src_ident *was,
+			const struct src_ident *now)
+{
+	char a[80], b[80], head[160];
+	uint64_t hash;
+	unsigned long long n = (unsigned long long)was->head_len;
+	int rc = head_hash(fd, was->head_len, &hash);
+	if (rc < 0)
+		snprintf(head, sizeof(head), "its first bytes cannot be read: %s", strerror(errno));
+	else if (rc > 0)
+		snprintf(head, sizeof(head), "shorter than the %llu bytes fingerprinted", n);
+	else if (hash == was->head_hash)
+		snprintf(head, sizeof(head), "a copy? its first %llu bytes are the same", n);
+	else
+		snprintf(head, sizeof(head), "its first %llu bytes differ", n);
+	char risk[96] = "the shards would skip its events as already applied";
+	if (s->resume_seq)
+		snprintf(risk, sizeof(risk),
+			 "resuming at byte %llu of it would skip or cut its events",
+			 (unsigned long long)s->resume_seq);
+	log_error("%s is not the file data_dir %s read: that was %s, this is %s (another file, "
+		  "%s); %s. " PUT_BACK,
+		  s->cfg.source_path, s->cfg.data_dir, ident_name(was, a, sizeof(a)),
+		  ident_name(now, b, sizeof(b)), head, risk);
+	return EX_CONFIG;
+}
+
+/* At start: is the file on f->fd (its fstat in `st`) the one this data
+ * directory read? A data directory that has read nothing yet takes any
+ * file and records it; one that has read a file refuses another device or
+ * inode, a file shorter than its watermark, and one whose first bytes
+ * changed. The fingerprint is made again over more bytes while the file is
+ * shorter than HEAD_MAX. Returns 0, or the exit status to refuse with. */
+static int check_identity(struct sup *s, struct src_file *f, const struct stat *st)
+{
+	const char *path = s->cfg.source_path;
+	uint64_t size = (uint64_t)st->st_size, hash;
+	struct src_ident was, now = {.dev = (uint64_t)st->st_dev, .ino = (uint64_t)st->st_ino};
+	char name[80];
+	int rc = ident_load(s->config, &was);
+	if (rc != 0 && rc != -ENOENT) {
+		log_error("%s: cannot read the identity of the source file: %s", s->cfg.data_dir,
+			  strerror(-rc));
+		return EX_CONFIG;
+	}
+	int have = rc == 0;
+	/* The watermark can be 0 while the shards have applied events (a run
+	 * that stopped before it first recorded one): they count too. */
+	int has_read = s->resume_seq > 0 || (have && wm_next_unapplied(s) > 0);
+	if (have && has_read && (was.dev != now.dev || was.ino != now.ino))
+		return refuse_moved(s, f->fd, &was, &now);
+	if (size < s->resume_seq)
+		return refuse_shorter(s, size, s->resume_seq, 0);
+	if (have && has_read) {
+		if ((rc = head_hash(f->fd, was.head_len, &hash)) < 0)
+			goto read_error;
+		if (rc > 0)
+			return refuse_shorter(s, size, was.head_len, 1);
+		if (hash != was.head_hash) {
+			log_error(
+			    "%s: its first %llu bytes differ from what data_dir %s read (same "
+			    "%s: it was rewritten in place). " PUT_BACK,
+			    path, (unsigned long long)was.head_len, s->cfg.data_dir,
+			    ident_name(&now, name, sizeof(name)));
+			return EX_CONFIG;
+		}
+	}
+	now.head_len = size < HEAD_MAX ? size : HEAD_MAX;
+	if (have && has_read && now.head_len == was.head_len) {
+		f->ident = was;
+		return 0;
+	}
+	if ((rc = head_hash(f->fd, now.head_len, &now.head_hash)) < 0)
+		goto read_error;
+	if (rc > 0) {
+		log_error("%s shrank while it was being opened: start again when nothing "
+			  "else writes it",
+			  path);
+		return 1;
+	}
+	if (ident_store(s, &now) != 0)
+		return EX_CONFIG;
+	f->ident = now;
+	if (!(have && has_read))
+		log_info("%s: recorded as the source of data_dir %s: %s, first %llu bytes "
+			 "fingerprinted",
+			 path, s->cfg.data_dir, ident_name(&now, name, sizeof(name)),
+			 (unsigned long long)now.head_len);
+	return 0;
+read_error:
+	log_error("%s: cannot read the source file: %s", path, strerror(errno));
+	return 1;
+}
+
+enum file_state { FILE_SAME, FILE_CHANGED, FILE_UNSURE };
+
+/* follow: what became of the file since it was opened: FILE_SAME while it
+ * is the file at its path and no shorter than what was read, else
+ * FILE_CHANGED with what happened in `buf`. A path that names nothing is
+ * FILE_UNSURE for the first MISSING_POLLS polls: a file renamed away and
+ * another created in its place (a rotation) pass through that state. */
+static enum file_state file_changed(const struct sup *s, struct src_file *f, char *buf, size_t len)
+{
+	const char *path = s->cfg.source_path;
+	struct stat st;
+	uint64_t hash;
+	int rc;
+	if (fstat(f->fd, &st) != 0) {
+		snprintf(buf, len, "%s cannot be looked at (fstat: %s)", path, strerror(errno));
+		return FILE_CHANGED;
+	}
+	if ((uint64_t)st.st_size < f->read_pos) {
+		snprintf(buf, len, "%s was truncated from %llu to %llu bytes", path,
+			 (unsigned long long)f->read_pos, (unsigned long long)st.st_size);
+		return FILE_CHANGED;
+	}
+	if ((rc = head_hash(f->fd, f->ident.head_len, &hash)) < 0) {
+		snprintf(buf, len, "%s cannot be read (%s)", path, strerror(errno));
+		return FILE_CHANGED;
+	}
+	if (rc > 0 || hash != f->ident.head_hash) {
+		snprintf(buf, len, "%s was rewritten in place (its first %llu bytes changed)", path,
+			 (unsigned long long)f->ident.head_len);
+		return FILE_CHANGED;
+	}
+	if (stat(path, &st) != 0) {
+		if (errno != ENOENT) {
+			snprintf(buf, len, "%s cannot be looked at (%s)", path, strerror(errno));
+			return FILE_CHANGED;
+		}
+		if (++f->missing_polls < MISSING_POLLS)
+			return FILE_UNSURE;
+		snprintf(buf, len, "%s was removed", path);
+		return FILE_CHANGED;
+	}
+	f->missing_polls = 0;
+	if ((uint64_t)st.st_dev != f->ident.dev || (uint64_t)st.st_ino != f->ident.ino) {
+		struct src_ident now = {.dev = (uint64_t)st.st_dev, .ino = (uint64_t)st.st_ino};
+		char a[80], b[80];
+		if (now.dev == f->ident.dev)
+			snprintf(buf, len, "%s was replaced by another file (inode %llu -> %llu)",
+				 path, (unsigned long long)f->ident.ino,
+				 (unsigned long long)now.ino);
+		else
+			snprintf(buf, len, "%s was replaced by another file (%s -> %s)", path,
+				 ident_name(&f->ident, a, sizeof(a)),
+				 ident_name(&now, b, sizeof(b)));
+		return FILE_CHANGED;
+	}
+	return FILE_SAME;
+}
+
+/* follow, at each idle poll: stop reading a file that was truncated,
+ * replaced, removed or rewritten (once, with a warning), and go on when it
+ * is back as it was. Rotation is not followed: the new file is not read. */
+static void watch_file(struct sup *s, struct src_file *f)
+{
+	char what[1024];
+	enum file_state st = file_changed(s, f, what, sizeof(what));
+	if (st == FILE_CHANGED && !f->detached) {
+		log_warn("%s while followed: not reading it until it is back as it was "
+			 "(ringmaster keeps running and its workers finish what they have). "
+			 "Restore the file, or stop ringmaster and start it with a new data_dir "
+			 "to read the new file from its start",
+			 what);
+		f->detached = 1;
+	} else if (st == FILE_SAME && f->detached) {
+		log_info("%s is back as it was: reading it again from byte %llu",
+			 s->cfg.source_path, (unsigned long long)f->read_pos);
+		f->detached = 0;
+	}
+}
+
+/* ---- reading lines ---- */
+
 /* Lines that do not fit in the buffer are dead-lettered whole (up to
  * LONG_LINE_KEEP bytes of them are kept), never silently cut. */
-static int consume_long(struct sup *s, struct reader *r, const char *p, size_t n, int done)
+static int consume_long(struct sup *s, struct src_file *f, const char *p, size_t n, int done)
 {
-	if (!r->in_long) {
-		r->in_long = 1;
-		r->long_seq = r->offset;
-		r->long_len = r->long_total = 0;
+	if (!f->in_long) {
+		f->in_long = 1;
+		f->long_seq = f->offset;
+		f->long_len = f->long_total = 0;
 	}
 	size_t keep = n;
-	if (r->long_len + keep > LONG_LINE_KEEP)
-		keep = LONG_LINE_KEEP - r->long_len;
-	memcpy(r->long_line + r->long_len, p, keep);
-	r->long_len += keep;
-	r->long_total += n;
+	if (f->long_len + keep > LONG_LINE_KEEP)
+		keep = LONG_LINE_KEEP - f->long_len;
+	memcpy(f->long_line + f->long_len, p, keep);
+	f->long_len += keep;
+	f->long_total += n;
 	if (!done)
 		return 0;
-	r->in_long = 0;
+	f->in_long = 0;
 	s->lines++;
 	log_warn("line too long at seq=%llu: %llu bytes, max_event_size is %llu",
-		 (unsigned long long)r->long_seq, (unsigned long long)r->long_total,
+		 (unsigned long long)f->long_seq, (unsigned long long)f->long_total,
 		 (unsigned long long)s->cfg.max_event_size);
-	return sup_dead_letter(s, r->long_seq, "too_long", r->long_line, r->long_len);
+	return sup_dead_letter(s, f->long_seq, "too_long", f->long_line, f->long_len);
 }
 
 /* Hand every complete line in the buffer over. */
-static int drain_lines(struct sup *s, struct reader *r)
+static int drain_lines(struct sup *s, struct src_file *f)
 {
 	unsigned since_tick = 0;
-	while (r->start < r->end) {
-		char *p = r->buf + r->start;
-		size_t avail = r->end - r->start;
+	int at_end = f->eof && !s->cfg.follow; /* no more bytes will come */
+	while (f->start < f->end) {
+		char *p = f->buf + f->start;
+		size_t avail = f->end - f->start;
 		char *nl = memchr(p, '\n', avail);
-		if (!nl && !r->in_long && !(r->eof && !s->cfg.follow))
+		if (!nl && !f->in_long && !at_end)
 			return 0; /* incomplete; wait for more */
 		size_t len = nl ? (size_t)(nl - p) : avail;
 		size_t used = nl ? len + 1 : len;
 		int rc;
-		if (r->in_long)
-			rc = consume_long(s, r, p, len, nl != NULL || (r->eof && !s->cfg.follow));
+		if (f->in_long)
+			rc = consume_long(s, f, p, len, nl != NULL || at_end);
 		else
-			rc = src_handle_line(s, r->offset, p, len);
+			rc = src_handle_line(s, f->offset, p, len);
 		if (rc != 0)
 			return -1;
-		r->start += used;
-		r->offset += used;
-		s->source_pos = r->offset;
+		f->start += used;
+		f->offset += used;
+		s->source_pos = f->offset;
 		/* The watermark never passes a line still being read. */
-		s->next_seq = r->in_long ? r->long_seq : r->offset;
+		s->next_seq = f->in_long ? f->long_seq : f->offset;
 		if (++since_tick == TICK_EVERY) {
 			since_tick = 0;
 			if (sup_tick(s) != 0)
 				return -1;
 		}
 	}
+	/* The input ended in an overlong line whose last bytes were taken
+	 * before the end was seen (no newline after it): it ends here. */
+	if (f->in_long && at_end) {
+		if (consume_long(s, f, f->buf + f->start, 0, 1) != 0)
+			return -1;
+		s->next_seq = f->offset;
+	}
 	return 0;
 }
 
-static int fill(struct sup *s, struct reader *r)
+static int fill(struct sup *s, struct src_file *f)
 {
-	if (r->start > 0) {
-		memmove(r->buf, r->buf + r->start, r->end - r->start);
-		r->end -= r->start;
-		r->start = 0;
+	if (f->start > 0) {
+		memmove(f->buf, f->buf + f->start, f->end - f->start);
+		f->end -= f->start;
+		f->start = 0;
 	}
-	if (r->end == r->cap) {
+	if (f->end == f->cap) {
 		/* A line longer than the buffer: it is over max_event_size
 		 * (the buffer is larger), so start dead-lettering it. */
-		if (consume_long(s, r, r->buf, r->end, 0) != 0)
+		if (consume_long(s, f, f->buf, f->end, 0) != 0)
 			return -1;
-		r->offset += r->end;
-		r->end = 0;
+		f->offset += f->end;
+		f->end = 0;
 	}
-	ssize_t n = read(r->fd, r->buf + r->end, r->cap - r->end);
+	ssize_t n = read(f->fd, f->buf + f->end, f->cap - f->end);
 	if (n < 0)
 		return errno == EINTR ? 0 : -1;
 	if (n == 0)
-		r->eof = 1;
-	r->end += (size_t)n;
+		f->eof = 1;
+	f->end += (size_t)n;
+	f->read_pos += (uint64_t)n;
 	return 0;
 }
 
-/* Start at the watermark: seek a file, read past the bytes of a pipe. */
-static int skip_to(struct sup *s, struct reader *r, int seekable)
+/* A pipe starts at the watermark by reading past the bytes before it. */
+static int skip_input(struct sup *s, struct src_file *f)
 {
-	uint64_t to = s->resume_seq;
-	if (!to)
-		return 0;
-	if (seekable) {
-		if (s->source_size < to) {
-			log_error("%s is shorter (%llu bytes) than the position this data_dir has "
-				  "processed (%llu): it is not the file this data_dir was made for; "
-				  "use a new data_dir", s->cfg.source_path,
-				  (unsigned long long)s->source_size, (unsigned long long)to);
+	for (uint64_t left = s->resume_seq; left;) {
+		size_t n = left < f->cap ? (size_t)left : f->cap;
+		ssize_t got = read(f->fd, f->buf, n);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0) {
+			log_error("%s ended before the position this data_dir has processed (%llu)",
+				  s->cfg.source_path, (unsigned long long)s->resume_seq);
 			return -1;
 		}
-		if (lseek(r->fd, (off_t)to, SEEK_SET) < 0) {
-			log_error("%s: cannot seek: %s", s->cfg.source_path, strerror(errno));
-			return -1;
-		}
-	} else {
-		for (uint64_t left = to; left;) {
-			size_t n = left < r->cap ? (size_t)left : r->cap;
-			ssize_t got = read(r->fd, r->buf, n);
-			if (got < 0 && errno == EINTR)
-				continue;
-			if (got <= 0) {
-				log_error("%s ended before the position this data_dir has processed "
-					  "(%llu)", s->cfg.source_path, (unsigned long long)to);
-				return -1;
-			}
-			left -= (uint64_t)got;
-		}
+		left -= (uint64_t)got;
 	}
-	r->offset = s->source_pos = s->next_seq = to;
 	return 0;
 }
 
-static int open_input(struct sup *s, struct reader *r)
+int src_file_open(struct sup *s)
 {
 	const char *path = s->cfg.source_path;
-	int seekable = 0;
+	struct src_file *f = calloc(1, sizeof(*f));
+	if (!f) {
+		log_error("out of memory for the source");
+		return EX_OSERR;
+	}
+	s->file = f;
+	f->fd = -1;
+	f->cap = READ_CHUNK;
+	if (f->cap < 2 * (s->cfg.max_event_size + 2))
+		f->cap = 2 * (s->cfg.max_event_size + 2);
+	f->buf = malloc(f->cap);
+	f->long_line = malloc(LONG_LINE_KEEP);
+	if (!f->buf || !f->long_line) {
+		log_error("out of memory for the read buffer");
+		return EX_OSERR;
+	}
 	if (strcmp(path, "-") == 0) {
-		r->fd = STDIN_FILENO;
-	} else {
-		r->fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (r->fd < 0) {
-			log_error("%s: cannot open the source file: %s", path, strerror(errno));
-			return -1;
-		}
+		f->fd = STDIN_FILENO;
+	} else if ((f->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		log_error("%s: cannot open the source file: %s", path, strerror(errno));
+		return 1;
 	}
 	struct stat st;
-	if (fstat(r->fd, &st) == 0 && S_ISREG(st.st_mode)) {
-		s->source_size = (uint64_t)st.st_size;
-		seekable = 1;
+	if (fstat(f->fd, &st) != 0) {
+		log_error("%s: cannot stat the source file: %s", path, strerror(errno));
+		return 1;
 	}
-	return skip_to(s, r, seekable);
+	if (!S_ISREG(st.st_mode))
+		return 0; /* a pipe: src_file_run reads past the watermark */
+	s->source_size = (uint64_t)st.st_size;
+	f->seekable = 1;
+	/* stdin cannot be identified: nothing names what it was. */
+	f->identified = f->fd != STDIN_FILENO;
+	int rc = 0;
+	if (f->identified)
+		rc = check_identity(s, f, &st);
+	else if (s->source_size < s->resume_seq)
+		rc = refuse_shorter(s, s->source_size, s->resume_seq, 0);
+	if (rc != 0)
+		return rc;
+	if (s->resume_seq && lseek(f->fd, (off_t)s->resume_seq, SEEK_SET) < 0) {
+		log_error("%s: cannot seek: %s", path, strerror(errno));
+		return 1;
+	}
+	f->read_pos = s->resume_seq;
+	return 0;
+}
+
+void src_file_close(struct sup *s)
+{
+	struct src_file *f = s->file;
+	if (!f)
+		return;
+	if (f->fd > STDIN_FILENO)
+		close(f->fd);
+	free(f->buf);
+	free(f->long_line);
+	free(f);
+	s->file = NULL;
 }
 
 int src_file_run(struct sup *s)
 {
-	struct reader r = { .fd = -1 };
-	int rc = -1;
-	r.cap = READ_CHUNK;
-	if (r.cap < 2 * (s->cfg.max_event_size + 2))
-		r.cap = 2 * (s->cfg.max_event_size + 2);
-	r.buf = malloc(r.cap);
-	r.long_line = malloc(LONG_LINE_KEEP);
-	if (!r.buf || !r.long_line) {
-		log_error("out of memory for the read buffer");
-		goto out;
-	}
-	if (open_input(s, &r) != 0)
-		goto out;
+	struct src_file *f = s->file;
+	if (!f->seekable && skip_input(s, f) != 0)
+		return -1;
+	f->read_pos = f->offset = s->source_pos = s->next_seq = s->resume_seq;
 	for (;;) {
-		if (sup_stop) {
-			rc = 0;
-			break;
-		}
-		if (fill(s, &r) != 0) {
-			log_error("%s: read error: %s", s->cfg.source_path, strerror(errno));
-			break;
-		}
-		if (drain_lines(s, &r) != 0 || sup_tick(s) != 0) {
-			rc = sup_stop ? 0 : -1;
-			break;
-		}
-		if (r.eof && !s->cfg.follow) {
-			rc = 0;
-			break;
-		}
-		if (r.eof) {
-			r.eof = 0; /* follow: look again in a moment */
-			if (sup_idle(s, FOLLOW_IDLE_MS) != 0) {
-				rc = sup_stop ? 0 : -1;
-				break;
+		if (sup_stop)
+			return 0;
+		if (!f->detached) {
+			if (fill(s, f) != 0) {
+				log_error("%s: read error: %s", s->cfg.source_path,
+					  strerror(errno));
+				return -1;
 			}
+			if (drain_lines(s, f) != 0 || sup_tick(s) != 0)
+				return sup_stop ? 0 : -1;
+			if (!f->eof)
+				continue;
+			if (!s->cfg.follow)
+				return 0;
+			f->eof = 0;
 		}
+		/* follow: look again in a moment, and first at the file. */
+		if (sup_idle(s, FOLLOW_IDLE_MS) != 0)
+			return sup_stop ? 0 : -1;
+		if (f->identified)
+			watch_file(s, f);
 	}
-out:
-	free(r.buf);
-	free(r.long_line);
-	if (r.fd > STDIN_FILENO)
-		close(r.fd);
-	return rc;
 }
 
 int src_generate_run(struct sup *s)
 {
-	struct gen_params p = { s->cfg.gen_events, s->cfg.gen_keys, s->cfg.gen_seed,
-				s->cfg.gen_skew };
+	struct gen_params p = {s->cfg.gen_events, s->cfg.gen_keys, s->cfg.gen_seed,
+			       s->cfg.gen_skew};
 	struct gen *g = gen_new(&p);
 	if (!g) {
 		log_error("cannot start the generator: %s", strerror(errno));

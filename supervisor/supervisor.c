@@ -423,7 +423,12 @@ static int start(struct sup *s)
 	}
 	if (wm_prepare(s) != 0)
 		return EX_CONFIG;
-	int rc = shm_create(&s->shm, c->partitions, c->ring_size);
+	/* Before the workers: a file that is not the one this data_dir read
+	 * is refused with nothing processed. */
+	int rc;
+	if (c->source_type == CFG_SOURCE_FILE && (rc = src_file_open(s)) != 0)
+		return rc;
+	rc = shm_create(&s->shm, c->partitions, c->ring_size);
 	s->workers = calloc(c->partitions, sizeof(*s->workers));
 	s->pending = calloc(c->partitions, sizeof(*s->pending));
 	if (rc != 0 || !s->workers || !s->pending) {
@@ -465,6 +470,7 @@ static void cleanup(struct sup *s)
 {
 	if (s->control)
 		control_close(s);
+	src_file_close(s);
 	dl_free(&s->dead);
 	if (s->dead_fd >= 0)
 		close(s->dead_fd);

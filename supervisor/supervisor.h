@@ -15,6 +15,7 @@
 struct store_env;
 struct control;
 struct wm_part;
+struct src_file;
 
 enum sup_state { SUP_STARTING, SUP_RUNNING, SUP_RELOADING, SUP_STOPPING };
 /* WK_UNOWNED: a Kafka partition this instance has not been assigned: no
@@ -80,6 +81,7 @@ struct sup {
 	uint64_t next_seq;	       /* seq of the next event the source reads */
 	uint64_t resume_seq;	       /* where the source starts (the watermark) */
 	uint64_t source_id;	       /* hash naming the source, kept in data_dir */
+	struct src_file *file;	       /* the file source (source.c), NULL if none */
 	uint64_t next_housekeeping_ns; /* rates: once a second */
 	uint64_t next_watermark_ns;    /* recording the source watermark */
 	uint64_t watermark;	       /* the last one recorded */
@@ -142,8 +144,21 @@ int sup_idle(struct sup *s, int timeout_ms);
 const char *sup_state_name(enum sup_state st);
 const char *sup_wstate_name(enum sup_wstate st);
 
+/* The file source, at start, before any worker exists (s->resume_seq set):
+ * open the file (or take stdin), check that it is the file this data
+ * directory read (device, inode, a fingerprint of its first bytes, no
+ * shorter than the watermark; recorded the first time), and seek to the
+ * watermark. Returns 0, or the exit status to stop with (logged): 1 when
+ * it cannot be read, EX_CONFIG when it is not the file this data directory
+ * read, EX_OSERR when out of memory. src_file_close frees what it made
+ * (also after a failure). */
+int src_file_open(struct sup *s);
+void src_file_close(struct sup *s);
+
 /* Sources (source.c). Each returns 0 at the end of input or on a stop
- * request, -1 on an error (logged). */
+ * request, -1 on an error (logged). src_file_run reads what src_file_open
+ * opened; while following, a file truncated, replaced, removed or
+ * rewritten is warned about and no longer read until it is back. */
 int src_file_run(struct sup *s);
 int src_generate_run(struct sup *s);
 int src_zmq_run(struct sup *s);	  /* src_zmq.c */
