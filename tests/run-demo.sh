@@ -6,7 +6,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 bin=${1:-build/bin}
-rm -rf var/data var/out var/run var/dead_letter.tsv
+rm -rf var/data var/out var/run var/dead_letter.tsv var/.dead_letter.tsv.owner
 echo "ringmaster demo: 2,000,000 generated ledger events, 4 partitions (etc/ringmaster.ini)"
 "$bin/ringmaster" -c etc/ringmaster.ini --summary var/summary.json
 cat <<TXT

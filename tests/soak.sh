@@ -117,7 +117,7 @@ while [ $SECONDS -lt $end ]; do
 	for f in "$T"/ref/out/p*.tsv; do cmp -s "$f" "$R/out/${f##*/}" || same=no; done
 	[ $same = yes ] || failed=$((failed + 1))
 	echo "soak: round $rounds: state and outputs equal the uninterrupted run: $same (lost $lost, duplicates $dups)" >&2
-	rm -rf "$R/data" "$R/out"
+	rm -rf "$R/data" "$R/out" "$R/dead.tsv" "$R/.dead.tsv.owner"
 done
 
 printf '\n%-30s %8s %11s\n' "fault" injected "recoveries"

@@ -4,30 +4,56 @@
 # time. Prints events/s end to end and the share of the workers' time spent
 # waiting for events versus processing them. Figures, not a pass/fail test.
 #   EVENTS (default 2000000), KEYS (10000), PARTS ("1 2 4 8 16"), SKEW (0)
+#   BASELINE=/path/to/an/older/ringmaster: run it too, interleaved with this
+#   one, ROUNDS times (default 3) per partition count, and print the median
+#   of each and their ratio (what a change costs, measured in one run)
 set -eu
 cd "$(dirname "$0")/../.."
 B=${B:-build}
 EVENTS=${EVENTS:-2000000} KEYS=${KEYS:-10000} SKEW=${SKEW:-0}
-PARTS=${PARTS:-1 2 4 8 16}
+PARTS=${PARTS:-1 2 4 8 16} ROUNDS=${ROUNDS:-3}
 T=$(mktemp -d "${TMPDIR:-/tmp}/ringmaster-bench.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 printf '%s\n' "pipeline benchmark: $EVENTS ledger events over $KEYS accounts, skew $SKEW, sync=periodic" \
 	"machine: $(nproc) cores, $(uname -m), $(date -u +%Y-%m-%d)" ""
-printf '%-11s %14s %10s %10s %10s\n' partitions events/s seconds busy% wait%
-for p in $PARTS; do
-	rm -rf "$T/data" "$T/out" "$T/run" "$T/dead.tsv"
-	"$B/bin/ringmaster" -c etc/ringmaster.ini -o ringmaster.partitions=$p \
+
+# run BINARY PARTITIONS: one run; leaves its summary in $T/s.json
+run() {
+	rm -rf "$T/data" "$T/out" "$T/run" "$T/dead.tsv" "$T/.dead.tsv.owner"
+	"$1" -c etc/ringmaster.ini -o ringmaster.partitions=$2 \
 		-o ringmaster.data_dir="$T/data" -o ringmaster.run_dir="$T/run" \
 		-o output.dir="$T/out" -o output.dead_letter="$T/dead.tsv" \
 		-o source.type=generate -o source.events=$EVENTS -o source.keys=$KEYS \
 		-o source.skew=$SKEW -o store.sync=periodic -o ringmaster.log_level=warn \
 		--summary "$T/s.json" 2>"$T/log" </dev/null || { cat "$T/log"; exit 1; }
+}
+rate() { grep -o '"events_per_second":[0-9.]*' "$T/s.json" | cut -d: -f2; }
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+if [ -n "${BASELINE:-}" ]; then
+	printf 'this build: %s, baseline: %s, median of %s interleaved runs each\n\n' \
+		"$B/bin/ringmaster" "$BASELINE" "$ROUNDS"
+	printf '%-11s %14s %14s %8s\n' partitions events/s baseline ratio
+	for p in $PARTS; do
+		: >"$T/new" && : >"$T/old"
+		for r in $(seq "$ROUNDS"); do
+			run "$B/bin/ringmaster" "$p" && rate >>"$T/new"
+			run "$BASELINE" "$p" && rate >>"$T/old"
+		done
+		awk -v p="$p" -v n="$(median <"$T/new")" -v o="$(median <"$T/old")" 'BEGIN {
+			printf "%-11s %14.0f %14.0f %7.3fx\n", p, n, o, o > 0 ? n / o : 0 }'
+	done
+	exit 0
+fi
+
+printf '%-11s %14s %10s %10s %10s\n' partitions events/s seconds busy% wait%
+for p in $PARTS; do
+	run "$B/bin/ringmaster" "$p"
 	j=$(cat "$T/s.json")
 	sum() { grep -o "\"$1\":[0-9.]*" <<<"$j" | cut -d: -f2 | awk '{ t += $1 } END { print t + 0 }'; }
 	busy=$(sum busy_seconds) wait=$(sum wait_seconds)
-	rate=$(grep -o '"events_per_second":[0-9.]*' <<<"$j" | cut -d: -f2)
 	secs=$(grep -o '"wall_seconds":[0-9.]*' <<<"$j" | cut -d: -f2)
-	awk -v p="$p" -v r="$rate" -v s="$secs" -v b="$busy" -v w="$wait" 'BEGIN {
+	awk -v p="$p" -v r="$(rate)" -v s="$secs" -v b="$busy" -v w="$wait" 'BEGIN {
 		t = b + w; if (t == 0) t = 1
 		printf "%-11s %14.0f %10.2f %9.1f%% %9.1f%%\n", p, r, s, 100 * b / t, 100 * w / t }'
 done

@@ -448,6 +448,36 @@ static void test_oldest_seq(void **state)
 	ring_destroy(r);
 }
 
+/* ring_seq_at: the seq of the first published record at a position, past
+ * padding; nothing there until it is published. ring_write_pos and
+ * ring_acked_pos follow put and ack. */
+static void test_seq_at(void **state)
+{
+	struct ring *r = make_ring(SMALL_CAP);
+	struct ring_rec rec[4];
+	uint64_t seq = 0, at = 0;
+
+	(void)state;
+	advance_to(r, SMALL_CAP - 16, &seq);
+	uint64_t pos = ring_write_pos(r);
+	assert_int_equal(ring_acked_pos(r), pos);
+	assert_int_equal(ring_seq_at(r, pos, &at), -ENOENT);
+	assert_int_equal(put_rec(r, 700, 1, 15), 0); /* behind 16 bytes of pad */
+	assert_int_equal(ring_seq_at(r, pos, &at), -ENOENT); /* not published */
+	assert_int_equal(put_rec(r, 701, 1, 1), 0);
+	ring_publish(r);
+	assert_int_equal(ring_seq_at(r, pos, &at), 0);
+	assert_int_equal(at, 700);
+	assert_int_equal(ring_peek(r, rec, 4), 2);
+	assert_int_equal(ring_write_pos(r), rec[1].end);
+	assert_int_equal(ring_seq_at(r, rec[0].end, &at), 0);
+	assert_int_equal(at, 701);
+	assert_int_equal(ring_seq_at(r, rec[1].end, &at), -ENOENT);
+	ring_ack(r, rec[0].end);
+	assert_int_equal(ring_acked_pos(r), rec[0].end);
+	ring_destroy(r);
+}
+
 /* ---- consumer contract ---- */
 
 static void test_rewind_redelivers(void **state)
@@ -1056,6 +1086,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sizes_and_init),
+		cmocka_unit_test(test_seq_at),
 		cmocka_unit_test(test_wrap_every_alignment),
 		cmocka_unit_test(test_wrap_random_laps),
 		cmocka_unit_test(test_full_ring),
