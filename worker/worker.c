@@ -377,14 +377,13 @@ static int sync_all(struct worker *w)
 	return 0;
 }
 
-/* sync = periodic: sync every sync_interval while there is something new;
- * `force` syncs now (at exit). */
-static int maybe_sync(struct worker *w, int force)
+/* sync = periodic: sync every sync_interval while there is something new. */
+static int maybe_sync(struct worker *w)
 {
 	if (w->cfg->sync != CFG_SYNC_PERIODIC || w->synced_pos == w->committed_pos)
 		return 0;
 	uint64_t now = shm_now_ns();
-	if (!force && now - w->last_sync_ns < w->cfg->sync_interval_ms * 1000000u)
+	if (now - w->last_sync_ns < w->cfg->sync_interval_ms * 1000000u)
 		return 0;
 	w->last_sync_ns = now;
 	return sync_all(w);
@@ -589,7 +588,7 @@ static int run_batch(struct worker *w, size_t n)
 	 * loses nothing and an OS crash is not covered (the boot check). */
 	if (w->cfg->sync != CFG_SYNC_PERIODIC)
 		publish_durable(w);
-	else if (maybe_sync(w, 0) != 0)
+	else if (maybe_sync(w) != 0)
 		goto fail;
 	atomic_fetch_add_explicit(&st->batches, 1, memory_order_relaxed);
 	ring_ack(w->a->ring, w->recs[n - 1].end);
@@ -618,7 +617,7 @@ static int loop(struct worker *w)
 						  memory_order_relaxed);
 			if (rc == -EPIPE)
 				return 0;
-			if (rc == -ETIMEDOUT && maybe_sync(w, 0) != 0)
+			if (rc == -ETIMEDOUT && maybe_sync(w) != 0)
 				return -1;
 			continue;
 		}
