@@ -41,7 +41,7 @@ if [ -n "${BASELINE:-}" ]; then
 			run "$BASELINE" "$p" && rate >>"$T/old"
 		done
 		awk -v p="$p" -v n="$(median <"$T/new")" -v o="$(median <"$T/old")" 'BEGIN {
-			printf "%-11s %14.0f %14.0f %7.3fx\n", p, n, o, o > 0 ? n / o : 0 }'
+			printf "%-11s %14.0f %14.0f %7.3fx\n", p, n, o, (o > 0 ? n / o : 0) }'
 	done
 	exit 0
 fi
