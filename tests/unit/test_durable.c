@@ -77,16 +77,12 @@ static void test_lock_names_holder(void **unused)
 	assert_int_equal(pipe(pipefd), 0);
 	pid_t child = fork();
 	assert_true(child >= 0);
-	if (child == 0) { /* hold the lock until the parent closes the pipe */
-		char c;
-		if (dur_lock(p, &fd, &holder, err) != 0)
+	if (child == 0) { /* hold the lock until killed */
+		close(pipefd[0]);
+		if (dur_lock(p, &fd, &holder, err) != 0 || write(pipefd[1], "x", 1) != 1)
 			_exit(1);
-		if (write(pipefd[1], "x", 1) != 1)
-			_exit(1);
-		close(pipefd[1]);
-		while (read(pipefd[0], &c, 1) > 0)
-			;
-		_exit(0);
+		for (;;)
+			pause();
 	}
 	char c;
 	close(pipefd[1]);
