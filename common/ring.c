@@ -569,10 +569,10 @@ void ring_stats(const struct ring *r, struct ring_stats *st)
 
 /* ---- producer: the watermark ---- */
 
-int ring_seq_at(const struct ring *r, uint64_t pos, uint64_t *seq)
+/* The seq of the first record in [pos, end), past padding. */
+static int first_seq(const struct ring *r, uint64_t pos, uint64_t end, uint64_t *seq)
 {
-	uint64_t tail = LOAD_ACQ(&r->prod.tail);
-	while (pos < tail) {
+	while (pos < end) {
 		const struct rec_hdr *h =
 		    (const struct rec_hdr *)(r->data + (pos & r->consts.mask));
 		if (h->flags & REC_PAD) {
@@ -583,6 +583,11 @@ int ring_seq_at(const struct ring *r, uint64_t pos, uint64_t *seq)
 		return 0;
 	}
 	return -ENOENT;
+}
+
+int ring_seq_at(const struct ring *r, uint64_t pos, uint64_t *seq)
+{
+	return first_seq(r, pos, LOAD_ACQ(&r->prod.tail), seq);
 }
 
 uint64_t ring_write_pos(const struct ring *r)
@@ -597,18 +602,6 @@ uint64_t ring_acked_pos(const struct ring *r)
 
 int ring_oldest_seq(const struct ring *r, uint64_t *seq)
 {
-	uint64_t pos = LOAD_ACQ(&r->cons.acked);
-	uint64_t end = r->prod_priv.write; /* published or not: both are ours */
-
-	while (pos != end) {
-		const struct rec_hdr *h =
-		    (const struct rec_hdr *)(r->data + (pos & r->consts.mask));
-		if (h->flags & REC_PAD) {
-			pos += h->len;
-			continue;
-		}
-		*seq = h->seq;
-		return 0;
-	}
-	return -ENOENT;
+	/* Published or not: both are ours. */
+	return first_seq(r, LOAD_ACQ(&r->cons.acked), r->prod_priv.write, seq);
 }

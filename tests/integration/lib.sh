@@ -54,6 +54,18 @@ INI
 	for line in "$@"; do printf '%s\n' "$line" >>"$f"; done
 }
 
+# ref_run NAME CONFIG [ringmaster options...]: an uninterrupted run of
+# CONFIG into $T/NAME/ (data, out, dead.tsv, run), the state it ends with
+# in $T/NAME.state: what a test compares its faulty runs with.
+ref_run() {
+	local name=$1 ini=$2
+	shift 2
+	"$RINGMASTER" -c "$ini" -o ringmaster.data_dir="$T/$name/data" -o output.dir="$T/$name/out" \
+		-o output.dead_letter="$T/$name/dead.tsv" -o ringmaster.run_dir="$T/$name/run" "$@" \
+		2>"$T/$name.log" || { cat "$T/$name.log"; fail "reference run $name"; }
+	"$RINGCTL" -c "$ini" -o ringmaster.data_dir="$T/$name/data" dump-state >"$T/$name.state"
+}
+
 # all_output DIR: every partition's output lines, sorted, on stdout.
 all_output() { cat "$1"/p*.tsv 2>/dev/null | LC_ALL=C sort; }
 

@@ -7,13 +7,7 @@
 "$RINGCTL" gen events --events 200000 --keys 5000 --seed 9 --skew 0.9 >"$T/events.tsv"
 HANDLER=$TEST_HANDLER_DIR/faulty_ledger.so BATCH_MAX=128 write_config "$T/t.ini" \
 	"[handler]" "sleep_us = 20"
-ref() { # the uninterrupted run
-	"$RINGMASTER" -c "$T/t.ini" -o ringmaster.data_dir="$T/ref/data" -o output.dir="$T/ref/out" \
-		-o output.dead_letter="$T/ref/dead.tsv" -o ringmaster.run_dir="$T/ref/run" \
-		-o handler.sleep_us=0 2>"$T/ref.log" || { cat "$T/ref.log"; fail "reference run"; }
-	"$RINGCTL" -c "$T/t.ini" -o ringmaster.data_dir="$T/ref/data" dump-state >"$T/ref.state"
-}
-ref
+ref_run ref "$T/t.ini" -o handler.sleep_us=0
 
 # ---- a second instance on the same data_dir (another run_dir) refuses
 "$RINGMASTER" -c "$T/t.ini" 2>"$T/first.log" &

@@ -19,17 +19,8 @@ HANDLER=$TEST_HANDLER_DIR/faulty_ledger.so BATCH_MAX=256 write_config "$T/t.ini"
 	"[handler]" "sleep_us = 20"
 GEN=(-o source.type=generate -o source.events=200000 -o source.keys=3000 -o source.seed=31)
 
-# ref NAME ARGS...: an uninterrupted run into $T/NAME
-ref() {
-	local name=$1; shift
-	"$RINGMASTER" -c "$T/t.ini" -o ringmaster.data_dir="$T/$name/data" \
-		-o output.dir="$T/$name/out" -o output.dead_letter="$T/$name/dead.tsv" \
-		-o ringmaster.run_dir="$T/$name/run" -o handler.sleep_us=0 "$@" 2>"$T/$name.log" ||
-		{ cat "$T/$name.log"; fail "reference run $name"; }
-	"$RINGCTL" -c "$T/t.ini" -o ringmaster.data_dir="$T/$name/data" dump-state >"$T/$name.state"
-}
-ref ref_file
-ref ref_gen "${GEN[@]}"
+ref_run ref_file "$T/t.ini" -o handler.sleep_us=0
+ref_run ref_gen "$T/t.ini" -o handler.sleep_us=0 "${GEN[@]}"
 [ -s "$T/ref_file/dead.tsv" ] || fail "the reference run has no dead letters to compare"
 
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"

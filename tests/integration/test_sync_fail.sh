@@ -6,10 +6,7 @@
 "$RINGCTL" gen events --events 120000 --keys 3000 --seed 17 >"$T/events.tsv"
 HANDLER=$TEST_HANDLER_DIR/faulty_ledger.so BATCH_MAX=128 write_config "$T/t.ini" \
 	"[handler]" "sleep_us = 30"
-"$RINGMASTER" -c "$T/t.ini" -o ringmaster.data_dir="$T/ref/data" -o output.dir="$T/ref/out" \
-	-o output.dead_letter="$T/ref/dead.tsv" -o ringmaster.run_dir="$T/ref/run" \
-	-o handler.sleep_us=0 2>"$T/ref.log" || { cat "$T/ref.log"; fail "reference run"; }
-"$RINGCTL" -c "$T/t.ini" -o ringmaster.data_dir="$T/ref/data" dump-state >"$T/ref.state"
+ref_run ref "$T/t.ini" -o handler.sleep_us=0
 
 # The preloaded library is not built with the sanitizers.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0"

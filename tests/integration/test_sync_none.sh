@@ -7,10 +7,7 @@
 "$RINGCTL" gen events --events 150000 --keys 3000 --seed 23 >"$T/events.tsv"
 HANDLER=$TEST_HANDLER_DIR/faulty_ledger.so BATCH_MAX=128 write_config "$T/t.ini" \
 	"[handler]" "sleep_us = 20"
-"$RINGMASTER" -c "$T/t.ini" -o ringmaster.data_dir="$T/ref/data" -o output.dir="$T/ref/out" \
-	-o output.dead_letter="$T/ref/dead.tsv" -o ringmaster.run_dir="$T/ref/run" \
-	-o handler.sleep_us=0 2>"$T/ref.log" || { cat "$T/ref.log"; fail "reference run"; }
-"$RINGCTL" -c "$T/t.ini" -o ringmaster.data_dir="$T/ref/data" dump-state >"$T/ref.state"
+ref_run ref "$T/t.ini" -o handler.sleep_us=0
 
 killed_run() { # a sync = none run SIGKILLed, whole group, mid-way
 	local n=$(($(grep -c "started partitions" "$T/run.log" 2>/dev/null) + 1))
