@@ -61,6 +61,7 @@ struct cl_rec {
 struct cl_batch {
 	int open;
 	uint64_t seq, n, next_i, writer, generation;
+	int has_generation; /* no: written before fencing existed */
 	int64_t first_offset, last_offset;
 	struct cl_rec *recs;
 	size_t cap_recs;
@@ -275,10 +276,14 @@ static int cl_batch_add(struct cl_batch *b, const rd_kafka_message_t *m)
 }
 
 /* A batch is complete: drop it if a newer generation came before it (its
- * writer had been fenced when it wrote it), else hand it to fn. */
+ * writer had been fenced when it wrote it), else hand it to fn. A batch
+ * without a generation (from a ringmaster that did not fence yet, say
+ * during a rolling upgrade) is applied as it always was. */
 static int cl_complete(struct changelog *c, struct cl_read *r, cl_batch_fn fn, void *arg)
 {
 	const struct cl_batch *b = &r->b;
+	if (!b->has_generation)
+		return fn(c, b, arg);
 	if (b->generation < r->newest) {
 		r->skipped++;
 		if (!r->quiet)
@@ -305,8 +310,7 @@ static int cl_is_record(const rd_kafka_message_t *m, uint64_t n, uint64_t i)
 
 /* Fold one record into the batch being read; call fn when it completes. A
  * record that does not continue the open batch ends it unfinished, and so
- * does a fence. A record without a generation was written before fencing
- * existed: generation 0. */
+ * does a fence. */
 static int cl_take(struct changelog *c, struct cl_read *r, rd_kafka_message_t *m, cl_batch_fn fn,
 		   void *arg)
 {
@@ -334,6 +338,7 @@ static int cl_take(struct changelog *c, struct cl_read *r, rd_kafka_message_t *m
 					.recs = b->recs, .cap_recs = b->cap_recs, .buf = b->buf,
 					.buf_cap = b->buf_cap };
 		b->generation = generation;
+		b->has_generation = has_generation;
 		b->first_offset = b->last_offset = m->offset;
 	} else if (!b->open || seq != b->seq || n != b->n || writer != b->writer ||
 		   generation != b->generation || i != b->next_i) {

@@ -31,6 +31,8 @@
  * previous records (the fence is between), so it does not commit; and a
  * worker whose restore finds a newer generation than its own is fenced:
  * it says so in shared memory (kafka_fenced_by) and processes nothing.
+ * A batch without g (written by a ringmaster from before fencing, say
+ * during a rolling upgrade) is applied as before: it cannot be fenced.
  *
  * Restoring. When a worker starts, it looks at the changelog past its
  * shard's changelog_next (the whole changelog for a new shard), up to its
