@@ -138,3 +138,76 @@ int kafka_header_u64(rd_kafka_message_t *m, const char *name, uint64_t *v)
 	*v = n;
 	return 0;
 }
+
+/* rd_kafka_consumer_group_metadata_write's layout (private to librdkafka,
+ * hence kafka_generation_check): this magic, then the generation id as a
+ * native int32, then the group id and the member id. */
+#define CGMD_MAGIC "CGMDv2:"
+#define CGMD_MAGIC_LEN (sizeof(CGMD_MAGIC) - 1)
+
+static int cgmd_generation(const rd_kafka_consumer_group_metadata_t *md, int32_t *generation,
+			   char err[KAFKA_ERR_LEN])
+{
+	void *buf = NULL;
+	size_t len = 0;
+	rd_kafka_error_t *e = rd_kafka_consumer_group_metadata_write(md, &buf, &len);
+	if (e) {
+		snprintf(err, KAFKA_ERR_LEN, "cannot serialize the consumer group metadata: %s",
+			 rd_kafka_error_string(e));
+		rd_kafka_error_destroy(e);
+		return -1;
+	}
+	int rc = -1;
+	if (len < CGMD_MAGIC_LEN + sizeof(*generation) || memcmp(buf, CGMD_MAGIC, CGMD_MAGIC_LEN)) {
+		snprintf(err, KAFKA_ERR_LEN,
+			 "librdkafka %s serializes consumer group metadata in "
+			 "a layout ringmaster does not know: it cannot read the group generation "
+			 "its changelog fencing needs",
+			 rd_kafka_version_str());
+	} else {
+		memcpy(generation, (const char *)buf + CGMD_MAGIC_LEN, sizeof(*generation));
+		rc = 0;
+	}
+	rd_kafka_mem_free(NULL, buf);
+	return rc;
+}
+
+int kafka_generation_check(char err[KAFKA_ERR_LEN])
+{
+	const int32_t want = 0x5eed1234;
+	int32_t got = 0;
+	rd_kafka_consumer_group_metadata_t *md =
+	    rd_kafka_consumer_group_metadata_new_with_genid("ringmaster-check", want, "m", NULL);
+	if (!md) {
+		snprintf(err, KAFKA_ERR_LEN, "out of memory for consumer group metadata");
+		return -1;
+	}
+	int rc = cgmd_generation(md, &got, err);
+	rd_kafka_consumer_group_metadata_destroy(md);
+	if (rc == 0 && got != want) {
+		snprintf(err, KAFKA_ERR_LEN,
+			 "librdkafka %s serializes consumer group metadata in "
+			 "a layout ringmaster does not know (generation %d read back as %d): it "
+			 "cannot read the group generation its changelog fencing needs",
+			 rd_kafka_version_str(), (int)want, (int)got);
+		rc = -1;
+	}
+	return rc;
+}
+
+int kafka_group_generation(rd_kafka_t *rk, int32_t *generation, char err[KAFKA_ERR_LEN])
+{
+	rd_kafka_consumer_group_metadata_t *md = rd_kafka_consumer_group_metadata(rk);
+	if (!md) {
+		snprintf(err, KAFKA_ERR_LEN, "%s is not a group consumer", rd_kafka_name(rk));
+		return -1;
+	}
+	int rc = cgmd_generation(md, generation, err);
+	rd_kafka_consumer_group_metadata_destroy(md);
+	if (rc == 0 && *generation < 0) {
+		snprintf(err, KAFKA_ERR_LEN, "%s has no group generation yet (generation %d)",
+			 rd_kafka_name(rk), (int)*generation);
+		rc = -1;
+	}
+	return rc;
+}

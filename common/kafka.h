@@ -24,6 +24,10 @@ struct cfg;
 #define KAFKA_H_COUNT "n"     /* changelog: records in the batch */
 #define KAFKA_H_INDEX "i"     /* changelog: this record's place in it, 0..n-1 */
 #define KAFKA_H_WRITER "w"    /* changelog: the shard that wrote it (a random id) */
+/* changelog: the consumer-group generation its writer was assigned the
+ * partition under; and "1" on a fence record (which has no seq, n, i) */
+#define KAFKA_H_GENERATION "g"
+#define KAFKA_H_FENCE "fence"
 
 #define KAFKA_ERR_LEN 512
 
@@ -45,6 +49,18 @@ int kafka_changelog_topic(const struct cfg *c, char *buf, size_t len);
  * cluster could not be asked within timeout_ms. */
 int kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, int *count,
 			  char err[KAFKA_ERR_LEN]);
+
+/* The generation of the consumer group `rk` is a member of, as the group
+ * coordinator numbered it at the last rebalance: it grows by one at every
+ * rebalance, so an assignment made later has a higher one. librdkafka 2.0
+ * has no getter for it: it is read from the serialized group metadata,
+ * whose layout kafka_generation_check verifies at start. Returns 0,
+ * or -1 with a message in err (not a member yet, or an unknown layout). */
+int kafka_group_generation(rd_kafka_t *rk, int32_t *generation, char err[KAFKA_ERR_LEN]);
+
+/* Whether this librdkafka lays the group metadata out as
+ * kafka_group_generation reads it. Returns 0, or -1 with a message. */
+int kafka_generation_check(char err[KAFKA_ERR_LEN]);
 
 /* The header `name` of a message as an unsigned decimal number. Returns 0,
  * or -1 when it is missing or not a number. */

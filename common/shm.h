@@ -58,6 +58,14 @@ struct shm_worker {
 	_Atomic uint64_t batch_hist[SHM_HIST_BUCKETS];
 	_Atomic uint64_t commit_us_hist[SHM_HIST_BUCKETS];
 	struct shm_outcome outcomes[SHM_OUTCOMES];
+	/* Kafka fencing (worker/changelog.h), kept together at the end. The
+	 * supervisor sets kafka_generation and clears the other two before it
+	 * forks the partition's worker, and sets kafka_lost when the group
+	 * took the partition away; the worker sets kafka_fenced_by when the
+	 * changelog shows that a newer owner fenced it. */
+	_Atomic int32_t kafka_generation; /* group generation of the assignment */
+	_Atomic uint32_t kafka_lost;	  /* 1: assignment lost: produce and commit nothing */
+	_Atomic int64_t kafka_fenced_by;  /* the newer generation seen, 0 if none */
 } __attribute__((aligned(128)));
 
 struct shm {

@@ -67,7 +67,9 @@ static void worker_row(const struct sup *s, unsigned p, uint64_t now, struct wor
 	r->pid = w->pid > 0 ? (uint64_t)w->pid : 0;
 	r->up = w->pid > 0 && w->state == WK_RUNNING;
 	r->state = sup_wstate_name(w->state);
-	if (w->state == WK_RUNNING && atomic_load(&sw->restoring)) {
+	if (w->state == WK_STOPPED && atomic_load(&sw->kafka_fenced_by))
+		r->state = "fenced";
+	else if (w->state == WK_RUNNING && atomic_load(&sw->restoring)) {
 		snprintf(r->state_buf, sizeof(r->state_buf), "restoring %u%%",
 			 (unsigned)atomic_load(&sw->restore_pct));
 		r->state = r->state_buf;

@@ -129,6 +129,17 @@ static void worker_exited(struct sup *s, unsigned p, int status, int closing)
 		w->state = WK_STOPPED;
 		return;
 	}
+	int64_t fenced_by = atomic_load(&s->shm.workers[p].kafka_fenced_by);
+	if (fenced_by) {
+		/* Another instance owns the partition: a new worker would find
+		 * the same. The group takes it from us (lc_release). */
+		w->state = WK_STOPPED;
+		log_warn(
+		    "worker %u (pid %ld) ended: %s; partition %u is fenced by generation %lld: "
+		    "not restarting it",
+		    p, (long)pid, w->last_exit, p, (long long)fenced_by);
+		return;
+	}
 	if (sup_stop > 1) { /* stop at once: no restarts */
 		w->state = WK_STOPPED;
 		log_warn("worker %u (pid %ld) ended: %s", p, (long)pid, w->last_exit);
@@ -281,6 +292,8 @@ int lc_acquire(struct sup *s, unsigned p)
 	atomic_store(&st->durable_next, SHM_NO_SEQ);
 	atomic_store(&st->restore_pct, 0);
 	atomic_store(&st->restoring, 1); /* the worker clears it when it is ready */
+	atomic_store(&st->kafka_lost, 0);
+	atomic_store(&st->kafka_fenced_by, 0);
 	w->backoff_ms = s->cfg.backoff_initial_ms;
 	w->poison_deaths = 0;
 	w->releasing = 0;

@@ -27,7 +27,9 @@ void lc_kill_all(struct sup *s, const char *why);
 void lc_kill(struct sup *s, unsigned p, const char *why);
 
 /* Kafka assignments. lc_acquire: partition p (WK_UNOWNED) is ours now:
- * empty its ring, mark it restoring in shared memory and fork its worker.
+ * empty its ring, mark it restoring (and neither lost nor fenced) in
+ * shared memory and fork its worker (kafka_generation is the caller's).
+ * A worker that ends fenced is not restarted: WK_STOPPED.
  * Returns what lc_spawn returns, or -1 when p is not unowned.
  * lc_release: it is no longer ours: close its ring and ask the worker
  * (SIGTERM) to commit the batch in hand and exit (a restore in progress is

@@ -24,6 +24,16 @@
  * Kafka. Then the partitions' offsets are committed and they are
  * unassigned.
  *
+ * Fencing. An assignment is made under a group generation, which the
+ * worker gets in shared memory and writes on everything it puts in the
+ * changelog (worker/changelog.h: a later owner's fence makes whatever an
+ * earlier one still writes void). When librdkafka says the assignment was
+ * lost (the session expired: the group may have handed the partitions on
+ * already, without waiting for us), the workers are told (kafka_lost) and
+ * stop without committing, and nothing is committed for them. A worker
+ * that finds itself fenced (kafka_fenced_by) first is not restarted, and
+ * its partition is paused and no longer stored, until the group takes it.
+ *
  * Offsets. enable.auto.offset.store is off: the offset stored for a
  * partition is the seq of the oldest record its worker has not acked (acks
  * come after commits), or, with its ring empty, the offset after the last
@@ -55,15 +65,17 @@
 #define BROKER_TIMEOUT_MS 10000
 #define RELEASE_POLL_MS 20
 
-enum kpart_phase { KP_UNOWNED, KP_RESTORING, KP_FEEDING };
+/* KP_FENCED: the worker found another owner's fence: read nothing more. */
+enum kpart_phase { KP_UNOWNED, KP_RESTORING, KP_FEEDING, KP_FENCED };
 
 struct kpart {
 	enum kpart_phase phase;
-	int64_t start;	   /* where it was assigned: committed or logical */
-	int64_t committed; /* the group's committed offset then, -1 if none */
-	int64_t next;	   /* the offset after the last message taken, -1 */
-	int64_t stored;	   /* the last offset stored, -1 */
-	int warned;	   /* a key from another partition was seen */
+	int32_t generation; /* of the group, when it was assigned */
+	int64_t start;      /* where it was assigned: committed or logical */
+	int64_t committed;  /* the group's committed offset then, -1 if none */
+	int64_t next;       /* the offset after the last message taken, -1 */
+	int64_t stored;     /* the last offset stored, -1 */
+	int warned;         /* a key from another partition was seen */
 };
 
 struct ksrc {
@@ -84,6 +96,32 @@ static const char *partition_list(const rd_kafka_topic_partition_list_t *l, char
 		used += (size_t)snprintf(buf + used, len - used, "%s%d", i ? "," : "",
 					 l->elems[i].partition);
 	return buf;
+}
+
+/* Has partition p's worker found itself fenced? Then the partition is
+ * ours no longer, whatever librdkafka says yet: stop reading it and never
+ * store an offset for it again. Returns 1 when it is fenced. */
+static int ksrc_fenced(struct ksrc *k, unsigned p)
+{
+	struct kpart *kp = &k->parts[p];
+	int64_t by = atomic_load(&k->s->shm.workers[p].kafka_fenced_by);
+	if (kp->phase == KP_FENCED)
+		return 1;
+	if (!by || (kp->phase != KP_RESTORING && kp->phase != KP_FEEDING))
+		return 0;
+	kp->phase = KP_FENCED;
+	log_warn("kafka: partition %u: fenced: another instance wrote generation %lld to its "
+		 "changelog, newer than ours (%d): it owns the partition now; not reading it "
+		 "until the group takes it from this instance (if this lasts, the group was "
+		 "deleted and made again, which starts generations over: see ringmaster.ini(5))",
+		 p, (long long)by, (int)kp->generation);
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(l, k->s->cfg.kafka_topic, (int32_t)p);
+	rd_kafka_resp_err_t e = rd_kafka_pause_partitions(k->rk, l);
+	if (e)
+		log_warn("kafka: cannot pause partition %u: %s", p, rd_kafka_err2str(e));
+	rd_kafka_topic_partition_list_destroy(l);
+	return 1;
 }
 
 /* The offset below which partition p's events are all committed by its
@@ -116,7 +154,7 @@ static void ksrc_store(struct ksrc *k)
 	rd_kafka_topic_partition_list_t *todo = rd_kafka_topic_partition_list_new(4);
 	for (unsigned p = 0; p < k->s->cfg.partitions; p++) {
 		struct kpart *kp = &k->parts[p];
-		if (kp->phase != KP_FEEDING)
+		if (kp->phase != KP_FEEDING || ksrc_fenced(k, p))
 			continue;
 		int64_t done = ksrc_done_offset(k, p);
 		if (done < 0 || done <= kp->stored)
@@ -165,8 +203,14 @@ static void ksrc_committed(struct ksrc *k, rd_kafka_topic_partition_list_t *l)
 static void ksrc_assign(struct ksrc *k, rd_kafka_topic_partition_list_t *parts, int coop)
 {
 	struct sup *s = k->s;
-	char names[512];
+	char names[512], why[KAFKA_ERR_LEN];
+	int32_t generation;
 	rd_kafka_topic_partition_list_t *at = rd_kafka_topic_partition_list_copy(parts);
+	if (kafka_group_generation(k->rk, &generation, why) != 0) {
+		log_error("kafka: cannot take the assignment: %s", why);
+		k->failed = 1;
+		goto out;
+	}
 	ksrc_committed(k, at);
 	for (int i = 0; i < at->cnt; i++) {
 		rd_kafka_topic_partition_t *tp = &at->elems[i];
@@ -181,12 +225,11 @@ static void ksrc_assign(struct ksrc *k, rd_kafka_topic_partition_list_t *parts, 
 		int64_t committed = tp->offset >= 0 ? tp->offset : -1;
 		if (tp->offset < 0)
 			tp->offset = ksrc_reset_offset(k);
-		*kp = (struct kpart){.phase = KP_RESTORING,
-				     .start = tp->offset,
-				     .committed = committed,
-				     .next = -1,
-				     .stored = -1,
-				     .warned = kp->warned};
+		*kp = (struct kpart){ .phase = KP_RESTORING, .start = tp->offset,
+				      .committed = committed, .next = -1, .stored = -1,
+				      .warned = kp->warned };
+		kp->generation = generation;
+		atomic_store(&s->shm.workers[tp->partition].kafka_generation, generation);
 	}
 	rd_kafka_error_t *err = coop ? rd_kafka_incremental_assign(k->rk, at) : NULL;
 	rd_kafka_resp_err_t e = coop ? 0 : rd_kafka_assign(k->rk, at);
@@ -205,8 +248,8 @@ static void ksrc_assign(struct ksrc *k, rd_kafka_topic_partition_list_t *parts, 
 		log_warn("kafka: cannot pause the new partitions: %s", rd_kafka_err2str(e));
 	for (int i = 0; i < at->cnt; i++)
 		lc_acquire(s, (unsigned)at->elems[i].partition); /* a failed fork is retried */
-	log_info("kafka: assigned partitions %s of %s", partition_list(at, names, sizeof(names)),
-		 s->cfg.kafka_topic);
+	log_info("kafka: assigned partitions %s of %s (group generation %d)",
+		 partition_list(at, names, sizeof(names)), s->cfg.kafka_topic, (int)generation);
 out:
 	rd_kafka_topic_partition_list_destroy(at);
 }
@@ -251,6 +294,8 @@ static void ksrc_commit(struct ksrc *k, rd_kafka_topic_partition_list_t *parts)
 	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(parts->cnt);
 	for (int i = 0; i < parts->cnt; i++) {
 		int32_t p = parts->elems[i].partition;
+		if (p < 0 || (unsigned)p >= k->s->cfg.partitions || ksrc_fenced(k, (unsigned)p))
+			continue; /* its ring holds what nobody processed */
 		struct kpart *kp = &k->parts[p];
 		int64_t done = ksrc_done_offset(k, (unsigned)p);
 		if (done < kp->stored)
@@ -278,12 +323,21 @@ static void ksrc_revoke(struct ksrc *k, rd_kafka_topic_partition_list_t *parts, 
 	char names[512];
 	int lost = rd_kafka_assignment_lost(k->rk);
 	partition_list(parts, names, sizeof(names));
-	log_info("kafka: partitions %s %s: letting their workers drain and commit", names,
-		 lost ? "lost" : "revoked");
+	if (lost)
+		log_warn("kafka: partitions %s lost: this instance's group membership expired, "
+			 "and the group may have given them to another instance already: their "
+			 "workers stop without committing",
+			 names);
+	else
+		log_info("kafka: partitions %s revoked: letting their workers drain and commit",
+			 names);
 	for (int i = 0; i < parts->cnt; i++) {
 		int32_t p = parts->elems[i].partition;
-		if (p >= 0 && (unsigned)p < s->cfg.partitions && k->parts[p].phase != KP_UNOWNED)
-			lc_release(s, (unsigned)p);
+		if (p < 0 || (unsigned)p >= s->cfg.partitions || k->parts[p].phase == KP_UNOWNED)
+			continue;
+		if (lost)
+			atomic_store(&s->shm.workers[p].kafka_lost, 1);
+		lc_release(s, (unsigned)p);
 	}
 	ksrc_wait_released(k, parts);
 	if (!lost)
@@ -428,8 +482,10 @@ static int ksrc_message(struct ksrc *k, rd_kafka_message_t *m)
 	if (p < 0 || (unsigned)p >= s->cfg.partitions)
 		return 0; /* never assigned: see ksrc_assign */
 	struct kpart *kp = &k->parts[p];
-	/* Not started yet (the seek reads it again), or read twice. */
-	if (kp->phase != KP_FEEDING || (kp->next >= 0 && m->offset < kp->next))
+	/* Not started yet (the seek reads it again), read twice, or no longer
+	 * ours (fenced). */
+	if (kp->phase != KP_FEEDING || (kp->next >= 0 && m->offset < kp->next) ||
+	    ksrc_fenced(k, (unsigned)p))
 		return 0;
 	kp->next = m->offset + 1;
 	const char *val = m->payload ? m->payload : "";
@@ -476,10 +532,14 @@ static int ksrc_open(struct ksrc *k)
 {
 	struct sup *s = k->s;
 	char err[KAFKA_ERR_LEN], changelog[512];
-	const char *defaults[] = {"auto.offset.reset", "earliest", "client.id", s->cfg.name, NULL};
-	const char *forced[] = {"group.id", s->cfg.kafka_group,	    "enable.auto.offset.store",
-				"false",    "enable.partition.eof", "false",
-				NULL};
+	if (kafka_generation_check(err) != 0) {
+		log_error("%s", err);
+		return -1;
+	}
+	const char *defaults[] = { "auto.offset.reset", "earliest", "client.id", s->cfg.name,
+				   NULL };
+	const char *forced[] = { "group.id", s->cfg.kafka_group, "enable.auto.offset.store",
+				 "false", "enable.partition.eof", "false", NULL };
 	if (kafka_changelog_topic(&s->cfg, changelog, sizeof(changelog)) != 0) {
 		log_error("[source] group = %s: the changelog topic's name is too long",
 			  s->cfg.kafka_group);
@@ -550,6 +610,8 @@ out:
 static void ksrc_tick(struct ksrc *k)
 {
 	uint64_t now = shm_now_ns();
+	for (unsigned p = 0; p < k->s->cfg.partitions; p++)
+		ksrc_fenced(k, p);
 	ksrc_start_ready(k);
 	if (now >= k->next_store_ns) {
 		ksrc_store(k);

@@ -184,12 +184,17 @@ int sup_dead_letter(struct sup *s, uint64_t seq, const char *reason, const char 
 
 /* The ring is full: wait for the worker, publishing first so it has work,
  * and keep an eye on signals and children while waiting. -ENOLINK when the
- * partition failed meanwhile. */
+ * partition failed meanwhile. A Kafka partition that is ours no longer
+ * (lost, or its worker fenced) gives -ECANCELED: its worker will not make
+ * room, and its next owner reads the event. */
 static int wait_for_room(struct sup *s, unsigned p, size_t key_len, size_t payload_len)
 {
+	struct shm_worker *st = &s->shm.workers[p];
 	for (;;) {
 		if (s->workers[p].state == WK_FAILED)
 			return -ENOLINK;
+		if (atomic_load(&st->kafka_lost) || atomic_load(&st->kafka_fenced_by))
+			return -ECANCELED;
 		publish_all(s);
 		int rc = ring_wait_space(s->shm.rings[p], key_len, payload_len, WAIT_SLICE_MS);
 		if (rc == 0)
@@ -228,6 +233,8 @@ int sup_dispatch_to(struct sup *s, unsigned p, uint64_t seq, const char *key, si
 	}
 	if (rc == -EMSGSIZE)
 		return sup_dead_letter(s, seq, "too_long", line, line_len);
+	if (rc == -ECANCELED)
+		return 0; /* not ours any more: dropped (see wait_for_room) */
 	if (rc != 0)
 		return -1;
 	s->dispatched++;

@@ -34,6 +34,7 @@ struct kout {
 	rd_kafka_resp_err_t failed;   /* the first failed delivery */
 	int has_next;
 	uint64_t changelog_next;
+	struct kout_span span; /* changelog records since kout_span_reset */
 	_Atomic uint64_t *heartbeat_ns;
 	volatile sig_atomic_t *stop;
 	uint64_t stop_by;
@@ -50,11 +51,17 @@ static void kout_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *op
 		k->failed = m->err;
 		return;
 	}
-	if (m->_private == &tag_changelog && m->offset >= 0 &&
-	    (!k->has_next || (uint64_t)m->offset + 1 > k->changelog_next)) {
+	if (m->_private != &tag_changelog || m->offset < 0)
+		return;
+	if (!k->has_next || (uint64_t)m->offset + 1 > k->changelog_next) {
 		k->changelog_next = (uint64_t)m->offset + 1;
 		k->has_next = 1;
 	}
+	if (!k->span.count || m->offset < k->span.first)
+		k->span.first = m->offset;
+	if (!k->span.count || m->offset > k->span.last)
+		k->span.last = m->offset;
+	k->span.count++;
 }
 
 int kout_open(struct kout **out, const struct cfg *cfg, unsigned partition, char *err,
@@ -202,6 +209,16 @@ int kout_changelog_next(const struct kout *k, uint64_t *next)
 		return -1;
 	*next = k->changelog_next;
 	return 0;
+}
+
+void kout_span_reset(struct kout *k)
+{
+	k->span = (struct kout_span){0};
+}
+
+struct kout_span kout_changelog_span(const struct kout *k)
+{
+	return k->span;
 }
 
 void kout_close(struct kout *k)

@@ -55,6 +55,16 @@ int kout_flush(struct kout *k);
  * Returns 0, or -1 when there is none yet. */
 int kout_changelog_next(const struct kout *k, uint64_t *next);
 
+/* The changelog records acknowledged since the last kout_span_reset: how
+ * many, and the lowest and highest of their offsets. The changelog checks
+ * with it that nobody wrote between its records (see changelog.h). */
+struct kout_span {
+	uint64_t count;
+	int64_t first, last;
+};
+void kout_span_reset(struct kout *k);
+struct kout_span kout_changelog_span(const struct kout *k);
+
 /* Drop what is still queued (everything was flushed at the last commit)
  * and destroy the producer. NULL is allowed. */
 void kout_close(struct kout *k);

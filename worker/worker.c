@@ -166,8 +166,8 @@ static int open_kafka(struct worker *w)
 		return 0;
 	if (kout_open(&w->kout, cfg, w->a->partition, err, sizeof(err)) != 0 ||
 	    (cfg->source_type == CFG_SOURCE_KAFKA &&
-	     changelog_open(&w->changelog, cfg, w->a->partition, w->shard, w->kout, err,
-			    sizeof(err)) != 0)) {
+	     changelog_open(&w->changelog, cfg, w->a->partition, w->shard, w->kout,
+			    atomic_load(&w->a->stats->kafka_generation), err, sizeof(err)) != 0)) {
 		log_error("%s", err);
 		return -1;
 	}
@@ -177,10 +177,10 @@ static int open_kafka(struct worker *w)
 	return 0;
 }
 
-/* Kafka source: bring the shard up to the changelog, then say in shared
- * memory what it has applied (the supervisor starts reading the partition
- * there) and that the worker is ready. Returns 0, 1 when asked to stop
- * meanwhile, -1 on an error (logged). */
+/* Kafka source: fence the changelog and bring the shard up to it, then say
+ * in shared memory what it has applied (the supervisor starts reading the
+ * partition there) and that the worker is ready. Returns 0, 1 when asked to
+ * stop meanwhile or fenced (logged), -1 on an error (logged). */
 static int restore_state(struct worker *w)
 {
 	struct shm_worker *st = w->a->stats;
@@ -199,7 +199,7 @@ static int restore_state(struct worker *w)
 			return -1;
 		}
 	}
-	if (rc == -EINTR)
+	if (rc == -EINTR || rc == -ESTALE)
 		return 1;
 	if (rc != 0 ||
 	    store_shard_progress(w->shard, &w->has_applied, &w->applied_seq, &out_len) != 0) {
@@ -213,16 +213,37 @@ static int restore_state(struct worker *w)
 	return 0;
 }
 
-/* Kafka: queue the batch's changelog records and output lines and wait
- * until Kafka has them all, before the commit: at least once (a batch that
- * does not commit is redone and written again), never lost. */
+/* Kafka source: the supervisor says the group took the partition away
+ * (another instance may own it already): nothing more is written, nothing
+ * committed. Returns 0 while the partition is still ours, else -1. */
+static int check_owned(struct worker *w, const char *before)
+{
+	if (!atomic_load(&w->a->stats->kafka_lost))
+		return 0;
+	log_warn("partition %u: the group took the partition from this instance (assignment "
+		 "lost): giving the batch up before %s, without committing it",
+		 w->a->partition, before);
+	return -1;
+}
+
+/* Kafka: produce the batch's output lines and its changelog records and
+ * wait until Kafka has them all, before the commit: at least once (a batch
+ * that does not commit is redone and written again), never lost. The
+ * output goes first: a batch is in the changelog, where another owner may
+ * apply it, only once its output is in Kafka. The changelog records must
+ * land right after this worker's previous ones, or the partition has
+ * another owner (changelog_check_batch). */
 static int kafka_send(struct worker *w, uint64_t max_seq)
 {
-	if (w->changelog && changelog_put_batch(w->changelog, &w->ctx, max_seq) != 0)
+	if (w->cfg->output_type == CFG_OUTPUT_KAFKA && w->ctx.n_lines &&
+	    (check_owned(w, "producing its output") != 0 ||
+	     kout_send_lines(w->kout, &w->ctx) != 0 || kout_flush(w->kout) != 0))
 		return -1;
-	if (w->cfg->output_type == CFG_OUTPUT_KAFKA && kout_send_lines(w->kout, &w->ctx) != 0)
+	if (w->changelog && (check_owned(w, "writing it to the changelog") != 0 ||
+			     changelog_put_batch(w->changelog, &w->ctx, max_seq) != 0 ||
+			     kout_flush(w->kout) != 0 || changelog_check_batch(w->changelog) != 0))
 		return -1;
-	return kout_flush(w->kout) == 0 ? 0 : -1;
+	return 0;
 }
 
 static int open_all(struct worker *w)
@@ -554,6 +575,8 @@ static int run_batch(struct worker *w, size_t n)
 			goto fail; /* logged; or -EINTR: SIGTERM while blocked */
 		if (w->kout && kafka_send(w, max_seq) != 0)
 			goto fail; /* logged */
+		if (check_owned(w, "committing it") != 0)
+			goto fail;
 		if (w->dead.len && (rc = dl_flush(&w->dead, w->dead_fd)) != 0) {
 			log_error("%s: cannot write dead letters: %s", w->cfg->dead_letter,
 				  strerror(-rc));

@@ -38,23 +38,26 @@ kafka_stop_mock() { kill -TERM "$MOCK_PID" && wait "$MOCK_PID" || fail "the mock
 
 # kafka_config NAME [extra INI lines...]: $T/NAME.ini, a Kafka source with
 # its data, output and run directories in $T/NAME/, and short group
-# timeouts so that a dead member is noticed in seconds.
+# timeouts (SESSION_MS, HEARTBEAT_MS) so that a dead member is noticed in
+# seconds.
 kafka_config() {
 	local name=$1
 	shift
-	SOURCE=kafka T="$T/$name" write_config "$T/$name.ini" \
-		"[kafka]" "session.timeout.ms = 6000" "heartbeat.interval.ms = 500" "$@"
+	SOURCE=kafka T="$T/$name" write_config "$T/$name.ini" "[kafka]" \
+		"session.timeout.ms = ${SESSION_MS:-6000}" \
+		"heartbeat.interval.ms = ${HEARTBEAT_MS:-500}" "$@"
 	sed -i "s|^type = kafka\$|&\\nbrokers = $BROKERS\\ntopic = $TOPIC\\ngroup = $GROUP|" \
 		"$T/$name.ini"
 }
 
 # kafka_run NAME [ringmaster options]: start instance NAME in the
 # background (log $T/NAME.log); sets PID_<NAME>, which the exit trap kills
-# should the test fail (its workers follow it: PR_SET_PDEATHSIG).
+# should the test fail (its workers follow it: PR_SET_PDEATHSIG). With
+# SETSID=1 the instance gets a process group of its own (its pid).
 kafka_run() {
 	local name=$1
 	shift
-	"$RINGMASTER" -c "$T/$name.ini" "$@" 2>>"$T/$name.log" &
+	${SETSID:+setsid} "$RINGMASTER" -c "$T/$name.ini" "$@" 2>>"$T/$name.log" &
 	BG_PIDS+=($!)
 	eval "PID_$name=$!"
 }

@@ -30,7 +30,8 @@ ok "two instances split the partitions (b: $assigned_b)"
 # Both at work; then a dies, workers and all.
 wait_until 120 eval '[ "$(processed b)" -ge 200 ]'
 done_before=$(( $(processed a) + $(processed b) ))
-restores=$(grep -c "restoring state from" "$T/b.log")
+# (none yet when a had committed nothing of b's partitions before b joined)
+restores=$(grep -c "restoring state from" "$T/b.log" || true)
 sup_a=$(cat "$T/a/run/ringmaster.pid")
 pkill -KILL -P "$sup_a" || true
 kill -KILL "$sup_a"
