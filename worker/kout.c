@@ -31,13 +31,15 @@ struct kout {
 	const struct cfg *cfg;
 	unsigned partition;
 	char changelog[512];
-	rd_kafka_resp_err_t failed;   /* the first failed delivery */
+	rd_kafka_resp_err_t failed; /* the first failed delivery */
 	int has_next;
 	uint64_t changelog_next;
 	struct kout_span span; /* changelog records since kout_span_reset */
 	_Atomic uint64_t *heartbeat_ns;
 	volatile sig_atomic_t *stop;
 	uint64_t stop_by;
+	uint64_t waiting_since; /* this wait for Kafka began, 0 when not waiting */
+	int heartbeats_stopped; /* ... and outlasted the watchdog period */
 };
 
 static void kout_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -47,7 +49,8 @@ static void kout_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *op
 	if (m->err) {
 		if (!k->failed)
 			log_error("partition %u: kafka could not take a record for %s: %s",
-				  k->partition, rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
+				  k->partition, rd_kafka_topic_name(m->rkt),
+				  rd_kafka_err2str(m->err));
 		k->failed = m->err;
 		return;
 	}
@@ -78,9 +81,9 @@ int kout_open(struct kout **out, const struct cfg *cfg, unsigned partition, char
 	k->partition = partition;
 	kafka_changelog_topic(cfg, k->changelog, sizeof(k->changelog));
 	snprintf(id, sizeof(id), "%s-p%u", cfg->name, partition);
-	const char *defaults[] = { "client.id", id, NULL };
-	const char *forced[] = { "enable.idempotence", "true", "partitioner", "murmur2_random",
-				 NULL };
+	const char *defaults[] = {"client.id", id, NULL};
+	const char *forced[] = {"enable.idempotence", "true", "partitioner", "murmur2_random",
+				NULL};
 	rd_kafka_conf_t *conf = kafka_conf_new(cfg, defaults, forced, why);
 	if (!conf) {
 		snprintf(err, errlen, "%s", why);
@@ -108,16 +111,33 @@ void kout_watch(struct kout *k, _Atomic uint64_t *heartbeat_ns, volatile sig_ato
 }
 
 /* Kafka keeps us waiting. Returns 0 to wait on, or -EINTR when a stop
- * request has waited stop_timeout already. */
+ * request has waited stop_timeout already. The worker's heartbeat goes on
+ * for one watchdog period, no longer: a producer whose own threads are
+ * stuck (as after a fork under ASan) never acknowledges anything, and only
+ * a new worker gets out of that. */
 static int kout_waiting(struct kout *k)
 {
 	uint64_t now = shm_now_ns();
+	uint64_t limit = k->cfg->watchdog_ms * 1000000u;
+	if (!k->waiting_since) {
+		k->waiting_since = now;
+		k->heartbeats_stopped = 0;
+	}
 	if (!k->stop_by && k->stop && *k->stop)
 		k->stop_by = now + k->cfg->stop_timeout_ms * 1000000u;
 	if (k->stop_by && now >= k->stop_by) {
 		log_error("partition %u: kafka acknowledges nothing and the worker must stop: "
-			  "giving the batch up (it is redone at the next start)", k->partition);
+			  "giving the batch up (it is redone at the next start)",
+			  k->partition);
 		return -EINTR;
+	}
+	if (limit && now - k->waiting_since >= limit) {
+		if (!k->heartbeats_stopped++)
+			log_error("partition %u: kafka has acknowledged nothing for the whole "
+				  "watchdog period: no more heartbeats, so the watchdog restarts "
+				  "this worker",
+				  k->partition);
+		return 0;
 	}
 	if (k->heartbeat_ns)
 		atomic_store_explicit(k->heartbeat_ns, now, memory_order_relaxed);
@@ -150,8 +170,10 @@ int kout_produce(struct kout *k, enum kout_topic topic, const char *key, size_t 
 		    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, key_len),
 		    RD_KAFKA_V_VALUE((void *)val, val ? val_len : 0), RD_KAFKA_V_HEADERS(h),
 		    RD_KAFKA_V_OPAQUE(changelog ? &tag_changelog : &tag_output), RD_KAFKA_V_END);
-		if (!e)
+		if (!e) {
+			k->waiting_since = 0;
 			return 0;
+		}
 		if (h)
 			rd_kafka_headers_destroy(h);
 		if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -168,7 +190,7 @@ int kout_produce(struct kout *k, enum kout_topic topic, const char *key, size_t 
 int kout_send_lines(struct kout *k, const struct rm_ctx *ctx)
 {
 	char seq[24];
-	const char *headers[] = { KAFKA_H_SEQ, seq, NULL };
+	const char *headers[] = {KAFKA_H_SEQ, seq, NULL};
 	for (size_t i = 0; i < ctx->n_lines; i++) {
 		const struct ctx_line *l = &ctx->lines[i];
 		snprintf(seq, sizeof(seq), "%llu", (unsigned long long)l->seq);
@@ -182,6 +204,7 @@ int kout_send_lines(struct kout *k, const struct rm_ctx *ctx)
 int kout_flush(struct kout *k)
 {
 	unsigned slices = 0;
+	k->waiting_since = 0;
 	while (!k->failed && rd_kafka_outq_len(k->rk) > 0) {
 		rd_kafka_flush(k->rk, SLICE_MS);
 		if (k->failed || rd_kafka_outq_len(k->rk) == 0)
@@ -190,8 +213,8 @@ int kout_flush(struct kout *k)
 			return -EINTR;
 		if (++slices == WARN_AFTER_SLICES)
 			log_warn("partition %u: kafka has acknowledged nothing for %d s: waiting "
-				 "(the batch commits once it has)", k->partition,
-				 WARN_AFTER_SLICES * SLICE_MS / 1000);
+				 "(the batch commits once it has)",
+				 k->partition, WARN_AFTER_SLICES * SLICE_MS / 1000);
 	}
 	if (k->failed) {
 		char why[256];
