@@ -7,8 +7,12 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/ringmaster-test.XXXXXX")
 # A name of its own, so that process lookups never find another test's workers.
 NAME=t${T##*.}
 BG_PIDS=() # background instances the test started: killed on exit
+# Their workers too: one stuck where it cannot see its supervisor die (an
+# ASan allocator lock taken across fork) would spin on for ever.
 trap 'rc=$?; set +e; for p in "${BG_PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
+	pkill -KILL -f "^ringmaster: worker [0-9]+ \($NAME\)" 2>/dev/null
 	[ $rc -eq 0 ] && rm -rf "$T" || echo "kept $T for a look"; exit $rc' EXIT
+trap 'exit 143' TERM # a test timed out: the EXIT trap still cleans up
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 ok() { echo "ok: $*"; }
