@@ -25,10 +25,8 @@
 #define CFG_PARTITIONS_MAX 1024
 #define CFG_BATCH_MAX_MAX 1048576
 
-enum cfg_source_type { CFG_SOURCE_FILE, CFG_SOURCE_GENERATE, CFG_SOURCE_ZMQ,
-		       CFG_SOURCE_KAFKA };
-enum cfg_output_type { CFG_OUTPUT_FILE, CFG_OUTPUT_ZMQ, CFG_OUTPUT_NONE,
-		       CFG_OUTPUT_KAFKA };
+enum cfg_source_type { CFG_SOURCE_FILE, CFG_SOURCE_GENERATE, CFG_SOURCE_ZMQ, CFG_SOURCE_KAFKA };
+enum cfg_output_type { CFG_OUTPUT_FILE, CFG_OUTPUT_ZMQ, CFG_OUTPUT_NONE, CFG_OUTPUT_KAFKA };
 enum cfg_sync { CFG_SYNC_NONE, CFG_SYNC_PERIODIC, CFG_SYNC_BATCH };
 
 /* A free-form name = value pair: [handler] params, [kafka] properties. */
@@ -47,51 +45,51 @@ struct cfg {
 	char *file; /* the INI file, absolute */
 
 	/* [ringmaster] */
-	char *name;            /* instance name, default "ringmaster" */
-	unsigned partitions;   /* 1..1024, default 4 */
-	char *data_dir;        /* default "var/data" */
-	char *run_dir;         /* default "var/run" */
-	int log_level;         /* enum log_level; "error|warn|info|debug" */
-	char *log_file;        /* NULL = stderr */
+	char *name;		  /* instance name, default "ringmaster" */
+	unsigned partitions;	  /* 1..1024, default 4 */
+	char *data_dir;		  /* default "var/data" */
+	char *run_dir;		  /* default "var/run" */
+	int log_level;		  /* enum log_level; "error|warn|info|debug" */
+	char *log_file;		  /* NULL = stderr */
 	uint64_t stop_timeout_ms; /* default 10s */
-	int strict_modes;      /* refuse group/other-writable files, default yes */
+	int strict_modes;	  /* refuse group/other-writable files, default yes */
 
 	/* [worker] */
-	uint32_t batch_max;    /* 1..1048576, default 4096 */
-	uint64_t ring_size;    /* power of two, 64K..1G, default 8M */
-	char *handler;         /* "ledger" (built-in) or a path ending in .so */
-	uint64_t watchdog_ms;  /* default 30s */
+	uint32_t batch_max;   /* 1..1048576, default 4096 */
+	uint64_t ring_size;   /* power of two, 64K..1G, default 8M */
+	char *handler;	      /* "ledger" (built-in) or a path ending in .so */
+	uint64_t watchdog_ms; /* default 30s */
 
 	/* [source] */
 	enum cfg_source_type source_type; /* file | generate | zmq | kafka */
-	char *source_path;     /* file: path or "-" for stdin */
-	char delimiter;        /* one byte, default '\t'; "tab", "comma", ... */
-	int follow;            /* file: keep reading as it grows */
-	uint64_t max_event_size; /* default 64K, 16..16M */
-	uint64_t gen_events;   /* generate: default 1000000 */
-	uint64_t gen_keys;     /* generate: default 10000 */
-	uint64_t gen_seed;     /* generate: default 42 */
-	double gen_skew;       /* generate: 0 = uniform, else Zipf exponent */
-	char *zmq_bind;        /* zmq: endpoint to bind */
+	char *source_path;		  /* file: path or "-" for stdin */
+	char delimiter;			  /* one byte, default '\t'; "tab", "comma", ... */
+	int follow;			  /* file: keep reading as it grows */
+	uint64_t max_event_size;	  /* default 64K, 16..16M */
+	uint64_t gen_events;		  /* generate: default 1000000 */
+	uint64_t gen_keys;		  /* generate: default 10000 */
+	uint64_t gen_seed;		  /* generate: default 42 */
+	double gen_skew;		  /* generate: 0 = uniform, else Zipf exponent */
+	char *zmq_bind;			  /* zmq: endpoint to bind */
 	char *kafka_brokers, *kafka_topic, *kafka_group;
 
 	/* [output] */
 	enum cfg_output_type output_type; /* file | zmq | none | kafka */
-	char *output_dir;      /* file: default "var/out" */
-	char *dead_letter;     /* default "var/dead_letter.tsv" */
-	char *output_connect;  /* zmq */
-	char *output_topic;    /* kafka */
+	char *output_dir;		  /* file: default "var/out" */
+	char *dead_letter;		  /* default "var/dead_letter.tsv" */
+	char *output_connect;		  /* zmq */
+	char *output_topic;		  /* kafka */
 
 	/* [store] */
-	uint64_t map_size;     /* default 1G */
-	enum cfg_sync sync;    /* none | periodic | batch, default periodic */
+	uint64_t map_size;	   /* default 1G */
+	enum cfg_sync sync;	   /* none | periodic | batch, default periodic */
 	uint64_t sync_interval_ms; /* default 1s */
 
 	/* [restart] */
 	uint64_t backoff_initial_ms; /* default 100ms */
 	uint64_t backoff_max_ms;     /* default 30s */
 	uint64_t backoff_reset_ms;   /* default 10s */
-	unsigned poison_after;       /* default 3 */
+	unsigned poison_after;	     /* default 3 */
 
 	/* [handler] any key = value, for rm_param() */
 	struct cfg_kv *params;
@@ -108,7 +106,7 @@ struct cfg {
 
 /* Error messages collected while loading, one per line. */
 struct cfg_errors {
-	char *text;   /* NUL-terminated, '\n' after each message; NULL if none */
+	char *text; /* NUL-terminated, '\n' after each message; NULL if none */
 	size_t len;
 	unsigned count;
 };
@@ -118,8 +116,8 @@ struct cfg_errors {
  * error returns -1, leaves *out untouched, and appends every message found
  * (not just the first) to *errs. Free *out with cfg_free and *errs with
  * cfg_errors_free. */
-int cfg_load(const char *path, char *const *overrides, size_t n_overrides,
-	     struct cfg *out, struct cfg_errors *errs);
+int cfg_load(const char *path, char *const *overrides, size_t n_overrides, struct cfg *out,
+	     struct cfg_errors *errs);
 
 void cfg_free(struct cfg *c);
 void cfg_errors_free(struct cfg_errors *errs);

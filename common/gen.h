@@ -24,9 +24,9 @@
 
 struct gen_params {
 	uint64_t events;
-	uint64_t keys;  /* 1..GEN_KEYS_MAX */
+	uint64_t keys; /* 1..GEN_KEYS_MAX */
 	uint64_t seed;
-	double skew;    /* 0 = uniform, else Zipf exponent (> 0) */
+	double skew; /* 0 = uniform, else Zipf exponent (> 0) */
 };
 
 struct gen; /* opaque */
@@ -37,8 +37,8 @@ void gen_free(struct gen *g);
 
 /* The next event. Returns 1 and fills key/payload (not NUL-terminated) and
  * *seq, or 0 when `events` have been produced. */
-int gen_next(struct gen *g, char key[GEN_KEY_MAX], size_t *key_len,
-	     char payload[GEN_PAYLOAD_MAX], size_t *payload_len, uint64_t *seq);
+int gen_next(struct gen *g, char key[GEN_KEY_MAX], size_t *key_len, char payload[GEN_PAYLOAD_MAX],
+	     size_t *payload_len, uint64_t *seq);
 
 /* Restart so that the next event is the first whose seq is >= `seq` (the
  * resume position of a restarted supervisor). */

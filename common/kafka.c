@@ -15,7 +15,7 @@
  * the [kafka] section serves both) is not worth a warning. */
 static void kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
-	int ours = level <= 3 ? LOG_LEVEL_ERROR
+	int ours = level <= 3	? LOG_LEVEL_ERROR
 		   : level == 4 ? LOG_LEVEL_WARN
 		   : level <= 6 ? LOG_LEVEL_INFO
 				: LOG_LEVEL_DEBUG;
@@ -29,7 +29,8 @@ static int set_pairs(rd_kafka_conf_t *conf, const char *const *kv, char *err)
 	char why[256];
 	for (; kv && kv[0]; kv += 2) {
 		if (rd_kafka_conf_set(conf, kv[0], kv[1], why, sizeof(why)) != RD_KAFKA_CONF_OK) {
-			snprintf(err, KAFKA_ERR_LEN, "kafka property %s = %s: %s", kv[0], kv[1], why);
+			snprintf(err, KAFKA_ERR_LEN, "kafka property %s = %s: %s", kv[0], kv[1],
+				 why);
 			return -1;
 		}
 	}
@@ -57,7 +58,8 @@ rd_kafka_conf_t *kafka_conf_new(const struct cfg *c, const char *const *defaults
 		const struct cfg_kv *kv = &c->kafka[i];
 		if (rd_kafka_conf_set(conf, kv->key, kv->value, why, sizeof(why)) !=
 		    RD_KAFKA_CONF_OK) {
-			snprintf(err, KAFKA_ERR_LEN, "[kafka] %s = %s: %s", kv->key, kv->value, why);
+			snprintf(err, KAFKA_ERR_LEN, "[kafka] %s = %s: %s", kv->key, kv->value,
+				 why);
 			goto fail;
 		}
 	}
@@ -71,8 +73,8 @@ fail:
 
 int kafka_changelog_topic(const struct cfg *c, char *buf, size_t len)
 {
-	int n = snprintf(buf, len, "%s-%s-changelog", c->kafka_group ? c->kafka_group : "",
-			 c->name);
+	int n =
+	    snprintf(buf, len, "%s-%s-changelog", c->kafka_group ? c->kafka_group : "", c->name);
 	return n < 0 || (size_t)n >= len ? -1 : 0;
 }
 
@@ -99,7 +101,8 @@ int kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, int
 		goto out;
 	}
 	e = md->topics[0].err;
-	if (e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || (!e && md->topics[0].partition_cnt == 0)) {
+	if (e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+	    (!e && md->topics[0].partition_cnt == 0)) {
 		snprintf(err, KAFKA_ERR_LEN, "topic %s does not exist", topic);
 		rc = -ENOENT;
 		goto out;

@@ -19,11 +19,12 @@ struct cfg;
 
 /* Headers of the records ringmaster produces. Values are decimal text, so
  * that kcat and friends show them as they are. */
-#define KAFKA_H_SEQ "seq"     /* changelog: the batch's highest input offset;
-				 output: the input offset of the event */
-#define KAFKA_H_COUNT "n"     /* changelog: records in the batch */
-#define KAFKA_H_INDEX "i"     /* changelog: this record's place in it, 0..n-1 */
-#define KAFKA_H_WRITER "w"    /* changelog: the shard that wrote it (a random id) */
+#define KAFKA_H_SEQ                                                                                \
+	"seq"		   /* changelog: the batch's highest input offset;                         \
+			      output: the input offset of the event */
+#define KAFKA_H_COUNT "n"  /* changelog: records in the batch */
+#define KAFKA_H_INDEX "i"  /* changelog: this record's place in it, 0..n-1 */
+#define KAFKA_H_WRITER "w" /* changelog: the shard that wrote it (a random id) */
 /* changelog: the consumer-group generation its writer was assigned the
  * partition under; and "1" on a fence record (which has no seq, n, i) */
 #define KAFKA_H_GENERATION "g"

@@ -16,9 +16,9 @@ static struct {
 	char role[32];
 	int level;
 	int fd; /* -1: stderr */
-} logger = { "ringmaster", LOG_LEVEL_INFO, -1 };
+} logger = {"ringmaster", LOG_LEVEL_INFO, -1};
 
-static const char *const level_names[] = { "error", "warn", "info", "debug" };
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
 void log_init(const char *role, int level)
 {
@@ -83,8 +83,7 @@ void log_vwrite(int level, const char *fmt, va_list ap)
 	gmtime_r(&ts.tv_sec, &tm);
 	int n = (int)strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
 	n += snprintf(buf + n, sizeof(buf) - (size_t)n, ".%03ldZ %s %s pid=%ld ",
-		      ts.tv_nsec / 1000000, log_level_name(level), logger.role,
-		      (long)getpid());
+		      ts.tv_nsec / 1000000, log_level_name(level), logger.role, (long)getpid());
 	int m = vsnprintf(buf + n, sizeof(buf) - (size_t)n - 1, fmt, ap);
 	if (m < 0)
 		m = 0;

@@ -12,8 +12,7 @@
 
 #include <stdarg.h>
 
-enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARN, LOG_LEVEL_INFO,
-		 LOG_LEVEL_DEBUG };
+enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
 
 /* Set the role shown on each line and the threshold. Call again after fork. */
 void log_init(const char *role, int level);
@@ -30,8 +29,7 @@ const char *log_level_name(int level);
  * stays. */
 int log_open(const char *path);
 
-void log_write(int level, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+void log_write(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void log_vwrite(int level, const char *fmt, va_list ap);
 
 /* One record per line of `text` (a multi-line error list), each after

@@ -56,10 +56,10 @@ typedef struct rm_ctx rm_ctx; /* the worker's side; opaque */
 
 /* One event. `key` and `payload` are not NUL-terminated. */
 struct rm_event {
-	uint64_t seq;         /* position in the source: unique, increasing */
-	const char *key;      /* 1..255 bytes */
+	uint64_t seq;	 /* position in the source: unique, increasing */
+	const char *key; /* 1..255 bytes */
 	size_t key_len;
-	const char *payload;  /* 0..max_event_size bytes */
+	const char *payload; /* 0..max_event_size bytes */
 	size_t payload_len;
 };
 
@@ -70,8 +70,8 @@ struct rm_value {
 };
 
 struct rm_handler {
-	int abi_version;     /* RM_ABI_VERSION */
-	const char *name;    /* shown in logs and `ps` */
+	int abi_version;  /* RM_ABI_VERSION */
+	const char *name; /* shown in logs and `ps` */
 
 	/* Called once per worker process before any event, after the worker has
 	 * opened its stores. Returns 0, or non-zero to stop the worker (say why
@@ -98,20 +98,18 @@ struct rm_handler {
 /* Look `key` up in reference table `table` (a [table.NAME] of the config).
  * Returns RM_FOUND and fills *val, RM_NOTFOUND (unknown key or unknown
  * table), or a negative error. */
-int rm_table_get(rm_ctx *ctx, const char *table, const char *key,
-		 size_t key_len, struct rm_value *val);
+int rm_table_get(rm_ctx *ctx, const char *table, const char *key, size_t key_len,
+		 struct rm_value *val);
 
 /* This partition's state for `key`. Returns RM_FOUND and fills *val,
  * RM_NOTFOUND, or a negative error. *val stays valid until the next
  * rm_state_put or rm_state_del of the same key, or the end of `process`. */
-int rm_state_get(rm_ctx *ctx, const char *key, size_t key_len,
-		 struct rm_value *val);
+int rm_state_get(rm_ctx *ctx, const char *key, size_t key_len, struct rm_value *val);
 
 /* Set or delete `key`'s state. The change is seen by later rm_state_get
  * calls at once and is committed with the rest of the batch. Returns 0 or a
  * negative error (-EINVAL for an empty key or one over 255 bytes, -ENOMEM). */
-int rm_state_put(rm_ctx *ctx, const char *key, size_t key_len,
-		 const void *val, size_t val_len);
+int rm_state_put(rm_ctx *ctx, const char *key, size_t key_len, const void *val, size_t val_len);
 int rm_state_del(rm_ctx *ctx, const char *key, size_t key_len);
 
 /* Append one line of output for this event (a newline is added; `line` must
@@ -135,8 +133,7 @@ unsigned rm_partition(rm_ctx *ctx);
 unsigned rm_partitions(rm_ctx *ctx);
 
 /* Write a record to the ringmaster log (role "worker/N"). */
-void rm_log(rm_ctx *ctx, int level, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+void rm_log(rm_ctx *ctx, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #ifdef __cplusplus
 }

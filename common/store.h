@@ -33,8 +33,8 @@
 #define STORE_MAP_FULL (-EFBIG)
 
 struct cfg;
-struct store_env;   /* an environment plus its DBI handles (opened once) */
-struct store_txn;   /* a transaction on one environment */
+struct store_env; /* an environment plus its DBI handles (opened once) */
+struct store_txn; /* a transaction on one environment */
 
 struct store_val {
 	const void *data; /* points into the map: valid until the txn ends */
@@ -53,8 +53,8 @@ enum store_sync { STORE_SYNC_NONE, STORE_SYNC_PERIODIC, STORE_SYNC_BATCH };
 
 /* Open (creating data_dir and data_dir/config if needed) the config
  * environment. `readonly` for workers and ringctl. Runs mdb_reader_check. */
-int store_config_open(const char *data_dir, uint64_t map_size, int readonly,
-		      struct store_env **out, char err[STORE_ERR_LEN]);
+int store_config_open(const char *data_dir, uint64_t map_size, int readonly, struct store_env **out,
+		      char err[STORE_ERR_LEN]);
 
 /* Parse every [table.NAME] TSV file of `cfg` (first column the key, the rest
  * of the line the value; blank lines and lines starting with '#' skipped) and
@@ -70,8 +70,8 @@ int store_config_open(const char *data_dir, uint64_t map_size, int readonly,
  * of tables no longer configured are dropped in the same transaction. A full
  * map is grown (doubled) and the load redone. Errors: -EINVAL (a file),
  * -EROFS (readonly env), else as above. */
-int store_config_load(struct store_env *env, const struct cfg *cfg,
-		      uint64_t *generation, char *errs, size_t errs_len);
+int store_config_load(struct store_env *env, const struct cfg *cfg, uint64_t *generation,
+		      char *errs, size_t errs_len);
 
 /* Check the table files of `cfg` without loading them (ringmaster -t). */
 int store_config_check(const struct cfg *cfg, char *errs, size_t errs_len);
@@ -82,8 +82,8 @@ int store_config_read(struct store_env *env, struct store_txn **out);
 uint64_t store_config_generation(struct store_txn *txn);
 /* Look `key` up in table `table`. 0 found, -ENOENT absent (or no such table),
  * other negative on error. */
-int store_table_get(struct store_txn *txn, const char *table, const void *key,
-		    size_t key_len, struct store_val *val);
+int store_table_get(struct store_txn *txn, const char *table, const void *key, size_t key_len,
+		    struct store_val *val);
 
 /* The settings a reload applies to running workers, stored by
  * store_config_load in the same transaction as the tables, so a worker sees
@@ -112,15 +112,14 @@ int store_meta_put_u64(struct store_env *env, const char *name, uint64_t v);
  * "data_dir/state/p0 was made for 4 partitions, not 8: use partitions = 4,
  * or start with an empty data_dir". `readonly` for ringctl (no create; a
  * missing shard is -ENOENT; partitions = 0 skips the check). */
-int store_shard_open(const char *data_dir, unsigned partition,
-		     unsigned partitions, uint64_t map_size, enum store_sync sync,
-		     int readonly, struct store_env **out,
+int store_shard_open(const char *data_dir, unsigned partition, unsigned partitions,
+		     uint64_t map_size, enum store_sync sync, int readonly, struct store_env **out,
 		     char err[STORE_ERR_LEN]);
 
 /* What the last committed batch recorded (0, 0 for a new shard;
  * has_applied is 0 until the first commit). */
-int store_shard_progress(struct store_env *shard, int *has_applied,
-			 uint64_t *applied_seq, uint64_t *output_len);
+int store_shard_progress(struct store_env *shard, int *has_applied, uint64_t *applied_seq,
+			 uint64_t *output_len);
 
 /* Write transaction on a shard (the worker's batch); on a readonly shard a
  * read transaction (put, del and commit give -EROFS). */
@@ -128,10 +127,9 @@ int store_shard_begin(struct store_env *shard, struct store_txn **out);
 /* Read-only transaction on a shard, readonly or not (ringctl state KEY):
  * store_state_get works in it; end it with store_txn_abort. */
 int store_shard_read(struct store_env *shard, struct store_txn **out);
-int store_state_get(struct store_txn *txn, const void *key, size_t key_len,
-		    struct store_val *val);
-int store_state_put(struct store_txn *txn, const void *key, size_t key_len,
-		    const void *val, size_t val_len);
+int store_state_get(struct store_txn *txn, const void *key, size_t key_len, struct store_val *val);
+int store_state_put(struct store_txn *txn, const void *key, size_t key_len, const void *val,
+		    size_t val_len);
 /* -ENOENT when the key was not there. */
 int store_state_del(struct store_txn *txn, const void *key, size_t key_len);
 /* Put a named u64 into the shard's "meta" database inside a batch's write
@@ -142,8 +140,7 @@ int store_shard_meta_put_u64(struct store_txn *txn, const char *name, uint64_t v
 /* Record applied_seq and output_len in the same transaction, then commit.
  * STORE_MAP_FULL when the map is full: the txn is gone; grow and redo the
  * batch. */
-int store_shard_commit(struct store_txn *txn, uint64_t applied_seq,
-		       uint64_t output_len);
+int store_shard_commit(struct store_txn *txn, uint64_t applied_seq, uint64_t output_len);
 void store_txn_abort(struct store_txn *txn);
 
 /* Double the map size (no transaction may be open in this process). The
@@ -157,8 +154,7 @@ int store_sync(struct store_env *env);
 /* Iterate a shard's state in key order (ringctl dump-state). The callback
  * returns non-zero to stop; that value is returned. Not while a transaction
  * of this shard is open (-EBUSY). */
-typedef int (*store_iter_fn)(void *arg, const struct store_val *key,
-			     const struct store_val *val);
+typedef int (*store_iter_fn)(void *arg, const struct store_val *key, const struct store_val *val);
 int store_state_foreach(struct store_env *shard, store_iter_fn fn, void *arg);
 
 void store_close(struct store_env *env);

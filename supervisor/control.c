@@ -51,7 +51,7 @@ struct worker_row {
 	uint64_t partition, pid, up, restarts;
 	const char *state, *last_exit;
 	char state_buf[32]; /* "restoring 42%" */
-	double uptime; /* NAN when not running */
+	double uptime;	    /* NAN when not running */
 	struct ring_stats ring;
 	uint64_t processed, skipped, rejected, batches, applied_seq, lag;
 	uint64_t batch_p50, batch_p99, commit_p50_us, commit_p99_us;

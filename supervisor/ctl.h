@@ -27,16 +27,16 @@ int ctl_dump_state(const struct cfg *cfg, int argc, char **argv);
 
 /* ---- the control socket (ctl_remote.c, ctl_top.c) ---- */
 
-#define CTL_EXIT_CONNECT 3     /* cannot reach the control socket */
-#define CTL_TIMEOUT_MS 5000    /* -t default */
+#define CTL_EXIT_CONNECT 3  /* cannot reach the control socket */
+#define CTL_TIMEOUT_MS 5000 /* -t default */
 
 /* Where and how to reach a running ringmaster. */
 struct ctl_client {
-	char endpoint[128];    /* ipc://PATH */
-	char path[108];        /* the socket file */
-	int timeout_ms;        /* for one request and its reply */
-	int json;              /* --json: ask for JSON */
-	void *ctx;             /* libzmq context, made at the first call */
+	char endpoint[128];	       /* ipc://PATH */
+	char path[108];		       /* the socket file */
+	int timeout_ms;		       /* for one request and its reply */
+	int json;		       /* --json: ask for JSON */
+	void *ctx;		       /* libzmq context, made at the first call */
 	volatile sig_atomic_t *cancel; /* a wait interrupted by a signal ends when set */
 };
 
@@ -48,8 +48,8 @@ struct ctl_reply {
 
 /* Aim at `socket` (a path or an ipc:// endpoint) if given, else at
  * run_dir/control.sock. Returns 0, or 2 (usage) with a message on stderr. */
-int ctl_client_init(struct ctl_client *c, const char *socket, const char *run_dir,
-		    int timeout_ms, int json);
+int ctl_client_init(struct ctl_client *c, const char *socket, const char *run_dir, int timeout_ms,
+		    int json);
 void ctl_client_close(struct ctl_client *c);
 
 /* Send one request and wait (up to timeout_ms) for its reply. Returns 0
@@ -72,8 +72,8 @@ int ctl_top(struct ctl_client *c, int argc, char **argv);
 
 /* Run a control-socket command (ctl_is_remote) against `socket` if given,
  * else run_dir/control.sock. Returns the exit code. */
-int ctl_remote_main(const char *socket, const char *run_dir, int timeout_ms, int json,
-		    int argc, char **argv);
+int ctl_remote_main(const char *socket, const char *run_dir, int timeout_ms, int json, int argc,
+		    char **argv);
 
 /* -t TIMEOUT: a duration ("5s", "500ms", a bare number is seconds), above
  * 0 and at most an hour. Returns 0, or -1 with a message on stderr. */
@@ -85,7 +85,6 @@ void ctl_remote_usage(FILE *f);
 /* ringctl send [-e ENDPOINT] [--frames] [FILE] (ctl_send.c): push TSV lines
  * to a zmq source. Without -e the endpoint (and the delimiter) come from
  * the configuration, loaded with `overrides`. */
-int ctl_send(const char *config, char *const *overrides, size_t n_overrides, int argc,
-	     char **argv);
+int ctl_send(const char *config, char *const *overrides, size_t n_overrides, int argc, char **argv);
 
 #endif

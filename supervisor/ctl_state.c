@@ -43,7 +43,8 @@ int ctl_state(const struct cfg *cfg, int argc, char **argv)
 	if (rc == 0) {
 		rc = store_state_get(txn, key, len, &v);
 		if (rc == 0)
-			printf("%s\tpartition=%u\t%.*s\n", key, p, (int)v.len, (const char *)v.data);
+			printf("%s\tpartition=%u\t%.*s\n", key, p, (int)v.len,
+			       (const char *)v.data);
 		else if (rc == -ENOENT)
 			fprintf(stderr, "ringctl: %s: no state (partition %u)\n", key, p);
 		store_txn_abort(txn);
@@ -93,7 +94,7 @@ int ctl_dump_state(const struct cfg *cfg, int argc, char **argv)
 		fprintf(stderr, "usage: ringctl dump-state\n");
 		return 2;
 	}
-	struct pairs ps = { 0 };
+	struct pairs ps = {0};
 	int rc = 0;
 	for (unsigned p = 0; p < cfg->partitions && rc == 0; p++) {
 		struct store_env *env;

@@ -19,23 +19,22 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: ringctl [-c FILE | -s SOCKET] [-o section.key=value ...] [--json]\n"
-		"               [-t TIMEOUT] COMMAND [ARGS]\n"
-		"\n"
-		"commands:\n"
-		"  state KEY          a key's state and partition (reads the shards)\n"
-		"  dump-state         every key and its state, sorted by key\n"
-		"  gen events [--events N] [--keys N] [--seed N] [--skew X]\n"
-		"  gen accounts [--keys N] [--seed N]\n"
-		"  gen rules          generated ledger data, as TSV on stdout\n"
-		"  send [-e ENDPOINT] [--frames] [FILE]\n"
-		"                     push TSV lines to a zmq source (default: [source] bind)\n"
-		"\n"
-		"  -c, --config FILE  ringmaster's configuration (default etc/ringmaster.ini)\n"
-		"  -o, --set S.K=V    override a setting of FILE (repeatable)\n"
-		"  -V, --version      print the version\n"
-		"  -h, --help         print this help\n");
+	fprintf(f, "usage: ringctl [-c FILE | -s SOCKET] [-o section.key=value ...] [--json]\n"
+		   "               [-t TIMEOUT] COMMAND [ARGS]\n"
+		   "\n"
+		   "commands:\n"
+		   "  state KEY          a key's state and partition (reads the shards)\n"
+		   "  dump-state         every key and its state, sorted by key\n"
+		   "  gen events [--events N] [--keys N] [--seed N] [--skew X]\n"
+		   "  gen accounts [--keys N] [--seed N]\n"
+		   "  gen rules          generated ledger data, as TSV on stdout\n"
+		   "  send [-e ENDPOINT] [--frames] [FILE]\n"
+		   "                     push TSV lines to a zmq source (default: [source] bind)\n"
+		   "\n"
+		   "  -c, --config FILE  ringmaster's configuration (default etc/ringmaster.ini)\n"
+		   "  -o, --set S.K=V    override a setting of FILE (repeatable)\n"
+		   "  -V, --version      print the version\n"
+		   "  -h, --help         print this help\n");
 	ctl_remote_usage(f);
 }
 
@@ -43,14 +42,14 @@ struct ctl_opts {
 	const char *config;
 	char *overrides[MAX_OVERRIDES];
 	size_t n_overrides;
-	const char *socket;  /* -s: instead of the config's run_dir */
-	int timeout_ms;      /* -t */
-	int json;            /* --json */
+	const char *socket; /* -s: instead of the config's run_dir */
+	int timeout_ms;	    /* -t */
+	int json;	    /* --json */
 };
 
 static int load_cfg(const struct ctl_opts *o, struct cfg *cfg)
 {
-	struct cfg_errors errs = { 0 };
+	struct cfg_errors errs = {0};
 	if (cfg_load(o->config, o->overrides, o->n_overrides, cfg, &errs) == 0)
 		return 0;
 	fputs(errs.text ? errs.text : "configuration error\n", stderr);
@@ -79,8 +78,8 @@ static int run_remote(const struct ctl_opts *o, int argc, char **argv)
 	struct cfg cfg;
 	if (!o->socket && load_cfg(o, &cfg) != 0)
 		return EX_CONFIG;
-	int rc = ctl_remote_main(o->socket, o->socket ? NULL : cfg.run_dir, o->timeout_ms,
-				 o->json, argc, argv);
+	int rc = ctl_remote_main(o->socket, o->socket ? NULL : cfg.run_dir, o->timeout_ms, o->json,
+				 argc, argv);
 	if (!o->socket)
 		cfg_free(&cfg);
 	return rc;
@@ -89,16 +88,12 @@ static int run_remote(const struct ctl_opts *o, int argc, char **argv)
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "set", required_argument, NULL, 'o' },
-		{ "socket", required_argument, NULL, 's' },
-		{ "timeout", required_argument, NULL, 't' },
-		{ "json", no_argument, NULL, 'J' },
-		{ "version", no_argument, NULL, 'V' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	    {"config", required_argument, NULL, 'c'}, {"set", required_argument, NULL, 'o'},
+	    {"socket", required_argument, NULL, 's'}, {"timeout", required_argument, NULL, 't'},
+	    {"json", no_argument, NULL, 'J'},	      {"version", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},	      {NULL, 0, NULL, 0},
 	};
-	struct ctl_opts o = { .config = "etc/ringmaster.ini", .timeout_ms = CTL_TIMEOUT_MS };
+	struct ctl_opts o = {.config = "etc/ringmaster.ini", .timeout_ms = CTL_TIMEOUT_MS};
 	int ch;
 	/* '+': stop at the command, so its own options are left to it. */
 	while ((ch = getopt_long(argc, argv, "+c:o:s:t:Vh", longopts, NULL)) != -1) {

@@ -71,11 +71,11 @@ enum kpart_phase { KP_UNOWNED, KP_RESTORING, KP_FEEDING, KP_FENCED };
 struct kpart {
 	enum kpart_phase phase;
 	int32_t generation; /* of the group, when it was assigned */
-	int64_t start;      /* where it was assigned: committed or logical */
+	int64_t start;	    /* where it was assigned: committed or logical */
 	int64_t committed;  /* the group's committed offset then, -1 if none */
-	int64_t next;       /* the offset after the last message taken, -1 */
-	int64_t stored;     /* the last offset stored, -1 */
-	int warned;         /* a key from another partition was seen */
+	int64_t next;	    /* the offset after the last message taken, -1 */
+	int64_t stored;	    /* the last offset stored, -1 */
+	int warned;	    /* a key from another partition was seen */
 };
 
 struct ksrc {
@@ -225,9 +225,12 @@ static void ksrc_assign(struct ksrc *k, rd_kafka_topic_partition_list_t *parts, 
 		int64_t committed = tp->offset >= 0 ? tp->offset : -1;
 		if (tp->offset < 0)
 			tp->offset = ksrc_reset_offset(k);
-		*kp = (struct kpart){ .phase = KP_RESTORING, .start = tp->offset,
-				      .committed = committed, .next = -1, .stored = -1,
-				      .warned = kp->warned };
+		*kp = (struct kpart){.phase = KP_RESTORING,
+				     .start = tp->offset,
+				     .committed = committed,
+				     .next = -1,
+				     .stored = -1,
+				     .warned = kp->warned};
 		kp->generation = generation;
 		atomic_store(&s->shm.workers[tp->partition].kafka_generation, generation);
 	}
@@ -536,10 +539,10 @@ static int ksrc_open(struct ksrc *k)
 		log_error("%s", err);
 		return -1;
 	}
-	const char *defaults[] = { "auto.offset.reset", "earliest", "client.id", s->cfg.name,
-				   NULL };
-	const char *forced[] = { "group.id", s->cfg.kafka_group, "enable.auto.offset.store",
-				 "false", "enable.partition.eof", "false", NULL };
+	const char *defaults[] = {"auto.offset.reset", "earliest", "client.id", s->cfg.name, NULL};
+	const char *forced[] = {"group.id", s->cfg.kafka_group,	    "enable.auto.offset.store",
+				"false",    "enable.partition.eof", "false",
+				NULL};
 	if (kafka_changelog_topic(&s->cfg, changelog, sizeof(changelog)) != 0) {
 		log_error("[source] group = %s: the changelog topic's name is too long",
 			  s->cfg.kafka_group);

@@ -58,13 +58,13 @@ static void write_json(const struct sup *s, FILE *f, double secs, uint64_t proce
 {
 	fprintf(f, "{\"name\":");
 	json_string(f, s->cfg.name);
-	fprintf(f, ",\"partitions\":%u,\"events_read\":%llu,\"dispatched\":%llu,"
-		   "\"processed\":%llu,\"dead_lettered\":%llu,\"source_dead_lettered\":%llu,"
-		   "\"handler_rejected\":%llu,\"wall_seconds\":%.3f,\"events_per_second\":%.0f,"
-		   "\"held\":%llu,\"ok\":%s,\"failed_partitions\":[",
-		s->cfg.partitions, (unsigned long long)s->lines,
-		(unsigned long long)s->dispatched, (unsigned long long)processed,
-		(unsigned long long)(s->dead_lettered + rejected),
+	fprintf(f,
+		",\"partitions\":%u,\"events_read\":%llu,\"dispatched\":%llu,"
+		"\"processed\":%llu,\"dead_lettered\":%llu,\"source_dead_lettered\":%llu,"
+		"\"handler_rejected\":%llu,\"wall_seconds\":%.3f,\"events_per_second\":%.0f,"
+		"\"held\":%llu,\"ok\":%s,\"failed_partitions\":[",
+		s->cfg.partitions, (unsigned long long)s->lines, (unsigned long long)s->dispatched,
+		(unsigned long long)processed, (unsigned long long)(s->dead_lettered + rejected),
 		(unsigned long long)s->dead_lettered, (unsigned long long)rejected, secs,
 		secs > 0 ? (double)s->lines / secs : 0.0, (unsigned long long)s->held,
 		s->failed || s->failed_partitions ? "false" : "true");
@@ -75,9 +75,10 @@ static void write_json(const struct sup *s, FILE *f, double secs, uint64_t proce
 	for (unsigned p = 0; p < s->cfg.partitions; p++) {
 		struct shm_worker *w = &s->shm.workers[p];
 		uint64_t busy = atomic_load(&w->busy_ns), wait = atomic_load(&w->wait_ns);
-		fprintf(f, "%s{\"partition\":%u,\"processed\":%llu,\"skipped\":%llu,"
-			   "\"rejected\":%llu,\"batches\":%llu,\"busy_seconds\":%.3f,"
-			   "\"wait_seconds\":%.3f}",
+		fprintf(f,
+			"%s{\"partition\":%u,\"processed\":%llu,\"skipped\":%llu,"
+			"\"rejected\":%llu,\"batches\":%llu,\"busy_seconds\":%.3f,"
+			"\"wait_seconds\":%.3f}",
 			p ? "," : "", p, (unsigned long long)atomic_load(&w->processed),
 			(unsigned long long)atomic_load(&w->skipped),
 			(unsigned long long)atomic_load(&w->rejected),
@@ -106,9 +107,10 @@ void summary_report(const struct sup *s, uint64_t now_ns)
 	size_t n = sum_outcomes(s, t, sizeof(t) / sizeof(t[0]));
 
 	FILE *e = stderr;
-	fprintf(e, "summary: %llu events read in %.2f s (%.0f events/s), %llu processed, "
-		   "%llu already applied (skipped), %llu dead-lettered (%llu by the source, "
-		   "%llu by the handler)\n",
+	fprintf(e,
+		"summary: %llu events read in %.2f s (%.0f events/s), %llu processed, "
+		"%llu already applied (skipped), %llu dead-lettered (%llu by the source, "
+		"%llu by the handler)\n",
 		(unsigned long long)s->lines, secs, secs > 0 ? (double)s->lines / secs : 0.0,
 		(unsigned long long)processed, (unsigned long long)skipped,
 		(unsigned long long)(s->dead_lettered + rejected),

@@ -100,8 +100,7 @@ int changelog_open(struct changelog **out, const struct cfg *cfg, unsigned parti
 		snprintf(err, errlen, "out of memory for the changelog");
 		return -1;
 	}
-	*c = (struct changelog){ .cfg = cfg, .partition = partition, .shard = shard,
-				 .kout = kout };
+	*c = (struct changelog){.cfg = cfg, .partition = partition, .shard = shard, .kout = kout};
 	c->generation = generation;
 	c->expect = -1;
 	kafka_changelog_topic(cfg, c->topic, sizeof(c->topic));
@@ -109,8 +108,9 @@ int changelog_open(struct changelog **out, const struct cfg *cfg, unsigned parti
 		c->writer = new_writer_id();
 		int rc = store_meta_put_u64(shard, META_WRITER, c->writer);
 		if (rc != 0) {
-			snprintf(err, errlen, "partition %u: cannot record the changelog writer: %s",
-				 partition, strerror(-rc));
+			snprintf(err, errlen,
+				 "partition %u: cannot record the changelog writer: %s", partition,
+				 strerror(-rc));
 			free(c);
 			return -1;
 		}
@@ -158,14 +158,14 @@ static int put_one(void *arg, const char *key, size_t key_len, const void *val, 
 				 p->c->generation_str,
 				 NULL};
 	p->c->queued++;
-	return kout_produce(p->c->kout, KOUT_CHANGELOG, key, key_len, present ? val : NULL,
-			    val_len, headers);
+	return kout_produce(p->c->kout, KOUT_CHANGELOG, key, key_len, present ? val : NULL, val_len,
+			    headers);
 }
 
 int changelog_put_batch(struct changelog *c, const struct rm_ctx *ctx, uint64_t seq)
 {
 	size_t n = ctx_changed_count(ctx);
-	struct cl_put p = { .c = c };
+	struct cl_put p = {.c = c};
 	snprintf(p.seq, sizeof(p.seq), "%llu", (unsigned long long)seq);
 	snprintf(p.n, sizeof(p.n), "%zu", n);
 	kout_span_reset(c->kout);
@@ -334,9 +334,14 @@ static int cl_take(struct changelog *c, struct cl_read *r, rd_kafka_message_t *m
 		return 0;
 	}
 	if (i == 0) {
-		*b = (struct cl_batch){ .open = 1, .seq = seq, .n = n, .writer = writer,
-					.recs = b->recs, .cap_recs = b->cap_recs, .buf = b->buf,
-					.buf_cap = b->buf_cap };
+		*b = (struct cl_batch){.open = 1,
+				       .seq = seq,
+				       .n = n,
+				       .writer = writer,
+				       .recs = b->recs,
+				       .cap_recs = b->cap_recs,
+				       .buf = b->buf,
+				       .buf_cap = b->buf_cap};
 		b->generation = generation;
 		b->has_generation = has_generation;
 		b->first_offset = b->last_offset = m->offset;
@@ -368,9 +373,10 @@ static rd_kafka_t *cl_reader(struct changelog *c, rd_kafka_topic_t **rkt)
 {
 	char err[KAFKA_ERR_LEN], id[300];
 	snprintf(id, sizeof(id), "%s-p%u-restore", c->cfg->name, c->partition);
-	const char *defaults[] = { "client.id", id, NULL };
-	const char *forced[] = { "enable.auto.commit", "false", "enable.partition.eof", "true",
-				 "auto.offset.reset", "earliest", NULL };
+	const char *defaults[] = {"client.id", id, NULL};
+	const char *forced[] = {
+	    "enable.auto.commit", "false", "enable.partition.eof", "true", "auto.offset.reset",
+	    "earliest",		  NULL};
 	rd_kafka_conf_t *conf = kafka_conf_new(c->cfg, defaults, forced, err);
 	if (!conf) {
 		log_error("%s", err);
@@ -379,7 +385,8 @@ static rd_kafka_t *cl_reader(struct changelog *c, rd_kafka_topic_t **rkt)
 	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
 	if (!rk) {
 		rd_kafka_conf_destroy(conf);
-		log_error("partition %u: cannot create the changelog reader: %s", c->partition, err);
+		log_error("partition %u: cannot create the changelog reader: %s", c->partition,
+			  err);
 		return NULL;
 	}
 	*rkt = rd_kafka_topic_new(rk, c->topic, NULL);
@@ -423,8 +430,8 @@ static int cl_scan(struct changelog *c, int64_t from, int64_t to, cl_batch_fn fn
 		rd_kafka_message_t *m = rd_kafka_consume(rkt, part, READ_SLICE_MS);
 		if (!m) {
 			if (shm_now_ns() - last_news > READ_IDLE_LIMIT_NS) {
-				log_error("%s [%u]: nothing to read at offset %lld for %llu s", c->topic,
-					  c->partition, (long long)at,
+				log_error("%s [%u]: nothing to read at offset %lld for %llu s",
+					  c->topic, c->partition, (long long)at,
 					  (unsigned long long)(READ_IDLE_LIMIT_NS / 1000000000ull));
 				rc = -EIO;
 				goto out;
@@ -484,7 +491,7 @@ struct cl_apply {
 	struct store_txn *txn;
 	int has;
 	uint64_t applied, output_len;
-	uint64_t next;     /* changelog_next to record with the applied batches */
+	uint64_t next; /* changelog_next to record with the applied batches */
 	size_t in_txn;
 	uint64_t batches;
 };
@@ -518,7 +525,8 @@ static int cl_apply_batch(struct changelog *c, const struct cl_batch *b, void *a
 		const struct cl_rec *r = &b->recs[i];
 		const char *key = b->buf + r->key_off;
 		if (r->present)
-			rc = store_state_put(a->txn, key, r->key_len, b->buf + r->val_off, r->val_len);
+			rc = store_state_put(a->txn, key, r->key_len, b->buf + r->val_off,
+					     r->val_len);
 		else if ((rc = store_state_del(a->txn, key, r->key_len)) == -ENOENT)
 			rc = 0;
 	}
@@ -545,8 +553,8 @@ static int cl_range(struct changelog *c, int has_pos, uint64_t pos, int64_t fenc
 	int64_t low, high;
 	if (!rk)
 		return -EIO;
-	rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(rk, c->topic, (int32_t)c->partition,
-								 &low, &high, BROKER_TIMEOUT_MS);
+	rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(
+	    rk, c->topic, (int32_t)c->partition, &low, &high, BROKER_TIMEOUT_MS);
 	rd_kafka_topic_destroy(rkt);
 	rd_kafka_destroy(rk);
 	if (e) {
@@ -558,12 +566,14 @@ static int cl_range(struct changelog *c, int has_pos, uint64_t pos, int64_t fenc
 	*to = fence + 1;
 	if (has_pos && (int64_t)pos > high)
 		log_warn("%s [%u] ends at %lld, before the %llu this shard has seen: was the topic "
-			 "made again? the shard is kept as it is", c->topic, c->partition,
-			 (long long)high, (unsigned long long)pos);
+			 "made again? the shard is kept as it is",
+			 c->topic, c->partition, (long long)high, (unsigned long long)pos);
 	if (*from < low) {
-		log_error("%s [%u] starts at %lld: records this shard has not seen (from %lld) were "
-			  "deleted, so the state may lack changes (set retention.ms = -1 on the "
-			  "changelog)", c->topic, c->partition, (long long)low, (long long)*from);
+		log_error(
+		    "%s [%u] starts at %lld: records this shard has not seen (from %lld) were "
+		    "deleted, so the state may lack changes (set retention.ms = -1 on the "
+		    "changelog)",
+		    c->topic, c->partition, (long long)low, (long long)*from);
 		*from = low;
 	}
 	return 0;
@@ -610,7 +620,7 @@ int changelog_restore(struct changelog *c, uint64_t output_len, struct shm_worke
 	if ((rc = cl_fence(c, &fence)) != 0 ||
 	    (rc = cl_range(c, has_pos, pos, fence, &from, &to)) != 0 || from >= to)
 		return rc;
-	struct cl_decide d = { has, applied, 0 };
+	struct cl_decide d = {has, applied, 0};
 	struct cl_read r = {.newest = newest, .quiet = 1};
 	rc = cl_scan(c, from, to, cl_decide_batch, &d, NULL, &r);
 	if (rc < 0)
@@ -625,7 +635,8 @@ int changelog_restore(struct changelog *c, uint64_t output_len, struct shm_worke
 				 (unsigned long long)r.skipped);
 		if (d.own)
 			log_info("partition %u: the changelog holds a batch this shard wrote but "
-				 "never committed: redoing its events instead", c->partition);
+				 "never committed: redoing its events instead",
+				 c->partition);
 		return 0;
 	}
 	log_info("partition %u: restoring state from %s offsets %lld..%lld (shard at %s%llu)",

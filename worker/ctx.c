@@ -107,8 +107,8 @@ static uint64_t key_hash(const char *key, size_t len)
 	return h ^ (h >> 29);
 }
 
-static struct ctx_entry *slot_for(struct ctx_entry *tab, size_t cap, uint64_t h,
-				  const char *key, size_t len)
+static struct ctx_entry *slot_for(struct ctx_entry *tab, size_t cap, uint64_t h, const char *key,
+				  size_t len)
 {
 	size_t i = h & (cap - 1);
 	for (;; i = (i + 1) & (cap - 1)) {
@@ -161,9 +161,13 @@ static int lookup(struct rm_ctx *c, const char *key, size_t len, struct ctx_entr
 	if (!k)
 		return -ENOMEM;
 	memcpy(k, key, len);
-	*e = (struct ctx_entry){ .hash = h, .key = k, .key_len = (uint32_t)len, .used = 1,
-				 .present = rc == 0, .val = rc == 0 ? v.data : NULL,
-				 .val_len = rc == 0 ? v.len : 0 };
+	*e = (struct ctx_entry){.hash = h,
+				.key = k,
+				.key_len = (uint32_t)len,
+				.used = 1,
+				.present = rc == 0,
+				.val = rc == 0 ? v.data : NULL,
+				.val_len = rc == 0 ? v.len : 0};
 	c->n_entries++;
 	*out = e;
 	return 0;
@@ -271,8 +275,8 @@ static int keep_line(struct rm_ctx *c, size_t len)
 		c->lines = l;
 		c->cap_lines = cap;
 	}
-	c->lines[c->n_lines++] = (struct ctx_line){ c->out_len, len, c->ev_seq, c->ev_key,
-						    c->ev_key_len };
+	c->lines[c->n_lines++] =
+	    (struct ctx_line){c->out_len, len, c->ev_seq, c->ev_key, c->ev_key_len};
 	return 0;
 }
 
@@ -319,8 +323,8 @@ int ctx_changed_foreach(const struct rm_ctx *c, ctx_change_fn fn, void *arg)
 		const struct ctx_entry *e = &c->entries[i];
 		if (!e->used || !e->dirty)
 			continue;
-		int rc = fn(arg, e->key, e->key_len, e->present ? e->val : NULL, e->val_len,
-			    e->present);
+		int rc =
+		    fn(arg, e->key, e->key_len, e->present ? e->val : NULL, e->val_len, e->present);
 		if (rc)
 			return rc;
 	}

@@ -20,7 +20,7 @@ struct ctx_entry {
 	char *key;
 	uint32_t key_len;
 	uint8_t used, dirty, present; /* present = 0: absent or deleted */
-	const char *val;              /* LMDB map (clean) or the arena (dirty) */
+	const char *val;	      /* LMDB map (clean) or the arena (dirty) */
 	size_t val_len;
 };
 
@@ -30,7 +30,7 @@ struct ctx_arena_block;
  * lines by their event (Kafka). The key points into the ring record, valid
  * until the batch is acked. */
 struct ctx_line {
-	size_t off, len;              /* in out, without the '\n' */
+	size_t off, len; /* in out, without the '\n' */
 	uint64_t seq;
 	const char *key;
 	uint32_t key_len;
@@ -43,22 +43,22 @@ struct rm_ctx {
 	struct store_txn *cfg_txn;   /* read txn on the config env (this batch) */
 	struct store_txn *shard_txn; /* write txn on the shard (this batch) */
 
-	struct ctx_entry *entries;   /* open addressing, power-of-two size */
+	struct ctx_entry *entries; /* open addressing, power-of-two size */
 	size_t n_entries, cap_entries;
 	struct ctx_arena_block *arena;
 
-	char *out;                   /* output lines of the batch */
+	char *out; /* output lines of the batch */
 	size_t out_len, out_cap;
 
-	int keep_lines;              /* fill lines[] (set by the worker) */
-	struct ctx_line *lines;      /* one per emitted line, when keep_lines */
+	int keep_lines;		/* fill lines[] (set by the worker) */
+	struct ctx_line *lines; /* one per emitted line, when keep_lines */
 	size_t n_lines, cap_lines;
-	uint64_t ev_seq;             /* the event the handler is on (ctx_set_event) */
+	uint64_t ev_seq; /* the event the handler is on (ctx_set_event) */
 	const char *ev_key;
 	uint32_t ev_key_len;
 
 	struct {
-		const char *name;    /* as the handler passed it */
+		const char *name; /* as the handler passed it */
 		uint64_t n;
 	} counts[SHM_OUTCOMES];
 	size_t n_counts;
@@ -67,7 +67,7 @@ struct rm_ctx {
 	size_t n_params;
 
 	char reject_reason[64];
-	int failed;                  /* -errno from a call that could not be done */
+	int failed; /* -errno from a call that could not be done */
 };
 
 int ctx_init(struct rm_ctx *c, const struct cfg *cfg, unsigned partition);

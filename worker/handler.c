@@ -11,7 +11,7 @@ static const struct {
 	const char *name;
 	const struct rm_handler *handler;
 } builtins[] = {
-	{ "ledger", &ledger_handler },
+    {"ledger", &ledger_handler},
 };
 
 static int ends_with(const char *s, const char *suffix)
@@ -25,7 +25,8 @@ static int validate(const char *spec, const struct rm_handler *h, char *err, siz
 	if (h->abi_version != RM_ABI_VERSION) {
 		snprintf(err, errlen,
 			 "%s: handler ABI version %d, this ringmaster speaks %d: rebuild it "
-			 "against this ringmaster.h", spec, h->abi_version, RM_ABI_VERSION);
+			 "against this ringmaster.h",
+			 spec, h->abi_version, RM_ABI_VERSION);
 		return -1;
 	}
 	if (!h->process || !h->name) {
@@ -55,9 +56,10 @@ const struct rm_handler *handler_load(const char *spec, void **dl, char *err, si
 	}
 	const struct rm_handler *handler = dlsym(h, RM_HANDLER_SYMBOL);
 	if (!handler) {
-		snprintf(err, errlen, "%s: no symbol '%s': a handler exports "
-			 "const struct rm_handler %s", spec, RM_HANDLER_SYMBOL,
-			 RM_HANDLER_SYMBOL);
+		snprintf(err, errlen,
+			 "%s: no symbol '%s': a handler exports "
+			 "const struct rm_handler %s",
+			 spec, RM_HANDLER_SYMBOL, RM_HANDLER_SYMBOL);
 		dlclose(h);
 		return NULL;
 	}

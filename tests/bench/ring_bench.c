@@ -28,11 +28,11 @@
 
 #define KEY_LEN 16
 #define MAX_EVENT 512
-#define TEMPLATES 64        /* distinct event bodies, so data is not constant */
+#define TEMPLATES 64	    /* distinct event bodies, so data is not constant */
 #define RING_CAP (4u << 20) /* default; here 4 MiB beat 1 MiB clearly */
-#define RING_BATCH 4096     /* most records per publish and per peek */
+#define RING_BATCH 4096	    /* most records per publish and per peek */
 #define STREAM_BUF (64 * 1024)
-#define CLOCK_EVERY 1024    /* events between looks at the clock */
+#define CLOCK_EVERY 1024 /* events between looks at the clock */
 
 struct bench {
 	uint64_t max_events;
@@ -44,13 +44,13 @@ struct bench {
 /* One transport's two ends; which fields are used depends on the transport. */
 struct chan {
 	size_t ring_cap;
-	int pipe_size;       /* F_SETPIPE_SZ, or 0 for the default */
+	int pipe_size; /* F_SETPIPE_SZ, or 0 for the default */
 	struct ring *ring;
-	int fd[2];           /* [0] read end, [1] write end */
-	char dir[64];        /* zmq: temp dir holding the socket */
+	int fd[2];    /* [0] read end, [1] write end */
+	char dir[64]; /* zmq: temp dir holding the socket */
 	char endpoint[128];
 	void *zctx, *zsock;
-	int ready_fd;        /* consumer: say when set up */
+	int ready_fd; /* consumer: say when set up */
 };
 
 /* What the consumer reports back. */
@@ -69,8 +69,7 @@ struct transport {
 	const char *name;
 	int (*setup)(struct chan *c);
 	int (*consume)(struct chan *c, size_t size, struct tally *t);
-	int (*produce)(struct bench *b, struct chan *c, size_t size,
-		       uint64_t *sent);
+	int (*produce)(struct bench *b, struct chan *c, size_t size, uint64_t *sent);
 	void (*teardown)(struct chan *c);
 };
 
@@ -96,8 +95,7 @@ static uint64_t word_sum(const char *p, size_t size)
 }
 
 /* Event i: a template body, with its first word replaced by i. */
-static inline void make_event(const struct bench *b, uint64_t i, char *dst,
-			      size_t size)
+static inline void make_event(const struct bench *b, uint64_t i, char *dst, size_t size)
 {
 	memcpy(dst, b->tmpl[i % TEMPLATES], size);
 	memcpy(dst, &i, 8);
@@ -111,8 +109,7 @@ static uint64_t expected_sum(const struct bench *b, uint64_t n, size_t size)
 	for (uint64_t k = 0; k < TEMPLATES; k++) {
 		uint64_t times = n / TEMPLATES + (k < n % TEMPLATES);
 
-		sum += times * (word_sum(b->tmpl[k], size) -
-				word_sum(b->tmpl[k], 8));
+		sum += times * (word_sum(b->tmpl[k], size) - word_sum(b->tmpl[k], 8));
 	}
 	return sum;
 }
@@ -122,8 +119,7 @@ static int done(const struct bench *b, uint64_t sent, double t0)
 {
 	if (b->max_events && sent >= b->max_events)
 		return 1;
-	return b->seconds > 0 && sent % CLOCK_EVERY == 0 &&
-	       now_s() - t0 >= b->seconds;
+	return b->seconds > 0 && sent % CLOCK_EVERY == 0 && now_s() - t0 >= b->seconds;
 }
 
 /* ---- ring ---- */
@@ -175,8 +171,7 @@ static int ring_consume(struct chan *c, size_t size, struct tally *t)
 	return rc == -EPIPE ? 0 : rc;
 }
 
-static int ring_produce_each(struct bench *b, struct chan *c, size_t size,
-			     uint64_t *sent)
+static int ring_produce_each(struct bench *b, struct chan *c, size_t size, uint64_t *sent)
 {
 	char ev[MAX_EVENT] __attribute__((aligned(8)));
 	double t0 = now_s();
@@ -185,8 +180,7 @@ static int ring_produce_each(struct bench *b, struct chan *c, size_t size,
 
 	for (i = 0; !done(b, i, t0); i++) {
 		make_event(b, i, ev, size);
-		rc = ring_push(c->ring, i, ev, KEY_LEN, ev + KEY_LEN,
-			       size - KEY_LEN);
+		rc = ring_push(c->ring, i, ev, KEY_LEN, ev + KEY_LEN, size - KEY_LEN);
 		if (rc < 0)
 			return rc;
 	}
@@ -195,8 +189,7 @@ static int ring_produce_each(struct bench *b, struct chan *c, size_t size,
 	return 0;
 }
 
-static int ring_produce_batched(struct bench *b, struct chan *c, size_t size,
-				uint64_t *sent)
+static int ring_produce_batched(struct bench *b, struct chan *c, size_t size, uint64_t *sent)
 {
 	char ev[MAX_EVENT] __attribute__((aligned(8)));
 	uint64_t batch = ring_batch(c, size);
@@ -206,10 +199,9 @@ static int ring_produce_batched(struct bench *b, struct chan *c, size_t size,
 
 	for (i = 0; !done(b, i, t0); i++) {
 		make_event(b, i, ev, size);
-		while ((rc = ring_put(c->ring, i, ev, KEY_LEN, ev + KEY_LEN,
-				      size - KEY_LEN)) == -EAGAIN) {
-			rc = ring_wait_space(c->ring, KEY_LEN, size - KEY_LEN,
-					     -1);
+		while ((rc = ring_put(c->ring, i, ev, KEY_LEN, ev + KEY_LEN, size - KEY_LEN)) ==
+		       -EAGAIN) {
+			rc = ring_wait_space(c->ring, KEY_LEN, size - KEY_LEN, -1);
 			if (rc < 0)
 				return rc;
 		}
@@ -311,8 +303,7 @@ static int write_all(int fd, const char *p, size_t len)
 	return 0;
 }
 
-static int stream_produce_each(struct bench *b, struct chan *c, size_t size,
-			       uint64_t *sent)
+static int stream_produce_each(struct bench *b, struct chan *c, size_t size, uint64_t *sent)
 {
 	char ev[MAX_EVENT];
 	double t0 = now_s();
@@ -333,8 +324,7 @@ static int stream_produce_each(struct bench *b, struct chan *c, size_t size,
 	return 0;
 }
 
-static int stream_produce_batched(struct bench *b, struct chan *c, size_t size,
-				  uint64_t *sent)
+static int stream_produce_batched(struct bench *b, struct chan *c, size_t size, uint64_t *sent)
 {
 	static char buf[STREAM_BUF];
 	double t0 = now_s();
@@ -370,8 +360,7 @@ static int zmq_setup(struct chan *c)
 		perror("ring_bench: mkdtemp");
 		return -1;
 	}
-	snprintf(c->endpoint, sizeof(c->endpoint), "ipc://%s/push.sock",
-		 c->dir);
+	snprintf(c->endpoint, sizeof(c->endpoint), "ipc://%s/push.sock", c->dir);
 	return 0;
 }
 
@@ -399,8 +388,7 @@ static int zmq_open(struct chan *c, int type, int bind)
 		goto fail;
 	return 0;
 fail:
-	fprintf(stderr, "ring_bench: zmq %s: %s\n", c->endpoint,
-		zmq_strerror(zmq_errno()));
+	fprintf(stderr, "ring_bench: zmq %s: %s\n", c->endpoint, zmq_strerror(zmq_errno()));
 	return -1;
 }
 
@@ -436,8 +424,7 @@ static int zmq_consume(struct chan *c, size_t size, struct tally *t)
 	return rc;
 }
 
-static int zmq_produce_each(struct bench *b, struct chan *c, size_t size,
-			    uint64_t *sent)
+static int zmq_produce_each(struct bench *b, struct chan *c, size_t size, uint64_t *sent)
 {
 	char ev[MAX_EVENT];
 	double t0 = now_s();
@@ -461,22 +448,14 @@ static int zmq_produce_each(struct bench *b, struct chan *c, size_t size,
 }
 
 static const struct transport transports[] = {
-	{ "ring batched", ring_setup, ring_consume, ring_produce_batched,
-	  ring_teardown },
-	{ "ring push/event", ring_setup, ring_consume, ring_produce_each,
-	  ring_teardown },
-	{ "pipe batched", pipe_setup, stream_consume, stream_produce_batched,
-	  stream_teardown },
-	{ "pipe(1M) batched", big_pipe_setup, stream_consume,
-	  stream_produce_batched, stream_teardown },
-	{ "pipe write/event", pipe_setup, stream_consume, stream_produce_each,
-	  stream_teardown },
-	{ "unix batched", socket_setup, stream_consume,
-	  stream_produce_batched, stream_teardown },
-	{ "unix send/event", socket_setup, stream_consume,
-	  stream_produce_each, stream_teardown },
-	{ "zmq ipc send/event", zmq_setup, zmq_consume, zmq_produce_each,
-	  zmq_teardown },
+    {"ring batched", ring_setup, ring_consume, ring_produce_batched, ring_teardown},
+    {"ring push/event", ring_setup, ring_consume, ring_produce_each, ring_teardown},
+    {"pipe batched", pipe_setup, stream_consume, stream_produce_batched, stream_teardown},
+    {"pipe(1M) batched", big_pipe_setup, stream_consume, stream_produce_batched, stream_teardown},
+    {"pipe write/event", pipe_setup, stream_consume, stream_produce_each, stream_teardown},
+    {"unix batched", socket_setup, stream_consume, stream_produce_batched, stream_teardown},
+    {"unix send/event", socket_setup, stream_consume, stream_produce_each, stream_teardown},
+    {"zmq ipc send/event", zmq_setup, zmq_consume, zmq_produce_each, zmq_teardown},
 };
 
 #define NTRANSPORTS (sizeof(transports) / sizeof(transports[0]))
@@ -488,10 +467,9 @@ struct report {
 	struct tally tally;
 };
 
-static void run_consumer(const struct transport *tr, struct chan *c,
-			 size_t size, int fd)
+static void run_consumer(const struct transport *tr, struct chan *c, size_t size, int fd)
 {
-	struct report rep = { 0, { 0, 0 } };
+	struct report rep = {0, {0, 0}};
 
 	c->ready_fd = fd;
 	rep.rc = tr->consume(c, size, &rep.tally);
@@ -511,10 +489,9 @@ static int read_full(int fd, void *p, size_t len)
 }
 
 /* Run one transport at one size in a fresh child; events/s or < 0. */
-static double measure(struct bench *b, const struct transport *tr,
-		      size_t size)
+static double measure(struct bench *b, const struct transport *tr, size_t size)
 {
-	struct chan c = { .ring_cap = b->ring_cap, .fd = { -1, -1 } };
+	struct chan c = {.ring_cap = b->ring_cap, .fd = {-1, -1}};
 	struct report rep;
 	double t0, rate = -1;
 	uint64_t sent = 0;
@@ -540,15 +517,13 @@ static double measure(struct bench *b, const struct transport *tr,
 	close(fds[1]);
 	fds[1] = -1;
 	if (read_full(fds[0], &ready, 1) < 0) {
-		fprintf(stderr, "ring_bench: %s: consumer did not start\n",
-			tr->name);
+		fprintf(stderr, "ring_bench: %s: consumer did not start\n", tr->name);
 		goto out_child;
 	}
 	t0 = now_s();
 	rc = tr->produce(b, &c, size, &sent);
 	if (rc < 0) {
-		fprintf(stderr, "ring_bench: %s: producer: %s\n", tr->name,
-			strerror(-rc));
+		fprintf(stderr, "ring_bench: %s: producer: %s\n", tr->name, strerror(-rc));
 		goto out_child;
 	}
 	if (read_full(fds[0], &rep, sizeof(rep)) < 0 || rep.rc != 0) {
@@ -556,13 +531,12 @@ static double measure(struct bench *b, const struct transport *tr,
 		goto out_child;
 	}
 	rate = sent / (now_s() - t0);
-	if (rep.tally.count != sent ||
-	    rep.tally.sum != expected_sum(b, sent, size)) {
+	if (rep.tally.count != sent || rep.tally.sum != expected_sum(b, sent, size)) {
 		fprintf(stderr,
-			"ring_bench: %s: sent %" PRIu64 " events, consumer got %"
-			PRIu64 " (sum %s)\n", tr->name, sent, rep.tally.count,
-			rep.tally.sum == expected_sum(b, sent, size) ?
-				"ok" : "wrong");
+			"ring_bench: %s: sent %" PRIu64 " events, consumer got %" PRIu64
+			" (sum %s)\n",
+			tr->name, sent, rep.tally.count,
+			rep.tally.sum == expected_sum(b, sent, size) ? "ok" : "wrong");
 		rate = -1;
 	}
 out_child:
@@ -594,18 +568,19 @@ static void fill_templates(struct bench *b)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: ring_bench [-n EVENTS] [-s SECONDS] "
-			"[-c RING_BYTES]\n"
-			"  each measurement stops at EVENTS events or after "
-			"SECONDS (default 1 s);\n"
-			"  RING_BYTES is a power of two (default %u)\n",
+	fprintf(stderr,
+		"usage: ring_bench [-n EVENTS] [-s SECONDS] "
+		"[-c RING_BYTES]\n"
+		"  each measurement stops at EVENTS events or after "
+		"SECONDS (default 1 s);\n"
+		"  RING_BYTES is a power of two (default %u)\n",
 		RING_CAP);
 	return 2;
 }
 
 int main(int argc, char **argv)
 {
-	static const size_t sizes[] = { 64, 512 };
+	static const size_t sizes[] = {64, 512};
 	static struct bench b;
 	double rate[NTRANSPORTS][2];
 	int opt, failed = 0, timed = 0;
@@ -643,20 +618,19 @@ int main(int argc, char **argv)
 			failed |= rate[t][s] < 0;
 		}
 
-	printf("%-20s %6s %14s %10s %14s\n", "transport", "event",
-	       "events/s", "MB/s", "ring batched x");
+	printf("%-20s %6s %14s %10s %14s\n", "transport", "event", "events/s", "MB/s",
+	       "ring batched x");
 	for (size_t s = 0; s < 2; s++)
 		for (size_t t = 0; t < NTRANSPORTS; t++) {
 			double r = rate[t][s];
 
 			if (r < 0) {
-				printf("%-20s %5zuB %14s\n", transports[t].name,
-				       sizes[s], "FAILED");
+				printf("%-20s %5zuB %14s\n", transports[t].name, sizes[s],
+				       "FAILED");
 				continue;
 			}
-			printf("%-20s %5zuB %14.0f %10.0f %14.1f\n",
-			       transports[t].name, sizes[s], r,
-			       r * sizes[s] / 1e6, rate[0][s] / r);
+			printf("%-20s %5zuB %14.0f %10.0f %14.1f\n", transports[t].name, sizes[s],
+			       r, r * sizes[s] / 1e6, rate[0][s] / r);
 		}
 	return failed ? 1 : 0;
 }

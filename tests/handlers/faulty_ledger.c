@@ -45,9 +45,9 @@ static void faulty_fini(rm_ctx *ctx, void *state)
 }
 
 const struct rm_handler rm_handler_entry = {
-	.abi_version = RM_ABI_VERSION,
-	.name = "faulty_ledger",
-	.init = faulty_init,
-	.process = faulty_process,
-	.fini = faulty_fini,
+    .abi_version = RM_ABI_VERSION,
+    .name = "faulty_ledger",
+    .init = faulty_init,
+    .process = faulty_process,
+    .fini = faulty_fini,
 };

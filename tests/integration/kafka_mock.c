@@ -95,12 +95,12 @@ static rd_kafka_t *new_producer(const char *bootstrap)
 {
 	char err[512];
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
-	if (bootstrap && (rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, err,
-					    sizeof(err)) != RD_KAFKA_CONF_OK ||
-			  rd_kafka_conf_set(conf, "partitioner", "murmur2_random", err,
-					    sizeof(err)) != RD_KAFKA_CONF_OK ||
-			  rd_kafka_conf_set(conf, "linger.ms", "20", err, sizeof(err)) !=
-				  RD_KAFKA_CONF_OK)) {
+	if (bootstrap &&
+	    (rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, err, sizeof(err)) !=
+		 RD_KAFKA_CONF_OK ||
+	     rd_kafka_conf_set(conf, "partitioner", "murmur2_random", err, sizeof(err)) !=
+		 RD_KAFKA_CONF_OK ||
+	     rd_kafka_conf_set(conf, "linger.ms", "20", err, sizeof(err)) != RD_KAFKA_CONF_OK)) {
 		fprintf(stderr, "kafka_mock: %s\n", err);
 		rd_kafka_conf_destroy(conf);
 		return NULL;
@@ -203,7 +203,8 @@ static int dump_partition(rd_kafka_t *rk, rd_kafka_topic_t *rkt, int32_t p)
 	while (at < high && rc == 0) {
 		rd_kafka_message_t *m = rd_kafka_consume(rkt, p, FLUSH_MS);
 		if (!m) {
-			fprintf(stderr, "kafka_mock: partition %d: nothing at %lld\n", p, (long long)at);
+			fprintf(stderr, "kafka_mock: partition %d: nothing at %lld\n", p,
+				(long long)at);
 			rc = -1;
 			break;
 		}
@@ -248,12 +249,12 @@ static int dump(const struct opts *o)
 
 int main(int argc, char **argv)
 {
-	struct opts o = { 0 };
+	struct opts o = {0};
 	if (parse(argc, argv, &o) != 0)
 		return usage();
 	if (o.dump)
 		return dump(&o);
-	struct sigaction sa = { .sa_handler = on_stop };
+	struct sigaction sa = {.sa_handler = on_stop};
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0)
 		return 1;
@@ -266,9 +267,11 @@ int main(int argc, char **argv)
 	const char *bootstrap = rd_kafka_mock_cluster_bootstraps(mc);
 	int status = 1;
 	for (int i = 0; i < o.n_topics; i++) {
-		rd_kafka_resp_err_t e = rd_kafka_mock_topic_create(mc, o.topics[i], o.partitions, 1);
+		rd_kafka_resp_err_t e =
+		    rd_kafka_mock_topic_create(mc, o.topics[i], o.partitions, 1);
 		if (e) {
-			fprintf(stderr, "kafka_mock: topic %s: %s\n", o.topics[i], rd_kafka_err2str(e));
+			fprintf(stderr, "kafka_mock: topic %s: %s\n", o.topics[i],
+				rd_kafka_err2str(e));
 			goto out;
 		}
 	}

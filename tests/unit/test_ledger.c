@@ -528,9 +528,17 @@ static void test_long_line(void **state)
  * and the int64 boundary between a value and "out of range". */
 static void test_parse_payload(void **state)
 {
-	static const char *const malformed[] = {
-	    "", "deposit", "\t5", "deposit\t", "deposit\t12x", "deposit\t+5", "deposit\t-",
-	    "deposit\t 5", "deposit\t5\t", "deposit\t5\tx", "deposit\t--5"};
+	static const char *const malformed[] = {"",
+						"deposit",
+						"\t5",
+						"deposit\t",
+						"deposit\t12x",
+						"deposit\t+5",
+						"deposit\t-",
+						"deposit\t 5",
+						"deposit\t5\t",
+						"deposit\t5\tx",
+						"deposit\t--5"};
 	struct ledger_payload p;
 	const char *s;
 

@@ -1,10 +1,10 @@
 /* test_notify.c - notify_send speaks systemd's datagram protocol to
  * $NOTIFY_SOCKET, and does nothing without it. */
+#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +24,7 @@ static void test_sends_datagram(void **state)
 	snprintf(path, sizeof(path), "%s/notify.sock", dir);
 	int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
 	assert_true(fd >= 0);
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	strcpy(sa.sun_path, path);
 	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 
@@ -57,8 +57,8 @@ static void test_bad_socket_is_ignored(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_sends_datagram),
-		cmocka_unit_test(test_bad_socket_is_ignored),
+	    cmocka_unit_test(test_sends_datagram),
+	    cmocka_unit_test(test_bad_socket_is_ignored),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

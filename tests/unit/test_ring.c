@@ -8,11 +8,11 @@
  *
  * RING_STRESS_RECORDS overrides the record count of the stress test.
  */
+#include <cmocka.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <setjmp.h>
-#include <cmocka.h>
 
 #include <errno.h>
 #include <signal.h>
@@ -54,8 +54,7 @@ static int matches(const char *buf, size_t len, uint64_t seq, unsigned salt)
 }
 
 /* Put one patterned record; returns what ring_put returned. */
-static int put_rec(struct ring *r, uint64_t seq, size_t key_len,
-		   size_t payload_len)
+static int put_rec(struct ring *r, uint64_t seq, size_t key_len, size_t payload_len)
 {
 	static char key[RING_KEY_MAX + 1];
 	static char payload[1 << 20];
@@ -66,8 +65,7 @@ static int put_rec(struct ring *r, uint64_t seq, size_t key_len,
 	return ring_put(r, seq, key, key_len, payload, payload_len);
 }
 
-static void check_rec(const struct ring_rec *rec, uint64_t seq,
-		      size_t key_len, size_t payload_len)
+static void check_rec(const struct ring_rec *rec, uint64_t seq, size_t key_len, size_t payload_len)
 {
 	assert_int_equal(rec->seq, seq);
 	assert_int_equal(rec->key_len, key_len);
@@ -223,10 +221,8 @@ static void test_wrap_every_alignment(void **state)
 				continue; /* no record is that small */
 			r = make_ring(SMALL_CAP);
 			advance_to(r, SMALL_CAP - pad, &seq);
-			assert_int_equal(ring_record_size(key_len, payload_len),
-					 size);
-			assert_int_equal(put_rec(r, 1000, key_len, payload_len),
-					 0);
+			assert_int_equal(ring_record_size(key_len, payload_len), size);
+			assert_int_equal(put_rec(r, 1000, key_len, payload_len), 0);
 			/* and an ordinary one after it */
 			assert_int_equal(put_rec(r, 1001, 2, 3), 0);
 			ring_publish(r);
@@ -270,8 +266,7 @@ static void test_wrap_random_laps(void **state)
 		for (size_t i = 0; i < n; i++) {
 			assert_int_equal(rec[i].seq, expect);
 			assert_true(matches(rec[i].key, rec[i].key_len, expect, 1));
-			assert_true(matches(rec[i].payload, rec[i].payload_len,
-					    expect, 2));
+			assert_true(matches(rec[i].payload, rec[i].payload_len, expect, 2));
 			expect++;
 		}
 		ring_ack(r, rec[n - 1].end);
@@ -329,8 +324,7 @@ static void test_oversized_record(void **state)
 	assert_int_equal(put_rec(r, 1, 1, max), -EMSGSIZE);
 	assert_int_equal(put_rec(r, 1, 10, max - 9), -EMSGSIZE);
 	assert_int_equal(ring_reserve(r, 1, 1, max, &slot), -EMSGSIZE);
-	assert_int_equal(ring_reserve(r, 1, 1, SIZE_MAX - 8, &slot),
-			 -EMSGSIZE);
+	assert_int_equal(ring_reserve(r, 1, 1, SIZE_MAX - 8, &slot), -EMSGSIZE);
 	assert_int_equal(ring_wait_space(r, 1, max, -1), -EMSGSIZE);
 	assert_int_equal(ring_push(r, 1, "k", 1, "", max), -EMSGSIZE);
 	assert_int_equal(stats_of(r).records, 0);
@@ -462,7 +456,7 @@ static void test_seq_at(void **state)
 	uint64_t pos = ring_write_pos(r);
 	assert_int_equal(ring_acked_pos(r), pos);
 	assert_int_equal(ring_seq_at(r, pos, &at), -ENOENT);
-	assert_int_equal(put_rec(r, 700, 1, 15), 0); /* behind 16 bytes of pad */
+	assert_int_equal(put_rec(r, 700, 1, 15), 0);	     /* behind 16 bytes of pad */
 	assert_int_equal(ring_seq_at(r, pos, &at), -ENOENT); /* not published */
 	assert_int_equal(put_rec(r, 701, 1, 1), 0);
 	ring_publish(r);
@@ -634,9 +628,8 @@ static void test_wait_eintr(void **state)
 	/* Repeating: a signal that lands while the waiter still spins is
 	 * noticed only in the sleep (ring.h), so keep signalling until one
 	 * finds it asleep; a loaded machine can stretch the spin. */
-	struct itimerval it = { .it_value = { .tv_usec = 30000 },
-				.it_interval = { .tv_usec = 30000 } };
-	struct itimerval off = { { 0, 0 }, { 0, 0 } };
+	struct itimerval it = {.it_value = {.tv_usec = 30000}, .it_interval = {.tv_usec = 30000}};
+	struct itimerval off = {{0, 0}, {0, 0}};
 
 	(void)state;
 	memset(&sa, 0, sizeof(sa));
@@ -672,9 +665,8 @@ struct stress_gen {
 #define STRESS_SRC (1u << 16)
 #define STRESS_MAX_PAYLOAD 6000u
 
-static void stress_shape(struct stress_gen *g, uint64_t seq, size_t *key_len,
-			 size_t *payload_len, const char **key,
-			 const char **payload)
+static void stress_shape(struct stress_gen *g, uint64_t seq, size_t *key_len, size_t *payload_len,
+			 const char **key, const char **payload)
 {
 	uint64_t x = rnd(&g->rng);
 
@@ -699,8 +691,7 @@ static char *stress_source(void)
 	uint64_t s = 7;
 
 	assert_non_null(src);
-	for (size_t i = 0; i < STRESS_SRC + STRESS_MAX_PAYLOAD + RING_KEY_MAX;
-	     i++)
+	for (size_t i = 0; i < STRESS_SRC + STRESS_MAX_PAYLOAD + RING_KEY_MAX; i++)
 		src[i] = (char)rnd(&s);
 	return src;
 }
@@ -708,11 +699,10 @@ static char *stress_source(void)
 /* Consumer side: every seq once, in order, with the expected sizes and
  * bytes. Exit status: 0 ok, 1 wait failed, 2 order, 3 shape, 4 bytes,
  * 5 count, 6 report. */
-static int stress_consume(struct ring *r, const char *src, uint64_t total,
-			  int report_fd)
+static int stress_consume(struct ring *r, const char *src, uint64_t total, int report_fd)
 {
 	static struct ring_rec rec[4096];
-	struct stress_gen g = { 99, src };
+	struct stress_gen g = {99, src};
 	uint64_t expect = 0, sum = 0, batch_rng = 5;
 	int rc;
 
@@ -728,11 +718,9 @@ static int stress_consume(struct ring *r, const char *src, uint64_t total,
 			stress_shape(&g, expect, &kl, &pl, &k, &p);
 			if (rec[i].key_len != kl || rec[i].payload_len != pl)
 				return 3;
-			if (memcmp(rec[i].key, k, kl) ||
-			    memcmp(rec[i].payload, p, pl))
+			if (memcmp(rec[i].key, k, kl) || memcmp(rec[i].payload, p, pl))
 				return 4;
-			sum = sum_bytes(sum_bytes(sum, rec[i].key, kl),
-					rec[i].payload, pl);
+			sum = sum_bytes(sum_bytes(sum, rec[i].key, kl), rec[i].payload, pl);
 			expect++;
 			if (i == n / 2 && rnd(&batch_rng) % 8 == 0)
 				ring_ack(r, rec[i].end); /* mid-batch now and then */
@@ -753,7 +741,7 @@ static int stress_consume(struct ring *r, const char *src, uint64_t total,
  * mixed at random. Returns the checksum of everything sent. */
 static uint64_t stress_produce(struct ring *r, const char *src, uint64_t total)
 {
-	struct stress_gen g = { 99, src };
+	struct stress_gen g = {99, src};
 	uint64_t seq = 0, sum = 0, mode_rng = 3;
 
 	while (seq < total) {
@@ -768,23 +756,19 @@ static uint64_t stress_produce(struct ring *r, const char *src, uint64_t total)
 			stress_shape(&g, seq, &kl, &pl, &k, &p);
 			sum = sum_bytes(sum_bytes(sum, k, kl), p, pl);
 			if (mode % 4 == 0) {
-				assert_int_equal(ring_push(r, seq, k, kl, p, pl),
-						 0);
+				assert_int_equal(ring_push(r, seq, k, kl, p, pl), 0);
 				continue;
 			}
 			if (mode % 4 == 1) {
-				while (ring_reserve(r, seq, kl, pl, &slot) ==
-				       -EAGAIN)
-					assert_int_equal(ring_wait_space(
-						r, kl, pl, WAIT_MS), 0);
+				while (ring_reserve(r, seq, kl, pl, &slot) == -EAGAIN)
+					assert_int_equal(ring_wait_space(r, kl, pl, WAIT_MS), 0);
 				memcpy(slot.key, k, kl);
 				memcpy(slot.payload, p, pl);
 				ring_commit(r, &slot);
 				continue;
 			}
 			while (ring_put(r, seq, k, kl, p, pl) == -EAGAIN)
-				assert_int_equal(ring_wait_space(r, kl, pl,
-								 WAIT_MS), 0);
+				assert_int_equal(ring_wait_space(r, kl, pl, WAIT_MS), 0);
 		}
 		ring_publish(r);
 	}
@@ -815,8 +799,7 @@ static void test_two_process_stress(void **state)
 	close(fds[1]);
 	sent_sum = stress_produce(r, src, total);
 	assert_int_equal(reap(pid), 0);
-	assert_int_equal(read(fds[0], &got_sum, sizeof(got_sum)),
-			 sizeof(got_sum));
+	assert_int_equal(read(fds[0], &got_sum, sizeof(got_sum)), sizeof(got_sum));
 	assert_int_equal(got_sum, sent_sum);
 	assert_true(ring_drained(r));
 	assert_int_equal(stats_of(r).records, total);
@@ -892,10 +875,9 @@ static void test_lost_wakeup(void **state)
 
 		payload[0] = (char)burst;
 		for (uint64_t i = 0; i < burst; i++) {
-			while (ring_put(down, round * PP_MAX_BURST + i, "k", 1,
-					payload, big) == -EAGAIN)
-				assert_int_equal(ring_wait_space(down, 1, big,
-								 WAIT_MS), 0);
+			while (ring_put(down, round * PP_MAX_BURST + i, "k", 1, payload, big) ==
+			       -EAGAIN)
+				assert_int_equal(ring_wait_space(down, 1, big, WAIT_MS), 0);
 			if (rnd(&s) % 2)
 				ring_publish(down);
 		}
@@ -964,7 +946,7 @@ static void test_sleep_paths(void **state)
 
 struct crash_board {
 	uint64_t unacked_first, unacked_last; /* what the victim held */
-	uint64_t rewound_first;               /* first seq after rewind */
+	uint64_t rewound_first;		      /* first seq after rewind */
 	uint8_t seen[CRASH_RECORDS];
 };
 
@@ -1049,8 +1031,7 @@ static void test_consumer_crash(void **state)
 	char c;
 
 	(void)state;
-	b = mmap(NULL, sizeof(*b), PROT_READ | PROT_WRITE,
-		 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	b = mmap(NULL, sizeof(*b), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	assert_true(b != MAP_FAILED);
 	assert_int_equal(pipe(fds), 0);
 	if ((producer = fork_or_fail()) == 0)
@@ -1085,26 +1066,26 @@ static void test_consumer_crash(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_sizes_and_init),
-		cmocka_unit_test(test_seq_at),
-		cmocka_unit_test(test_wrap_every_alignment),
-		cmocka_unit_test(test_wrap_random_laps),
-		cmocka_unit_test(test_full_ring),
-		cmocka_unit_test(test_oversized_record),
-		cmocka_unit_test(test_key_limits),
-		cmocka_unit_test(test_batch_publish),
-		cmocka_unit_test(test_reserve_commit),
-		cmocka_unit_test(test_oldest_seq),
-		cmocka_unit_test(test_rewind_redelivers),
-		cmocka_unit_test(test_close_epipe),
-		cmocka_unit_test(test_stats),
-		cmocka_unit_test(test_stats_padding),
-		cmocka_unit_test(test_wait_timeouts),
-		cmocka_unit_test(test_wait_eintr),
-		cmocka_unit_test(test_two_process_stress),
-		cmocka_unit_test(test_lost_wakeup),
-		cmocka_unit_test(test_sleep_paths),
-		cmocka_unit_test(test_consumer_crash),
+	    cmocka_unit_test(test_sizes_and_init),
+	    cmocka_unit_test(test_seq_at),
+	    cmocka_unit_test(test_wrap_every_alignment),
+	    cmocka_unit_test(test_wrap_random_laps),
+	    cmocka_unit_test(test_full_ring),
+	    cmocka_unit_test(test_oversized_record),
+	    cmocka_unit_test(test_key_limits),
+	    cmocka_unit_test(test_batch_publish),
+	    cmocka_unit_test(test_reserve_commit),
+	    cmocka_unit_test(test_oldest_seq),
+	    cmocka_unit_test(test_rewind_redelivers),
+	    cmocka_unit_test(test_close_epipe),
+	    cmocka_unit_test(test_stats),
+	    cmocka_unit_test(test_stats_padding),
+	    cmocka_unit_test(test_wait_timeouts),
+	    cmocka_unit_test(test_wait_eintr),
+	    cmocka_unit_test(test_two_process_stress),
+	    cmocka_unit_test(test_lost_wakeup),
+	    cmocka_unit_test(test_sleep_paths),
+	    cmocka_unit_test(test_consumer_crash),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -10,11 +10,11 @@
  * Each test gets a fresh temporary directory, removed afterwards. The struct
  * cfg is built by hand so these tests do not depend on cfg.c.
  */
+#include <cmocka.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <setjmp.h>
-#include <cmocka.h>
 
 #include <errno.h>
 #include <ftw.h>
@@ -154,7 +154,7 @@ static uint64_t load_ok(struct fx *fx, struct store_env *env)
  * children, which must not call cmocka's assertions. */
 static int table_is(struct store_txn *txn, const char *table, const char *key, const char *want)
 {
-	struct store_val v = { NULL, 0 };
+	struct store_val v = {NULL, 0};
 	int rc = store_table_get(txn, table, key, strlen(key), &v);
 
 	if (!want)
@@ -195,7 +195,7 @@ static void test_config_load_and_read(void **state)
 	assert_int_equal(store_config_generation(txn), 1);
 	assert_table(txn, "rules", "a", "1");
 	assert_table(txn, "rules", "b", "2\tand more"); /* tabs stay, \r goes */
-	assert_table(txn, "rules", "c", "");           /* no value: empty */
+	assert_table(txn, "rules", "c", "");		/* no value: empty */
 	assert_table(txn, "rules", "d", NULL);
 	assert_table(txn, "rules", "# comment", NULL);
 	assert_table(txn, "accounts", "acct-0", "Bob"); /* no final newline */
@@ -556,8 +556,8 @@ static struct store_env *shard_open(struct fx *fx, unsigned partitions, uint64_t
 {
 	struct store_env *s = NULL;
 	char err[STORE_ERR_LEN] = "";
-	int rc = store_shard_open(fx->data_dir, 0, partitions, map_size, STORE_SYNC_NONE, 0, &s,
-				  err);
+	int rc =
+	    store_shard_open(fx->data_dir, 0, partitions, map_size, STORE_SYNC_NONE, 0, &s, err);
 
 	if (rc)
 		fail_msg("store_shard_open: %d %s", rc, err);
@@ -566,7 +566,7 @@ static struct store_env *shard_open(struct fx *fx, unsigned partitions, uint64_t
 
 static int state_is(struct store_txn *txn, const char *key, const char *want)
 {
-	struct store_val v = { NULL, 0 };
+	struct store_val v = {NULL, 0};
 	int rc = store_state_get(txn, key, strlen(key), &v);
 
 	if (!want)
@@ -588,9 +588,9 @@ static void test_shard_partitions(void **state)
 	char err[STORE_ERR_LEN] = "", want[STORE_ERR_LEN * 2];
 
 	store_close(s);
-	assert_int_equal(store_shard_open(fx->data_dir, 0, 8, 1 << 20, STORE_SYNC_BATCH, 0, &other,
-					  err),
-			 -EEXIST);
+	assert_int_equal(
+	    store_shard_open(fx->data_dir, 0, 8, 1 << 20, STORE_SYNC_BATCH, 0, &other, err),
+	    -EEXIST);
 	assert_null(other);
 	snprintf(want, sizeof(want),
 		 "%s/state/p0 was made for 4 partitions, not 8: use partitions = 4, "
@@ -600,9 +600,8 @@ static void test_shard_partitions(void **state)
 	/* the same count is fine, and other partitions are their own shards */
 	s = shard_open(fx, 4, 1 << 20);
 	store_close(s);
-	assert_int_equal(store_shard_open(fx->data_dir, 3, 8, 1 << 20, STORE_SYNC_BATCH, 0, &other,
-					  err),
-			 0);
+	assert_int_equal(
+	    store_shard_open(fx->data_dir, 3, 8, 1 << 20, STORE_SYNC_BATCH, 0, &other, err), 0);
 	assert_int_equal(store_sync(other), 0);
 	store_close(other);
 }
@@ -739,9 +738,9 @@ static void test_shard_foreach(void **state)
 	struct store_env *s = shard_open(fx, 4, 1 << 20);
 	struct store_txn *txn;
 	/* shuffled, with a prefix pair to check shorter-first */
-	static const char *const keys[] = { "m", "b", "zz", "a", "ab", "z", "c", "aa" };
-	static const char *const sorted[] = { "a", "aa", "ab", "b", "c", "m", "z", "zz" };
-	struct collect c = { .n = 0 };
+	static const char *const keys[] = {"m", "b", "zz", "a", "ab", "z", "c", "aa"};
+	static const char *const sorted[] = {"a", "aa", "ab", "b", "c", "m", "z", "zz"};
+	struct collect c = {.n = 0};
 
 	assert_int_equal(store_state_foreach(s, collect_fn, &c), 0);
 	assert_int_equal(c.n, 0);
@@ -756,7 +755,7 @@ static void test_shard_foreach(void **state)
 	for (size_t i = 0; i < 8; i++)
 		assert_string_equal(c.keys[i], sorted[i]);
 
-	c = (struct collect){ .n = 0, .stop_after = 3 };
+	c = (struct collect){.n = 0, .stop_after = 3};
 	assert_int_equal(store_state_foreach(s, collect_fn, &c), 7);
 	assert_int_equal(c.n, 3);
 	store_close(s);
@@ -810,20 +809,20 @@ int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 	const struct CMUnitTest tests[] = {
-		T(test_config_load_and_read),
-		T(test_config_reload),
-		T(test_config_broken_changes_nothing),
-		T(test_config_drop_table),
-		T(test_config_readonly_missing),
-		T(test_meta_u64),
-		T(test_config_big_table),
-		T(test_config_reader_process),
-		T(test_shard_partitions),
-		T(test_shard_progress_and_reopen),
-		T(test_shard_abort),
-		T(test_shard_map_full),
-		T(test_shard_foreach),
-		T(test_shard_readonly),
+	    T(test_config_load_and_read),
+	    T(test_config_reload),
+	    T(test_config_broken_changes_nothing),
+	    T(test_config_drop_table),
+	    T(test_config_readonly_missing),
+	    T(test_meta_u64),
+	    T(test_config_big_table),
+	    T(test_config_reader_process),
+	    T(test_shard_partitions),
+	    T(test_shard_progress_and_reopen),
+	    T(test_shard_abort),
+	    T(test_shard_map_full),
+	    T(test_shard_foreach),
+	    T(test_shard_readonly),
 	};
 #undef T
 	return cmocka_run_group_tests(tests, NULL, NULL);
