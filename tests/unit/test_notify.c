@@ -1,10 +1,11 @@
 /* test_notify.c - notify_send speaks systemd's datagram protocol to
  * $NOTIFY_SOCKET, and does nothing without it. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <cmocka.h>
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -8,11 +8,12 @@
  *
  * RING_STRESS_RECORDS overrides the record count of the stress test.
  */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <cmocka.h>
 
 #include <errno.h>
 #include <signal.h>

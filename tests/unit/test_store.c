@@ -10,11 +10,12 @@
  * Each test gets a fresh temporary directory, removed afterwards. The struct
  * cfg is built by hand so these tests do not depend on cfg.c.
  */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <cmocka.h>
 
 #include <errno.h>
 #include <ftw.h>
