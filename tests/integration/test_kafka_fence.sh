@@ -14,7 +14,8 @@
 N=12000
 "$RINGCTL" gen events --events $N --keys 2000 --seed 21 --skew 0.9 >"$T/events.tsv"
 write_config "$T/file.ini"
-"$RINGMASTER" -c "$T/file.ini" 2>"$T/file.log" || { cat "$T/file.log"; fail "file run"; }
+"$RINGMASTER" -c "$T/file.ini" --summary "$T/file.json" 2>"$T/file.log" ||
+	{ cat "$T/file.log"; fail "file run"; }
 "$RINGCTL" -c "$T/file.ini" dump-state >"$T/file.state"
 kafka_start_mock "$T/events.tsv"
 
@@ -64,10 +65,24 @@ ok "a and b split the partitions (a: $a_parts)"
 # Freeze a, workers and all; b gets a's partitions once a's session ends.
 kill -STOP -- "-$PID_a"
 wait_until 60 log_has "$T/b.log" "kafka: assigned partitions 0,1,2,3 of"
+# Take both bases at once, then wait for 100 more events on each (or for
+# the partition's end: it may be nearly done by the time both fences are in).
+declare -A base
 for p in ${a_parts/,/ }; do
 	wait_until 60 log_has "$T/b.log" "partition $p: fence of generation"
-	base=$(part_field b $p processed) || fail "b's control socket does not answer"
-	wait_until 60 eval '[ "$(part_field b '$p' processed)" -ge '$((base + 100))' ]'
+done
+for p in ${a_parts/,/ }; do
+	base[$p]=$(part_field b $p processed) || fail "b's control socket does not answer"
+done
+# went_on P TOTAL: b's partition P ran 100 events past its base, or to its
+# end (seq is the offset; TOTAL events from the file run).
+went_on() {
+	[ "$(part_field b $1 processed)" -ge $((base[$1] + 100)) ] ||
+		[ "$(part_field b $1 applied_seq)" -ge $(($2 - 1)) ]
+}
+for p in ${a_parts/,/ }; do
+	total=$(jq -e ".per_partition[$p].processed" "$T/file.json") || fail "no total for partition $p"
+	wait_until 60 went_on $p $total
 done
 ok "b took a's partitions $a_parts over, fenced their changelogs and went on"
 
