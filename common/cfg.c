@@ -147,6 +147,7 @@ static const struct setting settings[] = {
 	{ "restart", "backoff_max", set_dur, OFF(backoff_max_ms), 0, 1, HOUR, "30s", NULL },
 	{ "restart", "backoff_reset", set_dur, OFF(backoff_reset_ms), 0, 1, HOUR, "10s", NULL },
 	{ "restart", "poison_after", set_num, OFF(poison_after), F_U32, 1, 100, "3", NULL },
+	{ "restart", "fail_after", set_num, OFF(fail_after), F_U32, 1, 1000000, "100", NULL },
 };
 /* clang-format on */
 

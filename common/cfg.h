@@ -90,6 +90,7 @@ struct cfg {
 	uint64_t backoff_max_ms;     /* default 30s */
 	uint64_t backoff_reset_ms;   /* default 10s */
 	unsigned poison_after;	     /* default 3 */
+	unsigned fail_after;	     /* poison events in a row that fail a partition; default 100 */
 
 	/* [handler] any key = value, for rm_param() */
 	struct cfg_kv *params;

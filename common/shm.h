@@ -33,15 +33,25 @@ struct shm_worker {
 	_Atomic uint64_t skipped;    /* seq at or below applied_seq */
 	_Atomic uint64_t rejected;   /* handler RM_REJECT: dead-lettered */
 	_Atomic uint64_t batches;
-	_Atomic uint64_t consumed;     /* ring records acked (lag = ring records - consumed) */
-	_Atomic uint64_t applied_seq;  /* last committed seq */
-	_Atomic uint64_t heartbeat_ns; /* CLOCK_MONOTONIC, bumped every batch and when idle */
-	_Atomic uint64_t current_seq;  /* the event in the handler, SHM_NO_SEQ between */
-	_Atomic uint64_t skip_seq;     /* poison: the next worker dead-letters this seq */
-	_Atomic uint64_t busy_ns;      /* time spent on batches */
-	_Atomic uint64_t wait_ns;      /* time spent waiting for events */
-	_Atomic uint64_t started_ns;   /* when this worker process started */
-	_Atomic uint32_t restoring;    /* 1 while rebuilding state (Kafka) */
+	_Atomic uint64_t consumed;    /* ring records acked (lag = ring records - consumed) */
+	_Atomic uint64_t applied_seq; /* last committed seq */
+	_Atomic uint64_t
+	    heartbeat_ns; /* CLOCK_MONOTONIC, bumped every batch and when idle or blocked */
+	_Atomic uint64_t current_seq; /* the event in the handler, SHM_NO_SEQ between */
+	_Atomic uint64_t skip_seq;    /* poison: the next worker dead-letters this seq */
+	/* Bisecting a failed batch (worker.c, lifecycle.c). The worker notes
+	 * the batch in hand; after a death in it, the supervisor tells the
+	 * next worker to take at most batch_limit events per batch until it
+	 * has committed past limit_until, halving the limit at every death. */
+	_Atomic uint32_t batch_n;	 /* events in the batch in hand */
+	_Atomic uint32_t batch_limit;	 /* 0: none; else the most events per batch */
+	_Atomic uint64_t batch_last_seq; /* seq of the last event of the batch in hand */
+	_Atomic uint64_t limit_until;	 /* batch_limit holds until this seq is committed */
+	_Atomic uint64_t good_seq;   /* last committed event the handler finished, or SHM_NO_SEQ */
+	_Atomic uint64_t busy_ns;    /* time spent on batches */
+	_Atomic uint64_t wait_ns;    /* time spent waiting for events */
+	_Atomic uint64_t started_ns; /* when this worker process started */
+	_Atomic uint32_t restoring;  /* 1 while rebuilding state (Kafka) */
 	_Atomic uint32_t restore_pct;
 	_Atomic uint32_t has_applied; /* applied_seq is meaningful (Kafka offsets) */
 	/* Durability (see worker.c, maybe_sync): what the last completed

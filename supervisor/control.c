@@ -48,7 +48,7 @@ struct control {
 
 /* One partition's figures, for `workers` and `metrics`. */
 struct worker_row {
-	uint64_t partition, pid, up, restarts;
+	uint64_t partition, pid, up, failed, held, restarts;
 	const char *state, *last_exit;
 	char state_buf[32]; /* "restoring 42%" */
 	double uptime;	    /* NAN when not running */
@@ -66,6 +66,8 @@ static void worker_row(const struct sup *s, unsigned p, uint64_t now, struct wor
 	r->partition = p;
 	r->pid = w->pid > 0 ? (uint64_t)w->pid : 0;
 	r->up = w->pid > 0 && w->state == WK_RUNNING;
+	r->failed = w->state == WK_FAILED;
+	r->held = w->held;
 	r->state = sup_wstate_name(w->state);
 	if (w->state == WK_STOPPED && atomic_load(&sw->kafka_fenced_by))
 		r->state = "fenced";
@@ -98,7 +100,7 @@ static void worker_row(const struct sup *s, unsigned p, uint64_t now, struct wor
 struct status_row {
 	const char *source, *source_name, *unit;
 	uint64_t pid, generation, partitions, pos, size, lag;
-	uint64_t processed, rejected, skipped, restarts, running;
+	uint64_t processed, rejected, skipped, restarts, running, failed, held;
 	double uptime, rate;
 };
 
@@ -152,6 +154,8 @@ static void status_row(const struct sup *s, uint64_t now, struct status_row *st)
 		st->skipped += atomic_load(&sw->skipped);
 		st->restarts += s->workers[p].restarts;
 		st->running += s->workers[p].pid > 0;
+		st->failed += s->workers[p].state == WK_FAILED;
+		st->held += s->workers[p].held;
 		st->rate += sup_worker_rate(s, p);
 	}
 }
@@ -198,6 +202,8 @@ static void render_status(const struct sup *s, enum proto_format fmt, struct pro
 	    {"events_per_second", "events/s"},
 	    {"workers_running", "workers running"},
 	    {"restarts", "restarts"},
+	    {"failed_partitions", "failed partitions"},
+	    {"held", "held back"},
 	};
 	struct status_row st;
 	status_row(s, shm_now_ns(), &st);
@@ -224,6 +230,8 @@ static void render_status(const struct sup *s, enum proto_format fmt, struct pro
 	    typed_v(PROTO_T_F64, 0, st.rate),
 	    u64_v(st.running),
 	    u64_v(st.restarts),
+	    u64_v(st.failed),
+	    u64_v(st.held),
 	};
 	_Static_assert(sizeof(cols) / sizeof(cols[0]) == sizeof(vals) / sizeof(vals[0]),
 		       "one value per column");
@@ -332,6 +340,10 @@ static const struct metric status_metrics[] = {
 
 static const struct metric worker_metrics[] = {
     WM("worker_up", "gauge", M_U64, up, "1 while the partition's worker process runs."),
+    WM("worker_failed", "gauge", M_U64, failed,
+       "1 when the partition failed (fail_after or an fsync) and is not restarted."),
+    WM("worker_events_held_total", "counter", M_U64, held,
+       "Events not dispatched because the partition failed; redone at the next start."),
     WM("worker_restarts_total", "counter", M_U64, restarts, "Times the worker was restarted."),
     WM("worker_uptime_seconds", "gauge", M_F64, uptime,
        "Seconds since the current worker process started."),
@@ -480,7 +492,7 @@ static int do_restart(struct sup *s, unsigned p, struct proto_buf *b)
 				 msg[0] ? msg : "(no reason given)");
 		return -1;
 	}
-	proto_buf_printf(b, "restarting worker %u\n", p);
+	proto_buf_printf(b, "restarting worker %u: %s\n", p, msg);
 	return 0;
 }
 

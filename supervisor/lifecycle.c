@@ -6,9 +6,18 @@
  * delay starts at backoff_initial, doubles up to backoff_max, and starts
  * over once a worker has stayed up backoff_reset.
  *
- * A worker notes in shared memory the seq it is handling. When workers keep
- * dying on the same seq (poison_after times), the next one is told to move
- * that event to the dead-letter file instead of handling it. */
+ * A worker notes in shared memory the batch in hand and the seq it is
+ * handling. A death in the handler (a crash, exit, an error, a watchdog
+ * kill) bisects the batch, as stream processors "bisect batch on error":
+ * the next worker takes at most half as many events per batch until it has
+ * committed past the failed batch, so the good events around a poison one
+ * commit and every poison event ends up alone. When workers keep dying on
+ * the same seq (poison_after times), the next one moves that event to the
+ * dead-letter file instead of handling it, and ends its batch there, so
+ * the dead letter commits before anything after it is tried. When
+ * fail_after events in a row are poison (no event finished between them),
+ * the handler fails on everything: the partition is marked failed and not
+ * restarted until `ringctl restart-worker`; the rest goes on. */
 #include "lifecycle.h"
 
 #include <errno.h>
@@ -60,9 +69,37 @@ static void describe_status(int status, char *buf, size_t size)
 		snprintf(buf, size, "wait status 0x%x", status);
 }
 
-/* Count a death on the seq the worker was handling; after poison_after
- * deaths on one seq, tell the next worker to dead-letter it. */
-static void note_poison(struct sup *s, unsigned p)
+/* An event the handler could not finish, poison_after times: one more in
+ * a row. Returns 1 when that makes fail_after: the partition fails. */
+static int note_unfinished(struct sup *s, unsigned p, uint64_t seq)
+{
+	struct sup_worker *w = &s->workers[p];
+	uint64_t good = atomic_load(&s->shm.workers[p].good_seq);
+	if (w->fails_in_row && (good == SHM_NO_SEQ || good < w->last_fail_seq))
+		w->fails_in_row++;
+	else
+		w->fails_in_row = 1; /* the handler finished one since */
+	w->last_fail_seq = seq;
+	if (w->fails_in_row < s->cfg.fail_after)
+		return 0;
+	w->state = WK_FAILED;
+	w->fail_handler = 1;
+	s->failed_partitions++;
+	snprintf(w->last_exit, sizeof(w->last_exit),
+		 "failed: the handler could not finish %u events in a row", w->fails_in_row);
+	log_error("partition %u failed: its handler could not finish %u events in a row "
+		  "(fail_after), the last seq=%llu: not restarting it. Its events wait in its "
+		  "ring, held back once that is full; the rest goes on. Fix the handler or its "
+		  "tables, then run: ringctl restart-worker %u",
+		  p, w->fails_in_row, (unsigned long long)seq, p);
+	return 1;
+}
+
+/* A worker died. If it died in the handler, bisect the batch it had, count
+ * the death against the event, and after poison_after deaths on one event
+ * tell the next worker to dead-letter it. Returns 1 when the partition
+ * failed (note_unfinished). */
+static int note_death(struct sup *s, unsigned p)
 {
 	struct sup_worker *w = &s->workers[p];
 	struct shm_worker *st = &s->shm.workers[p];
@@ -70,21 +107,33 @@ static void note_poison(struct sup *s, unsigned p)
 	atomic_store(&st->current_seq, SHM_NO_SEQ);
 	if (seq == SHM_NO_SEQ) {
 		w->poison_deaths = 0;
-		return;
+		return 0; /* not in the handler: not the events' fault */
 	}
+	uint32_t n = atomic_load(&st->batch_n), limit = n > 1 ? n / 2 : 1;
+	if (n > 1)
+		log_warn("worker %u died on seq=%llu in a batch of %u events (the last seq=%llu): "
+			 "retrying them %u at a time",
+			 p, (unsigned long long)seq, n,
+			 (unsigned long long)atomic_load(&st->batch_last_seq), limit);
+	atomic_store(&st->limit_until, atomic_load(&st->batch_last_seq));
+	atomic_store(&st->batch_limit, limit);
 	if (w->poison_deaths && seq == w->poison_seq) {
 		w->poison_deaths++;
 	} else {
 		w->poison_seq = seq;
 		w->poison_deaths = 1;
 	}
-	if (w->poison_deaths >= s->cfg.poison_after) {
-		log_error("event seq=%llu killed worker %u %u times: moving it to the "
-			  "dead-letter file as poison",
-			  (unsigned long long)seq, p, w->poison_deaths);
-		atomic_store(&st->skip_seq, seq);
-		w->poison_deaths = 0;
-	}
+	if (w->poison_deaths < s->cfg.poison_after)
+		return 0;
+	w->poison_deaths = 0;
+	if (note_unfinished(s, p, seq))
+		return 1;
+	log_error("event seq=%llu killed worker %u %u times: moving it to the "
+		  "dead-letter file as poison",
+		  (unsigned long long)seq, p, s->cfg.poison_after);
+	atomic_store(&st->skip_seq, seq);
+	w->backoff_ms = 0; /* progress: the next try starts from backoff_initial */
+	return 0;
 }
 
 static uint64_t next_delay(struct sup *s, struct sup_worker *w, uint64_t now)
@@ -153,7 +202,8 @@ static void worker_exited(struct sup *s, unsigned p, int status, int closing)
 		lc_spawn(s, p);
 		return;
 	}
-	note_poison(s, p);
+	if (note_death(s, p))
+		return;
 	uint64_t delay = next_delay(s, w, now);
 	log_warn("worker %u (pid %ld) ended: %s; restarting it in %llums (restart %u)", p,
 		 (long)pid, w->last_exit, (unsigned long long)delay, w->restarts);
@@ -176,8 +226,11 @@ static void reap(struct sup *s, int closing)
 	}
 }
 
-/* A worker with events waiting and no heartbeat for `watchdog` is hung (or
- * stopped): kill it; the reaper restarts it. */
+/* A worker with events waiting and no progress for `watchdog` is hung (or
+ * stopped): kill it; the reaper restarts it. Progress is an event finished
+ * (the seq in the handler changes) or a heartbeat (a batch begun, or a
+ * wait on an output that is still alive), so a slow but healthy handler
+ * is never killed, however large its batches. */
 static void watchdog(struct sup *s, uint64_t now)
 {
 	uint64_t limit = s->cfg.watchdog_ms * MS;
@@ -191,14 +244,21 @@ static void watchdog(struct sup *s, uint64_t now)
 		int restoring = atomic_load(&st->restoring) != 0;
 		if (w->state != WK_RUNNING || (ring_drained(s->shm.rings[p]) && !restoring))
 			continue;
+		uint64_t seq = atomic_load(&st->current_seq);
+		if (seq != w->wd_seq) {
+			w->wd_seq = seq;
+			w->wd_seen_ns = now;
+		}
 		uint64_t beat = atomic_load(&st->heartbeat_ns);
+		if (beat < w->wd_seen_ns)
+			beat = w->wd_seen_ns;
 		if (beat < w->started_ns)
 			beat = w->started_ns; /* still starting: count from the fork */
 		/* The worker may have beaten after `now` was read. */
 		if (beat >= now || now - beat < limit)
 			continue;
-		log_error("worker %u (pid %ld) has %s and no heartbeat for %llums: killing it", p,
-			  (long)w->pid, restoring ? "not got ready" : "events waiting",
+		log_error("worker %u (pid %ld) has %s and made no progress for %llums: killing it",
+			  p, (long)w->pid, restoring ? "not got ready" : "events waiting",
 			  (unsigned long long)((now - beat) / MS));
 		kill(w->pid, SIGKILL);
 		w->started_ns = now; /* one kill per watchdog period */
@@ -286,6 +346,8 @@ int lc_acquire(struct sup *s, unsigned p)
 	s->pending[p] = 0;
 	atomic_store(&st->current_seq, SHM_NO_SEQ);
 	atomic_store(&st->skip_seq, SHM_NO_SEQ);
+	atomic_store(&st->batch_limit, 0);
+	atomic_store(&st->good_seq, SHM_NO_SEQ);
 	atomic_store(&st->has_applied, 0);
 	atomic_store(&st->has_durable, 0);
 	atomic_store(&st->durable_pos, 0);
@@ -296,6 +358,7 @@ int lc_acquire(struct sup *s, unsigned p)
 	atomic_store(&st->kafka_fenced_by, 0);
 	w->backoff_ms = s->cfg.backoff_initial_ms;
 	w->poison_deaths = 0;
+	w->fails_in_row = 0;
 	w->releasing = 0;
 	return lc_spawn(s, p);
 }
@@ -325,12 +388,38 @@ int sup_restart_worker(struct sup *s, unsigned p, char *msg, size_t len)
 		return -1;
 	}
 	struct sup_worker *w = &s->workers[p];
-	if (w->state == WK_FAILED) {
+	if (w->state == WK_FAILED && !w->fail_handler) {
 		snprintf(msg, len,
 			 "partition %u failed on an fsync: its pages cannot be trusted; fix the "
 			 "disk, then restart ringmaster",
 			 p);
 		return -1;
+	}
+	if (w->state == WK_FAILED) {
+		/* The handler or its tables were fixed (we trust the operator):
+		 * resume where it failed, one event at a time at first. */
+		w->state = WK_STOPPED;
+		w->fail_handler = 0;
+		w->fails_in_row = w->poison_deaths = 0;
+		w->backoff_ms = 0;
+		s->failed_partitions--;
+		if (lc_spawn(s, p) != 0) {
+			snprintf(msg, len, "cannot start worker %u (see the log)", p);
+			return -1;
+		}
+		log_warn("partition %u resumed by restart-worker (worker pid %ld)", p,
+			 (long)w->pid);
+		if (w->held)
+			snprintf(
+			    msg, len,
+			    "worker %u (pid %ld) resumes partition %u; %llu of its events were "
+			    "held back while it failed: they are redone at the next start of "
+			    "ringmaster, and until then its new events are held back too",
+			    p, (long)w->pid, p, (unsigned long long)w->held);
+		else
+			snprintf(msg, len, "worker %u (pid %ld) resumes partition %u", p,
+				 (long)w->pid, p);
+		return 0;
 	}
 	if (w->state != WK_RUNNING) {
 		snprintf(msg, len, "worker %u is not running (%s)", p, sup_wstate_name(w->state));

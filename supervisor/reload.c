@@ -118,13 +118,15 @@ static uint64_t wm_floor(struct sup *s, unsigned p)
 	 * cover (the worker read it from its ring). */
 	if (next != SHM_NO_SEQ && next > w->floor)
 		w->floor = next;
-	if (durable >= written && s->workers[p].state != WK_FAILED) {
+	const struct sup_worker *sw = &s->workers[p];
+	if (durable >= written && sw->state != WK_FAILED && !sw->held) {
 		w->n = 0; /* all it was given is on disk */
 		w->floor = s->next_seq;
 	} else {
 		wm_push(w, written, s->next_seq);
 	}
-	return w->floor;
+	/* Never past an event held back: the next start redoes it. */
+	return sw->held && w->floor > sw->first_held ? sw->first_held : w->floor;
 }
 
 void wm_free(struct sup *s)
@@ -273,6 +275,7 @@ static void apply_live(struct cfg *c, struct cfg *n)
 	c->backoff_max_ms = n->backoff_max_ms;
 	c->backoff_reset_ms = n->backoff_reset_ms;
 	c->poison_after = n->poison_after;
+	c->fail_after = n->fail_after;
 	SWAP(c->log_file, n->log_file);
 	SWAP(c->params, n->params);
 	SWAP(c->n_params, n->n_params);

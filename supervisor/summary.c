@@ -123,13 +123,16 @@ void summary_report(const struct sup *s, uint64_t now_ns)
 	for (size_t i = 0; i < n; i++)
 		fprintf(e, " %s=%llu", t[i].name, (unsigned long long)t[i].count);
 	fprintf(e, "%s\n", n ? "" : " none");
-	if (s->failed_partitions) {
+	if (s->failed_partitions || s->held) {
 		fprintf(e, "  failed partitions:");
 		for (unsigned p = 0; p < s->cfg.partitions; p++)
 			if (s->workers[p].state == WK_FAILED)
-				fprintf(e, " p%u", p);
-		fprintf(e, "; %llu of their events held back: a restart redoes them\n",
-			(unsigned long long)s->held);
+				fprintf(e, " p%u (%s)", p,
+					s->workers[p].fail_handler ? "handler" : "fsync");
+		fprintf(e,
+			"%s; their unprocessed events (%llu held back, the rest left in their "
+			"rings) are redone when ringmaster starts again\n",
+			s->failed_partitions ? "" : " none left", (unsigned long long)s->held);
 	}
 
 	if (!s->summary_path)

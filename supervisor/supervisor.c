@@ -213,24 +213,35 @@ int sup_dispatch(struct sup *s, uint64_t seq, const char *key, size_t key_len, c
 			       payload, payload_len, line, line_len);
 }
 
+/* Not dispatched, because the partition failed: redone at the next start,
+ * the watermark stays below it. Once one event of a partition is held, all
+ * its later ones are too, or the first would be skipped as applied. */
+static int hold(struct sup *s, unsigned p, uint64_t seq)
+{
+	struct sup_worker *w = &s->workers[p];
+	if (!w->held++)
+		w->first_held = seq;
+	s->held++;
+	return 0;
+}
+
 int sup_dispatch_to(struct sup *s, unsigned p, uint64_t seq, const char *key, size_t key_len,
 		    const char *payload, size_t payload_len, const char *line, size_t line_len)
 {
 	struct ring *r = s->shm.rings[p];
-	if (s->workers[p].state == WK_FAILED) {
-		s->held++; /* redone after a restart: the watermark stays below it */
-		return 0;
-	}
+	struct sup_worker *w = &s->workers[p];
+	if (w->held || (w->state == WK_FAILED && !w->fail_handler))
+		return hold(s, p, seq);
 	int rc = ring_put(r, seq, key, key_len, payload, payload_len);
 	if (rc == -EAGAIN) {
-		rc = wait_for_room(s, p, key_len, payload_len);
+		/* A failed handler's ring waits for restart-worker: no room
+		 * comes, and the others go on. */
+		rc = w->state == WK_FAILED ? -ENOLINK : wait_for_room(s, p, key_len, payload_len);
 		if (rc == 0)
 			rc = ring_put(r, seq, key, key_len, payload, payload_len);
 	}
-	if (rc == -ENOLINK) {
-		s->held++;
-		return 0;
-	}
+	if (rc == -ENOLINK)
+		return hold(s, p, seq);
 	if (rc == -EMSGSIZE)
 		return sup_dead_letter(s, seq, "too_long", line, line_len);
 	if (rc == -ECANCELED)
@@ -453,6 +464,7 @@ static int start(struct sup *s)
 	for (unsigned p = 0; p < c->partitions; p++) {
 		atomic_store(&s->shm.workers[p].current_seq, SHM_NO_SEQ);
 		atomic_store(&s->shm.workers[p].skip_seq, SHM_NO_SEQ);
+		atomic_store(&s->shm.workers[p].good_seq, SHM_NO_SEQ);
 		atomic_store(&s->shm.workers[p].durable_next, SHM_NO_SEQ);
 		s->workers[p].backoff_ms = c->backoff_initial_ms;
 		if (c->source_type == CFG_SOURCE_KAFKA)
@@ -509,7 +521,8 @@ int sup_run(struct sup *s)
 	int status = start(s);
 	if (status != 0) {
 		if (s->workers) {
-			lc_kill_all(s, "start failed");
+			sup_stop = 2; /* no restarts */
+			lc_kill_all(s, "ringmaster could not start (see above), so it stops");
 			stop_workers(s);
 		}
 		cleanup(s);
@@ -542,7 +555,7 @@ int sup_run(struct sup *s)
 	stop_workers(s);
 	flush_dead_letters(s);
 	wm_record(s);
-	status = rc != 0 || s->failed || s->failed_partitions ? 1 : 0;
+	status = rc != 0 || s->failed || s->failed_partitions || s->held ? 1 : 0;
 	if (status == 0)
 		own_clean_exit(s);
 	summary_report(s, shm_now_ns());

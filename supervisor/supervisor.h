@@ -20,9 +20,12 @@ struct src_file;
 enum sup_state { SUP_STARTING, SUP_RUNNING, SUP_RELOADING, SUP_STOPPING };
 /* WK_UNOWNED: a Kafka partition this instance has not been assigned: no
  * worker, and none is started until it is (lc_acquire). */
-/* WK_FAILED: its fsync failed (WRK_EXIT_SYNC_FAILED): not restarted; its
- * events are held back (not dispatched) and the resume position stays
- * below them, so a restart of ringmaster redoes them. */
+/* WK_FAILED: not restarted. Either its fsync failed (WRK_EXIT_SYNC_FAILED):
+ * its events are held back (not dispatched) and the resume position stays
+ * below them, so a restart of ringmaster redoes them. Or its handler could
+ * not finish fail_after events in a row (fail_handler): its events wait in
+ * its ring, and once that is full they are held back too; `ringctl
+ * restart-worker` resumes it. */
 enum sup_wstate { WK_RUNNING, WK_BACKOFF, WK_STOPPED, WK_UNOWNED, WK_FAILED };
 
 #define SUP_RATE_SAMPLES 11 /* one a second: events/s over the last 10 s */
@@ -38,6 +41,13 @@ struct sup_worker {
 	char last_exit[96];	/* "killed by signal 9 (Killed)", "" */
 	uint64_t poison_seq;	/* the seq the last deaths happened on */
 	unsigned poison_deaths; /* deaths in a row on poison_seq */
+	unsigned fails_in_row;	/* poison events with no finished event between */
+	uint64_t last_fail_seq; /* the last of them */
+	int fail_handler;	/* WK_FAILED by fail_after, not by an fsync */
+	uint64_t held;		/* its events not dispatched (WK_FAILED): redone at the next start */
+	uint64_t first_held;	/* the seq of the first; the watermark stays below it */
+	uint64_t wd_seq;	/* watchdog: current_seq when last seen changing */
+	uint64_t wd_seen_ns;	/* and when */
 	int restart_requested;	/* restart-worker: stop it gracefully, then fork */
 	int releasing;		/* lc_release: drain, then WK_UNOWNED, no restart */
 	uint64_t rate_processed[SUP_RATE_SAMPLES];

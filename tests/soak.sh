@@ -99,13 +99,13 @@ while [ $SECONDS -lt $end ]; do
 	# the last start may have been killed: finish the round
 	[ -z "$(supervisor)" ] && "$RM" -c "$R/good.ini" 2>>"$R/finish.log"
 	# a worker killed by the watchdog also ends "killed by signal 9"
-	restarted=$(( $(grep -c 'killed by signal 9.*restarting it' "$R/log") - $(grep -c 'no heartbeat' "$R/log") ))
+	restarted=$(( $(grep -c 'killed by signal 9.*restarting it' "$R/log") - $(grep -c 'made no progress' "$R/log") ))
 	recovered["kill a worker"]=$(( ${recovered["kill a worker"]:-0} + restarted ))
 	# every start after the first resumed from the watermark
 	recovered["kill the process group"]=$(( ${recovered["kill the process group"]:-0} + $(grep -c 'resuming the source' "$R/log") ))
 	recovered["reload, valid change"]=$(( ${recovered["reload, valid change"]:-0} + $(grep -c 'reload done' "$R/log") ))
 	recovered["reload, broken config"]=$(( ${recovered["reload, broken config"]:-0} + $(grep -c 'reload failed: the running' "$R/log") ))
-	recovered["SIGSTOP a worker (watchdog)"]=$(( ${recovered["SIGSTOP a worker (watchdog)"]:-0} + $(grep -c 'no heartbeat' "$R/log") ))
+	recovered["SIGSTOP a worker (watchdog)"]=$(( ${recovered["SIGSTOP a worker (watchdog)"]:-0} + $(grep -c 'made no progress' "$R/log") ))
 	"$CTL" -c "$R/good.ini" dump-state >"$R/state"
 	cut -f1 "$R"/out/p*.tsv | sort -n >"$R/seqs"
 	lost=$(comm -23 "$T/ref.seqs" <(uniq "$R/seqs") | wc -l)

@@ -412,10 +412,13 @@ static int maybe_sync(struct worker *w)
 
 /* Run the handler over the batch. Returns the index of the last event it
  * applied + 1 (0 if all were skipped) or -1 on a handler error. */
-static long handle_batch(struct worker *w, size_t n, uint64_t *max_seq, uint64_t *processed)
+static long handle_batch(struct worker *w, size_t n, uint64_t *max_seq, uint64_t *processed,
+			 uint64_t *good_seq)
 {
 	struct shm_worker *st = w->a->stats;
 	long last = 0;
+	atomic_store_explicit(&st->batch_n, (uint32_t)n, memory_order_relaxed);
+	atomic_store_explicit(&st->batch_last_seq, w->recs[n - 1].seq, memory_order_relaxed);
 	for (size_t i = 0; i < n; i++) {
 		const struct ring_rec *r = &w->recs[i];
 		if (w->has_applied && r->seq <= w->applied_seq) {
@@ -454,7 +457,7 @@ static long handle_batch(struct worker *w, size_t n, uint64_t *max_seq, uint64_t
 					 w->cfg->delimiter, r->payload, r->payload_len) != 0)
 				return -1;
 		}
-		*max_seq = r->seq;
+		*max_seq = *good_seq = r->seq; /* the handler finished it */
 		(*processed)++;
 		last = (long)i + 1;
 	}
@@ -543,16 +546,51 @@ static void close_batch(struct worker *w)
 	w->dead.lines = 0;
 }
 
+/* How many events to take next: batch_max, or less while a failed batch is
+ * bisected; and never past an event to dead-letter as poison, so that its
+ * dead letter commits before anything after it is tried. *cut is set when
+ * records were read past the batch: reading must start again after it. */
+static size_t next_batch(struct worker *w, int *cut)
+{
+	struct shm_worker *st = w->a->stats;
+	size_t max = w->batch_max;
+	uint32_t limit = atomic_load_explicit(&st->batch_limit, memory_order_relaxed);
+	if (limit && limit < max)
+		max = limit;
+	size_t n = ring_peek(w->a->ring, w->recs, max);
+	uint64_t skip = atomic_load_explicit(&st->skip_seq, memory_order_relaxed);
+	*cut = 0;
+	for (size_t i = 0; skip != SHM_NO_SEQ && i + 1 < n; i++)
+		if (w->recs[i].seq == skip) {
+			*cut = 1;
+			return i + 1;
+		}
+	return n;
+}
+
+/* A batch ending at `seq` is committed: once past the failed batch, back to
+ * full batches. */
+static void end_limit(struct worker *w, uint64_t seq)
+{
+	struct shm_worker *st = w->a->stats;
+	if (atomic_load_explicit(&st->batch_limit, memory_order_relaxed) &&
+	    seq >= atomic_load_explicit(&st->limit_until, memory_order_relaxed)) {
+		atomic_store_explicit(&st->batch_limit, 0, memory_order_relaxed);
+		log_info("past the failed batch (seq=%llu): back to batches of up to %u events",
+			 (unsigned long long)seq, w->batch_max);
+	}
+}
+
 /* Effects become visible in this order: output bytes past the recorded
  * length (a crash here is undone by truncation), dead letters (at least
  * once), the commit, then the ack and the counters. */
 static int run_batch(struct worker *w, size_t n)
 {
 	struct shm_worker *st = w->a->stats;
-	uint64_t max_seq = w->applied_seq, processed = 0;
+	uint64_t max_seq = w->applied_seq, processed = 0, good_seq = SHM_NO_SEQ;
 	if (open_batch(w) != 0)
 		return -1;
-	long applied = handle_batch(w, n, &max_seq, &processed);
+	long applied = handle_batch(w, n, &max_seq, &processed, &good_seq);
 	if (applied < 0)
 		goto fail;
 	if (applied > 0) {
@@ -600,6 +638,8 @@ static int run_batch(struct worker *w, size_t n)
 		w->out_len = out_len;
 		atomic_store_explicit(&st->applied_seq, max_seq, memory_order_relaxed);
 		atomic_store_explicit(&st->has_applied, 1, memory_order_relaxed);
+		if (good_seq != SHM_NO_SEQ)
+			atomic_store_explicit(&st->good_seq, good_seq, memory_order_relaxed);
 		atomic_fetch_add_explicit(&st->processed, processed, memory_order_relaxed);
 		atomic_fetch_add_explicit(&st->rejected, rejected, memory_order_relaxed);
 		ctx_publish_counts(&w->ctx, st);
@@ -614,6 +654,7 @@ static int run_batch(struct worker *w, size_t n)
 	else if (maybe_sync(w) != 0)
 		goto fail;
 	atomic_fetch_add_explicit(&st->batches, 1, memory_order_relaxed);
+	end_limit(w, w->recs[n - 1].seq);
 	ring_ack(w->a->ring, w->recs[n - 1].end);
 	atomic_fetch_add_explicit(&st->consumed, n, memory_order_relaxed);
 	close_batch(w);
@@ -631,7 +672,8 @@ static int loop(struct worker *w)
 		atomic_store_explicit(&st->heartbeat_ns, t0, memory_order_relaxed);
 		if (stop_requested && getppid() == w->parent)
 			return 0; /* asked to stop: the last batch is committed */
-		size_t n = ring_peek(w->a->ring, w->recs, w->batch_max);
+		int cut;
+		size_t n = next_batch(w, &cut);
 		if (n == 0) {
 			if (stop_requested)
 				return 0; /* the supervisor is gone and the ring drained */
@@ -646,6 +688,8 @@ static int loop(struct worker *w)
 		}
 		if (run_batch(w, n) != 0)
 			return -1;
+		if (cut)
+			ring_rewind(w->a->ring); /* read on from the batch's end (acked) */
 		atomic_fetch_add_explicit(&st->busy_ns, shm_now_ns() - t0, memory_order_relaxed);
 	}
 }

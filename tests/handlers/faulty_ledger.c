@@ -5,6 +5,10 @@
  *   [handler] crash_payload = P   abort() on an event whose payload is P
  *   [handler] hang_payload = P    sleep forever on an event whose payload is P
  *   [handler] sleep_us = N        sleep N microseconds before every event
+ *   [handler] fail_mode = M       fail on every event of partition
+ *   [handler] fail_partition = P  P (default: every partition), by M:
+ *       abort, exit0 (exit(0)), _exit0 (_exit(0)), error (RM_ERROR),
+ *       unknown (an unknown return code), hang (sleep forever)
  */
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +34,22 @@ static int faulty_process(rm_ctx *ctx, void *state, const struct rm_event *ev)
 	if (payload_is(ev, rm_param(ctx, "hang_payload")))
 		for (;;)
 			pause();
+	const char *mode = rm_param(ctx, "fail_mode"), *part = rm_param(ctx, "fail_partition");
+	if (mode && (!part || (unsigned)atoi(part) == rm_partition(ctx))) {
+		if (strcmp(mode, "abort") == 0)
+			abort();
+		if (strcmp(mode, "exit0") == 0)
+			exit(0);
+		if (strcmp(mode, "_exit0") == 0)
+			_exit(0);
+		if (strcmp(mode, "error") == 0)
+			return RM_ERROR;
+		if (strcmp(mode, "unknown") == 0)
+			return 42;
+		if (strcmp(mode, "hang") == 0)
+			for (;;)
+				pause();
+	}
 	return ledger_handler.process(ctx, state, ev);
 }
 

@@ -152,7 +152,7 @@ ok "reload: ok with a good file, exit 1 with the errors of a bad one"
 # ---- restart-worker ----
 before=$("$RINGCTL" $C --json workers | jq '.[0].pid')
 out=$("$RINGCTL" $C restart-worker 0) || fail "restart-worker 0"
-assert_eq "restart-worker reply" "restarting worker 0" "$out"
+case $out in "restarting worker 0: worker 0 (pid "*") is restarting") ;; *) fail "restart-worker reply: $out" ;; esac
 wait_for "worker 0 restarted" ".[0].restarts == 1 and .[0].state == \"running\" and
 	.[0].pid != $before and .[0].pid > 0" "$RINGCTL" $C --json workers
 ok "restart-worker 0"
