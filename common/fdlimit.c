@@ -35,7 +35,7 @@ int fdlimit_raise(struct fd_limit *l)
 	rlim_t want = rl.rlim_max;
 	if (want == RLIM_INFINITY)
 		want = nr_open();
-	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur >= want)
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want)
 		return 0;
 	rl.rlim_cur = want;
 	if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {

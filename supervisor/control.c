@@ -879,10 +879,10 @@ static void add_conn(struct sup *s, struct control *c, int fd, uint64_t now)
 static void accept_some(struct sup *s, struct control *c, uint64_t now)
 {
 	for (int i = 0; i < CONTROL_ACCEPTS; i++) {
-		if (c->n == c->cap)
-			evict(c, now, BURST_CAP, 0);
 		int fd = accept4(c->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd >= 0) {
+			if (c->n == c->cap)
+				evict(c, now, BURST_CAP, 0);
 			add_conn(s, c, fd, now);
 			continue;
 		}
