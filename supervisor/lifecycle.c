@@ -25,8 +25,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <sysexits.h>
 #include <unistd.h>
 
+#include "control.h"
 #include "log.h"
 #include "supervisor.h"
 #include "worker.h"
@@ -48,6 +50,7 @@ int lc_spawn(struct sup *s, unsigned p)
 	if (pid == 0) {
 		/* The child uses nothing of the parent's but the mapping and
 		 * the config struct; it opens its own stores. */
+		control_close_after_fork(s);
 		struct wrk_args a = {&s->cfg, p, s->shm.rings[p], &s->shm.workers[p], self};
 		_exit(wrk_main(&a));
 	}
@@ -154,6 +157,19 @@ static void worker_exited(struct sup *s, unsigned p, int status, int closing)
 	w->pid = 0;
 	describe_status(status, w->last_exit, sizeof(w->last_exit));
 	int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == WRK_EXIT_NO_FDS) {
+		/* A new one would fare no better: stop, and say why. */
+		w->state = WK_STOPPED;
+		w->releasing = 0;
+		if (!s->exit_status)
+			log_error(
+			    "worker %u (pid %ld) cannot start: out of file descriptors (see "
+			    "above): stopping ringmaster (exit %d); raise the limit, then start "
+			    "it again",
+			    p, (long)pid, WRK_EXIT_NO_FDS);
+		sup_fail(s, EX_OSERR);
+		return;
+	}
 	if ((WIFEXITED(status) && WEXITSTATUS(status) == WRK_EXIT_SYNC_FAILED) ||
 	    atomic_load(&s->shm.workers[p].sync_failed)) {
 		/* Not even when releasing: the pages are suspect wherever they go. */

@@ -99,6 +99,7 @@ struct sup {
 	uint64_t held;		       /* events not dispatched: their partition failed */
 	unsigned failed_partitions;    /* how many are WK_FAILED: the run ends 1 */
 	int failed;		       /* a write failed or a worker cannot start */
+	int exit_status;	       /* not 0: the run stops and ends with it */
 };
 
 /* Signal flags (the only globals). */
@@ -139,6 +140,11 @@ int sup_reload(struct sup *s, char *msg, size_t len);
 
 /* A graceful stop, as SIGTERM. */
 void sup_request_stop(struct sup *s);
+
+/* A graceful stop after which ringmaster exits with `status` (EX_OSERR: a
+ * worker cannot start for lack of file descriptors). The first one set
+ * stays. */
+void sup_fail(struct sup *s, int status);
 
 /* Stop worker p gracefully (it drains what it has read and commits) and
  * start a new one at once. Returns 0, or -1 with a reason in msg. */
