@@ -98,6 +98,7 @@ static setter set_num, set_size, set_dur, set_bool, set_double, set_enum, set_le
 static const char *const source_types[] = {"file", "generate", "zmq", "kafka", NULL};
 static const char *const output_types[] = {"file", "zmq", "none", "kafka", NULL};
 static const char *const sync_modes[] = {"none", "periodic", "batch", NULL};
+static const char *const data_loss_modes[] = {"stop", "continue", NULL};
 
 #define OFF(field) offsetof(struct cfg, field)
 #define KB (1ULL << 10)
@@ -135,6 +136,7 @@ static const struct setting settings[] = {
 	{ "source", "brokers", set_str, OFF(kafka_brokers), F_OPTIONAL, 0, 0, NULL, NULL },
 	{ "source", "topic", set_str, OFF(kafka_topic), F_OPTIONAL, 0, 0, NULL, NULL },
 	{ "source", "group", set_str, OFF(kafka_group), F_OPTIONAL, 0, 0, NULL, NULL },
+	{ "source", "on_data_loss", set_enum, OFF(on_data_loss), 0, 0, 0, "stop", data_loss_modes },
 	{ "output", "type", set_enum, OFF(output_type), 0, 0, 0, "file", output_types },
 	{ "output", "dir", set_path, OFF(output_dir), 0, 0, 0, "var/out", NULL },
 	{ "output", "dead_letter", set_path, OFF(dead_letter), 0, 0, 0, "var/dead_letter.tsv", NULL },

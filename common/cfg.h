@@ -28,6 +28,7 @@
 enum cfg_source_type { CFG_SOURCE_FILE, CFG_SOURCE_GENERATE, CFG_SOURCE_ZMQ, CFG_SOURCE_KAFKA };
 enum cfg_output_type { CFG_OUTPUT_FILE, CFG_OUTPUT_ZMQ, CFG_OUTPUT_NONE, CFG_OUTPUT_KAFKA };
 enum cfg_sync { CFG_SYNC_NONE, CFG_SYNC_PERIODIC, CFG_SYNC_BATCH };
+enum cfg_data_loss { CFG_DATA_LOSS_STOP, CFG_DATA_LOSS_CONTINUE };
 
 /* A free-form name = value pair: [handler] params, [kafka] properties. */
 struct cfg_kv {
@@ -72,6 +73,7 @@ struct cfg {
 	double gen_skew;		  /* generate: 0 = uniform, else Zipf exponent */
 	char *zmq_bind;			  /* zmq: endpoint to bind */
 	char *kafka_brokers, *kafka_topic, *kafka_group;
+	enum cfg_data_loss on_data_loss; /* Kafka events deleted unread: stop | continue */
 
 	/* [output] */
 	enum cfg_output_type output_type; /* file | zmq | none | kafka */

@@ -214,3 +214,126 @@ int kafka_group_generation(rd_kafka_t *rk, int32_t *generation, char err[KAFKA_E
 	}
 	return rc;
 }
+
+/* An admin request's result event from q within timeout_ms, or NULL. */
+static rd_kafka_event_t *admin_wait(rd_kafka_queue_t *q, int timeout_ms)
+{
+	return rd_kafka_queue_poll(q, timeout_ms);
+}
+
+static int admin_unsupported(rd_kafka_resp_err_t e)
+{
+	return e == RD_KAFKA_RESP_ERR__UNSUPPORTED_FEATURE ||
+	       e == RD_KAFKA_RESP_ERR_UNSUPPORTED_VERSION || e == RD_KAFKA_RESP_ERR_INVALID_REQUEST;
+}
+
+static int admin_options(rd_kafka_t *rk, rd_kafka_admin_op_t op, int timeout_ms,
+			 rd_kafka_AdminOptions_t **out, char err[KAFKA_ERR_LEN])
+{
+	*out = rd_kafka_AdminOptions_new(rk, op);
+	if (!*out || rd_kafka_AdminOptions_set_request_timeout(
+			 *out, timeout_ms, err, KAFKA_ERR_LEN) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		if (*out)
+			rd_kafka_AdminOptions_destroy(*out);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int kafka_create_topic(rd_kafka_t *rk, const char *topic, int partitions,
+		       const char *const *configs, int timeout_ms, char err[KAFKA_ERR_LEN])
+{
+	rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, partitions, -1, err, KAFKA_ERR_LEN);
+	if (!nt)
+		return -EINVAL;
+	for (size_t i = 0; configs && configs[i]; i += 2)
+		rd_kafka_NewTopic_set_config(nt, configs[i], configs[i + 1]);
+	rd_kafka_AdminOptions_t *opt;
+	if (admin_options(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS, timeout_ms, &opt, err) != 0) {
+		rd_kafka_NewTopic_destroy(nt);
+		return -EINVAL;
+	}
+	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+	rd_kafka_CreateTopics(rk, &nt, 1, opt, q);
+	rd_kafka_event_t *ev = admin_wait(q, timeout_ms + 1000);
+	int rc;
+	if (!ev) {
+		snprintf(err, KAFKA_ERR_LEN, "no answer within %d ms", timeout_ms);
+		rc = -ETIMEDOUT;
+	} else if (rd_kafka_event_error(ev)) {
+		snprintf(err, KAFKA_ERR_LEN, "%s", rd_kafka_event_error_string(ev));
+		rc = rd_kafka_event_error(ev) == RD_KAFKA_RESP_ERR__TIMED_OUT ? -ETIMEDOUT
+		     : admin_unsupported(rd_kafka_event_error(ev))	      ? -ENOTSUP
+									      : -EIO;
+	} else {
+		size_t n = 0;
+		const rd_kafka_topic_result_t **res =
+		    rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
+		rd_kafka_resp_err_t e = n ? rd_kafka_topic_result_error(res[0]) : 0;
+		const char *msg = n ? rd_kafka_topic_result_error_string(res[0]) : NULL;
+		snprintf(err, KAFKA_ERR_LEN, "%s", msg ? msg : rd_kafka_err2str(e));
+		rc = e == RD_KAFKA_RESP_ERR_NO_ERROR		   ? 0
+		     : e == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS ? -EEXIST
+		     : admin_unsupported(e)			   ? -ENOTSUP
+								   : -EIO;
+	}
+	if (ev)
+		rd_kafka_event_destroy(ev);
+	rd_kafka_queue_destroy(q);
+	rd_kafka_AdminOptions_destroy(opt);
+	rd_kafka_NewTopic_destroy(nt);
+	return rc;
+}
+
+int kafka_topic_config(rd_kafka_t *rk, const char *topic, const char *name, char *value, size_t len,
+		       int timeout_ms, char err[KAFKA_ERR_LEN])
+{
+	rd_kafka_ConfigResource_t *cr = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
+	rd_kafka_AdminOptions_t *opt;
+	if (!cr)
+		return -ENOMEM;
+	if (admin_options(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS, timeout_ms, &opt, err) != 0) {
+		rd_kafka_ConfigResource_destroy(cr);
+		return -EINVAL;
+	}
+	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+	rd_kafka_DescribeConfigs(rk, &cr, 1, opt, q);
+	rd_kafka_event_t *ev = admin_wait(q, timeout_ms + 1000);
+	int rc = -ENOENT;
+	if (!ev) {
+		snprintf(err, KAFKA_ERR_LEN, "no answer within %d ms", timeout_ms);
+		rc = -ETIMEDOUT;
+	} else if (rd_kafka_event_error(ev)) {
+		snprintf(err, KAFKA_ERR_LEN, "%s", rd_kafka_event_error_string(ev));
+		rc = rd_kafka_event_error(ev) == RD_KAFKA_RESP_ERR__TIMED_OUT ? -ETIMEDOUT
+		     : admin_unsupported(rd_kafka_event_error(ev))	      ? -ENOTSUP
+									      : -EIO;
+	} else {
+		size_t n = 0, nc = 0;
+		const rd_kafka_ConfigResource_t **res = rd_kafka_DescribeConfigs_result_resources(
+		    rd_kafka_event_DescribeConfigs_result(ev), &n);
+		rd_kafka_resp_err_t e = n ? rd_kafka_ConfigResource_error(res[0]) : 0;
+		if (e) {
+			snprintf(err, KAFKA_ERR_LEN, "%s", rd_kafka_err2str(e));
+			rc = admin_unsupported(e) ? -ENOTSUP : -EIO;
+		}
+		const rd_kafka_ConfigEntry_t **ce =
+		    n && !e ? rd_kafka_ConfigResource_configs(res[0], &nc) : NULL;
+		for (size_t i = 0; i < nc; i++) {
+			if (strcmp(rd_kafka_ConfigEntry_name(ce[i]), name) != 0)
+				continue;
+			const char *v = rd_kafka_ConfigEntry_value(ce[i]);
+			snprintf(value, len, "%s", v ? v : "");
+			rc = 0;
+			break;
+		}
+		if (rc == -ENOENT)
+			snprintf(err, KAFKA_ERR_LEN, "%s: no setting %s", topic, name);
+	}
+	if (ev)
+		rd_kafka_event_destroy(ev);
+	rd_kafka_queue_destroy(q);
+	rd_kafka_AdminOptions_destroy(opt);
+	rd_kafka_ConfigResource_destroy(cr);
+	return rc;
+}

@@ -51,6 +51,22 @@ int kafka_changelog_topic(const struct cfg *c, char *buf, size_t len);
 int kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, int *count,
 			  char err[KAFKA_ERR_LEN]);
 
+/* Create `topic` with `partitions` partitions (the cluster's default
+ * replication) and `configs` (NULL-terminated name, value pairs), with the
+ * Admin API. Returns 0 when created; -EEXIST when it exists already;
+ * -ENOTSUP when the cluster does not implement CreateTopics (librdkafka's
+ * mock cluster); -ETIMEDOUT or -EIO otherwise; err says why. */
+int kafka_create_topic(rd_kafka_t *rk, const char *topic, int partitions,
+		       const char *const *configs, int timeout_ms, char err[KAFKA_ERR_LEN]);
+
+/* The value of topic setting `name` (DescribeConfigs) into value. Returns
+ * 0; -ENOTSUP when the cluster does not implement DescribeConfigs;
+ * -ETIMEDOUT when it did not answer (librdkafka's mock cluster, which has
+ * no controller, never does); -ENOENT or -EIO otherwise, err saying why.
+ * kafka_create_topic's errors are the same. */
+int kafka_topic_config(rd_kafka_t *rk, const char *topic, const char *name, char *value, size_t len,
+		       int timeout_ms, char err[KAFKA_ERR_LEN]);
+
 /* The generation of the consumer group `rk` is a member of, as the group
  * coordinator numbered it at the last rebalance: it grows by one at every
  * rebalance, so an assignment made later has a higher one. librdkafka 2.0

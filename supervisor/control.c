@@ -104,7 +104,7 @@ struct control {
 
 /* One partition's figures, for `workers` and `metrics`. */
 struct worker_row {
-	uint64_t partition, pid, up, failed, held, restarts;
+	uint64_t partition, pid, up, failed, held, offsets_lost, restarts;
 	const char *state, *last_exit;
 	char state_buf[32]; /* "restoring 42%" */
 	double uptime;	    /* NAN when not running */
@@ -124,6 +124,7 @@ static void worker_row(const struct sup *s, unsigned p, uint64_t now, struct wor
 	r->up = w->pid > 0 && w->state == WK_RUNNING;
 	r->failed = w->state == WK_FAILED;
 	r->held = w->held;
+	r->offsets_lost = w->offsets_lost;
 	r->state = sup_wstate_name(w->state);
 	if (w->state == WK_STOPPED && atomic_load(&sw->kafka_fenced_by))
 		r->state = "fenced";
@@ -400,6 +401,8 @@ static const struct metric worker_metrics[] = {
        "1 when the partition failed (fail_after or an fsync) and is not restarted."),
     WM("worker_events_held_total", "counter", M_U64, held,
        "Events not dispatched because the partition failed; redone at the next start."),
+    WM("kafka_offsets_lost_total", "counter", M_U64, offsets_lost,
+       "Kafka events deleted by retention before this group processed them."),
     WM("worker_restarts_total", "counter", M_U64, restarts, "Times the worker was restarted."),
     WM("worker_uptime_seconds", "gauge", M_F64, uptime,
        "Seconds since the current worker process started."),

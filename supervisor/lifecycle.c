@@ -86,7 +86,7 @@ static int note_unfinished(struct sup *s, unsigned p, uint64_t seq)
 	if (w->fails_in_row < s->cfg.fail_after)
 		return 0;
 	w->state = WK_FAILED;
-	w->fail_handler = 1;
+	w->fail = FAIL_HANDLER;
 	s->failed_partitions++;
 	snprintf(w->last_exit, sizeof(w->last_exit),
 		 "failed: the handler could not finish %u events in a row", w->fails_in_row);
@@ -174,6 +174,8 @@ static void worker_exited(struct sup *s, unsigned p, int status, int closing)
 	    atomic_load(&s->shm.workers[p].sync_failed)) {
 		/* Not even when releasing: the pages are suspect wherever they go. */
 		w->state = WK_FAILED;
+		w->fail = FAIL_SYNC;
+		w->fail_on_exit = 0;
 		w->releasing = 0;
 		s->failed_partitions++; /* the rest goes on; the run ends 1 */
 		log_error("partition %u failed: worker pid %ld could not fsync its files (see "
@@ -182,6 +184,16 @@ static void worker_exited(struct sup *s, unsigned p, int status, int closing)
 			  p, (long)pid);
 		return;
 	}
+	if (w->fail_on_exit && !w->releasing) {
+		w->fail_on_exit = 0;
+		w->state = WK_FAILED;
+		s->failed_partitions++;
+		log_info("worker %u (pid %ld) stopped: its partition failed (%s)", p, (long)pid,
+			 w->last_exit);
+		snprintf(w->last_exit, sizeof(w->last_exit), "failed: data lost to retention");
+		return;
+	}
+	w->fail_on_exit = 0;
 	if (w->releasing) {
 		/* What it did not commit, the partition's next owner redoes. */
 		w->releasing = 0;
@@ -343,6 +355,19 @@ void lc_kill(struct sup *s, unsigned p, const char *why)
 	kill(w->pid, SIGKILL);
 }
 
+void lc_fail(struct sup *s, unsigned p, int why)
+{
+	struct sup_worker *w = &s->workers[p];
+	w->fail = (enum sup_fail)why;
+	if (w->state == WK_RUNNING) {
+		w->fail_on_exit = 1; /* worker_exited marks it failed */
+		kill(w->pid, SIGTERM);
+	} else if (w->state != WK_FAILED) {
+		w->state = WK_FAILED;
+		s->failed_partitions++;
+	}
+}
+
 void lc_kill_all(struct sup *s, const char *why)
 {
 	for (unsigned p = 0; p < s->cfg.partitions; p++)
@@ -404,7 +429,7 @@ int sup_restart_worker(struct sup *s, unsigned p, char *msg, size_t len)
 		return -1;
 	}
 	struct sup_worker *w = &s->workers[p];
-	if (w->state == WK_FAILED && !w->fail_handler) {
+	if (w->state == WK_FAILED && w->fail == FAIL_SYNC) {
 		snprintf(msg, len,
 			 "partition %u failed on an fsync: its pages cannot be trusted; fix the "
 			 "disk, then restart ringmaster",
@@ -415,7 +440,13 @@ int sup_restart_worker(struct sup *s, unsigned p, char *msg, size_t len)
 		/* The handler or its tables were fixed (we trust the operator):
 		 * resume where it failed, one event at a time at first. */
 		w->state = WK_STOPPED;
-		w->fail_handler = 0;
+		if (w->fail == FAIL_DATA_LOSS) {
+			/* The Kafka source goes on from the log start
+			 * (src_kafka.c), once the worker is ready. */
+			w->accept_loss = 1;
+			atomic_store(&s->shm.workers[p].restoring, 1);
+		}
+		w->fail = FAIL_NONE;
 		w->fails_in_row = w->poison_deaths = 0;
 		w->backoff_ms = 0;
 		s->failed_partitions--;

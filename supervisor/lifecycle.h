@@ -26,6 +26,11 @@ void lc_kill_all(struct sup *s, const char *why);
 /* The same for worker p alone. */
 void lc_kill(struct sup *s, unsigned p, const char *why);
 
+/* Mark partition p failed for `why`: its worker is told to stop (SIGTERM:
+ * it commits and exits) and is not restarted; `ringctl restart-worker`
+ * resumes it. */
+void lc_fail(struct sup *s, unsigned p, int why); /* enum sup_fail */
+
 /* Kafka assignments. lc_acquire: partition p (WK_UNOWNED) is ours now:
  * empty its ring, mark it restoring (and neither lost nor fenced) in
  * shared memory and fork its worker (kafka_generation is the caller's).

@@ -276,6 +276,7 @@ static void apply_live(struct cfg *c, struct cfg *n)
 	c->backoff_reset_ms = n->backoff_reset_ms;
 	c->poison_after = n->poison_after;
 	c->fail_after = n->fail_after;
+	c->on_data_loss = n->on_data_loss;
 	SWAP(c->log_file, n->log_file);
 	SWAP(c->params, n->params);
 	SWAP(c->n_params, n->n_params);

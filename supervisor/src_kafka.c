@@ -43,11 +43,24 @@
  *
  * A message with a key is the event (key, value); one without is a line,
  * key<delimiter>payload, as the file source reads them.
+ *
+ * Stopping. Everything a stop does (the workers' release, the commit,
+ * leaving the group) shares one deadline, stop_timeout from the stop
+ * request; then the client is destroyed without further talk to the
+ * brokers, in a thread given STOP_GRACE_MS more, and left behind if even
+ * that hangs (brokers gone: librdkafka's threads may wait on sockets that
+ * never answer). Offsets whose commit did not succeed are logged; when the
+ * brokers did not answer at all the exit status is 75 (EX_TEMPFAIL).
+ * Nothing is lost: the next owner of those partitions reads them again
+ * from the last committed offsets and this instance's shards skip what
+ * they applied.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sysexits.h>
 #include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
@@ -64,6 +77,14 @@
 #define STORE_EVERY_NS 100000000ull
 #define BROKER_TIMEOUT_MS 10000
 #define RELEASE_POLL_MS 20
+#define STOP_GRACE_MS 3000
+#define WATERMARK_TIMEOUT_MS 2000
+/* A cluster answers these at once; librdkafka's mock never does (it has no
+ * controller), and a start should not wait long on it: the check of an
+ * existing changelog, at every start, gets 1 s (and only a warning if it
+ * gets no answer); creating it, once, 5 s. */
+#define CREATE_TIMEOUT_MS 5000
+#define DESCRIBE_TIMEOUT_MS 1000
 
 /* KP_FENCED: the worker found another owner's fence: read nothing more. */
 enum kpart_phase { KP_UNOWNED, KP_RESTORING, KP_FEEDING, KP_FENCED };
@@ -76,6 +97,10 @@ struct kpart {
 	int64_t next;	    /* the offset after the last message taken, -1 */
 	int64_t stored;	    /* the last offset stored, -1 */
 	int warned;	    /* a key from another partition was seen */
+	/* The revocation's commit: asked, confirmed by the commit callback,
+	 * or the error it got. */
+	int64_t commit_asked, commit_done;
+	rd_kafka_resp_err_t commit_err;
 };
 
 struct ksrc {
@@ -85,7 +110,16 @@ struct ksrc {
 	char *joined;	     /* key<delimiter>value of a keyed message */
 	size_t joined_cap;
 	uint64_t next_store_ns;
+	uint64_t stop_by; /* the stop's deadline, 0 until a stop */
 	int failed;
+	int left_behind; /* the client hung in its destruction: do not free */
+};
+
+/* A client being destroyed in a thread of its own; freed by that thread,
+ * or never if it hangs (the process exits without it). */
+struct kdestroy {
+	rd_kafka_t *rk;
+	int done; /* __atomic */
 };
 
 static const char *partition_list(const rd_kafka_topic_partition_list_t *l, char *buf, size_t len)
@@ -230,6 +264,8 @@ static void ksrc_assign(struct ksrc *k, rd_kafka_topic_partition_list_t *parts, 
 				     .committed = committed,
 				     .next = -1,
 				     .stored = -1,
+				     .commit_asked = -1,
+				     .commit_done = -1,
 				     .warned = kp->warned};
 		kp->generation = generation;
 		atomic_store(&s->shm.workers[tp->partition].kafka_generation, generation);
@@ -275,6 +311,8 @@ static void ksrc_wait_released(struct ksrc *k, const rd_kafka_topic_partition_li
 {
 	struct sup *s = k->s;
 	uint64_t deadline = shm_now_ns() + s->cfg.stop_timeout_ms * 1000000u;
+	if (k->stop_by && k->stop_by < deadline)
+		deadline = k->stop_by; /* one deadline for the whole stop */
 	while (ksrc_releasing(k, parts)) {
 		lc_supervise(s, 0);
 		if (s->control)
@@ -303,9 +341,12 @@ static void ksrc_commit(struct ksrc *k, rd_kafka_topic_partition_list_t *parts)
 		int64_t done = ksrc_done_offset(k, (unsigned)p);
 		if (done < kp->stored)
 			done = kp->stored;
-		if (done >= 0)
+		if (done >= 0) {
 			rd_kafka_topic_partition_list_add(l, parts->elems[i].topic, p)->offset =
 			    done;
+			kp->commit_asked = done;
+			kp->commit_err = RD_KAFKA_RESP_ERR_NO_ERROR;
+		}
 	}
 	/* Asynchronous: the group waits for it before it goes on, and a
 	 * cluster that is gone cannot hold the stop. A commit that fails
@@ -387,9 +428,60 @@ static const char *offset_name(int64_t at, char *buf, size_t len)
 	return buf;
 }
 
+/* Is partition p's resume position `*at` below its log start? Then Kafka
+ * deleted (retention) events this group never processed: say so, count
+ * them, and fail the partition (returns 1), unless on_data_loss = continue
+ * or restart-worker accepted the loss: then *at becomes the log start.
+ * A logical *at (no position: a new group) starts at the log start, and
+ * that is said too. Returns -1 when the log start cannot be read (try
+ * again later), else 0. */
+static int ksrc_check_loss(struct ksrc *k, unsigned p, int64_t *at)
+{
+	struct sup *s = k->s;
+	struct sup_worker *w = &s->workers[p];
+	int64_t low, high;
+	rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(
+	    k->rk, s->cfg.kafka_topic, (int32_t)p, &low, &high, WATERMARK_TIMEOUT_MS);
+	if (e) {
+		log_warn("kafka: partition %u: cannot read its log start (%s): trying again", p,
+			 rd_kafka_err2str(e));
+		return -1;
+	}
+	if (*at == RD_KAFKA_OFFSET_BEGINNING) {
+		log_info("kafka: partition %u: no committed offset and nothing applied: starting "
+			 "at its log start, offset %lld (auto.offset.reset = earliest)",
+			 p, (long long)low);
+		return 0;
+	}
+	if (*at < 0 || *at >= low)
+		return 0;
+	uint64_t lost = (uint64_t)(low - *at);
+	if (!w->accept_loss)
+		w->offsets_lost += lost;
+	log_error("kafka: partition %u: offsets %lld..%lld were deleted by the topic's retention "
+		  "before this group processed them: %llu events lost",
+		  p, (long long)*at, (long long)(low - 1), (unsigned long long)lost);
+	if (w->accept_loss || s->cfg.on_data_loss == CFG_DATA_LOSS_CONTINUE) {
+		log_warn("kafka: partition %u: going on from its log start, offset %lld (%s)", p,
+			 (long long)low,
+			 w->accept_loss ? "ringctl restart-worker accepted the loss"
+					: "[source] on_data_loss = continue");
+		w->accept_loss = 0;
+		*at = low;
+		return 0;
+	}
+	log_error("kafka: partition %u failed: not reading it ([source] on_data_loss = stop); "
+		  "the other partitions go on. To accept the loss and go on from offset %lld: "
+		  "ringctl restart-worker %u",
+		  p, (long long)low, p);
+	lc_fail(s, p, FAIL_DATA_LOSS);
+	return 1;
+}
+
 /* Start the partitions whose workers are ready: seek each to the later of
  * its shard's applied_seq + 1 and the group's committed offset (or where it
- * was assigned when neither is known), and resume it. */
+ * was assigned when neither is known), after ksrc_check_loss, and resume
+ * it. */
 static void ksrc_start_ready(struct ksrc *k)
 {
 	struct sup *s = k->s;
@@ -397,7 +489,7 @@ static void ksrc_start_ready(struct ksrc *k)
 		struct kpart *kp = &k->parts[p];
 		struct shm_worker *st = &s->shm.workers[p];
 		if (kp->phase != KP_RESTORING || s->workers[p].state != WK_RUNNING ||
-		    atomic_load(&st->restoring))
+		    s->workers[p].fail_on_exit || atomic_load(&st->restoring))
 			continue;
 		int64_t at = kp->committed;
 		if (atomic_load(&st->has_applied) &&
@@ -405,6 +497,8 @@ static void ksrc_start_ready(struct ksrc *k)
 			at = (int64_t)atomic_load(&st->applied_seq) + 1;
 		if (at < 0)
 			at = kp->start;
+		if (ksrc_check_loss(k, p, &at) != 0)
+			continue; /* failed, or try again at the next tick */
 		char name[24];
 		rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
 		rd_kafka_topic_partition_list_add(l, s->cfg.kafka_topic, (int32_t)p)->offset = at;
@@ -531,6 +625,95 @@ static int ksrc_check_topic(struct ksrc *k, const char *topic, const char *what,
 	return 0;
 }
 
+/* The result of a commit (librdkafka's offset commit callback). */
+static void ksrc_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+			   rd_kafka_topic_partition_list_t *offsets, void *opaque)
+{
+	struct ksrc *k = opaque;
+	(void)rk;
+	for (int i = 0; offsets && i < offsets->cnt; i++) {
+		const rd_kafka_topic_partition_t *tp = &offsets->elems[i];
+		if (tp->partition < 0 || (unsigned)tp->partition >= k->s->cfg.partitions)
+			continue;
+		struct kpart *kp = &k->parts[tp->partition];
+		rd_kafka_resp_err_t e = err ? err : tp->err;
+		if (e)
+			kp->commit_err = e;
+		else if (tp->offset > kp->commit_done)
+			kp->commit_done = tp->offset;
+	}
+}
+
+/* The changelog topic must keep every record until ringmaster's restore
+ * has read it: created here as Kafka Streams creates its internal topics,
+ * or checked when it exists. A cluster that implements neither request
+ * (librdkafka's mock) gets a warning, and the topic is used as it is. */
+static int ksrc_changelog(struct ksrc *k, const char *topic, int want)
+{
+	static const char *const settings[] = {"cleanup.policy", "delete", "retention.ms", "-1",
+					       NULL};
+	char err[KAFKA_ERR_LEN], value[64];
+	int n, rc = kafka_partition_count(k->rk, topic, BROKER_TIMEOUT_MS, &n, err);
+	if (rc == 0)
+		rc = -EEXIST;
+	else if (rc == -ENOENT)
+		rc = kafka_create_topic(k->rk, topic, want, settings, CREATE_TIMEOUT_MS, err);
+	else
+		return ksrc_check_topic(k, topic, "the changelog", want); /* says why */
+	if (rc == 0) {
+		log_info("kafka: created the changelog topic %s: %d partitions, "
+			 "cleanup.policy=delete, retention.ms=-1",
+			 topic, want);
+		/* A new topic takes a moment to show in the metadata. */
+		uint64_t until = shm_now_ns() + BROKER_TIMEOUT_MS * 1000000ull;
+		while (kafka_partition_count(k->rk, topic, BROKER_TIMEOUT_MS, &n, err) == -ENOENT &&
+		       shm_now_ns() < until && !sup_stop)
+			usleep(100000);
+	} else if (rc == -ENOTSUP || rc == -ETIMEDOUT) {
+		/* librdkafka's mock cluster has no controller: its CreateTopics
+		 * times out "waiting for controller". */
+		log_warn("kafka: the cluster cannot create topics (%s): using the changelog topic "
+			 "%s as it is (it must have %d partitions, cleanup.policy=delete and "
+			 "retention.ms=-1)",
+			 err, topic, want);
+	} else if (rc != -EEXIST) {
+		log_error("kafka: cannot create the changelog topic %s: %s", topic, err);
+		return -1;
+	}
+	if (ksrc_check_topic(k, topic, "the changelog", want) != 0)
+		return -1;
+	if (rc != -EEXIST)
+		return 0;
+	for (size_t i = 0; settings[i]; i += 2) {
+		int r = kafka_topic_config(k->rk, topic, settings[i], value, sizeof(value),
+					   DESCRIBE_TIMEOUT_MS, err);
+		if (r == -ENOTSUP || r == -ETIMEDOUT) {
+			log_warn(
+			    "kafka: the cluster cannot describe topics (%s): the changelog topic "
+			    "%s is used as it is; it must have cleanup.policy=delete and "
+			    "retention.ms=-1",
+			    err, topic);
+			return 0;
+		}
+		if (r != 0) {
+			log_error("kafka: cannot read the settings of the changelog topic %s: %s",
+				  topic, err);
+			return -1;
+		}
+		if (strcmp(value, settings[i + 1]) != 0) {
+			log_error(
+			    "kafka: the changelog topic %s has %s=%s, not %s: a restore could "
+			    "miss records it deleted; change it (kafka-configs --alter "
+			    "--entity-type topics --entity-name %s --add-config %s=%s) or use "
+			    "another [source] group",
+			    topic, settings[i], value, settings[i + 1], topic, settings[i],
+			    settings[i + 1]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int ksrc_open(struct ksrc *k)
 {
 	struct sup *s = k->s;
@@ -554,6 +737,7 @@ static int ksrc_open(struct ksrc *k)
 		return -1;
 	}
 	rd_kafka_conf_set_rebalance_cb(conf, ksrc_rebalance);
+	rd_kafka_conf_set_offset_commit_cb(conf, ksrc_commit_cb);
 	rd_kafka_conf_set_opaque(conf, k);
 	k->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
 	if (!k->rk) {
@@ -564,7 +748,7 @@ static int ksrc_open(struct ksrc *k)
 	rd_kafka_poll_set_consumer(k->rk);
 	int want = (int)s->cfg.partitions;
 	if (ksrc_check_topic(k, s->cfg.kafka_topic, "[source]", want) != 0 ||
-	    ksrc_check_topic(k, changelog, "the changelog", want) != 0)
+	    ksrc_changelog(k, changelog, want) != 0)
 		return -1;
 	rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
 	rd_kafka_topic_partition_list_add(sub, s->cfg.kafka_topic, RD_KAFKA_PARTITION_UA);
@@ -580,34 +764,122 @@ static int ksrc_open(struct ksrc *k)
 	return 0;
 }
 
-/* Leave the group: the revoke callback stops every worker after its batch
- * and commits their offsets. A cluster that does not answer could hold
- * this for long, so it gets two stop_timeouts; the workers still running
- * then are stopped the usual way (sup_run). */
-static void ksrc_close(struct ksrc *k)
+/* After the stop: say which revoked partitions' offsets were not
+ * committed. Returns how many got no answer at all (the brokers are gone);
+ * a commit the cluster refused (a rebalance in progress) only costs the
+ * next owner some re-reading, and is a warning. */
+static int ksrc_report_uncommitted(struct ksrc *k)
 {
+	char list[1024];
+	size_t used = 0;
+	int n = 0, unanswered = 0;
+	list[0] = '\0';
+	for (unsigned p = 0; p < k->s->cfg.partitions; p++) {
+		const struct kpart *kp = &k->parts[p];
+		if (kp->commit_asked < 0 || kp->commit_done >= kp->commit_asked)
+			continue;
+		n++;
+		unanswered += !kp->commit_err;
+		if (used < sizeof(list))
+			used += (size_t)snprintf(
+			    list + used, sizeof(list) - used, "%s%u (offset %lld: %s)",
+			    n > 1 ? ", " : "", p, (long long)kp->commit_asked,
+			    kp->commit_err ? rd_kafka_err2str(kp->commit_err) : "no answer");
+	}
+	if (n)
+		log_write(unanswered ? LOG_LEVEL_ERROR : LOG_LEVEL_WARN,
+			  "kafka: offsets not committed for partitions %s: the group's next owner "
+			  "of these partitions reads them again from the last committed offsets "
+			  "(this instance's shards skip what they applied)",
+			  list);
+	return unanswered;
+}
+
+static void *ksrc_destroy_thread(void *arg)
+{
+	struct kdestroy *d = arg;
+	rd_kafka_destroy_flags(d->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+	__atomic_store_n(&d->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* Destroy the client without talking to the brokers again, within
+ * STOP_GRACE_MS; a client that hangs even so (its threads stuck on a
+ * cluster that is gone) is left behind: the process exits without it. */
+static void ksrc_destroy(struct ksrc *k)
+{
+	pthread_t t;
+	struct kdestroy *d = malloc(sizeof(*d));
+	if (d)
+		*d = (struct kdestroy){k->rk, 0};
+	if (!d || pthread_create(&t, NULL, ksrc_destroy_thread, d) != 0) {
+		free(d);
+		rd_kafka_destroy_flags(k->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+		return;
+	}
+	uint64_t until = shm_now_ns() + STOP_GRACE_MS * 1000000ull;
+	while (!__atomic_load_n(&d->done, __ATOMIC_ACQUIRE) && shm_now_ns() < until && sup_stop < 3)
+		usleep(10000);
+	if (__atomic_load_n(&d->done, __ATOMIC_ACQUIRE)) {
+		pthread_join(t, NULL);
+		free(d);
+		return;
+	}
+	pthread_detach(t); /* d stays: the thread may yet write to it */
+	k->left_behind = 1;
+	log_warn("kafka: the client did not shut down within %d ms more (the brokers do not "
+		 "answer): exiting without it",
+		 STOP_GRACE_MS);
+}
+
+/* Leave the group: the revoke callback stops every worker after its batch
+ * and commits their offsets. All of it within the stop's deadline: a
+ * cluster that does not answer gets no more (a second stop request cuts it
+ * short); the workers still running then are stopped the usual way
+ * (sup_run). Returns EX_TEMPFAIL when offsets were not committed, else 0. */
+static int ksrc_close(struct ksrc *k)
+{
+	int status = 0;
 	if (!k->rk)
 		goto out;
-	uint64_t deadline = shm_now_ns() + (2 * k->s->cfg.stop_timeout_ms + 1000) * 1000000u;
+	if (!k->stop_by)
+		k->stop_by = shm_now_ns() + k->s->cfg.stop_timeout_ms * 1000000u;
 	rd_kafka_queue_t *q = rd_kafka_queue_new(k->rk);
 	rd_kafka_error_t *err = rd_kafka_consumer_close_queue(k->rk, q);
 	if (err) {
 		log_warn("kafka: cannot leave the group: %s", rd_kafka_error_string(err));
 		rd_kafka_error_destroy(err);
 	}
+	int gave_up = 0;
 	while (!err && !rd_kafka_consumer_closed(k->rk)) {
 		rd_kafka_queue_poll_callback(q, POLL_MS * 10); /* runs the rebalance callback */
-		if (shm_now_ns() > deadline) {
-			log_warn("kafka: leaving the group takes longer than 2 x stop_timeout: "
-				 "giving up (the group notices at session.timeout.ms)");
+		if (shm_now_ns() > k->stop_by || sup_stop > 1) {
+			log_warn("kafka: leaving the group takes longer than %s: giving up (the "
+				 "group notices at session.timeout.ms)",
+				 sup_stop > 1 ? "a second stop request allows" : "stop_timeout");
+			gave_up = 1;
 			break;
 		}
 	}
+	rd_kafka_queue_poll_callback(q, 0); /* the last commit results */
 	rd_kafka_queue_destroy(q);
-	rd_kafka_destroy_flags(k->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+	if (ksrc_report_uncommitted(k))
+		status = EX_TEMPFAIL;
+	for (unsigned p = 0; gave_up && p < k->s->cfg.partitions; p++)
+		if (k->parts[p].phase != KP_UNOWNED) {
+			log_error("kafka: partition %u was not revoked before the stop gave up: "
+				  "its last offset commit is the periodic one; the next owner "
+				  "reads on from there",
+				  p);
+			status = EX_TEMPFAIL;
+		}
+	ksrc_destroy(k);
 out:
-	free(k->joined);
-	free(k->parts);
+	if (!k->left_behind) {
+		free(k->joined);
+		free(k->parts);
+	}
+	return status;
 }
 
 static void ksrc_tick(struct ksrc *k)
@@ -650,7 +922,8 @@ int src_kafka_run(struct sup *s)
 			break;
 	}
 	rc = sup_stop && !k.failed && !s->failed ? 0 : -1;
-out:
-	ksrc_close(&k);
-	return rc;
+	k.stop_by = shm_now_ns() + s->cfg.stop_timeout_ms * 1000000u;
+out:;
+	int closed = ksrc_close(&k);
+	return rc == 0 ? closed : rc;
 }

@@ -128,7 +128,9 @@ void summary_report(const struct sup *s, uint64_t now_ns)
 		for (unsigned p = 0; p < s->cfg.partitions; p++)
 			if (s->workers[p].state == WK_FAILED)
 				fprintf(e, " p%u (%s)", p,
-					s->workers[p].fail_handler ? "handler" : "fsync");
+					s->workers[p].fail == FAIL_HANDLER     ? "handler"
+					: s->workers[p].fail == FAIL_DATA_LOSS ? "data loss"
+									       : "fsync");
 		fprintf(e,
 			"%s; their unprocessed events (%llu held back, the rest left in their "
 			"rings) are redone when ringmaster starts again\n",

@@ -232,7 +232,7 @@ int sup_dispatch_to(struct sup *s, unsigned p, uint64_t seq, const char *key, si
 {
 	struct ring *r = s->shm.rings[p];
 	struct sup_worker *w = &s->workers[p];
-	if (w->held || (w->state == WK_FAILED && !w->fail_handler))
+	if (w->held || (w->state == WK_FAILED && w->fail == FAIL_SYNC))
 		return hold(s, p, seq);
 	int rc = ring_put(r, seq, key, key_len, payload, payload_len);
 	if (rc == -EAGAIN) {
@@ -617,10 +617,13 @@ int sup_run(struct sup *s)
 	stop_workers(s);
 	flush_dead_letters(s);
 	wm_record(s);
-	status = rc != 0 || s->failed || s->failed_partitions || s->held ? 1 : 0;
+	/* rc > 0: stopped cleanly, but with an exit status to tell (75: Kafka
+	 * offsets not committed). */
+	int bad = rc < 0 || s->failed || s->failed_partitions || s->held;
+	status = bad ? 1 : rc;
 	if (s->exit_status)
 		status = s->exit_status;
-	if (status == 0)
+	if (!bad && !s->exit_status)
 		own_clean_exit(s);
 	summary_report(s, shm_now_ns());
 	cleanup(s);

@@ -20,13 +20,16 @@ struct src_file;
 enum sup_state { SUP_STARTING, SUP_RUNNING, SUP_RELOADING, SUP_STOPPING };
 /* WK_UNOWNED: a Kafka partition this instance has not been assigned: no
  * worker, and none is started until it is (lc_acquire). */
-/* WK_FAILED: not restarted. Either its fsync failed (WRK_EXIT_SYNC_FAILED):
- * its events are held back (not dispatched) and the resume position stays
- * below them, so a restart of ringmaster redoes them. Or its handler could
- * not finish fail_after events in a row (fail_handler): its events wait in
- * its ring, and once that is full they are held back too; `ringctl
- * restart-worker` resumes it. */
+/* WK_FAILED: not restarted, for a reason (enum sup_fail). FAIL_SYNC: its
+ * fsync failed (WRK_EXIT_SYNC_FAILED): its events are held back (not
+ * dispatched) and the resume position stays below them, so a restart of
+ * ringmaster redoes them. FAIL_HANDLER: its handler could not finish
+ * fail_after events in a row: its events wait in its ring, and once that
+ * is full they are held back too; `ringctl restart-worker` resumes it.
+ * FAIL_DATA_LOSS: Kafka deleted events before it could read them
+ * (retention): nothing is read; restart-worker accepts the loss. */
 enum sup_wstate { WK_RUNNING, WK_BACKOFF, WK_STOPPED, WK_UNOWNED, WK_FAILED };
+enum sup_fail { FAIL_NONE, FAIL_SYNC, FAIL_HANDLER, FAIL_DATA_LOSS };
 
 #define SUP_RATE_SAMPLES 11 /* one a second: events/s over the last 10 s */
 
@@ -43,13 +46,16 @@ struct sup_worker {
 	unsigned poison_deaths; /* deaths in a row on poison_seq */
 	unsigned fails_in_row;	/* poison events with no finished event between */
 	uint64_t last_fail_seq; /* the last of them */
-	int fail_handler;	/* WK_FAILED by fail_after, not by an fsync */
-	uint64_t held;		/* its events not dispatched (WK_FAILED): redone at the next start */
-	uint64_t first_held;	/* the seq of the first; the watermark stays below it */
-	uint64_t wd_seq;	/* watchdog: current_seq when last seen changing */
-	uint64_t wd_seen_ns;	/* and when */
-	int restart_requested;	/* restart-worker: stop it gracefully, then fork */
-	int releasing;		/* lc_release: drain, then WK_UNOWNED, no restart */
+	enum sup_fail fail;	/* why it is WK_FAILED (or will be: fail_on_exit) */
+	int fail_on_exit;	/* lc_fail: its worker was told to stop */
+	int accept_loss;	/* restart-worker after FAIL_DATA_LOSS: go on from the log start */
+	uint64_t offsets_lost;	/* Kafka events deleted before they were read */
+	uint64_t held;	       /* its events not dispatched (WK_FAILED): redone at the next start */
+	uint64_t first_held;   /* the seq of the first; the watermark stays below it */
+	uint64_t wd_seq;       /* watchdog: current_seq when last seen changing */
+	uint64_t wd_seen_ns;   /* and when */
+	int restart_requested; /* restart-worker: stop it gracefully, then fork */
+	int releasing;	       /* lc_release: drain, then WK_UNOWNED, no restart */
 	uint64_t rate_processed[SUP_RATE_SAMPLES];
 	uint64_t rate_ns[SUP_RATE_SAMPLES];
 	unsigned rate_next;

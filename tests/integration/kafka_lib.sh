@@ -19,12 +19,12 @@ fail() {
 
 # kafka_start_mock EVENTS_FILE [TOPIC...]: a cluster with the topic (the
 # events in it, keyed by account, murmur2-partitioned), the changelog and
-# the other topics named, 4 partitions each. Sets BROKERS.
+# the other topics named, $PARTITIONS (4) partitions each. Sets BROKERS.
 kafka_start_mock() {
 	local events=$1 t extra=()
 	shift
 	for t in "$@"; do extra+=(-t "$t"); done
-	"$KAFKA_MOCK" -p 4 -t $TOPIC -t "$CHANGELOG" "${extra[@]}" -e "$events" \
+	"$KAFKA_MOCK" -p "${PARTITIONS:-4}" -t $TOPIC -t "$CHANGELOG" "${extra[@]}" -e "$events" \
 		>"$T/mock.out" 2>"$T/mock.err" &
 	MOCK_PID=$!
 	BG_PIDS+=($MOCK_PID)
@@ -79,7 +79,7 @@ kafka_stop() {
 }
 
 # kafka_dump TOPIC: every record, partition<TAB>key<TAB>seq<TAB>value.
-kafka_dump() { "$KAFKA_MOCK" -p 4 -d "$1" -b "$BROKERS"; }
+kafka_dump() { "$KAFKA_MOCK" -p "${PARTITIONS:-4}" -d "$1" -b "$BROKERS"; }
 
 # processed NAME: events its workers have processed, by the control socket.
 processed() { "$RINGCTL" -c "$T/$1.ini" status --json 2>/dev/null | jq -e '.processed'; }

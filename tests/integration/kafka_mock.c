@@ -2,7 +2,7 @@
  * mock cluster, listening on loopback ports, with the test's topics, and a
  * file of events produced into the first one.
  *
- *   kafka_mock -p PARTITIONS -t TOPIC [-t TOPIC ...] [-e EVENTS_FILE]
+ *   kafka_mock -p PARTITIONS [-n BROKERS] -t TOPIC [-t TOPIC ...] [-e EVENTS_FILE]
  *   kafka_mock -p PARTITIONS -d TOPIC -b BOOTSTRAP
  *
  * Every topic gets PARTITIONS partitions. Each line of EVENTS_FILE
@@ -16,6 +16,11 @@
  *   ready
  *
  * and serves the cluster until SIGTERM or SIGINT.
+ *
+ * With -P TOPIC -b BOOTSTRAP -e EVENTS_FILE it is a client that produces
+ * the file into TOPIC of the cluster at BOOTSTRAP, prints produced=N and
+ * exits. With -L TOPIC -b BOOTSTRAP it prints each partition's log start
+ * and end offsets, "partition low high", one line each.
  *
  * With -d it is a client instead: it prints every record of TOPIC on the
  * cluster at BOOTSTRAP, one line each, partition<TAB>key<TAB>seq<TAB>value
@@ -46,27 +51,33 @@ static void on_stop(int sig)
 }
 
 struct opts {
-	int partitions;
+	int partitions, brokers;
 	const char *topics[MAX_TOPICS];
 	int n_topics;
 	const char *events;
-	const char *dump, *bootstrap;
+	const char *dump, *bootstrap, *produce, *offsets;
 };
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: kafka_mock -p PARTITIONS -t TOPIC [-t TOPIC ...] [-e EVENTS]\n"
-			"       kafka_mock -p PARTITIONS -d TOPIC -b BOOTSTRAP\n");
+	fprintf(stderr, "usage: kafka_mock -p PARTITIONS [-n BROKERS] -t TOPIC [-t TOPIC ...] "
+			"[-e EVENTS]\n"
+			"       kafka_mock -p PARTITIONS -d TOPIC -b BOOTSTRAP\n"
+			"       kafka_mock -P TOPIC -b BOOTSTRAP -e EVENTS\n"
+			"       kafka_mock -p PARTITIONS -L TOPIC -b BOOTSTRAP\n");
 	return 1;
 }
 
 static int parse(int argc, char **argv, struct opts *o)
 {
 	int c;
-	while ((c = getopt(argc, argv, "p:t:e:d:b:")) != -1) {
+	while ((c = getopt(argc, argv, "p:n:t:e:d:b:P:L:")) != -1) {
 		switch (c) {
 		case 'p':
 			o->partitions = atoi(optarg);
+			break;
+		case 'n':
+			o->brokers = atoi(optarg);
 			break;
 		case 't':
 			if (o->n_topics == MAX_TOPICS)
@@ -82,11 +93,19 @@ static int parse(int argc, char **argv, struct opts *o)
 		case 'b':
 			o->bootstrap = optarg;
 			break;
+		case 'P':
+			o->produce = optarg;
+			break;
+		case 'L':
+			o->offsets = optarg;
+			break;
 		default:
 			return -1;
 		}
 	}
-	if (o->dump)
+	if (o->produce)
+		return o->bootstrap && o->events && !o->n_topics && optind == argc ? 0 : -1;
+	if (o->dump || o->offsets)
 		return o->partitions > 0 && o->bootstrap && !o->n_topics && optind == argc ? 0 : -1;
 	return o->partitions > 0 && o->n_topics > 0 && optind == argc ? 0 : -1;
 }
@@ -221,6 +240,37 @@ static int dump_partition(rd_kafka_t *rk, rd_kafka_topic_t *rkt, int32_t p)
 	return rc;
 }
 
+static int offsets(const struct opts *o)
+{
+	char err[512];
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	if (rd_kafka_conf_set(conf, "bootstrap.servers", o->bootstrap, err, sizeof(err)) !=
+	    RD_KAFKA_CONF_OK) {
+		fprintf(stderr, "kafka_mock: %s\n", err);
+		rd_kafka_conf_destroy(conf);
+		return 1;
+	}
+	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+	if (!rk) {
+		fprintf(stderr, "kafka_mock: %s\n", err);
+		return 1;
+	}
+	int status = 0;
+	for (int32_t p = 0; p < o->partitions; p++) {
+		int64_t low, high;
+		rd_kafka_resp_err_t e =
+		    rd_kafka_query_watermark_offsets(rk, o->offsets, p, &low, &high, FLUSH_MS);
+		if (e) {
+			fprintf(stderr, "kafka_mock: partition %d: %s\n", p, rd_kafka_err2str(e));
+			status = 1;
+			break;
+		}
+		printf("%d %lld %lld\n", p, (long long)low, (long long)high);
+	}
+	rd_kafka_destroy(rk);
+	return status;
+}
+
 static int dump(const struct opts *o)
 {
 	char err[512];
@@ -254,12 +304,22 @@ int main(int argc, char **argv)
 		return usage();
 	if (o.dump)
 		return dump(&o);
+	if (o.offsets)
+		return offsets(&o);
+	if (o.produce) {
+		long n = produce_file(o.bootstrap, o.produce, o.events);
+		if (n < 0)
+			return 1;
+		printf("produced=%ld\n", n);
+		return 0;
+	}
 	struct sigaction sa = {.sa_handler = on_stop};
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0)
 		return 1;
 	rd_kafka_t *host = new_producer(NULL);
-	rd_kafka_mock_cluster_t *mc = host ? rd_kafka_mock_cluster_new(host, 1) : NULL;
+	rd_kafka_mock_cluster_t *mc =
+	    host ? rd_kafka_mock_cluster_new(host, o.brokers > 0 ? o.brokers : 1) : NULL;
 	if (!mc) {
 		fprintf(stderr, "kafka_mock: cannot start a mock cluster\n");
 		return 1;

@@ -11,7 +11,7 @@
 # alone. Both end with the state of a single-instance run.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/kafka_lib.sh"
-N=12000
+N=16000
 "$RINGCTL" gen events --events $N --keys 2000 --seed 21 --skew 0.9 >"$T/events.tsv"
 write_config "$T/file.ini"
 "$RINGMASTER" -c "$T/file.ini" --summary "$T/file.json" 2>"$T/file.log" ||
@@ -26,7 +26,7 @@ fail() {
 	frozen_fail "$@"
 }
 
-# 2 ms per event, 3,000 events per partition: 6 s of work each, so that
+# 2 ms per event, 4,000 events per partition: 8 s of work each, so that
 # the freeze, the takeover and the thaw all happen mid-run.
 for i in a b c; do
 	SESSION_MS=4000 HEARTBEAT_MS=300 HANDLER=$TEST_HANDLER_DIR/faulty_ledger.so \
