@@ -768,7 +768,8 @@ static void tsv_error(void *arg, unsigned line, const char *msg)
 /* Hand a table's problems over in line order. */
 static void table_msgs_flush(struct table_msgs *tm, struct errbuf *eb)
 {
-	qsort(tm->v, tm->n, sizeof(tm->v[0]), table_msg_cmp);
+	if (tm->n > 1)
+		qsort(tm->v, tm->n, sizeof(tm->v[0]), table_msg_cmp);
 	for (size_t i = 0; i < tm->n; i++) {
 		errbuf_add(eb, "%s", tm->v[i].text);
 		free(tm->v[i].text);
