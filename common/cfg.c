@@ -4,10 +4,16 @@
  * range, default) drives the defaults, the parsing and the error messages,
  * so a new setting is one line here. inih does the tokenising; we hand it
  * lines through our own reader because inih's handler is not told the line
- * number, because inih would split an over-long line into pieces and parse
- * each piece as a line of its own, and because inih truncates section names
- * to 49 bytes ([table.NAME] allows 63-byte names). The reader therefore
- * follows inih's rules for section headers and continuation lines itself.
+ * number, because inih holds at most 198 characters of a line (Debian's
+ * build has a fixed 200-byte buffer) and would parse the rest of a longer
+ * one as lines of their own, because inih would stop at a NUL byte without
+ * a word, and because inih truncates section names to 49 bytes
+ * ([table.NAME] allows 63-byte names). The reader therefore follows inih's
+ * rules for comments, section headers, continuation lines and key = value
+ * lines itself: a line too long for inih is split here the way inih would
+ * split it, its key and value are kept aside, and inih is handed a short
+ * line of the same kind, so lines of any length work and the line numbers
+ * stay right. A NUL byte is an error.
  *
  * Everything is built in a private struct load and copied to the caller's
  * struct cfg only when the whole load succeeded, so a bad reload changes
@@ -155,6 +161,8 @@ static const struct setting settings[] = {
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
 
+enum line_kind { LINE_NONE, LINE_CONT, LINE_SECTION, LINE_BAD_SECTION, LINE_PAIR };
+
 struct load {
 	struct cfg cfg; /* being built; handed over only when complete */
 	struct origin set[N_SETTINGS];
@@ -174,6 +182,10 @@ struct load {
 	bool section_ok;    /* known (errors were reported at its header) */
 	bool prev_name_set; /* inih will treat an indented line as continuation */
 	bool cont;	    /* the current line is a continuation */
+	struct {	    /* a line too long for inih: its key and value */
+		char *name, *value;
+		bool set;
+	} aside;
 
 	/* A key = value line is applied only when the next line shows it has
 	 * no continuation lines. */
@@ -929,40 +941,129 @@ static void section_begin(struct load *st, const char *name, size_t len)
 		st->section_ok = check_section(st, st->section, (struct origin){st->line, NULL});
 }
 
-/* Classify the line the way inih will (r55, ini_parse_stream): a comment,
- * a continuation of the previous value (indented, after a key), a section
- * header, or a key = value line. */
-static void track_line(struct load *st, const char *line)
+/* inih's find_chars_or_comment (r55, with inline comments): the first of
+ * `chars` in s, or a ';' that follows whitespace, or the end. */
+static char *ini_find(char *s, const char *chars)
 {
-	const char *start = line, *end;
 	bool was_space = false;
+
+	while (*s && (!chars || !strchr(chars, *s)) && !(was_space && *s == ';')) {
+		was_space = isspace((unsigned char)*s);
+		s++;
+	}
+	return s;
+}
+
+static void ini_rstrip(char *s)
+{
+	char *p = s + strlen(s);
+
+	while (p > s && isspace((unsigned char)p[-1]))
+		*--p = '\0';
+}
+
+static char *ini_lskip(char *s)
+{
+	while (*s && isspace((unsigned char)*s))
+		s++;
+	return s;
+}
+
+/* Classify the line (already stripped of trailing blanks, as inih strips
+ * it) the way inih r55's ini_parse_stream will: a comment or blank line, a
+ * continuation of the previous value (indented, after a key), a section
+ * header (good or without its ']'), or a key = value line. Sections are
+ * tracked here, untruncated. *startp is where the line's text starts. */
+static enum line_kind track_line(struct load *st, char *line, char **startp)
+{
+	char *start = line, *end;
 
 	if (st->line == 1 && strncmp(start, "\xEF\xBB\xBF", 3) == 0)
 		start += 3;
-	while (*start && isspace((unsigned char)*start))
-		start++;
-	st->cont = false;
+	start = ini_lskip(start);
+	*startp = start;
 	if (!*start || *start == ';' || *start == '#')
-		return;
-	if (st->prev_name_set && start > line) {
-		st->cont = true;
-		return;
-	}
+		return LINE_NONE;
+	if (st->prev_name_set && start > line)
+		return LINE_CONT;
 	if (*start != '[')
-		return;
-	for (end = start + 1; *end && *end != ']' && !(was_space && *end == ';'); end++)
-		was_space = isspace((unsigned char)*end);
-	if (*end == ']')
-		section_begin(st, start + 1, (size_t)(end - start - 1));
+		return LINE_PAIR;
+	end = ini_find(start + 1, "]");
+	if (*end != ']')
+		return LINE_BAD_SECTION;
+	section_begin(st, start + 1, (size_t)(end - start - 1));
+	return LINE_SECTION;
+}
+
+static bool keep_aside(struct load *st, const char *name, const char *value)
+{
+	st->aside.name = name ? strdup(name) : NULL;
+	st->aside.value = strdup(value);
+	st->aside.set = st->aside.value && (!name || st->aside.name);
+	if (!st->aside.set)
+		st->oom = true;
+	return st->aside.set;
+}
+
+/* A line longer than inih's buffer: split it here exactly as inih would,
+ * keep its key and value aside for on_pair, and give inih a short line of
+ * the same kind ("k=v", an indented "v", "[s]", ...) in str. `start` is
+ * inside st->buf, which this may cut up. */
+static void shorten(struct load *st, enum line_kind kind, char *start, char *str)
+{
+	char *end, *name, *value;
+	const char *brief = "";
+
+	switch (kind) {
+	case LINE_NONE:
+		break;
+	case LINE_SECTION:
+		brief = "[s]";
+		break;
+	case LINE_BAD_SECTION:
+		brief = "[";
+		break;
+	case LINE_CONT:
+		*ini_find(start, NULL) = '\0';
+		ini_rstrip(start);
+		brief = keep_aside(st, NULL, start) ? " v" : "";
+		break;
+	case LINE_PAIR:
+		end = ini_find(start, "=:");
+		if (*end != '=' && *end != ':') {
+			brief = "x"; /* inih: a syntax error at this line */
+			break;
+		}
+		*end = '\0';
+		name = start;
+		ini_rstrip(name);
+		value = end + 1;
+		*ini_find(value, NULL) = '\0';
+		value = ini_lskip(value);
+		ini_rstrip(value);
+		if (keep_aside(st, name, value))
+			brief = *name ? "k=v" : "=v";
+		break;
+	}
+	strcpy(str, brief);
+	strcat(str, "\n");
 }
 
 /* inih's reader: one whole line per call, so our line count is the real
- * one. A line inih cannot hold is reported and replaced by an empty one. */
+ * one. inih holds at most num - 2 characters of a line; a longer one is
+ * handed over shortened, its key and value kept aside (any length is
+ * accepted). A NUL byte is reported, never silently cut at. */
 static char *read_line(char *str, int num, void *stream)
 {
 	struct load *st = stream;
+	enum line_kind kind;
+	char *start;
 	ssize_t n;
 
+	free(st->aside.name);
+	free(st->aside.value);
+	st->aside.name = st->aside.value = NULL;
+	st->aside.set = false;
 	errno = 0;
 	n = getline(&st->buf, &st->buf_cap, st->fp);
 	if (n < 0) {
@@ -971,28 +1072,42 @@ static char *read_line(char *str, int num, void *stream)
 		return NULL;
 	}
 	st->line++;
-	while (n > 0 && (st->buf[n - 1] == '\n' || st->buf[n - 1] == '\r'))
+	st->cont = false;
+	if (memchr(st->buf, '\0', (size_t)n)) {
+		report(st, (struct origin){st->line, NULL}, "NUL byte in line");
+		strcpy(str, "\n");
+		return str;
+	}
+	/* inih strips trailing blanks (the newline among them) first too */
+	while (n > 0 && isspace((unsigned char)st->buf[n - 1]))
 		n--;
+	st->buf[n] = '\0';
+	kind = track_line(st, st->buf, &start);
+	st->cont = kind == LINE_CONT;
 	if (n > num - 2) {
-		report(st, (struct origin){st->line, NULL}, "line too long (at most %d characters)",
-		       num - 2);
-		n = 0;
+		shorten(st, kind, start, str);
+		return str;
 	}
 	memcpy(str, st->buf, (size_t)n);
 	str[n] = '\n';
 	str[n + 1] = '\0';
-	track_line(st, str);
 	return str;
 }
 
 /* inih's handler. `section` may be truncated and `name` is inih's copy of
- * the previous key on a continuation line, so we use our own. */
+ * the previous key on a continuation line, so we use our own; a long line's
+ * key and value were kept aside by read_line. */
 static int on_pair(void *user, const char *section, const char *name, const char *value)
 {
 	struct load *st = user;
 	char *joined;
 
 	(void)section;
+	if (st->aside.set) {
+		value = st->aside.value;
+		if (st->aside.name)
+			name = st->aside.name;
+	}
 	if (st->cont) {
 		if (!st->pending.key)
 			return 1;
@@ -1179,10 +1294,25 @@ static void validate(struct load *st)
 
 /* ---- building the result ---- */
 
-/* Move the entries' strings into a new array of structs holding two
- * strings (struct cfg_kv, struct cfg_table). */
-static int move_entries(struct entries *e, size_t size, size_t key_off, size_t value_off,
-			void **out, size_t *n)
+/* An origin as cfg_origin() gives it; NULL when out of memory. */
+static char *origin_text(const struct load *st, struct origin o)
+{
+	char *s;
+	int rc;
+
+	if (o.override)
+		rc = asprintf(&s, "-o %s", o.override);
+	else if (o.line)
+		rc = asprintf(&s, "%s:%u", st->path, o.line);
+	else
+		rc = asprintf(&s, "%s (default)", st->path);
+	return rc < 0 ? NULL : s;
+}
+
+/* Move the entries' strings into a new array of structs holding three
+ * strings (struct cfg_kv, struct cfg_table): key, value and origin. */
+static int move_entries(struct load *st, struct entries *e, size_t size, size_t key_off,
+			size_t value_off, size_t origin_off, void **out, size_t *n)
 {
 	char *arr;
 
@@ -1191,14 +1321,17 @@ static int move_entries(struct entries *e, size_t size, size_t key_off, size_t v
 	arr = calloc(e->n, size);
 	if (!arr)
 		return -1;
+	*out = arr;
+	*n = e->n;
 	for (size_t i = 0; i < e->n; i++) {
 		*(char **)(arr + i * size + key_off) = e->v[i].key;
 		*(char **)(arr + i * size + value_off) = e->v[i].value;
 		e->v[i].key = e->v[i].value = NULL;
 	}
-	*out = arr;
-	*n = e->n;
 	e->n = 0;
+	for (size_t i = 0; i < *n; i++)
+		if (!(*(char **)(arr + i * size + origin_off) = origin_text(st, e->v[i].set)))
+			return -1;
 	return 0;
 }
 
@@ -1206,13 +1339,28 @@ static void finish(struct load *st)
 {
 	struct cfg *c = &st->cfg;
 
-	if (move_entries(&st->params, sizeof(struct cfg_kv), offsetof(struct cfg_kv, key),
-			 offsetof(struct cfg_kv, value), (void **)&c->params, &c->n_params) < 0 ||
-	    move_entries(&st->kafka, sizeof(struct cfg_kv), offsetof(struct cfg_kv, key),
-			 offsetof(struct cfg_kv, value), (void **)&c->kafka, &c->n_kafka) < 0 ||
-	    move_entries(&st->tables, sizeof(struct cfg_table), offsetof(struct cfg_table, name),
-			 offsetof(struct cfg_table, path), (void **)&c->tables, &c->n_tables) < 0)
+	if (move_entries(st, &st->params, sizeof(struct cfg_kv), offsetof(struct cfg_kv, key),
+			 offsetof(struct cfg_kv, value), offsetof(struct cfg_kv, origin),
+			 (void **)&c->params, &c->n_params) < 0 ||
+	    move_entries(st, &st->kafka, sizeof(struct cfg_kv), offsetof(struct cfg_kv, key),
+			 offsetof(struct cfg_kv, value), offsetof(struct cfg_kv, origin),
+			 (void **)&c->kafka, &c->n_kafka) < 0 ||
+	    move_entries(st, &st->tables, sizeof(struct cfg_table),
+			 offsetof(struct cfg_table, name), offsetof(struct cfg_table, path),
+			 offsetof(struct cfg_table, origin), (void **)&c->tables,
+			 &c->n_tables) < 0) {
 		st->oom = true;
+		return;
+	}
+	c->origins = calloc(N_SETTINGS, sizeof(*c->origins));
+	if (!c->origins) {
+		st->oom = true;
+		return;
+	}
+	c->n_origins = N_SETTINGS;
+	for (size_t i = 0; i < N_SETTINGS; i++)
+		if (!(c->origins[i] = origin_text(st, st->set[i])))
+			st->oom = true;
 }
 
 static int setup_paths(struct load *st)
@@ -1260,6 +1408,8 @@ static void load_free(struct load *st)
 	free(st->section);
 	free(st->pending.key);
 	free(st->pending.value);
+	free(st->aside.name);
+	free(st->aside.value);
 }
 
 int cfg_load(const char *path, char *const *overrides, size_t n_overrides, struct cfg *out,
@@ -1296,6 +1446,7 @@ static void kv_free(struct cfg_kv *kv, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		free(kv[i].key);
 		free(kv[i].value);
+		free(kv[i].origin);
 	}
 	free(kv);
 }
@@ -1314,8 +1465,12 @@ void cfg_free(struct cfg *c)
 	for (size_t i = 0; i < c->n_tables; i++) {
 		free(c->tables[i].name);
 		free(c->tables[i].path);
+		free(c->tables[i].origin);
 	}
 	free(c->tables);
+	for (size_t i = 0; i < c->n_origins; i++)
+		free(c->origins[i]);
+	free(c->origins);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -1331,4 +1486,33 @@ const char *cfg_param(const struct cfg *c, const char *name)
 		if (strcmp(c->params[i].key, name) == 0)
 			return c->params[i].value;
 	return NULL;
+}
+
+static const char *kv_origin(const struct cfg_kv *kv, size_t n, const char *key)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(kv[i].key, key) == 0)
+			return kv[i].origin;
+	return NULL;
+}
+
+const char *cfg_origin(const struct cfg *c, const char *section, const char *key)
+{
+	const char *o = NULL;
+	const struct setting *s;
+	size_t plen = strlen(TABLE_PREFIX);
+
+	if (strcmp(section, "handler") == 0) {
+		o = kv_origin(c->params, c->n_params, key);
+	} else if (strcmp(section, "kafka") == 0) {
+		o = kv_origin(c->kafka, c->n_kafka, key);
+	} else if (strncmp(section, TABLE_PREFIX, plen) == 0) {
+		for (size_t i = 0; i < c->n_tables; i++)
+			if (strcmp(c->tables[i].name, section + plen) == 0 &&
+			    strcmp(key, "path") == 0)
+				o = c->tables[i].origin;
+	} else if ((s = find_setting(section, key)) && (size_t)(s - settings) < c->n_origins) {
+		o = c->origins[s - settings];
+	}
+	return o ? o : "the configuration";
 }

@@ -34,12 +34,14 @@ enum cfg_data_loss { CFG_DATA_LOSS_STOP, CFG_DATA_LOSS_CONTINUE };
 struct cfg_kv {
 	char *key;
 	char *value;
+	char *origin; /* where it was set, as cfg_origin() says; NULL if unknown */
 };
 
 /* [table.NAME] path = FILE */
 struct cfg_table {
 	char *name;
 	char *path;
+	char *origin; /* where path was set, as cfg_origin() says; NULL if unknown */
 };
 
 struct cfg {
@@ -105,6 +107,10 @@ struct cfg {
 	/* [table.NAME] path = FILE */
 	struct cfg_table *tables;
 	size_t n_tables;
+
+	/* Where each setting of the table in cfg.c came from (cfg_origin). */
+	char **origins;
+	size_t n_origins;
 };
 
 /* Error messages collected while loading, one per line. */
@@ -124,6 +130,21 @@ int cfg_load(const char *path, char *const *overrides, size_t n_overrides, struc
 
 void cfg_free(struct cfg *c);
 void cfg_errors_free(struct cfg_errors *errs);
+
+/* Where a setting's value came from, for a message about it made after the
+ * load (a file that cannot be opened, a table row, a bind that fails):
+ *
+ *   "demo.ini:16"                 the line of the file that set it
+ *   "-o source.path=/x"           the override that set it
+ *   "demo.ini (default)"          neither: the default
+ *
+ * The file is named as it was given to cfg_load. section and key are as in
+ * the file: ("source", "path"), ("table.rules", "path"), ("kafka",
+ * "client.id"), ("handler", NAME). Never NULL: a struct cfg not made by
+ * cfg_load, or a key it does not know, gives "the configuration". Valid
+ * until cfg_free. Messages put it first: "ORIGIN: [section] key = value:
+ * what went wrong". */
+const char *cfg_origin(const struct cfg *c, const char *section, const char *key);
 
 /* Look up a [handler] parameter; NULL when absent. */
 const char *cfg_param(const struct cfg *c, const char *name);

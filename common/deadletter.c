@@ -23,13 +23,43 @@ static int reserve(struct dl_buf *b, size_t n)
 	return 0;
 }
 
+/* The length of the valid UTF-8 character of two to four bytes at s (n
+ * bytes there), or 0: not a lead byte, a continuation byte missing, an
+ * overlong form, a surrogate, or past U+10FFFF. */
+static size_t utf8_char(const unsigned char *s, size_t n)
+{
+	uint32_t cp, min;
+	size_t len;
+
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		len = 2, cp = s[0] & 0x1fu, min = 0x80;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		len = 3, cp = s[0] & 0x0fu, min = 0x800;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		len = 4, cp = s[0] & 0x07u, min = 0x10000;
+	else
+		return 0;
+	if (n < len)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3fu);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return len;
+}
+
 /* Worst case 4 bytes out per byte in (\xHH). */
-static void put_escaped(struct dl_buf *b, const char *s, size_t len)
+static void put_escaped(struct dl_buf *b, const char *str, size_t len)
 {
 	static const char hex[] = "0123456789abcdef";
+	const unsigned char *s = (const unsigned char *)str;
 	char *o = b->data + b->len;
 	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
+		unsigned char c = s[i];
+		size_t n;
 		switch (c) {
 		case '\t':
 			*o++ = '\\';
@@ -48,37 +78,62 @@ static void put_escaped(struct dl_buf *b, const char *s, size_t len)
 			*o++ = '\\';
 			break;
 		default:
-			if (c < 0x20 || c == 0x7f) {
+			if (c >= 0x20 && c < 0x7f) {
+				*o++ = (char)c;
+			} else if (c >= 0x80 && (n = utf8_char(s + i, len - i)) != 0) {
+				memcpy(o, s + i, n);
+				o += n;
+				i += n - 1;
+			} else {
 				*o++ = '\\';
 				*o++ = 'x';
 				*o++ = hex[c >> 4];
 				*o++ = hex[c & 15];
-			} else {
-				*o++ = (char)c;
 			}
 		}
 	}
 	b->len = (size_t)(o - b->data);
 }
 
+#define TAIL_MAX (sizeof("\t" DL_TRUNCATED) + 20 + 1) /* the cut mark and '\n' */
+
+/* "seq<TAB>reason<TAB>". A reason is a word, but a handler's (rm_reject)
+ * could hold anything: its control bytes are written as '?', and an empty
+ * one as "rejected", so the fields stay apart. */
 static int add_head(struct dl_buf *b, uint64_t seq, const char *reason, size_t body)
 {
-	if (reserve(b, 32 + strlen(reason) + 4 * body + 2) != 0)
+	if (!*reason)
+		reason = "rejected";
+	if (reserve(b, 32 + strlen(reason) + 4 * body + TAIL_MAX) != 0)
 		return -ENOMEM;
 	if (b->len == 0)
 		b->first_seq = seq;
-	b->len += (size_t)sprintf(b->data + b->len, "%llu\t%s\t", (unsigned long long)seq, reason);
+	b->len += (size_t)sprintf(b->data + b->len, "%llu\t", (unsigned long long)seq);
+	for (const char *r = reason; *r; r++) {
+		unsigned char c = (unsigned char)*r;
+		b->data[b->len++] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+	}
+	b->data[b->len++] = '\t';
+	return 0;
+}
+
+int dl_add_cut(struct dl_buf *b, uint64_t seq, const char *reason, const char *line, size_t len,
+	       uint64_t total)
+{
+	if (add_head(b, seq, reason, len) != 0)
+		return -ENOMEM;
+	put_escaped(b, line, len);
+	if (total > len)
+		b->len += (size_t)sprintf(b->data + b->len, "\t" DL_TRUNCATED "%llu",
+					  (unsigned long long)total);
+	b->data[b->len++] = '\n';
+	b->lines++;
 	return 0;
 }
 
 int dl_add(struct dl_buf *b, uint64_t seq, const char *reason, const char *line, size_t len)
 {
-	if (add_head(b, seq, reason, len) != 0)
-		return -ENOMEM;
-	put_escaped(b, line, len);
-	b->data[b->len++] = '\n';
-	b->lines++;
-	return 0;
+	return dl_add_cut(b, seq, reason, line, len, len);
 }
 
 int dl_add_event(struct dl_buf *b, uint64_t seq, const char *reason, const char *key,
@@ -125,4 +180,109 @@ int dl_open(const char *path)
 {
 	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 	return fd < 0 ? -errno : fd;
+}
+
+/* ---- reading back ---- */
+
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+ssize_t dl_decode(const char *in, size_t len, char *out)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		char c = in[i];
+		int hi, lo;
+
+		if (c == '\t' || c == '\n')
+			return -EINVAL;
+		if (c != '\\') {
+			out[o++] = c;
+			continue;
+		}
+		if (++i == len)
+			return -EINVAL;
+		switch (in[i]) {
+		case 't':
+			out[o++] = '\t';
+			break;
+		case 'n':
+			out[o++] = '\n';
+			break;
+		case 'r':
+			out[o++] = '\r';
+			break;
+		case '\\':
+			out[o++] = '\\';
+			break;
+		case 'x':
+			if (len - i < 3 || (hi = hex_digit(in[i + 1])) < 0 ||
+			    (lo = hex_digit(in[i + 2])) < 0)
+				return -EINVAL;
+			out[o++] = (char)(hi << 4 | lo);
+			i += 2;
+			break;
+		default:
+			return -EINVAL;
+		}
+	}
+	return (ssize_t)o;
+}
+
+/* A decimal number filling [s, end) exactly. */
+static int parse_u64(const char *s, const char *end, uint64_t *v)
+{
+	uint64_t x = 0;
+
+	if (s == end)
+		return -EINVAL;
+	for (; s < end; s++) {
+		if (*s < '0' || *s > '9' || x > (UINT64_MAX - (uint64_t)(*s - '0')) / 10)
+			return -EINVAL;
+		x = x * 10 + (uint64_t)(*s - '0');
+	}
+	*v = x;
+	return 0;
+}
+
+int dl_parse(char *text, size_t len, struct dl_record *rec)
+{
+	char *end = text + len, *t1, *t2, *t3, *line_end;
+	ssize_t n;
+
+	memset(rec, 0, sizeof(*rec));
+	if (memchr(text, '\n', len) || memchr(text, '\0', len))
+		return -EINVAL;
+	t1 = memchr(text, '\t', len);
+	t2 = t1 ? memchr(t1 + 1, '\t', (size_t)(end - t1 - 1)) : NULL;
+	if (!t2 || t2 == t1 + 1 || parse_u64(text, t1, &rec->seq) != 0)
+		return -EINVAL;
+	t3 = memchr(t2 + 1, '\t', (size_t)(end - t2 - 1));
+	line_end = t3 ? t3 : end;
+	if (t3) {
+		const size_t plen = sizeof(DL_TRUNCATED) - 1;
+		if ((size_t)(end - t3 - 1) <= plen || memcmp(t3 + 1, DL_TRUNCATED, plen) != 0 ||
+		    parse_u64(t3 + 1 + plen, end, &rec->total) != 0)
+			return -EINVAL;
+		rec->truncated = 1;
+	}
+	n = dl_decode(t2 + 1, (size_t)(line_end - t2 - 1), t2 + 1);
+	if (n < 0 || (rec->truncated && rec->total <= (uint64_t)n))
+		return -EINVAL;
+	*t2 = '\0';
+	rec->reason = t1 + 1;
+	rec->line = t2 + 1;
+	rec->len = (size_t)n;
+	if (!rec->truncated)
+		rec->total = rec->len;
+	return 0;
 }

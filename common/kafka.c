@@ -49,7 +49,8 @@ rd_kafka_conf_t *kafka_conf_new(const struct cfg *c, const char *const *defaults
 	rd_kafka_conf_set_log_cb(conf, kafka_log);
 	if (c->kafka_brokers && rd_kafka_conf_set(conf, "bootstrap.servers", c->kafka_brokers, why,
 						  sizeof(why)) != RD_KAFKA_CONF_OK) {
-		snprintf(err, KAFKA_ERR_LEN, "[source] brokers = %s: %s", c->kafka_brokers, why);
+		snprintf(err, KAFKA_ERR_LEN, "%s: [source] brokers = %s: %s",
+			 cfg_origin(c, "source", "brokers"), c->kafka_brokers, why);
 		goto fail;
 	}
 	if (set_pairs(conf, defaults, err) != 0)
@@ -58,8 +59,9 @@ rd_kafka_conf_t *kafka_conf_new(const struct cfg *c, const char *const *defaults
 		const struct cfg_kv *kv = &c->kafka[i];
 		if (rd_kafka_conf_set(conf, kv->key, kv->value, why, sizeof(why)) !=
 		    RD_KAFKA_CONF_OK) {
-			snprintf(err, KAFKA_ERR_LEN, "[kafka] %s = %s: %s", kv->key, kv->value,
-				 why);
+			snprintf(err, KAFKA_ERR_LEN, "%s: [kafka] %s = %s: %s",
+				 kv->origin ? kv->origin : cfg_origin(c, "kafka", kv->key), kv->key,
+				 kv->value, why);
 			goto fail;
 		}
 	}

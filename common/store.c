@@ -663,23 +663,22 @@ static void errbuf_add(struct errbuf *eb, const char *fmt, ...)
 
 static void errbuf_add(struct errbuf *eb, const char *fmt, ...)
 {
-	char line[1024];
+	char *line;
 	va_list ap;
 	int n;
 
 	eb->count++;
 	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line), fmt, ap);
+	n = vasprintf(&line, fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n >= sizeof(line))
-		n = sizeof(line) - 1;
-	if (!eb->buf || eb->len + (size_t)n + 2 + ERRBUF_TAIL > eb->cap) {
+	if (n < 0 || !eb->buf || eb->len + (size_t)n + 2 + ERRBUF_TAIL > eb->cap) {
 		eb->dropped++;
+		if (n >= 0)
+			free(line);
 		return;
 	}
 	memcpy(eb->buf + eb->len, line, (size_t)n);
+	free(line);
 	eb->len += (size_t)n;
 	eb->buf[eb->len++] = '\n';
 	eb->buf[eb->len] = '\0';
@@ -708,29 +707,97 @@ static void table_rows_free(struct table_rows *tr, size_t n)
 	free(tr);
 }
 
-/* tsv_report_fn: "path:line: message", one line of the errors. */
-struct tsv_errors {
-	struct errbuf *eb;
-	const char *path;
+/* One table's problems, kept until the whole file has been looked at so
+ * that they are given in line order (duplicates are found after a sort). */
+struct table_msg {
+	unsigned line;
+	size_t seq;
+	char *text;
 };
 
+struct table_msgs {
+	struct table_msg *v;
+	size_t n, cap;
+	const struct cfg_table *table;
+	int oom;
+};
+
+static int table_msg_cmp(const void *a, const void *b)
+{
+	const struct table_msg *x = a, *y = b;
+
+	if (x->line != y->line)
+		return x->line < y->line ? -1 : 1;
+	return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+/* tsv_report_fn: "path:line: message (table NAME, ORIGIN)", ORIGIN being
+ * the line of the INI file (or the -o override) that named the file. */
 static void tsv_error(void *arg, unsigned line, const char *msg)
 {
-	struct tsv_errors *te = arg;
+	struct table_msgs *tm = arg;
+	const struct cfg_table *t = tm->table;
+	char *text;
+	int rc;
 
-	errbuf_add(te->eb, "%s:%u: %s", te->path, line, msg);
+	if (tm->n == tm->cap) {
+		size_t cap = tm->cap ? tm->cap * 2 : 16;
+		struct table_msg *v = realloc(tm->v, cap * sizeof(*v));
+		if (!v) {
+			tm->oom = 1;
+			return;
+		}
+		tm->v = v;
+		tm->cap = cap;
+	}
+	if (t->origin)
+		rc = asprintf(&text, "%s:%u: %s (table %s, %s)", t->path, line, msg, t->name,
+			      t->origin);
+	else
+		rc = asprintf(&text, "%s:%u: %s (table %s)", t->path, line, msg, t->name);
+	if (rc < 0) {
+		tm->oom = 1;
+		return;
+	}
+	tm->v[tm->n].line = line;
+	tm->v[tm->n].seq = tm->n;
+	tm->v[tm->n].text = text;
+	tm->n++;
+}
+
+/* Hand a table's problems over in line order. */
+static void table_msgs_flush(struct table_msgs *tm, struct errbuf *eb)
+{
+	if (tm->n > 1)
+		qsort(tm->v, tm->n, sizeof(tm->v[0]), table_msg_cmp);
+	for (size_t i = 0; i < tm->n; i++) {
+		errbuf_add(eb, "%s", tm->v[i].text);
+		free(tm->v[i].text);
+	}
+	if (tm->oom)
+		errbuf_add(eb, "%s: out of memory", tm->table->path);
+	free(tm->v);
+}
+
+/* A problem with a table's file as a whole: "ORIGIN: [table.NAME] path =
+ * PATH: what". */
+static void table_error(struct errbuf *eb, const struct cfg_table *t, const char *what, int err)
+{
+	errbuf_add(eb, "%s%s[table.%s] path = %s: %s%s%s", t->origin ? t->origin : "",
+		   t->origin ? ": " : "", t->name, t->path, what, err ? ": " : "",
+		   err ? strerror(err) : "");
 }
 
 /* Read the whole file: the rows point into it until the load is over. */
-static int slurp(const char *path, char **text, size_t *len, struct errbuf *eb)
+static int slurp(const struct cfg_table *t, char **text, size_t *len, struct errbuf *eb)
 {
 	size_t cap = 0, n = 0;
 	char *buf = NULL;
 	int fd, rc = 0;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open(t->path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		errbuf_add(eb, "%s: cannot open: %s", path, strerror(errno));
+		table_error(eb, t, "cannot open", errno);
 		return -1;
 	}
 	for (;;) {
@@ -738,7 +805,7 @@ static int slurp(const char *path, char **text, size_t *len, struct errbuf *eb)
 			cap = cap ? cap * 2 : 1 << 16;
 			char *b = realloc(buf, cap);
 			if (!b) {
-				errbuf_add(eb, "%s: out of memory", path);
+				table_error(eb, t, "out of memory", 0);
 				rc = -1;
 				goto out;
 			}
@@ -748,7 +815,7 @@ static int slurp(const char *path, char **text, size_t *len, struct errbuf *eb)
 		if (got < 0 && errno == EINTR)
 			continue;
 		if (got < 0) {
-			errbuf_add(eb, "%s: cannot read: %s", path, strerror(errno));
+			table_error(eb, t, "cannot read", errno);
 			rc = -1;
 			goto out;
 		}
@@ -806,6 +873,8 @@ static int parse_tables(const struct cfg *cfg, struct table_rows **out, struct e
 		errbuf_add(eb, "out of memory");
 		return -1;
 	}
+	/* The tables in the order of the configuration, each one's problems in
+	 * line order. */
 	for (size_t i = 0; i < cfg->n_tables; i++) {
 		tr[i].table = &cfg->tables[i];
 		if (!tr[i].table->path) {
@@ -813,17 +882,18 @@ static int parse_tables(const struct cfg *cfg, struct table_rows **out, struct e
 			bad = 1;
 			continue;
 		}
-		if (slurp(tr[i].table->path, &tr[i].text, &tr[i].text_len, eb) < 0) {
+		if (slurp(tr[i].table, &tr[i].text, &tr[i].text_len, eb) < 0) {
 			bad = 1;
 			continue;
 		}
-		struct tsv_errors te = {eb, tr[i].table->path};
+		struct table_msgs tm = {.table = tr[i].table};
 		/* sort the good rows even after a bad one: duplicates are news too */
 		if (tsv_parse(tr[i].text, tr[i].text_len, STORE_KEY_MAX, &tr[i].rows, tsv_error,
-			      &te) < 0)
+			      &tm) < 0)
 			bad = 1;
-		if (tsv_sort(&tr[i].rows, tsv_error, &te) < 0)
+		if (tsv_sort(&tr[i].rows, tsv_error, &tm) < 0)
 			bad = 1;
+		table_msgs_flush(&tm, eb);
 	}
 	if (bad) {
 		table_rows_free(tr, cfg->n_tables);

@@ -33,6 +33,11 @@ int tsv_parse(const char *text, size_t len, size_t key_max, struct tsv_rows *row
 		const char *eol = nl ? nl : end, *next = nl ? nl + 1 : end;
 
 		line++;
+		if (!nl) {
+			/* a copy or an editor still writing: never load half a row */
+			report(arg, line, TSV_INCOMPLETE);
+			return -1;
+		}
 		if (eol > p && eol[-1] == '\r')
 			eol--;
 		if (eol == p || *p == '#') {

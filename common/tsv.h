@@ -12,6 +12,8 @@
  *   empty key
  *   key is 600 bytes, at most 511 are allowed
  *   duplicate key 'acct1' (first on line 3)
+ *   last line incomplete (no newline at the end): the file may still be
+ *     being written
  *   out of memory
  */
 #ifndef RM_TSV_H
@@ -33,12 +35,17 @@ struct tsv_rows {
 
 typedef void tsv_report_fn(void *arg, unsigned line, const char *msg);
 
+#define TSV_INCOMPLETE                                                                             \
+	"last line incomplete (no newline at the end): the file may still be being written"
+
 /* Append the rows of `text` (len bytes) to *rows. Blank lines and lines
  * starting with '#' are skipped; a trailing '\r' is dropped, so files edited
  * on Windows load as they look; a line without a tab is a key with an empty
- * value. A key must be 1..key_max bytes. Every bad line is reported and
- * parsing goes on; returns 0, or -1 when anything was reported (out of
- * memory stops at once). */
+ * value. A key must be 1..key_max bytes. Every line ends with '\n': a text
+ * whose last line has none (a file caught while it is copied or written) is
+ * refused, TSV_INCOMPLETE reported at that line, whatever the line holds.
+ * Every bad line is reported and parsing goes on; returns 0, or -1 when
+ * anything was reported (out of memory stops at once). */
 int tsv_parse(const char *text, size_t len, size_t key_max, struct tsv_rows *rows,
 	      tsv_report_fn *report, void *arg);
 

@@ -8,11 +8,14 @@
 #include "store.h"
 #include "supervisor.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
+#include <unistd.h>
 
 #define MAX_OVERRIDES 256
 
@@ -31,9 +34,10 @@ static void usage(FILE *f)
 		   "  -V, --version         print the version and exit\n"
 		   "  -h, --help            print this help and exit\n"
 		   "\n"
-		   "Exit status: 0 ok, 64 usage, 65 data_dir unsafe to resume, 73 data_dir,\n"
-		   "run_dir or an output file owned by another, 78 configuration error,\n"
-		   "1 other failure.\n");
+		   "Exit status: 0 ok, 64 usage, 65 data_dir unsafe to resume, 71 out of\n"
+		   "memory or address space (ulimit -v), 73 data_dir, run_dir or an output\n"
+		   "file owned by another, 75 stopped while waiting for a previous instance,\n"
+		   "78 configuration error, 1 other failure.\n");
 }
 
 struct options {
@@ -101,11 +105,22 @@ static int parse_options(int argc, char **argv, struct options *o)
 	return 0;
 }
 
-/* -t: the INI, then what it names (tables, handler), all reported. */
+/* -t: the INI, then what it names (source file, tables, handler), all
+ * reported. */
 static int check_config(const struct options *o, const struct cfg *cfg)
 {
 	char errs[8192] = "", err[512];
-	int bad = 0;
+	int bad = 0, fd;
+	if (cfg->source_type == CFG_SOURCE_FILE && strcmp(cfg->source_path, "-") != 0) {
+		if ((fd = open(cfg->source_path, O_RDONLY | O_CLOEXEC)) < 0) {
+			fprintf(stderr, "%s: [source] path = %s: cannot open the source file: %s\n",
+				cfg_origin(cfg, "source", "path"), cfg->source_path,
+				strerror(errno));
+			bad = 1;
+		} else {
+			close(fd);
+		}
+	}
 	if (store_config_check(cfg, errs, sizeof(errs)) != 0) {
 		fputs(errs, stderr);
 		bad = 1;

@@ -284,6 +284,8 @@ static void apply_live(struct cfg *c, struct cfg *n)
 	SWAP(c->n_kafka, n->n_kafka);
 	SWAP(c->tables, n->tables);
 	SWAP(c->n_tables, n->n_tables);
+	SWAP(c->origins, n->origins); /* line numbers of the file as it is now */
+	SWAP(c->n_origins, n->n_origins);
 	log_set_level(c->log_level);
 	if (str_differs(c->log_file, n->log_file) && log_open(c->log_file) != 0)
 		log_error("%s: cannot open the log file; logging where it was",

@@ -43,11 +43,19 @@ int src_handle_line(struct sup *s, uint64_t seq, const char *line, size_t len)
 
 int src_handle_line_to(struct sup *s, int partition, uint64_t seq, const char *line, size_t len)
 {
+	return src_handle_cut_line(s, partition, seq, line, len, len);
+}
+
+int src_handle_cut_line(struct sup *s, int partition, uint64_t seq, const char *line, size_t len,
+			uint64_t total)
+{
 	struct event_line ev;
 	const char *reason =
 	    event_parse_line(line, len, s->cfg.delimiter, s->cfg.max_event_size, &ev);
 
 	s->lines++;
+	if (reason && total > len) /* all that was kept: a CR at the cut is not the end */
+		return sup_dead_letter_cut(s, seq, reason, line, len, total);
 	if (reason)
 		return sup_dead_letter(s, seq, reason, line, ev.len);
 	if (partition >= 0)
@@ -363,8 +371,9 @@ static void watch_file(struct sup *s, struct src_file *f)
 
 /* ---- reading lines ---- */
 
-/* Lines that do not fit in the buffer are dead-lettered whole (up to
- * LONG_LINE_KEEP bytes of them are kept), never silently cut. */
+/* Lines that do not fit in the buffer are dead-lettered, never silently
+ * cut: their first LONG_LINE_KEEP bytes are kept, and the dead letter says
+ * how long the line was (truncated=TOTAL, deadletter.h). */
 static int consume_long(struct sup *s, struct src_file *f, const char *p, size_t n, int done)
 {
 	if (!f->in_long) {
@@ -385,7 +394,8 @@ static int consume_long(struct sup *s, struct src_file *f, const char *p, size_t
 	log_warn("line too long at seq=%llu: %llu bytes, max_event_size is %llu",
 		 (unsigned long long)f->long_seq, (unsigned long long)f->long_total,
 		 (unsigned long long)s->cfg.max_event_size);
-	return sup_dead_letter(s, f->long_seq, "too_long", f->long_line, f->long_len);
+	return sup_dead_letter_cut(s, f->long_seq, "too_long", f->long_line, f->long_len,
+				   f->long_total);
 }
 
 /* Hand every complete line in the buffer over. */
@@ -494,12 +504,14 @@ int src_file_open(struct sup *s)
 	if (strcmp(path, "-") == 0) {
 		f->fd = STDIN_FILENO;
 	} else if ((f->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-		log_error("%s: cannot open the source file: %s", path, strerror(errno));
+		log_error("%s: [source] path = %s: cannot open the source file: %s",
+			  cfg_origin(&s->cfg, "source", "path"), path, strerror(errno));
 		return 1;
 	}
 	struct stat st;
 	if (fstat(f->fd, &st) != 0) {
-		log_error("%s: cannot stat the source file: %s", path, strerror(errno));
+		log_error("%s: [source] path = %s: cannot stat the source file: %s",
+			  cfg_origin(&s->cfg, "source", "path"), path, strerror(errno));
 		return 1;
 	}
 	if (!S_ISREG(st.st_mode))

@@ -549,9 +549,9 @@ static int ksrc_keyed(struct ksrc *k, int partition, uint64_t seq, const char *k
 		memcpy(k->joined + kn + 1, val, len - kn - 1);
 	if (memchr(key, s->cfg.delimiter, key_len) || memchr(key, '\n', key_len)) {
 		s->lines++;
-		return sup_dead_letter(s, seq, "bad_key", k->joined, len);
+		return sup_dead_letter_cut(s, seq, "bad_key", k->joined, len, want);
 	}
-	return src_handle_line_to(s, partition, seq, k->joined, len);
+	return src_handle_cut_line(s, partition, seq, k->joined, len, want);
 }
 
 static void ksrc_check_route(struct ksrc *k, unsigned p, const char *key, size_t key_len)
@@ -596,9 +596,10 @@ static int ksrc_message(struct ksrc *k, rd_kafka_message_t *m)
 	const char *tab = memchr(val, s->cfg.delimiter, len);
 	if (tab && tab > val)
 		ksrc_check_route(k, (unsigned)p, val, (size_t)(tab - val));
+	size_t whole = len;
 	if (len > (size_t)s->cfg.max_event_size + 2)
 		len = (size_t)s->cfg.max_event_size + 2;
-	return src_handle_line_to(s, p, (uint64_t)m->offset, val, len);
+	return src_handle_cut_line(s, p, (uint64_t)m->offset, val, len, whole);
 }
 
 /* `topic` must have exactly `want` partitions. */
@@ -613,7 +614,9 @@ static int ksrc_check_topic(struct ksrc *k, const char *topic, const char *what,
 		return -1;
 	}
 	if (rc != 0) {
-		log_error("[source] brokers = %s: %s", k->s->cfg.kafka_brokers, err);
+		log_error("%s: [source] brokers = %s: %s",
+			  cfg_origin(&k->s->cfg, "source", "brokers"), k->s->cfg.kafka_brokers,
+			  err);
 		return -1;
 	}
 	if (n != want) {
@@ -727,8 +730,8 @@ static int ksrc_open(struct ksrc *k)
 				"false",    "enable.partition.eof", "false",
 				NULL};
 	if (kafka_changelog_topic(&s->cfg, changelog, sizeof(changelog)) != 0) {
-		log_error("[source] group = %s: the changelog topic's name is too long",
-			  s->cfg.kafka_group);
+		log_error("%s: [source] group = %s: the changelog topic's name is too long",
+			  cfg_origin(&s->cfg, "source", "group"), s->cfg.kafka_group);
 		return -1;
 	}
 	rd_kafka_conf_t *conf = kafka_conf_new(&s->cfg, defaults, forced, err);

@@ -50,12 +50,12 @@ static size_t line_limit(const struct sup *s)
 	return (size_t)s->cfg.max_event_size + 2;
 }
 
-static int zsrc_line(struct sup *s, struct zsrc *z, const char *line, size_t len)
+static int zsrc_line(struct sup *s, struct zsrc *z, const char *line, size_t len, size_t total)
 {
 	uint64_t seq = s->next_seq;
 	if (len > line_limit(s))
 		len = line_limit(s);
-	int rc = src_handle_line(s, seq, line, len);
+	int rc = src_handle_cut_line(s, -1, seq, line, len, total > len ? total : len);
 	s->next_seq = seq + 1;
 	s->source_pos = s->next_seq;
 	if (rc == 0 && ++z->since_tick >= TICK_EVERY) {
@@ -72,22 +72,29 @@ static int zsrc_text(struct sup *s, struct zsrc *z, const char *text, size_t len
 	do {
 		const char *nl = memchr(text + off, '\n', len - off);
 		size_t n = nl ? (size_t)(nl - (text + off)) : len - off;
-		if (zsrc_line(s, z, text + off, n) != 0)
+		if (zsrc_line(s, z, text + off, n, n) != 0)
 			return -1;
 		off += n + 1;
 	} while (off < len);
 	return 0;
 }
 
-/* Not a line: dead-letter it under its own seq. */
-static int zsrc_refuse(struct sup *s, const char *reason, const char *data, size_t len)
+/* Not a line: dead-letter it under its own seq. The first `len` bytes of
+ * `total` are in data; no more than line_limit of them are kept. */
+static int zsrc_refuse_cut(struct sup *s, const char *reason, const char *data, size_t len,
+			   size_t total)
 {
 	uint64_t seq = s->next_seq++;
 	s->source_pos = s->next_seq;
 	s->lines++;
 	if (len > line_limit(s))
 		len = line_limit(s);
-	return sup_dead_letter(s, seq, reason, data, len);
+	return sup_dead_letter_cut(s, seq, reason, data, len, total > len ? total : len);
+}
+
+static int zsrc_refuse(struct sup *s, const char *reason, const char *data, size_t len)
+{
+	return zsrc_refuse_cut(s, reason, data, len, len);
 }
 
 /* [key, payload]: the line key<delimiter>payload. A key holding the
@@ -113,8 +120,8 @@ static int zsrc_pair(struct sup *s, struct zsrc *z, const char *key, size_t key_
 	if (k + 1 < len)
 		memcpy(z->joined + k + 1, payload, len - k - 1);
 	if (memchr(key, s->cfg.delimiter, key_len) || memchr(key, '\n', key_len))
-		return zsrc_refuse(s, "bad_key", z->joined, len);
-	return zsrc_line(s, z, z->joined, len);
+		return zsrc_refuse_cut(s, "bad_key", z->joined, len, want);
+	return zsrc_line(s, z, z->joined, len, want);
 }
 
 /* The next part of a multipart message: libzmq delivers them all at once,
@@ -204,7 +211,8 @@ static int zsrc_open(struct sup *s, struct zsrc *z)
 		return -1;
 	}
 	if (zmq_bind(z->sock, ep) != 0) {
-		log_error("[source] bind = %s: cannot bind: %s", ep, zmq_strerror(zmq_errno()));
+		log_error("%s: [source] bind = %s: cannot bind: %s",
+			  cfg_origin(&s->cfg, "source", "bind"), ep, zmq_strerror(zmq_errno()));
 		return -1;
 	}
 	log_info("zmq source listening endpoint=%s next_seq=%llu", ep,

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,10 +38,29 @@ volatile sig_atomic_t sup_stop;
 volatile sig_atomic_t sup_child;
 volatile sig_atomic_t sup_hup;
 
+/* One stop is often signalled twice at once: timeout(1) sends SIGTERM to
+ * its child and then to its whole process group, which holds the child
+ * too; a shell or a service manager may do the same. A stop signal that
+ * comes within STOP_SAME_NS of the first stop request is therefore the same
+ * request; one that comes later is a second request, which kills the
+ * workers at once (stop_workers). */
+#define STOP_SAME_NS 1000000000ull
+
+static _Atomic uint64_t first_stop_ns; /* when the first stop was asked for */
+
 static void on_stop(int sig)
 {
+	int saved = errno;
+	uint64_t now = shm_now_ns(); /* clock_gettime: async-signal-safe */
+
 	(void)sig;
+	if (!sup_stop)
+		atomic_store_explicit(&first_stop_ns, now, memory_order_relaxed);
+	else if (now - atomic_load_explicit(&first_stop_ns, memory_order_relaxed) < STOP_SAME_NS)
+		goto out; /* the same stop, sent twice */
 	sup_stop++;
+out:
+	errno = saved;
 }
 
 static void on_child(int sig)
@@ -59,9 +79,12 @@ static int install_signals(void)
 {
 	struct sigaction sa = {.sa_handler = on_stop};
 	sigemptyset(&sa.sa_mask);
+	sigaddset(&sa.sa_mask, SIGTERM); /* one on_stop at a time */
+	sigaddset(&sa.sa_mask, SIGINT);
 	/* No SA_RESTART: a blocking read or futex wait must see the signal. */
 	if (sigaction(SIGTERM, &sa, NULL) || sigaction(SIGINT, &sa, NULL))
 		return -1;
+	sigemptyset(&sa.sa_mask);
 	sa.sa_handler = on_child;
 	sa.sa_flags = SA_NOCLDSTOP;
 	if (sigaction(SIGCHLD, &sa, NULL))
@@ -119,45 +142,71 @@ static int lock_pid_file(struct sup *s)
 
 /* Every directory made here is fsynced into its parent, so that after a
  * power cut the files in it are not lost with their names. */
+static int make_dir(const struct sup *s, const char *section, const char *key, const char *dir,
+		    mode_t mode)
+{
+	char err[DUR_ERR_LEN];
+	if (dur_mkdir_p(dir, mode, err) == 0)
+		return 0;
+	log_error("%s: [%s] %s: %s", cfg_origin(&s->cfg, section, key), section, key, err);
+	return -1;
+}
+
 static int prepare_dirs(struct sup *s)
 {
 	const struct cfg *c = &s->cfg;
-	char dir[4096], err[DUR_ERR_LEN];
-	if (dur_mkdir_p(c->run_dir, 0700, err) || dur_mkdir_p(c->data_dir, 0700, err) ||
-	    (c->output_type == CFG_OUTPUT_FILE && dur_mkdir_p(c->output_dir, 0755, err)) ||
+	char dir[4096];
+	if (make_dir(s, "ringmaster", "run_dir", c->run_dir, 0700) ||
+	    make_dir(s, "ringmaster", "data_dir", c->data_dir, 0700) ||
+	    (c->output_type == CFG_OUTPUT_FILE &&
+	     make_dir(s, "output", "dir", c->output_dir, 0755)) ||
 	    (dir_of(c->dead_letter, dir, sizeof(dir)) == 0 && dir[0] &&
-	     dur_mkdir_p(dir, 0755, err))) {
-		log_error("%s", err);
+	     make_dir(s, "output", "dead_letter", dir, 0755)))
 		return -1;
-	}
 	return 0;
 }
 
+/* LMDB maps each environment whole (map_size of address space): under a
+ * limit on it (ulimit -v) the mmap fails with ENOMEM, a system resource
+ * failure (EX_OSERR), not a configuration error. Say so, and where
+ * map_size came from. */
+static int store_failed(const struct sup *s, int rc, const char *err)
+{
+	log_error("%s", err);
+	if (rc != -ENOMEM)
+		return EX_CONFIG;
+	log_error("%s: [store] map_size = %llu MiB could not be mapped: not enough memory or "
+		  "address space (is it limited, ulimit -v?); raise the limit or lower map_size",
+		  cfg_origin(&s->cfg, "store", "map_size"),
+		  (unsigned long long)(s->cfg.map_size >> 20));
+	return EX_OSERR;
+}
+
 /* Load the tables, and check every shard against the partition count
- * before any worker exists, so a mismatch stops us with one clear message. */
+ * before any worker exists, so a mismatch stops us with one clear message.
+ * Returns 0 or an exit status. */
 static int prepare_stores(struct sup *s)
 {
 	const struct cfg *c = &s->cfg;
 	char err[STORE_ERR_LEN];
-	if (store_config_open(c->data_dir, c->map_size, 0, &s->config, err) != 0) {
-		log_error("%s", err);
-		return -1;
-	}
+	int rc = store_config_open(c->data_dir, c->map_size, 0, &s->config, err);
+	if (rc != 0)
+		return store_failed(s, rc, err);
 	for (unsigned p = 0; p < c->partitions; p++) {
 		struct store_env *shard;
-		if (store_shard_open(c->data_dir, p, c->partitions, c->map_size,
-				     (enum store_sync)c->sync, 0, &shard, err) != 0) {
-			log_error("%s", err);
-			return -1;
-		}
+		rc = store_shard_open(c->data_dir, p, c->partitions, c->map_size,
+				      (enum store_sync)c->sync, 0, &shard, err);
+		if (rc != 0)
+			return store_failed(s, rc, err);
 		store_close(shard);
 	}
 	char errs[8192] = "";
 	uint64_t gen;
-	if (store_config_load(s->config, c, &gen, errs, sizeof(errs)) != 0) {
+	rc = store_config_load(s->config, c, &gen, errs, sizeof(errs));
+	if (rc != 0) {
 		log_error("cannot load the reference tables");
 		log_lines(LOG_LEVEL_ERROR, "", errs);
-		return -1;
+		return rc == -ENOMEM ? EX_OSERR : EX_CONFIG;
 	}
 	s->generation = gen;
 	return 0;
@@ -176,8 +225,14 @@ static void publish_all(struct sup *s)
 
 int sup_dead_letter(struct sup *s, uint64_t seq, const char *reason, const char *line, size_t len)
 {
+	return sup_dead_letter_cut(s, seq, reason, line, len, len);
+}
+
+int sup_dead_letter_cut(struct sup *s, uint64_t seq, const char *reason, const char *line,
+			size_t len, uint64_t total)
+{
 	s->dead_lettered++;
-	if (dl_add(&s->dead, seq, reason, line, len) != 0) {
+	if (dl_add_cut(&s->dead, seq, reason, line, len, total) != 0) {
 		log_error("out of memory for dead letters");
 		return -1;
 	}
@@ -358,8 +413,10 @@ int sup_idle(struct sup *s, int timeout_ms)
 void sup_request_stop(struct sup *s)
 {
 	(void)s;
-	if (!sup_stop)
+	if (!sup_stop) {
+		atomic_store_explicit(&first_stop_ns, shm_now_ns(), memory_order_relaxed);
 		sup_stop = 1;
+	}
 }
 
 void sup_fail(struct sup *s, int status)
@@ -385,8 +442,9 @@ const char *sup_state_name(enum sup_state st)
 }
 
 /* Close every ring and wait for the workers to drain, commit and exit,
- * restarting any that die meanwhile. A second SIGINT/SIGTERM, or
- * stop_timeout after a stop request, ends the wait with SIGKILL. */
+ * restarting any that die meanwhile. A second SIGINT/SIGTERM (a second
+ * request: see on_stop), or stop_timeout after a stop request, ends the
+ * wait with SIGKILL. */
 static void stop_workers(struct sup *s)
 {
 	int stops_seen = sup_stop;
@@ -488,14 +546,16 @@ static int start(struct sup *s)
 	}
 	if (own_wait_for_orphans(s) != 0)
 		return sup_stop ? EX_TEMPFAIL : EX_CANTCREAT;
-	if (prepare_stores(s) != 0)
-		return EX_CONFIG;
+	int rc = prepare_stores(s);
+	if (rc != 0)
+		return rc;
 	int owned = own_files(s);
 	if (owned != 0)
 		return owned;
 	s->dead_fd = dl_open(c->dead_letter);
 	if (s->dead_fd < 0) {
-		log_error("%s: cannot open the dead-letter file: %s", c->dead_letter,
+		log_error("%s: [output] dead_letter = %s: cannot open the dead-letter file: %s",
+			  cfg_origin(c, "output", "dead_letter"), c->dead_letter,
 			  strerror(-s->dead_fd));
 		return EX_CANTCREAT;
 	}
@@ -503,7 +563,6 @@ static int start(struct sup *s)
 		return EX_CONFIG;
 	/* Before the workers: a file that is not the one this data_dir read
 	 * is refused with nothing processed. */
-	int rc;
 	if (c->source_type == CFG_SOURCE_FILE && (rc = src_file_open(s)) != 0)
 		return rc;
 	rc = shm_create(&s->shm, c->partitions, c->ring_size);

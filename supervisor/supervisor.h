@@ -130,6 +130,10 @@ int sup_dispatch_to(struct sup *s, unsigned p, uint64_t seq, const char *key, si
 
 /* Dead-letter a line the source could not turn into an event. */
 int sup_dead_letter(struct sup *s, uint64_t seq, const char *reason, const char *line, size_t len);
+/* The same for a line of `total` bytes of which only the first `len` were
+ * kept: the dead letter is marked as cut (deadletter.h). */
+int sup_dead_letter_cut(struct sup *s, uint64_t seq, const char *reason, const char *line,
+			size_t len, uint64_t total);
 
 /* Publish what was dispatched, show progress, look at signals and children.
  * Sources call it every few thousand events and when they would block.
@@ -195,5 +199,11 @@ int src_handle_line(struct sup *s, uint64_t seq, const char *line, size_t len);
 
 /* The same, dispatched to `partition` (sup_dispatch_to) when it is >= 0. */
 int src_handle_line_to(struct sup *s, int partition, uint64_t seq, const char *line, size_t len);
+
+/* The same for the first `len` bytes of a line of `total` bytes, cut to
+ * what can be an event anyway (a ZeroMQ or Kafka message): when total >
+ * len its dead letter is marked as cut. */
+int src_handle_cut_line(struct sup *s, int partition, uint64_t seq, const char *line, size_t len,
+			uint64_t total);
 
 #endif

@@ -64,11 +64,18 @@ static void check_loaded(const struct cfg *c)
 	for (size_t i = 0; i < c->n_tables; i++) {
 		check(c->tables[i].name && *c->tables[i].name);
 		check_path(c->tables[i].path, 0);
+		check(c->tables[i].origin && *c->tables[i].origin);
 		for (size_t j = 0; j < i; j++)
 			check(strcmp(c->tables[i].name, c->tables[j].name) != 0);
 	}
 	for (size_t i = 0; i < c->n_params; i++)
-		check(c->params[i].key && c->params[i].value);
+		check(c->params[i].key && c->params[i].value && c->params[i].origin);
+	for (size_t i = 0; i < c->n_kafka; i++)
+		check(c->kafka[i].key && c->kafka[i].value && c->kafka[i].origin);
+	/* every setting knows where its value came from */
+	check(c->origins && c->n_origins > 0);
+	for (size_t i = 0; i < c->n_origins; i++)
+		check(c->origins[i] && *c->origins[i]);
 }
 
 /* Every message on a line of its own, naming where it came from. */

@@ -1,6 +1,7 @@
 /* fuzz_tsv.c - libFuzzer target for the table parser (common/tsv.c): any
  * text must split into rows that lie inside it and keep to tsv.h's rules,
- * every line must be a row, skipped or reported, and sorting must give
+ * every line must be a row, skipped or reported (a last line without its
+ * newline always reported), and sorting must give
  * LMDB's key order with each duplicate reported once. Byte 0 of the input
  * picks the key limit (1..64, so the limit is easy to reach); the rest is
  * the text, in a buffer of exactly its size. */
@@ -45,7 +46,8 @@ static unsigned count_lines(const char *text, size_t len)
 	return n + (len && text[len - 1] != '\n');
 }
 
-/* Lines that are neither rows nor errors: blank (after a CR) or comments. */
+/* Lines that are neither rows nor errors: blank (after a CR) or comments,
+ * but never a last line without its newline (always an error). */
 static unsigned count_skipped(const char *text, size_t len)
 {
 	unsigned n = 0;
@@ -56,7 +58,7 @@ static unsigned count_skipped(const char *text, size_t len)
 
 		if (l && p[l - 1] == '\r')
 			l--;
-		n += l == 0 || p[0] == '#';
+		n += nl && (l == 0 || p[0] == '#');
 		p = nl ? nl + 1 : end;
 	}
 	return n;
@@ -107,6 +109,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check(rows.n + errors + count_skipped(text, len) == count_lines(text, len));
 	for (size_t i = 0; i < rows.n; i++) {
 		check_row(&rows.v[i], text, len, key_max);
+		/* an incomplete last line is never a row */
+		check(!len || text[len - 1] == '\n' || rows.v[i].line < count_lines(text, len));
 		check(i == 0 || rows.v[i].line > rows.v[i - 1].line);
 		line_sum += rows.v[i].line;
 	}

@@ -828,7 +828,7 @@ static void test_override_errors(void **state)
 static void test_syntax_errors(void **state)
 {
 	char text[1024];
-	char long_value[200];
+	char long_value[300];
 
 	(void)state;
 	load_fails("[worker\nbatch_max = 0\n", NO_OV,
@@ -842,37 +842,182 @@ static void test_syntax_errors(void **state)
 		   "demo.ini:3: syntax error\n"
 		   "demo.ini:5: [worker] batch_max must be 1..1048576, got 0\n"
 		   "demo.ini:7: syntax error: no key before '='\n");
-	/* a line inih cannot hold is reported once, and does not shift the
-	 * line numbers after it */
+	/* a line longer than inih's buffer does not shift the line numbers
+	 * after it */
 	memset(long_value, 'y', sizeof(long_value) - 1);
 	long_value[sizeof(long_value) - 1] = '\0';
 	snprintf(text, sizeof(text), MINIMAL "[handler]\nlong = %s\nok = 1\nbroken line\n",
 		 long_value);
-	load_fails(text, NO_OV,
-		   "demo.ini:4: line too long (at most 198 characters)\n"
-		   "demo.ini:6: syntax error\n");
+	load_fails(text, NO_OV, "demo.ini:6: syntax error\n");
 }
 
-static void test_line_length_limit(void **state)
+/* A string of n copies of `unit`, for long lines; free it. */
+static char *repeat(const char *unit, size_t n)
 {
-	char text[512], value[256];
+	size_t len = strlen(unit);
+	char *s = malloc(n * len + 1);
+
+	assert_non_null(s);
+	for (size_t i = 0; i < n; i++)
+		memcpy(s + i * len, unit, len);
+	s[n * len] = '\0';
+	return s;
+}
+
+static char *join(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *join(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	assert_true(rc >= 0);
+	return s;
+}
+
+/* inih holds 198 characters of a line; lines of any length are taken, split
+ * the way inih splits a short one: inline comments, ':' for '=', keys,
+ * continuation lines, section headers, comments, CRLF. */
+static void test_long_lines(void **state)
+{
+	struct env *env = *state;
+	char *dirs = repeat("d123456789/", 500); /* a 5,500-character path */
+	char *jaas = repeat("org.apache.kafka.common.security.plain.PlainLoginModule ", 60);
+	char *more = repeat("m", 250);
+	char *key = repeat("k", 300);
+	char *comment = repeat("; comment ", 40);
+	char *pad = repeat(" ", 250);
+	char *dots = repeat("./", 2500);
+	char *want, *text, p[PATH_MAX];
 	struct cfg c;
-	size_t n = 198 - strlen("v = ");
+
+	jaas[strlen(jaas) - 1] = '\0'; /* inih strips the trailing blank too */
+	text = join("%s\n[source]\npath = /%s   %s\r\n"
+		    "[output]\ndir = %sout\n"
+		    "[kafka]\nsasl.jaas.config = %s\n    %s\n"
+		    "client.id: %s\n"
+		    "[table.rules]%s; a comment of its own %s\npath = rules.tsv\n"
+		    "[handler]\n%s = v\nsmall = 1\n"
+		    "[worker]\nbatch_max = 7\n",
+		    comment, dirs, comment, dots, jaas, more, more, pad, comment, key);
+	load_ok(text, NO_OV, &c);
+	want = join("/%s", dirs);
+	want[strlen(want) - 1] = '\0'; /* normalised: no trailing '/' */
+	assert_int_equal(strlen(want), 5500);
+	assert_string_equal(c.source_path, want);
+	free(want);
+	assert_string_equal(c.output_dir, root_path(env, "out", p, sizeof(p)));
+	assert_int_equal(c.n_kafka, 2);
+	want = join("%s %s", jaas, more);
+	assert_string_equal(c.kafka[0].key, "sasl.jaas.config");
+	assert_string_equal(c.kafka[0].value, want);
+	free(want);
+	assert_string_equal(c.kafka[1].key, "client.id");
+	assert_string_equal(c.kafka[1].value, more);
+	assert_int_equal(c.n_tables, 1);
+	assert_string_equal(c.tables[0].path, root_path(env, "rules.tsv", p, sizeof(p)));
+	assert_string_equal(cfg_param(&c, key), "v");
+	assert_string_equal(cfg_param(&c, "small"), "1");
+	assert_int_equal(c.batch_max, 7);
+	/* and the lines are where they were */
+	assert_string_equal(cfg_origin(&c, "source", "path"), "demo.ini:3");
+	assert_string_equal(cfg_origin(&c, "kafka", "client.id"), "demo.ini:9");
+	assert_string_equal(cfg_origin(&c, "worker", "batch_max"), "demo.ini:16");
+	cfg_free(&c);
+	free(text);
+
+	/* long lines that are errors are the same errors as short ones, at
+	 * their lines */
+	char *nines = repeat("9", 250);
+	text = join(MINIMAL "[handler]\n= %s\nnot a pair %s\n[worker]\nbatch_max = %s\n", more,
+		    more, nines);
+	want = join("demo.ini:4: syntax error: no key before '='\n"
+		    "demo.ini:5: syntax error\n"
+		    "demo.ini:7: [worker] batch_max must be 1..1048576, got %s\n",
+		    nines);
+	free(nines);
+	load_fails(text, NO_OV, want);
+	free(want);
+	free(text);
+	text = join(MINIMAL "[table.%s\n[worker]\nbatch_max = 0\n", more);
+	load_fails(text, NO_OV,
+		   "demo.ini:3: syntax error\n"
+		   "demo.ini:5: [worker] batch_max must be 1..1048576, got 0\n");
+	free(text);
+	text = join(MINIMAL "[%s]\nx = 1\n", more);
+	want = join("demo.ini:3: unknown section [%s]\n", more);
+	load_fails(text, NO_OV, want);
+	free(want);
+	free(text);
+	free(dirs);
+	free(jaas);
+	free(more);
+	free(key);
+	free(comment);
+	free(pad);
+	free(dots);
+}
+
+/* A NUL byte would end the line for inih without a word: it is an error
+ * at its line, and the lines after it keep their numbers. */
+static void test_nul_byte(void **state)
+{
+	static const char text[] = "[source]\npath = /tmp/a\0b\n[worker]\nbatch_max = 0\n";
+	struct cfg c, before;
+	struct cfg_errors e = {0};
+	FILE *f = fopen("demo.ini", "w");
 
 	(void)state;
-	memset(value, 'x', n);
-	value[n] = '\0';
-	snprintf(text, sizeof(text), MINIMAL "[handler]\nv = %s\r\n", value);
-	load_ok(text, NO_OV, &c);
-	assert_int_equal(strlen(cfg_param(&c, "v")), n);
+	assert_non_null(f);
+	assert_int_equal(fwrite(text, 1, sizeof(text) - 1, f), sizeof(text) - 1);
+	assert_int_equal(fclose(f), 0);
+	memset(&c, 0x5A, sizeof(c));
+	before = c;
+	assert_int_equal(cfg_load("demo.ini", NULL, 0, &c, &e), -1);
+	assert_string_equal(e.text, "demo.ini:2: NUL byte in line\n"
+				    "demo.ini:4: [worker] batch_max must be 1..1048576, got 0\n");
+	assert_int_equal(e.count, 2);
+	assert_memory_equal(&c, &before, sizeof(c));
+	cfg_errors_free(&e);
+}
+
+/* cfg_origin: the line, the override or the default behind each value. */
+static void test_origins(void **state)
+{
+	struct cfg c;
+
+	(void)state;
+	load_ok(MINIMAL "[worker]\nbatch_max = 10\n"
+			"[handler]\nfee = 1\n"
+			"[kafka]\nclient.id = a\n"
+			"[table.rules]\npath = rules.tsv\n"
+			"[table.other]\npath = other.tsv\n",
+		OV("worker.batch_max=20", "table.other.path=/x/o.tsv", "table.new.path=n.tsv",
+		   "handler.new=1"),
+		&c);
+	assert_string_equal(cfg_origin(&c, "source", "path"), "demo.ini:2");
+	assert_string_equal(cfg_origin(&c, "worker", "batch_max"), "-o worker.batch_max=20");
+	assert_string_equal(cfg_origin(&c, "ringmaster", "data_dir"), "demo.ini (default)");
+	assert_string_equal(cfg_origin(&c, "handler", "fee"), "demo.ini:6");
+	assert_string_equal(cfg_origin(&c, "handler", "new"), "-o handler.new=1");
+	assert_string_equal(cfg_origin(&c, "kafka", "client.id"), "demo.ini:8");
+	assert_string_equal(cfg_origin(&c, "table.rules", "path"), "demo.ini:10");
+	assert_string_equal(cfg_origin(&c, "table.other", "path"), "-o table.other.path=/x/o.tsv");
+	assert_string_equal(cfg_origin(&c, "table.new", "path"), "-o table.new.path=n.tsv");
+	assert_string_equal(c.tables[0].origin, "demo.ini:10");
+	assert_string_equal(c.tables[2].origin, "-o table.new.path=n.tsv");
+	assert_string_equal(c.params[0].origin, "demo.ini:6");
+	assert_string_equal(c.kafka[0].origin, "demo.ini:8");
+	assert_string_equal(cfg_origin(&c, "worker", "nosuch"), "the configuration");
+	assert_string_equal(cfg_origin(&c, "table.nosuch", "path"), "the configuration");
+	assert_string_equal(cfg_origin(&c, "handler", "nosuch"), "the configuration");
 	cfg_free(&c);
-	snprintf(text, sizeof(text), MINIMAL "[handler]\nv = %sx\n", value);
-	load_fails(text, NO_OV, "demo.ini:4: line too long (at most 198 characters)\n");
-	/* the last line may lack its newline */
-	snprintf(text, sizeof(text), MINIMAL "[handler]\nv = %s", value);
-	load_ok(text, NO_OV, &c);
-	assert_int_equal(strlen(cfg_param(&c, "v")), n);
-	cfg_free(&c);
+	/* a struct cfg made by hand has no origins */
+	memset(&c, 0, sizeof(c));
+	assert_string_equal(cfg_origin(&c, "source", "path"), "the configuration");
 }
 
 static void test_collects_all_errors(void **state)
@@ -1178,7 +1323,9 @@ int main(void)
 	    cmocka_unit_test(test_every_range),
 	    cmocka_unit_test(test_override_errors),
 	    cmocka_unit_test(test_syntax_errors),
-	    cmocka_unit_test(test_line_length_limit),
+	    cmocka_unit_test(test_long_lines),
+	    cmocka_unit_test(test_nul_byte),
+	    cmocka_unit_test(test_origins),
 	    cmocka_unit_test(test_collects_all_errors),
 	    cmocka_unit_test(test_cross_field),
 	    cmocka_unit_test(test_errors_append),

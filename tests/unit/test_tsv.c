@@ -38,7 +38,7 @@ static void assert_row(const struct tsv_row *r, const char *key, const char *val
 
 static void test_rows(void **unused)
 {
-	const char *text = "# comment\n\nb\tv1\ta\r\nonly-key\n\r\nlast\t";
+	const char *text = "# comment\n\nb\tv1\ta\r\nonly-key\n\r\nlast\t\n";
 	struct tsv_rows rows = {0};
 	struct reports rep = {.len = 0};
 
@@ -52,6 +52,36 @@ static void test_rows(void **unused)
 	assert_ptr_equal(rows.v[0].key, text + 11); /* into the text, not copied */
 	tsv_rows_free(&rows);
 	assert_null(rows.v);
+}
+
+/* A file caught while it is written: its last line has no newline yet. It
+ * is refused whatever that line holds, even a comment or a good row. */
+static void test_incomplete_last_line(void **unused)
+{
+	static const char *const texts[] = {"a\t1\nb\t2", "a\t1\n# comment", "a\t1\n\r", "\tbad",
+					    "a\t1\r\nb"};
+	static const char *const want[] = {"2: " TSV_INCOMPLETE "\n", "2: " TSV_INCOMPLETE "\n",
+					   "2: " TSV_INCOMPLETE "\n", "1: " TSV_INCOMPLETE "\n",
+					   "2: " TSV_INCOMPLETE "\n"};
+
+	(void)unused;
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		struct tsv_rows rows = {0};
+		struct reports rep = {.len = 0};
+
+		assert_int_equal(tsv_parse(texts[i], strlen(texts[i]), 16, &rows, on_report, &rep),
+				 -1);
+		assert_string_equal(rep.text, want[i]);
+		assert_true(rows.n <= 1); /* the complete lines before it are rows */
+		tsv_rows_free(&rows);
+	}
+	assert_string_equal(TSV_INCOMPLETE, "last line incomplete (no newline at the end): the "
+					    "file may still be being written");
+	/* an empty file is complete */
+	struct tsv_rows rows = {0};
+	struct reports rep = {.len = 0};
+	assert_int_equal(tsv_parse("", 0, 16, &rows, on_report, &rep), 0);
+	assert_int_equal(rows.n, 0);
 }
 
 static void test_bad_lines(void **unused)
@@ -115,6 +145,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_rows),
 	    cmocka_unit_test(test_bad_lines),
+	    cmocka_unit_test(test_incomplete_last_line),
 	    cmocka_unit_test(test_sort_order),
 	    cmocka_unit_test(test_duplicates),
 	};
