@@ -203,21 +203,35 @@ static void push_msg(struct load *st, uint64_t order, char *text)
 	st->n_msgs++;
 }
 
+/* "FILE:LINE", "-o SECTION.KEY=VALUE" or "FILE": what a message about a
+ * value from `o` starts with. NULL when out of memory. */
+static char *origin_text(const struct load *st, struct origin o)
+{
+	char *text;
+	int rc;
+
+	if (o.override)
+		rc = asprintf(&text, "-o %s", o.override);
+	else if (o.line)
+		rc = asprintf(&text, "%s:%u", st->path, o.line);
+	else
+		rc = asprintf(&text, "%s", st->path);
+	return rc < 0 ? NULL : text;
+}
+
 static void vreport(struct load *st, struct origin o, const char *fmt, va_list ap)
 {
-	char *msg, *text;
-	int rc;
+	char *msg, *where, *text;
+	int rc = -1;
 
 	if (vasprintf(&msg, fmt, ap) < 0) {
 		st->oom = true;
 		return;
 	}
-	if (o.override)
-		rc = asprintf(&text, "-o %s: %s", o.override, msg);
-	else if (o.line)
-		rc = asprintf(&text, "%s:%u: %s", st->path, o.line, msg);
-	else
-		rc = asprintf(&text, "%s: %s", st->path, msg);
+	where = origin_text(st, o);
+	if (where)
+		rc = asprintf(&text, "%s: %s", where, msg);
+	free(where);
 	free(msg);
 	if (rc < 0) {
 		st->oom = true;
@@ -1199,6 +1213,26 @@ static int move_entries(struct entries *e, size_t size, size_t key_off, size_t v
 	return 0;
 }
 
+/* Keep where each setting and table path came from, for the messages of
+ * the modules that use them (cfg_origin). */
+static void keep_origins(struct load *st)
+{
+	struct cfg *c = &st->cfg;
+
+	c->origins = calloc(N_SETTINGS, sizeof(*c->origins));
+	if (!c->origins) {
+		st->oom = true;
+		return;
+	}
+	for (size_t i = 0; i < N_SETTINGS; i++)
+		if (!(c->origins[i] = origin_text(st, st->set[i])))
+			st->oom = true;
+	/* move_entries kept the order, and the origins in st->tables.v */
+	for (size_t i = 0; i < c->n_tables; i++)
+		if (!(c->tables[i].origin = origin_text(st, st->tables.v[i].set)))
+			st->oom = true;
+}
+
 static void finish(struct load *st)
 {
 	struct cfg *c = &st->cfg;
@@ -1210,6 +1244,8 @@ static void finish(struct load *st)
 	    move_entries(&st->tables, sizeof(struct cfg_table), offsetof(struct cfg_table, name),
 			 offsetof(struct cfg_table, path), (void **)&c->tables, &c->n_tables) < 0)
 		st->oom = true;
+	else
+		keep_origins(st);
 }
 
 static int setup_paths(struct load *st)
@@ -1311,8 +1347,13 @@ void cfg_free(struct cfg *c)
 	for (size_t i = 0; i < c->n_tables; i++) {
 		free(c->tables[i].name);
 		free(c->tables[i].path);
+		free(c->tables[i].origin);
 	}
 	free(c->tables);
+	if (c->origins)
+		for (size_t i = 0; i < N_SETTINGS; i++)
+			free(c->origins[i]);
+	free(c->origins);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -1328,4 +1369,22 @@ const char *cfg_param(const struct cfg *c, const char *name)
 		if (strcmp(c->params[i].key, name) == 0)
 			return c->params[i].value;
 	return NULL;
+}
+
+const char *cfg_origin(const struct cfg *c, const char *section, const char *key)
+{
+	const struct setting *s;
+	size_t plen = strlen(TABLE_PREFIX);
+	const char *fallback = c->file ? c->file : "the configuration";
+
+	if (strncmp(section, TABLE_PREFIX, plen) == 0) {
+		for (size_t i = 0; i < c->n_tables; i++)
+			if (strcmp(c->tables[i].name, section + plen) == 0 && c->tables[i].origin)
+				return c->tables[i].origin;
+		return fallback;
+	}
+	s = find_setting(section, key);
+	if (!s || !c->origins || !c->origins[s - settings])
+		return fallback;
+	return c->origins[s - settings];
 }

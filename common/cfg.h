@@ -39,6 +39,7 @@ struct cfg_kv {
 struct cfg_table {
 	char *name;
 	char *path;
+	char *origin; /* where path was set, see cfg_origin */
 };
 
 struct cfg {
@@ -102,6 +103,10 @@ struct cfg {
 	/* [table.NAME] path = FILE */
 	struct cfg_table *tables;
 	size_t n_tables;
+
+	/* where each setting came from, see cfg_origin (as loaded: a reload
+	 * swaps the live settings in, not their origins) */
+	char **origins;
 };
 
 /* Error messages collected while loading, one per line. */
@@ -121,6 +126,12 @@ int cfg_load(const char *path, char *const *overrides, size_t n_overrides, struc
 
 void cfg_free(struct cfg *c);
 void cfg_errors_free(struct cfg_errors *errs);
+
+/* Where a setting's value came from, to start a message about it the way
+ * cfg_load's own messages start: "FILE:LINE" (the line that set it, FILE as
+ * given to cfg_load), "-o SECTION.KEY=VALUE" (an override) or "FILE" (a
+ * default). `section` may be "table.NAME", with key "path". Never NULL. */
+const char *cfg_origin(const struct cfg *c, const char *section, const char *key);
 
 /* Look up a [handler] parameter; NULL when absent. */
 const char *cfg_param(const struct cfg *c, const char *name);
