@@ -218,21 +218,35 @@ static void push_msg(struct load *st, uint64_t order, char *text)
 	st->n_msgs++;
 }
 
+/* "FILE:LINE", "-o SECTION.KEY=VALUE" or "FILE": what a message about a
+ * value from `o` starts with. NULL when out of memory. */
+static char *origin_text(const struct load *st, struct origin o)
+{
+	char *text;
+	int rc;
+
+	if (o.override)
+		rc = asprintf(&text, "-o %s", o.override);
+	else if (o.line)
+		rc = asprintf(&text, "%s:%u", st->path, o.line);
+	else
+		rc = asprintf(&text, "%s", st->path);
+	return rc < 0 ? NULL : text;
+}
+
 static void vreport(struct load *st, struct origin o, const char *fmt, va_list ap)
 {
-	char *msg, *text;
-	int rc;
+	char *msg, *where, *text;
+	int rc = -1;
 
 	if (vasprintf(&msg, fmt, ap) < 0) {
 		st->oom = true;
 		return;
 	}
-	if (o.override)
-		rc = asprintf(&text, "-o %s: %s", o.override, msg);
-	else if (o.line)
-		rc = asprintf(&text, "%s:%u: %s", st->path, o.line, msg);
-	else
-		rc = asprintf(&text, "%s: %s", st->path, msg);
+	where = origin_text(st, o);
+	if (where)
+		rc = asprintf(&text, "%s: %s", where, msg);
+	free(where);
 	free(msg);
 	if (rc < 0) {
 		st->oom = true;
@@ -1294,8 +1308,9 @@ static void validate(struct load *st)
 
 /* ---- building the result ---- */
 
-/* An origin as cfg_origin() gives it; NULL when out of memory. */
-static char *origin_text(const struct load *st, struct origin o)
+/* An origin as cfg_origin() gives it ("FILE (default)" for a default,
+ * where load messages say "FILE"); NULL when out of memory. */
+static char *origin_kept(const struct load *st, struct origin o)
 {
 	char *s;
 	int rc;
@@ -1330,7 +1345,7 @@ static int move_entries(struct load *st, struct entries *e, size_t size, size_t 
 	}
 	e->n = 0;
 	for (size_t i = 0; i < *n; i++)
-		if (!(*(char **)(arr + i * size + origin_off) = origin_text(st, e->v[i].set)))
+		if (!(*(char **)(arr + i * size + origin_off) = origin_kept(st, e->v[i].set)))
 			return -1;
 	return 0;
 }
@@ -1359,7 +1374,7 @@ static void finish(struct load *st)
 	}
 	c->n_origins = N_SETTINGS;
 	for (size_t i = 0; i < N_SETTINGS; i++)
-		if (!(c->origins[i] = origin_text(st, st->set[i])))
+		if (!(c->origins[i] = origin_kept(st, st->set[i])))
 			st->oom = true;
 }
 

@@ -51,7 +51,12 @@ int lc_spawn(struct sup *s, unsigned p)
 		/* The child uses nothing of the parent's but the mapping and
 		 * the config struct; it opens its own stores. */
 		control_close_after_fork(s);
-		struct wrk_args a = {&s->cfg, p, s->shm.rings[p], &s->shm.workers[p], self};
+		struct wrk_args a = {.cfg = &s->cfg,
+				     .partition = p,
+				     .ring = s->shm.rings[p],
+				     .stats = &s->shm.workers[p],
+				     .supervisor = self,
+				     .handler_fd = s->handler_fd};
 		_exit(wrk_main(&a));
 	}
 	w->pid = pid;

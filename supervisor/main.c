@@ -105,11 +105,12 @@ static int parse_options(int argc, char **argv, struct options *o)
 	return 0;
 }
 
-/* -t: the INI, then what it names (source file, tables, handler), all
- * reported. */
+/* -t: the INI, then what it names (source file, tables, directories,
+ * handler), all reported. The handler is loaded in a child: its
+ * constructors run there. */
 static int check_config(const struct options *o, const struct cfg *cfg)
 {
-	char errs[8192] = "", err[512];
+	char errs[8192] = "", err[2048];
 	int bad = 0, fd;
 	if (cfg->source_type == CFG_SOURCE_FILE && strcmp(cfg->source_path, "-") != 0) {
 		if ((fd = open(cfg->source_path, O_RDONLY | O_CLOEXEC)) < 0) {
@@ -130,10 +131,18 @@ static int check_config(const struct options *o, const struct cfg *cfg)
 		fputs(errs, stderr);
 		bad = 1;
 	}
-	if (handler_check(cfg->handler, err, sizeof(err)) != 0) {
-		fprintf(stderr, "%s: [worker] handler: %s\n", o->config, err);
+	errs[0] = '\0';
+	if (safety_check_dirs(cfg, errs, sizeof(errs)) != 0) {
+		fputs(errs, stderr);
 		bad = 1;
 	}
+	if (handler_open(cfg, &fd, err, sizeof(err)) != 0 ||
+	    handler_check(cfg, fd, err, sizeof(err)) != 0) {
+		fprintf(stderr, "%s\n", err);
+		bad = 1;
+	}
+	if (fd >= 0)
+		close(fd);
 	if (bad)
 		return EX_CONFIG;
 	printf("%s: configuration ok\n", o->config);

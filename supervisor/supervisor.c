@@ -526,11 +526,16 @@ static int prepare_fds(void)
 static int start(struct sup *s)
 {
 	const struct cfg *c = &s->cfg;
-	char err[512];
+	char err[2048];
 	char unsafe[4096] = "";
 	if (safety_check_files(c, s->config_path, unsafe, sizeof(unsafe)) != 0) {
 		log_lines(LOG_LEVEL_ERROR, "", unsafe);
 		return EX_CONFIG;
+	}
+	/* Before anything is made or chmodded in them. */
+	if (safety_check_dirs(c, unsafe, sizeof(unsafe)) != 0) {
+		log_lines(LOG_LEVEL_ERROR, "", unsafe);
+		return EX_CANTCREAT;
 	}
 	if (prepare_dirs(s) != 0)
 		return EX_CANTCREAT;
@@ -538,12 +543,15 @@ static int start(struct sup *s)
 		log_error("%s", err);
 		return EX_CANTCREAT;
 	}
-	if (lock_pid_file(s) != 0 || own_lock_data_dir(s) != 0)
-		return EX_CANTCREAT;
-	if (handler_check(c->handler, err, sizeof(err)) != 0) {
-		log_error("%s", err);
+	/* Opened and checked once: every worker loads this descriptor. The
+	 * check child is forked before we hold any lock it could keep. */
+	if (handler_open(c, &s->handler_fd, err, sizeof(err)) != 0 ||
+	    handler_check(c, s->handler_fd, err, sizeof(err)) != 0) {
+		log_lines(LOG_LEVEL_ERROR, "", err);
 		return EX_CONFIG;
 	}
+	if (lock_pid_file(s) != 0 || own_lock_data_dir(s) != 0)
+		return EX_CANTCREAT;
 	if (own_wait_for_orphans(s) != 0)
 		return sup_stop ? EX_TEMPFAIL : EX_CANTCREAT;
 	int rc = prepare_stores(s);
@@ -616,6 +624,8 @@ static void cleanup(struct sup *s)
 		store_close(s->config);
 	if (s->data_lock_fd >= 0)
 		close(s->data_lock_fd);
+	if (s->handler_fd >= 0)
+		close(s->handler_fd);
 	wm_free(s);
 	shm_destroy(&s->shm);
 	free(s->workers);
@@ -631,7 +641,7 @@ static void cleanup(struct sup *s)
 
 int sup_run(struct sup *s)
 {
-	s->pid_fd = s->dead_fd = s->data_lock_fd = -1;
+	s->pid_fd = s->dead_fd = s->data_lock_fd = s->handler_fd = -1;
 	s->start_ns = shm_now_ns();
 	s->progress = isatty(STDERR_FILENO) && s->cfg.source_type != CFG_SOURCE_ZMQ &&
 		      s->cfg.source_type != CFG_SOURCE_KAFKA && !s->cfg.follow;

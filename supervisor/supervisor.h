@@ -76,6 +76,7 @@ struct sup {
 	uint64_t generation; /* of the config environment's tables */
 	int pid_fd;
 	int data_lock_fd;     /* lock on data_dir/lock: one instance a data_dir */
+	int handler_fd;	      /* the handler .so, opened and checked once; -1 */
 	uint64_t data_dir_id; /* random, made with the data_dir: owner marks */
 	int force_recover;    /* --force-recover: resume after an unsafe reboot */
 

@@ -1,11 +1,30 @@
-/* handler.c - resolve `[worker] handler` to a struct rm_handler. */
+/* handler.c - resolve `[worker] handler` to a struct rm_handler.
+ *
+ * A .so is opened once, by the supervisor (handler_open), and checked as an
+ * open descriptor; every later dlopen, in a check child or in a worker, goes
+ * through that descriptor (/proc/self/fd/N), so a file put in its place
+ * later is never loaded. Loading runs the object's constructors, which are
+ * foreign code: the supervisor only ever loads a handler in a child
+ * (handler_check), never in itself. */
 #include "handler.h"
 
 #include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "cfg.h"
 #include "handlers/ledger.h"
+#include "safety.h"
+
+/* How long a check child may take to load a handler (its constructors). */
+#define CHECK_TIMEOUT_MS 10000
 
 static const struct {
 	const char *name;
@@ -37,21 +56,35 @@ static int validate(const char *spec, const struct rm_handler *h, char *err, siz
 	return 0;
 }
 
-const struct rm_handler *handler_load(const char *spec, void **dl, char *err, size_t errlen)
+static const struct rm_handler *builtin(const char *spec, char *err, size_t errlen)
 {
+	for (size_t i = 0; i < sizeof(builtins) / sizeof(builtins[0]); i++)
+		if (strcmp(spec, builtins[i].name) == 0)
+			return builtins[i].handler;
+	snprintf(err, errlen,
+		 "unknown handler '%s': use a built-in (ledger) or a path ending in .so", spec);
+	return NULL;
+}
+
+const struct rm_handler *handler_load(const char *spec, int fd, void **dl, char *err, size_t errlen)
+{
+	char proc[64];
 	*dl = NULL;
-	if (!ends_with(spec, ".so")) {
-		for (size_t i = 0; i < sizeof(builtins) / sizeof(builtins[0]); i++)
-			if (strcmp(spec, builtins[i].name) == 0)
-				return builtins[i].handler;
-		snprintf(err, errlen,
-			 "unknown handler '%s': use a built-in (ledger) or a path ending in .so",
-			 spec);
+	if (!ends_with(spec, ".so"))
+		return builtin(spec, err, errlen);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: not opened (handler_open)", spec);
 		return NULL;
 	}
-	void *h = dlopen(spec, RTLD_NOW | RTLD_LOCAL);
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	void *h = dlopen(proc, RTLD_NOW | RTLD_LOCAL);
 	if (!h) {
-		snprintf(err, errlen, "cannot load handler: %s", dlerror());
+		/* dlerror() names the /proc path: name the file instead. */
+		const char *why = dlerror();
+		size_t n = strlen(proc);
+		if (why && strncmp(why, proc, n) == 0 && strncmp(why + n, ": ", 2) == 0)
+			why += n + 2;
+		snprintf(err, errlen, "%s: cannot load: %s", spec, why ? why : "unknown error");
 		return NULL;
 	}
 	const struct rm_handler *handler = dlsym(h, RM_HANDLER_SYMBOL);
@@ -77,11 +110,156 @@ void handler_unload(void *dl)
 		dlclose(dl);
 }
 
-int handler_check(const char *spec, char *err, size_t errlen)
+/* "FILE:LINE: [worker] handler: ", what every message here starts with. */
+static void prefix_of(const struct cfg *c, char *buf, size_t len)
 {
-	void *dl;
-	if (!handler_load(spec, &dl, err, errlen))
+	snprintf(buf, len, "%s: [worker] handler: ", cfg_origin(c, "worker", "handler"));
+}
+
+int handler_open(const struct cfg *c, int *fd, char *err, size_t errlen)
+{
+	char prefix[512];
+	*fd = -1;
+	if (errlen)
+		err[0] = '\0';
+	prefix_of(c, prefix, sizeof(prefix));
+	if (!ends_with(c->handler, ".so")) {
+		if (builtin(c->handler, err, errlen))
+			return 0;
+		char why[256];
+		snprintf(why, sizeof(why), "%s", err);
+		snprintf(err, errlen, "%s%s", prefix, why);
 		return -1;
-	handler_unload(dl);
+	}
+	int rc = safety_open(c->handler, c->strict_modes, prefix, err, errlen);
+	if (rc < 0) {
+		/* one message per line, the last without its newline */
+		size_t n = strnlen(err, errlen);
+		if (n && err[n - 1] == '\n')
+			err[n - 1] = '\0';
+		return -1;
+	}
+	*fd = rc;
 	return 0;
+}
+
+/* The child's side: load, then report on the pipe. Whatever the handler's
+ * constructors do (exit, abort, hang) shows as no report. */
+static void check_child(const struct cfg *c, int fd, int out)
+{
+	char msg[1024];
+	void *dl;
+	if (handler_load(c->handler, fd, &dl, msg, sizeof(msg)))
+		snprintf(msg, sizeof(msg), "ok");
+	ssize_t n = write(out, msg, strlen(msg));
+	_exit(n < 0 ? 2 : 0); /* no destructors, no atexit: not ours to run */
+}
+
+static void describe(int status, char *buf, size_t len)
+{
+	if (WIFEXITED(status))
+		snprintf(buf, len, "exit status %d", WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		snprintf(buf, len, "signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
+	else
+		snprintf(buf, len, "wait status 0x%x", status);
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Wait for the child, reading its report; kill it after CHECK_TIMEOUT_MS.
+ * Returns its wait status, or -1 when it timed out. The report is at most a
+ * few hundred bytes, written at once before the child exits: once the child
+ * is reaped it is all in the pipe (a grandchild may hold the pipe open, so
+ * end of file is no sign). */
+static int wait_child(pid_t pid, int in, char *report, size_t len)
+{
+	uint64_t deadline = now_ms() + CHECK_TIMEOUT_MS;
+	size_t got = 0;
+	int status = -1;
+	for (;;) {
+		pid_t r = waitpid(pid, &status, WNOHANG);
+		if (r == pid)
+			break;
+		if (r < 0 && errno != EINTR)
+			return -1;
+		if (now_ms() > deadline) {
+			kill(pid, SIGKILL);
+			while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+				;
+			return -1;
+		}
+		struct pollfd p = {.fd = in, .events = POLLIN};
+		(void)poll(&p, 1, 20);
+	}
+	for (;;) {
+		ssize_t n = read(in, report + got, len - 1 - got);
+		if (n > 0 && (got += (size_t)n) < len - 1)
+			continue;
+		if (n < 0 && errno == EINTR)
+			continue;
+		break;
+	}
+	report[got] = '\0';
+	return status;
+}
+
+int handler_check(const struct cfg *c, int fd, char *err, size_t errlen)
+{
+	char prefix[512], report[1024], how[128];
+	void *dl;
+	prefix_of(c, prefix, sizeof(prefix));
+	if (!ends_with(c->handler, ".so")) {
+		if (handler_load(c->handler, -1, &dl, report, sizeof(report)))
+			return 0;
+		snprintf(err, errlen, "%s%s", prefix, report);
+		return -1;
+	}
+	int p[2];
+	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0) {
+		snprintf(err, errlen, "%scannot check %s: pipe: %s", prefix, c->handler,
+			 strerror(errno));
+		return -1;
+	}
+	/* Nothing buffered may be written twice, by us and by the child. */
+	fflush(stdout);
+	fflush(stderr);
+	pid_t pid = fork();
+	if (pid < 0) {
+		snprintf(err, errlen, "%scannot check %s: fork: %s", prefix, c->handler,
+			 strerror(errno));
+		close(p[0]);
+		close(p[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		close(p[0]);
+		check_child(c, fd, p[1]);
+	}
+	close(p[1]);
+	int status = wait_child(pid, p[0], report, sizeof(report));
+	close(p[0]);
+	if (status == -1) {
+		snprintf(err, errlen,
+			 "%s%s: loading it did not finish within %d s (a constructor that "
+			 "hangs?)",
+			 prefix, c->handler, CHECK_TIMEOUT_MS / 1000);
+		return -1;
+	}
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && strcmp(report, "ok") == 0)
+		return 0;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && report[0]) {
+		snprintf(err, errlen, "%s%s", prefix, report);
+		return -1;
+	}
+	describe(status, how, sizeof(how));
+	snprintf(err, errlen,
+		 "%s%s: loading it ended the process (%s): its constructors must return", prefix,
+		 c->handler, how);
+	return -1;
 }

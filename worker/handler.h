@@ -1,5 +1,6 @@
 /* handler.h - find the handler a config names: a built-in by name, or a
- * shared object (a path ending in .so) loaded with dlopen. */
+ * shared object (a path ending in .so) loaded with dlopen through a
+ * descriptor the supervisor opened and checked once. */
 #ifndef RM_HANDLER_H
 #define RM_HANDLER_H
 
@@ -7,14 +8,32 @@
 
 #include "ringmaster.h"
 
-/* Returns the handler, or NULL with a message in err ("handler.so: ABI
+struct cfg;
+
+/* The supervisor, once at start: open the .so `[worker] handler` names with
+ * safety_open (checked when strict_modes is on) and leave its descriptor in
+ * *fd (O_CLOEXEC: inherited by forked workers, not by programs they run).
+ * A built-in leaves *fd = -1. Returns 0, or -1 with err filled, each line
+ * starting with the file and line of the setting ("c.ini:12: [worker]
+ * handler: /srv/h is writable by group or others ..."). Runs no code of the
+ * handler's. */
+int handler_open(const struct cfg *c, int *fd, char *err, size_t errlen);
+
+/* Load the handler: a built-in by name (fd -1), or the .so open on `fd`
+ * (from handler_open) by dlopen of /proc/self/fd/N, never by its path.
+ * Returns the handler, or NULL with a message in err ("x.so: handler ABI
  * version 2, this ringmaster speaks 1: rebuild it against ringmaster.h").
- * *dl is the dlopen handle to pass to handler_unload (NULL for built-ins). */
-const struct rm_handler *handler_load(const char *spec, void **dl, char *err, size_t errlen);
+ * *dl is the dlopen handle to pass to handler_unload (NULL for built-ins).
+ * Runs the object's constructors: never call it in the supervisor. */
+const struct rm_handler *handler_load(const char *spec, int fd, void **dl, char *err,
+				      size_t errlen);
 void handler_unload(void *dl);
 
-/* Check that a handler spec can be loaded, without keeping it (ringmaster -t
- * and the supervisor before it forks). Returns 0 or -1 with err filled. */
-int handler_check(const char *spec, char *err, size_t errlen);
+/* Check that the handler open on `fd` loads, in a child process, so that its
+ * constructors cannot end, or fake the success of, the caller (ringmaster -t
+ * and the supervisor before it forks workers). A child that exits or dies
+ * before reporting, or takes more than 10 s, fails the check. Returns 0, or
+ * -1 with err filled, starting with the file and line of the setting. */
+int handler_check(const struct cfg *c, int fd, char *err, size_t errlen);
 
 #endif

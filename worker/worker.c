@@ -282,9 +282,9 @@ static int open_all(struct worker *w)
 		return -1;
 	}
 	char msg[512];
-	w->handler = handler_load(cfg->handler, &w->dl, msg, sizeof(msg));
+	w->handler = handler_load(cfg->handler, w->a->handler_fd, &w->dl, msg, sizeof(msg));
 	if (!w->handler) {
-		log_error("%s", msg);
+		log_error("%s: [worker] handler: %s", cfg_origin(cfg, "worker", "handler"), msg);
 		return -1;
 	}
 	w->batch_max = cfg->batch_max;

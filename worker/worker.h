@@ -16,6 +16,7 @@ struct wrk_args {
 	struct ring *ring;
 	struct shm_worker *stats;
 	pid_t supervisor; /* getpid() of the parent, taken before fork */
+	int handler_fd;	  /* the .so the supervisor checked (handler_open), or -1 */
 };
 
 /* Exit status of a worker whose fsync failed: its partition is failed, not

@@ -554,6 +554,36 @@ static void test_tables(void **state)
 	cfg_free(&c);
 }
 
+/* Where each value came from, for the messages of other modules. */
+static void test_origins(void **state)
+{
+	struct cfg c;
+
+	(void)state;
+	load_ok("[ringmaster]\n"
+		"partitions = 2\n"
+		"\n"
+		"[worker]\n"
+		"handler = h.so\n"
+		"[table.rules]\n"
+		"path = rules.tsv\n"
+		"[table.acc]\n"
+		"path = acc.tsv\n"
+		"[source]\n"
+		"path = -\n",
+		OV("worker.batch_max=8", "table.acc.path=/data/acc.tsv"), &c);
+	assert_string_equal(cfg_origin(&c, "ringmaster", "partitions"), "demo.ini:2");
+	assert_string_equal(cfg_origin(&c, "worker", "handler"), "demo.ini:5");
+	assert_string_equal(cfg_origin(&c, "worker", "batch_max"), "-o worker.batch_max=8");
+	assert_string_equal(cfg_origin(&c, "ringmaster", "run_dir"), "demo.ini");
+	assert_string_equal(cfg_origin(&c, "table.rules", "path"), "demo.ini:7");
+	assert_string_equal(cfg_origin(&c, "table.acc", "path"), "-o table.acc.path=/data/acc.tsv");
+	/* not a setting: the file, never NULL */
+	assert_string_equal(cfg_origin(&c, "worker", "nope"), c.file);
+	assert_string_equal(cfg_origin(&c, "table.none", "path"), c.file);
+	cfg_free(&c);
+}
+
 static void test_handler_params_and_kafka(void **state)
 {
 	struct cfg c;
@@ -1328,6 +1358,7 @@ int main(void)
 	    cmocka_unit_test(test_origins),
 	    cmocka_unit_test(test_collects_all_errors),
 	    cmocka_unit_test(test_cross_field),
+	    cmocka_unit_test(test_origins),
 	    cmocka_unit_test(test_errors_append),
 	    cmocka_unit_test(test_reload_keeps_old),
 	    cmocka_unit_test(test_sample_config),
