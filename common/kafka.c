@@ -217,16 +217,31 @@ int kafka_group_generation(rd_kafka_t *rk, int32_t *generation, char err[KAFKA_E
 	return rc;
 }
 
-/* An admin request's result event from q within timeout_ms, or NULL. */
-static rd_kafka_event_t *admin_wait(rd_kafka_queue_t *q, int timeout_ms)
-{
-	return rd_kafka_queue_poll(q, timeout_ms);
-}
-
 static int admin_unsupported(rd_kafka_resp_err_t e)
 {
 	return e == RD_KAFKA_RESP_ERR__UNSUPPORTED_FEATURE ||
 	       e == RD_KAFKA_RESP_ERR_UNSUPPORTED_VERSION || e == RD_KAFKA_RESP_ERR_INVALID_REQUEST;
+}
+
+/* An admin request's result from q within timeout_ms: 0 with *ev, or
+ * -ETIMEDOUT, -ENOTSUP or -EIO with a message in err (and no event). */
+static int admin_wait(rd_kafka_queue_t *q, int timeout_ms, rd_kafka_event_t **ev,
+		      char err[KAFKA_ERR_LEN])
+{
+	*ev = rd_kafka_queue_poll(q, timeout_ms + 1000);
+	if (!*ev) {
+		snprintf(err, KAFKA_ERR_LEN, "no answer within %d ms", timeout_ms);
+		return -ETIMEDOUT;
+	}
+	rd_kafka_resp_err_t e = rd_kafka_event_error(*ev);
+	if (!e)
+		return 0;
+	snprintf(err, KAFKA_ERR_LEN, "%s", rd_kafka_event_error_string(*ev));
+	rd_kafka_event_destroy(*ev);
+	*ev = NULL;
+	return e == RD_KAFKA_RESP_ERR__TIMED_OUT ? -ETIMEDOUT
+	       : admin_unsupported(e)		 ? -ENOTSUP
+						 : -EIO;
 }
 
 static int admin_options(rd_kafka_t *rk, rd_kafka_admin_op_t op, int timeout_ms,
@@ -257,17 +272,9 @@ int kafka_create_topic(rd_kafka_t *rk, const char *topic, int partitions,
 	}
 	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
 	rd_kafka_CreateTopics(rk, &nt, 1, opt, q);
-	rd_kafka_event_t *ev = admin_wait(q, timeout_ms + 1000);
-	int rc;
-	if (!ev) {
-		snprintf(err, KAFKA_ERR_LEN, "no answer within %d ms", timeout_ms);
-		rc = -ETIMEDOUT;
-	} else if (rd_kafka_event_error(ev)) {
-		snprintf(err, KAFKA_ERR_LEN, "%s", rd_kafka_event_error_string(ev));
-		rc = rd_kafka_event_error(ev) == RD_KAFKA_RESP_ERR__TIMED_OUT ? -ETIMEDOUT
-		     : admin_unsupported(rd_kafka_event_error(ev))	      ? -ENOTSUP
-									      : -EIO;
-	} else {
+	rd_kafka_event_t *ev;
+	int rc = admin_wait(q, timeout_ms, &ev, err);
+	if (rc == 0) {
 		size_t n = 0;
 		const rd_kafka_topic_result_t **res =
 		    rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
@@ -300,17 +307,10 @@ int kafka_topic_config(rd_kafka_t *rk, const char *topic, const char *name, char
 	}
 	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
 	rd_kafka_DescribeConfigs(rk, &cr, 1, opt, q);
-	rd_kafka_event_t *ev = admin_wait(q, timeout_ms + 1000);
-	int rc = -ENOENT;
-	if (!ev) {
-		snprintf(err, KAFKA_ERR_LEN, "no answer within %d ms", timeout_ms);
-		rc = -ETIMEDOUT;
-	} else if (rd_kafka_event_error(ev)) {
-		snprintf(err, KAFKA_ERR_LEN, "%s", rd_kafka_event_error_string(ev));
-		rc = rd_kafka_event_error(ev) == RD_KAFKA_RESP_ERR__TIMED_OUT ? -ETIMEDOUT
-		     : admin_unsupported(rd_kafka_event_error(ev))	      ? -ENOTSUP
-									      : -EIO;
-	} else {
+	rd_kafka_event_t *ev;
+	int rc = admin_wait(q, timeout_ms, &ev, err);
+	if (rc == 0) {
+		rc = -ENOENT;
 		size_t n = 0, nc = 0;
 		const rd_kafka_ConfigResource_t **res = rd_kafka_DescribeConfigs_result_resources(
 		    rd_kafka_event_DescribeConfigs_result(ev), &n);

@@ -240,21 +240,30 @@ static int dump_partition(rd_kafka_t *rk, rd_kafka_topic_t *rkt, int32_t p)
 	return rc;
 }
 
-static int offsets(const struct opts *o)
+/* A consumer of the cluster at `bootstrap`, or NULL with a message. */
+static rd_kafka_t *new_client(const char *bootstrap)
 {
 	char err[512];
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
-	if (rd_kafka_conf_set(conf, "bootstrap.servers", o->bootstrap, err, sizeof(err)) !=
+	if (rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, err, sizeof(err)) !=
 	    RD_KAFKA_CONF_OK) {
 		fprintf(stderr, "kafka_mock: %s\n", err);
 		rd_kafka_conf_destroy(conf);
-		return 1;
+		return NULL;
 	}
 	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
 	if (!rk) {
-		fprintf(stderr, "kafka_mock: %s\n", err);
-		return 1;
+		fprintf(stderr, "kafka_mock: cannot create a consumer: %s\n", err);
+		rd_kafka_conf_destroy(conf);
 	}
+	return rk;
+}
+
+static int offsets(const struct opts *o)
+{
+	rd_kafka_t *rk = new_client(o->bootstrap);
+	if (!rk)
+		return 1;
 	int status = 0;
 	for (int32_t p = 0; p < o->partitions; p++) {
 		int64_t low, high;
@@ -273,20 +282,9 @@ static int offsets(const struct opts *o)
 
 static int dump(const struct opts *o)
 {
-	char err[512];
-	rd_kafka_conf_t *conf = rd_kafka_conf_new();
-	if (rd_kafka_conf_set(conf, "bootstrap.servers", o->bootstrap, err, sizeof(err)) !=
-	    RD_KAFKA_CONF_OK) {
-		fprintf(stderr, "kafka_mock: %s\n", err);
-		rd_kafka_conf_destroy(conf);
+	rd_kafka_t *rk = new_client(o->bootstrap);
+	if (!rk)
 		return 1;
-	}
-	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
-	if (!rk) {
-		fprintf(stderr, "kafka_mock: cannot create a consumer: %s\n", err);
-		rd_kafka_conf_destroy(conf);
-		return 1;
-	}
 	rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, o->dump, NULL);
 	int rc = rkt ? 0 : -1;
 	for (int32_t p = 0; p < o->partitions && rc == 0; p++)
