@@ -19,12 +19,13 @@ fail() {
 
 # kafka_start_mock EVENTS_FILE [TOPIC...]: a cluster with the topic (the
 # events in it, keyed by account, murmur2-partitioned), the changelog and
-# the other topics named, $PARTITIONS (4) partitions each. Sets BROKERS.
+# the other topics named, $PARTITIONS (4) partitions each; with MOCK_RTT
+# (ms), every broker answers that late. Sets BROKERS.
 kafka_start_mock() {
 	local events=$1 t extra=()
 	shift
 	for t in "$@"; do extra+=(-t "$t"); done
-	"$KAFKA_MOCK" -p "${PARTITIONS:-4}" -t $TOPIC -t "$CHANGELOG" "${extra[@]}" -e "$events" \
+	"$KAFKA_MOCK" -p "${PARTITIONS:-4}" ${MOCK_RTT:+-r "$MOCK_RTT"} -t $TOPIC -t "$CHANGELOG" "${extra[@]}" -e "$events" \
 		>"$T/mock.out" 2>"$T/mock.err" &
 	MOCK_PID=$!
 	BG_PIDS+=($MOCK_PID)

@@ -2,7 +2,7 @@
  * mock cluster, listening on loopback ports, with the test's topics, and a
  * file of events produced into the first one.
  *
- *   kafka_mock -p PARTITIONS [-n BROKERS] -t TOPIC [-t TOPIC ...] [-e EVENTS_FILE]
+ *   kafka_mock -p PARTITIONS [-n BROKERS] [-r RTT_MS] -t TOPIC [-t TOPIC ...] [-e EVENTS_FILE]
  *   kafka_mock -p PARTITIONS -d TOPIC -b BOOTSTRAP
  *
  * Every topic gets PARTITIONS partitions. Each line of EVENTS_FILE
@@ -51,7 +51,7 @@ static void on_stop(int sig)
 }
 
 struct opts {
-	int partitions, brokers;
+	int partitions, brokers, rtt_ms;
 	const char *topics[MAX_TOPICS];
 	int n_topics;
 	const char *events;
@@ -60,24 +60,28 @@ struct opts {
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: kafka_mock -p PARTITIONS [-n BROKERS] -t TOPIC [-t TOPIC ...] "
-			"[-e EVENTS]\n"
-			"       kafka_mock -p PARTITIONS -d TOPIC -b BOOTSTRAP\n"
-			"       kafka_mock -P TOPIC -b BOOTSTRAP -e EVENTS\n"
-			"       kafka_mock -p PARTITIONS -L TOPIC -b BOOTSTRAP\n");
+	fprintf(stderr,
+		"usage: kafka_mock -p PARTITIONS [-n BROKERS] [-r RTT_MS] -t TOPIC [-t TOPIC ...] "
+		"[-e EVENTS]\n"
+		"       kafka_mock -p PARTITIONS -d TOPIC -b BOOTSTRAP\n"
+		"       kafka_mock -P TOPIC -b BOOTSTRAP -e EVENTS\n"
+		"       kafka_mock -p PARTITIONS -L TOPIC -b BOOTSTRAP\n");
 	return 1;
 }
 
 static int parse(int argc, char **argv, struct opts *o)
 {
 	int c;
-	while ((c = getopt(argc, argv, "p:n:t:e:d:b:P:L:")) != -1) {
+	while ((c = getopt(argc, argv, "p:n:r:t:e:d:b:P:L:")) != -1) {
 		switch (c) {
 		case 'p':
 			o->partitions = atoi(optarg);
 			break;
 		case 'n':
 			o->brokers = atoi(optarg);
+			break;
+		case 'r':
+			o->rtt_ms = atoi(optarg);
 			break;
 		case 't':
 			if (o->n_topics == MAX_TOPICS)
@@ -336,6 +340,9 @@ int main(int argc, char **argv)
 	long produced = o.events ? produce_file(bootstrap, o.topics[0], o.events) : 0;
 	if (produced < 0)
 		goto out;
+	/* Every answer delayed (-r): slow enough to catch a worker mid-restore. */
+	for (int b = 1; o.rtt_ms > 0 && b <= (o.brokers > 0 ? o.brokers : 1); b++)
+		rd_kafka_mock_broker_set_rtt(mc, b, o.rtt_ms);
 	printf("bootstrap=%s\nproduced=%ld\nready\n", bootstrap, produced);
 	fflush(stdout);
 	while (!stop)
