@@ -4,7 +4,8 @@
 #   make test       install missing packages, build, run every test
 #   make asan test  the same in build-asan/ with ASan and UBSan (make asan alone too)
 #   make run        build and run the demo on etc/ringmaster.ini
-#   make bench      every benchmark (bench-ring, bench-pipeline)
+#   make bench      every benchmark (bench-ring, bench-pipeline, bench-reload,
+#                   bench-seed, bench-kafka)
 #   make deps       install the Debian packages the build needs
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make clean
@@ -309,6 +310,15 @@ $(KAFKA_MOCK): $(B)/obj/tests/integration/kafka_mock.o
 	$(CC) $(ALL_LDFLAGS) $^ $(PC_LIBS) -o $@
 
 test: $(KAFKA_MOCK)
+
+# `make bench-kafka` (issue 20): ringmaster's Kafka source against a plain
+# librdkafka consumer (tests/bench/kafka_consume.c) on the mock cluster;
+# see tests/bench/kafka.sh (N, ROUNDS, BROKERS, PARTS).
+.PHONY: bench-kafka
+bench-kafka: $(RINGMASTER) $(RINGCTL) $(KAFKA_MOCK) $(B)/tests/bench/kafka_consume etc-modes
+	@B=$(B) tests/bench/kafka.sh
+
+bench: bench-kafka
 # ---- end of Kafka tests -----------------------------------------------------
 
 # ---- control socket client (issue 12) ---------------------------------------
