@@ -22,6 +22,7 @@
 #define SLICE_MS 1000
 #define WARN_AFTER_SLICES 5
 #define QUEUE_FULL_WAIT_MS 100
+#define WARM_TIMEOUT_MS 2000
 
 /* Per-message opaque: which topic a delivery report is about. */
 static char tag_changelog, tag_output;
@@ -67,6 +68,27 @@ static void kout_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *op
 	k->span.count++;
 }
 
+/* Ask at once for the changelog topic's metadata (and the output topic's):
+ * a producer learns of a topic it has not seen only at its next topic
+ * scan, a second later, which would hold the fence, the worker's first
+ * write. What fails here is tried again by the produce itself. */
+static void kout_warm(struct kout *k)
+{
+	const char *topics[] = {k->cfg->source_type == CFG_SOURCE_KAFKA ? k->changelog : NULL,
+				k->cfg->output_type == CFG_OUTPUT_KAFKA ? k->cfg->output_topic
+									: NULL};
+	for (size_t i = 0; i < sizeof(topics) / sizeof(topics[0]); i++) {
+		if (!topics[i])
+			continue;
+		rd_kafka_topic_t *rkt = rd_kafka_topic_new(k->rk, topics[i], NULL);
+		const struct rd_kafka_metadata *md = NULL;
+		if (rkt && rd_kafka_metadata(k->rk, 0, rkt, &md, WARM_TIMEOUT_MS) == 0)
+			rd_kafka_metadata_destroy(md);
+		if (rkt)
+			rd_kafka_topic_destroy(rkt);
+	}
+}
+
 int kout_open(struct kout **out, const struct cfg *cfg, unsigned partition, char *err,
 	      size_t errlen)
 {
@@ -100,6 +122,7 @@ int kout_open(struct kout **out, const struct cfg *cfg, unsigned partition, char
 		free(k);
 		return -1;
 	}
+	kout_warm(k);
 	*out = k;
 	return 0;
 }
