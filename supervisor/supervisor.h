@@ -10,6 +10,7 @@
 
 #include "cfg.h"
 #include "deadletter.h"
+#include "forksrv.h"
 #include "shm.h"
 
 struct store_env;
@@ -44,16 +45,20 @@ struct sup_worker {
 	unsigned fails_in_row;	/* poison events with no finished event between */
 	uint64_t last_fail_seq; /* the last of them */
 	int fail_handler;	/* WK_FAILED by fail_after, not by an fsync */
-	uint64_t held;		/* its events not dispatched (WK_FAILED): redone at the next start */
-	uint64_t first_held;	/* the seq of the first; the watermark stays below it */
-	uint64_t wd_seq;	/* watchdog: current_seq when last seen changing */
-	uint64_t wd_seen_ns;	/* and when */
-	int restart_requested;	/* restart-worker: stop it gracefully, then fork */
-	int releasing;		/* lc_release: drain, then WK_UNOWNED, no restart */
+	uint64_t held;	       /* its events not dispatched (WK_FAILED): redone at the next start */
+	uint64_t first_held;   /* the seq of the first; the watermark stays below it */
+	uint64_t wd_seq;       /* watchdog: current_seq when last seen changing */
+	uint64_t wd_seen_ns;   /* and when */
+	int restart_requested; /* restart-worker: stop it gracefully, then fork */
+	int releasing;	       /* lc_release: drain, then WK_UNOWNED, no restart */
 	uint64_t rate_processed[SUP_RATE_SAMPLES];
 	uint64_t rate_ns[SUP_RATE_SAMPLES];
 	unsigned rate_next;
 };
+
+/* Exit status when the fork server died (EX_OSERR): no worker could be
+ * started any more. */
+#define SUP_EXIT_FORKSRV 71
 
 struct sup {
 	struct cfg cfg;
@@ -64,6 +69,8 @@ struct sup {
 
 	struct shm shm;
 	struct sup_worker *workers; /* [partitions] */
+	struct forksrv forksrv;	    /* forks the workers */
+	int forksrv_lost_logged;    /* it died: we stop, and exit SUP_EXIT_FORKSRV */
 	struct store_env *config;   /* config environment (sole writer) */
 	struct control *control;    /* control socket server, NULL if none */
 	enum sup_state state;
