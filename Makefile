@@ -311,6 +311,19 @@ $(KAFKA_MOCK): $(B)/obj/tests/integration/kafka_mock.o
 test: $(KAFKA_MOCK)
 # ---- end of Kafka tests -----------------------------------------------------
 
+# ---- control socket client (issue 12) ---------------------------------------
+# $(B)/tests/control_client: a raw client of the control socket for the
+# integration tests (tests/integration/control_client.c): requests ringctl
+# never sends, connections held open by the hundred, timed round trips.
+CONTROL_CLIENT := $(B)/tests/control_client
+
+$(CONTROL_CLIENT): $(B)/obj/tests/integration/control_client.o $(LIBCOMMON)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) $^ -o $@
+
+test: $(CONTROL_CLIENT)
+# ---- end of control socket client -------------------------------------------
+
 # ---- fault injection (issue 11) ---------------------------------------------
 # $(B)/tests/libfailsync.so: fsync/fdatasync fail with EIO on demand
 # (tests/faults/failsync.c). An LD_PRELOAD library, built without the

@@ -1,47 +1,103 @@
-/* control.c - the control socket server (see control.h and proto.h).
+/* control.c - the control socket server (see control.h, and ctlproto.h
+ * for the wire format and its limits).
  *
- * A ROUTER socket rather than REP: REP is a state machine that must send
- * exactly one reply before it can receive again, and a server that must
- * never block is easier to get right when the envelope is in plain sight.
- * A REQ client's message arrives as [routing id]["" delimiter][request];
- * the reply goes back as [routing id][""][status][body]. ROUTER drops a
- * reply to a peer that is gone or not reading (no ZMQ_ROUTER_MANDATORY),
- * so a send never waits.
+ * A plain Unix stream socket served from the supervisor's loop with
+ * poll(): the listening socket and every connection are non-blocking, each
+ * connection has its own input and output buffers, and nothing a client
+ * does or fails to do can make the supervisor wait:
  *
- * Sizes: frames up to CONTROL_MAX_FRAME are received, and one over
- * PROTO_MAX_REQUEST gets an error reply naming its size; libzmq drops the
- * connection of a peer that sends anything larger (ZMQ_MAXMSGSIZE), so no
- * client can make the supervisor hold more than that.
+ *   - a request is read as it comes, up to PROTO_MAX_REQUEST bytes kept;
+ *     a larger one is read and thrown away (its error reply names its
+ *     size), one over CTLPROTO_MAX_FRAME closes the connection unread;
+ *   - a reply is written as far as the socket takes it, the rest when the
+ *     client reads; no further request of that connection is read
+ *     meanwhile, so a client holds at most one reply;
+ *   - a connection that does not send a whole request, or take its reply,
+ *     in time is closed (CTLPROTO_*_TIMEOUT_MS);
+ *   - connections are capped (connection_cap): at the cap a new one
+ *     closes the one idle the longest, so a client that opens connections
+ *     and holds them cannot lock ringctl out;
+ *   - accept() failing for lack of descriptors (EMFILE, ENFILE) neither
+ *     aborts nor spins: a connection of ours is closed to make room, or,
+ *     with none, a spare descriptor kept open on /dev/null is given up for
+ *     a moment to take the connection off the backlog and refuse it (the
+ *     libevent and nginx trick); failing that, accepting pauses briefly;
+ *   - refusals are logged once a burst, then counted, not per connection.
+ *
+ * A forked worker closes all of it at once (control_close_after_fork).
  *
  * Every figure comes from the supervisor's own struct and the shared
  * mapping, so answering costs the workers nothing. */
 #include "control.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <poll.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
-#include <zmq.h>
 
+#include "ctlproto.h"
+#include "fdlimit.h"
 #include "log.h"
 #include "proto.h"
 #include "supervisor.h"
 
-#define CONTROL_MAX_FRAME (1024 * 1024)
-#define CONTROL_BATCH 64	    /* requests served by one control_poll at most */
-#define CONTROL_CLOSE_LINGER_MS 200 /* so the reply to `stop` leaves */
+#define MS 1000000ull
+#define CONTROL_BACKLOG 128		     /* connections the kernel holds before accept */
+#define CONTROL_ACCEPTS 64		     /* connections accepted by one control_poll at most */
+#define CONTROL_REQUESTS 8		     /* requests of one connection served by one poll */
+#define CONTROL_READ_MIN 4096		     /* input buffer, to begin with */
+#define CONTROL_MIN_CONNECTIONS 4	     /* the cap, however few descriptors are left */
+#define CONTROL_MIN_GAP_NS MS		     /* control_poll(s, 0): one look a millisecond */
+#define CONTROL_PAUSE_MS 100		     /* not accepting, when accept() cannot */
+#define CONTROL_CLOSE_LINGER_MS 200	     /* so the reply to `stop` leaves */
+#define CONTROL_BURST_QUIET_NS (2000 * MS)   /* a burst of refusals ends */
+#define CONTROL_BURST_REPORT_NS (30000 * MS) /* a long one is reported now and then */
 #define CONTROL_MSG_LEN 8192
 
+/* One client connection. */
+struct conn {
+	int fd;
+	unsigned char *in; /* received, not yet served: frames */
+	size_t in_len, in_cap;
+	int skipping;	      /* reading an oversized request to throw it away */
+	size_t skip;	      /* its bytes still to come */
+	size_t skip_len;      /* its size, for the error reply */
+	int eof;	      /* the client has shut its side */
+	int ready;	      /* more to serve without waiting for the socket */
+	struct proto_buf out; /* the reply being written */
+	size_t out_off;
+	uint64_t deadline_ns; /* for the whole request, or for taking the reply */
+	uint64_t since_ns;    /* opened, or last reply taken: the oldest goes first */
+};
+
+/* Connections closed or refused since the first of a burst. */
+enum burst_kind { BURST_CAP, BURST_FDS, BURST_REFUSED, BURST_PAUSED };
+
+struct control_burst {
+	unsigned count[4]; /* by enum burst_kind */
+	uint64_t first_ns, last_ns, reported_ns;
+};
+
 struct control {
-	void *ctx;
-	void *sock;
+	int fd;	   /* listening */
+	int spare; /* /dev/null, given up to refuse a connection without descriptors */
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	int bound;
+	unsigned cap, n;
+	struct conn *conns;  /* [cap], n in use */
+	struct pollfd *pfds; /* [cap + 1]: the listening socket, then conns */
+	int busy;	     /* work left that needs no waiting */
+	uint64_t last_poll_ns;
+	uint64_t paused_until_ns; /* accept() failed: not listening until then */
+	struct control_burst burst;
 };
 
 /* ---- figures ---- */
@@ -534,149 +590,468 @@ static int handle(struct sup *s, const void *frame, size_t len, struct proto_buf
 	return -1;
 }
 
-/* ---- the socket ---- */
+/* ---- connections ---- */
 
-/* One incoming message: the routing id, whether a delimiter followed it,
- * the first request frame and how many request frames there were. */
-struct incoming {
-	zmq_msg_t id, frame;
-	int delimiter;
-	unsigned frames;
-};
-
-/* Receive the rest of a message whose routing id is in in->id. */
-static void receive_parts(struct control *c, struct incoming *in)
+static void conn_free(struct conn *k)
 {
-	int more = zmq_msg_more(&in->id), first = 1;
-	while (more) {
-		zmq_msg_t part;
-		zmq_msg_init(&part);
-		if (zmq_msg_recv(&part, c->sock, ZMQ_DONTWAIT) < 0) {
-			/* the parts of a message arrive together: not expected */
-			log_warn("control: cannot receive a message part: %s", zmq_strerror(errno));
-			zmq_msg_close(&part);
-			return;
-		}
-		more = zmq_msg_more(&part);
-		if (first && zmq_msg_size(&part) == 0)
-			in->delimiter = 1;
-		else if (in->frames++ == 0)
-			zmq_msg_move(&in->frame, &part);
-		first = 0;
-		zmq_msg_close(&part);
-	}
+	if (k->fd >= 0)
+		close(k->fd);
+	free(k->in);
+	proto_buf_free(&k->out);
 }
 
-static void send_reply(struct control *c, struct incoming *in, int ok, struct proto_buf *b)
+/* Close connection i; the last one takes its slot. */
+static void conn_drop(struct control *c, unsigned i)
 {
-	const char *status = ok ? PROTO_STATUS_OK : PROTO_STATUS_ERROR;
-	const char *body = b->data ? b->data : "";
-	size_t len = b->len;
-	if (b->failed) {
-		status = PROTO_STATUS_ERROR;
-		body = "out of memory\n";
-		len = strlen(body);
-	}
-	int flags = ZMQ_SNDMORE | ZMQ_DONTWAIT;
-	if (zmq_msg_send(&in->id, c->sock, flags) < 0 ||
-	    (in->delimiter && zmq_send(c->sock, "", 0, flags) < 0) ||
-	    zmq_send(c->sock, status, strlen(status), flags) < 0 ||
-	    zmq_send(c->sock, body, len, ZMQ_DONTWAIT) < 0)
-		log_debug("control: reply not sent: %s", zmq_strerror(errno));
+	conn_free(&c->conns[i]);
+	c->conns[i] = c->conns[--c->n];
 }
 
-/* Serve one waiting message. Returns 0, or -1 when there was none. */
-static int serve_one(struct sup *s, struct control *c)
+static int reply_pending(const struct conn *k)
 {
-	struct incoming in = {.delimiter = 0};
-	zmq_msg_init(&in.id);
-	zmq_msg_init(&in.frame);
-	if (zmq_msg_recv(&in.id, c->sock, ZMQ_DONTWAIT) < 0) {
-		if (errno != EAGAIN && errno != EINTR)
-			log_warn("control: cannot receive: %s", zmq_strerror(errno));
-		zmq_msg_close(&in.id);
-		zmq_msg_close(&in.frame);
+	return k->out_off < k->out.len;
+}
+
+/* Queue the reply to one request and start the reply clock. -1 when
+ * there is no memory for it (the connection is closed). */
+static int queue_reply(struct conn *k, int ok, struct proto_buf *body, uint64_t now)
+{
+	static const char oom[] = "out of memory\n";
+	proto_buf_free(&k->out);
+	k->out_off = 0;
+	if (body->failed)
+		ctlproto_add_reply(&k->out, 0, oom, sizeof(oom) - 1);
+	else
+		ctlproto_add_reply(&k->out, ok, body->data ? body->data : "", body->len);
+	k->deadline_ns = now + CTLPROTO_REPLY_TIMEOUT_MS * MS;
+	if (k->out.failed) {
+		log_warn("control: out of memory for a reply: closing its connection");
 		return -1;
 	}
-	receive_parts(c, &in);
-	struct proto_buf body;
-	proto_buf_init(&body);
-	int rc;
-	if (in.frames == 1) {
-		rc = handle(s, zmq_msg_data(&in.frame), zmq_msg_size(&in.frame), &body);
-	} else {
-		if (in.frames == 0)
-			proto_buf_printf(&body, "empty request: no frame (try 'help')\n");
-		else
-			proto_buf_printf(&body, "a request is one frame, got %u\n", in.frames);
-		rc = -1;
-	}
-	send_reply(c, &in, rc == 0, &body);
-	proto_buf_free(&body);
-	zmq_msg_close(&in.id);
-	zmq_msg_close(&in.frame);
 	return 0;
 }
+
+/* Write what the socket takes of the pending reply. 0 (all written, or
+ * the rest waits for room), or -1 when the client is gone. */
+static int conn_flush(struct conn *k, uint64_t now)
+{
+	while (reply_pending(k)) {
+		ssize_t n = send(k->fd, k->out.data + k->out_off, k->out.len - k->out_off,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n > 0) {
+			k->out_off += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		log_debug("control: a client is gone before its reply: %s",
+			  n < 0 ? strerror(errno) : "closed");
+		return -1;
+	}
+	if (k->out.data) { /* done: the next request's clock starts */
+		proto_buf_free(&k->out);
+		k->out_off = 0;
+		k->deadline_ns = now + CTLPROTO_REQUEST_TIMEOUT_MS * MS;
+		k->since_ns = now;
+	}
+	return 0;
+}
+
+/* Serve the request at the front of k's input, if it is all there.
+ * 1 when a reply was queued, 0 when more input is needed, -1 to close. */
+static int next_request(struct sup *s, struct conn *k, uint64_t now)
+{
+	struct proto_buf body;
+	size_t len;
+	int rc;
+	if (k->skipping) {
+		if (k->skip)
+			return 0;
+		/* An oversized request, thrown away: the parser names its size
+		 * without looking at the bytes. */
+		static const char nothing[1];
+		k->skipping = 0;
+		proto_buf_init(&body);
+		rc = handle(s, nothing, k->skip_len, &body);
+		rc = queue_reply(k, rc == 0, &body, now);
+		proto_buf_free(&body);
+		return rc == 0 ? 1 : -1;
+	}
+	switch (ctlproto_scan(k->in, k->in_len, CTLPROTO_MAX_FRAME, &len)) {
+	case CTLPROTO_OVERSIZE:
+		log_debug("control: closing a connection: it sent a %zu-byte frame (at most %u)",
+			  len, CTLPROTO_MAX_FRAME);
+		return -1;
+	case CTLPROTO_PARTIAL:
+		if (len > PROTO_MAX_REQUEST) { /* do not keep it: count it off */
+			k->skipping = 1;
+			k->skip_len = len;
+			k->skip = CTLPROTO_HEADER + len - k->in_len;
+			k->in_len = 0;
+		}
+		return 0;
+	case CTLPROTO_WHOLE:
+		break;
+	}
+	proto_buf_init(&body);
+	rc = handle(s, k->in + CTLPROTO_HEADER, len, &body);
+	rc = queue_reply(k, rc == 0, &body, now);
+	proto_buf_free(&body);
+	if (rc != 0)
+		return -1;
+	size_t used = CTLPROTO_HEADER + len;
+	memmove(k->in, k->in + used, k->in_len - used);
+	k->in_len -= used;
+	return 1;
+}
+
+/* One read from the client. > 0 bytes taken, 0 at its end, -EAGAIN when
+ * nothing is there, or another -errno. */
+static ssize_t conn_fill(struct conn *k)
+{
+	static char scratch[65536]; /* what an oversized request is read into */
+	char *to = scratch;
+	size_t room = sizeof(scratch);
+	if (k->skipping) {
+		if (room > k->skip)
+			room = k->skip;
+	} else {
+		size_t want = CTLPROTO_HEADER, len;
+		if (ctlproto_scan(k->in, k->in_len, CTLPROTO_MAX_FRAME, &len) == CTLPROTO_PARTIAL &&
+		    k->in_len >= CTLPROTO_HEADER)
+			want += len; /* at most PROTO_MAX_REQUEST: see next_request */
+		if (want < CONTROL_READ_MIN)
+			want = CONTROL_READ_MIN;
+		if (k->in_cap < want) {
+			unsigned char *in = realloc(k->in, want);
+			if (!in)
+				return -ENOMEM;
+			k->in = in;
+			k->in_cap = want;
+		}
+		to = (char *)k->in + k->in_len;
+		room = k->in_cap - k->in_len;
+	}
+	ssize_t n = recv(k->fd, to, room, MSG_DONTWAIT);
+	if (n < 0)
+		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+	if (k->skipping)
+		k->skip -= (size_t)n;
+	else
+		k->in_len += (size_t)n;
+	return n;
+}
+
+/* Everything that can be done for connection k now: write its reply, read,
+ * serve what came (up to CONTROL_REQUESTS). Returns -1 to close it. */
+static int conn_service(struct sup *s, struct control *c, struct conn *k, uint64_t now)
+{
+	k->ready = 0;
+	if (conn_flush(k, now) != 0)
+		return -1;
+	for (unsigned served = 0; !reply_pending(k);) {
+		int rc = next_request(s, k, now);
+		if (rc < 0)
+			return -1;
+		if (rc > 0) {
+			if (conn_flush(k, now) != 0)
+				return -1;
+			if (++served == CONTROL_REQUESTS) {
+				k->ready = c->busy = 1; /* more may be waiting: come back soon */
+				return 0;
+			}
+			continue;
+		}
+		if (k->eof)
+			return -1; /* the client is done, and nothing whole is left */
+		ssize_t n = conn_fill(k);
+		if (n == -EAGAIN || n == -EINTR)
+			return 0;
+		if (n == 0)
+			k->eof = 1;
+		else if (n < 0) {
+			log_debug("control: closing a connection: %s", strerror((int)-n));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* ---- refusals, logged once a burst ---- */
+
+static void burst_note(struct control *c, uint64_t now, enum burst_kind kind, int err)
+{
+	struct control_burst *b = &c->burst;
+	if (!b->first_ns) {
+		b->first_ns = b->reported_ns = now;
+		if (kind == BURST_CAP)
+			log_warn("control: %u connections open, the most allowed: each new one "
+				 "closes the one idle the longest (counted from now on, not logged "
+				 "one by one)",
+				 c->cap);
+		else
+			log_warn("control: cannot accept a connection: %s; %s (counted from now "
+				 "on, not logged one by one)",
+				 strerror(err),
+				 kind == BURST_FDS	 ? "closing the connection idle the longest"
+				 : kind == BURST_REFUSED ? "refusing new ones"
+							 : "not accepting for a moment");
+	}
+	b->count[kind]++;
+	b->last_ns = now;
+}
+
+/* At the end of a burst (quiet for a while), or now and then during a long
+ * one, say how many. */
+static void burst_check(struct control *c, uint64_t now)
+{
+	struct control_burst *b = &c->burst;
+	if (!b->first_ns)
+		return;
+	int over = now - b->last_ns >= CONTROL_BURST_QUIET_NS;
+	if (!over && now - b->reported_ns < CONTROL_BURST_REPORT_NS)
+		return;
+	char what[256] = "";
+	size_t at = 0;
+	static const char *const names[] = {
+	    [BURST_CAP] = "closed at the cap",
+	    [BURST_FDS] = "closed for lack of file descriptors",
+	    [BURST_REFUSED] = "refused for lack of file descriptors",
+	    [BURST_PAUSED] = "accept pauses",
+	};
+	for (int k = 0; k < 4; k++)
+		if (b->count[k] && at < sizeof(what))
+			at += (size_t)snprintf(what + at, sizeof(what) - at, "%s%u %s",
+					       at ? ", " : "", b->count[k], names[k]);
+	log_warn("control: %s (%.1fs): %s; at most %u connections",
+		 over ? "burst over" : "still refusing", (double)(now - b->first_ns) / 1e9, what,
+		 c->cap);
+	if (over)
+		memset(b, 0, sizeof(*b));
+	else
+		b->reported_ns = now;
+}
+
+/* Close the connection idle the longest, to make room for a new one. */
+static void evict(struct control *c, uint64_t now, enum burst_kind why, int err)
+{
+	unsigned victim = 0;
+	for (unsigned i = 1; i < c->n; i++)
+		if (c->conns[i].since_ns < c->conns[victim].since_ns)
+			victim = i;
+	burst_note(c, now, why, err);
+	conn_drop(c, victim);
+}
+
+/* Out of descriptors with no connection to close: give up the spare one
+ * for a moment to take the waiting connection off the backlog and tell it
+ * why it is refused, rather than leave it there to wake every poll.
+ * Returns 1 when one was refused, 0 when none was waiting, -1 when it did
+ * not work. */
+static int refuse_with_spare(struct control *c, uint64_t now, int err)
+{
+	static const char why[] = "out of file descriptors: connection refused (see the "
+				  "supervisor's log)\n";
+	if (c->spare < 0)
+		return -1;
+	close(c->spare);
+	int fd = accept4(c->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	int e = errno;
+	if (fd >= 0) {
+		struct proto_buf b;
+		proto_buf_init(&b);
+		ctlproto_add_reply(&b, 0, why, sizeof(why) - 1);
+		if (!b.failed && send(fd, b.data, b.len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+			log_debug("control: refusal not sent: %s", strerror(errno));
+		proto_buf_free(&b);
+		close(fd);
+		burst_note(c, now, BURST_REFUSED, err);
+	}
+	c->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0)
+		return 1;
+	return e == EAGAIN || e == EWOULDBLOCK ? 0 : -1;
+}
+
+static void add_conn(struct sup *s, struct control *c, int fd, uint64_t now)
+{
+	struct conn *k = &c->conns[c->n++];
+	memset(k, 0, sizeof(*k));
+	k->fd = fd;
+	k->since_ns = now;
+	k->deadline_ns = now + CTLPROTO_REQUEST_TIMEOUT_MS * MS;
+	/* A client writes its request as soon as it is connected: serve it
+	 * now rather than after another poll. */
+	if (conn_service(s, c, k, now) != 0)
+		conn_drop(c, c->n - 1);
+}
+
+static void accept_some(struct sup *s, struct control *c, uint64_t now)
+{
+	for (int i = 0; i < CONTROL_ACCEPTS; i++) {
+		int fd = accept4(c->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd >= 0) {
+			if (c->n == c->cap)
+				evict(c, now, BURST_CAP, 0);
+			add_conn(s, c, fd, now);
+			continue;
+		}
+		int e = errno;
+		if (e == EAGAIN || e == EWOULDBLOCK)
+			return;
+		if (e == EINTR || e == ECONNABORTED || e == EPROTO)
+			continue;
+		if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+			/* accept() wants the descriptor before it looks at the
+			 * backlog: is anybody waiting at all? */
+			struct pollfd p = {.fd = c->fd, .events = POLLIN};
+			if (poll(&p, 1, 0) <= 0)
+				return;
+			if (c->n > 0) { /* a connection of ours is the descriptor to free */
+				evict(c, now, BURST_FDS, e);
+				continue;
+			}
+			int rc = refuse_with_spare(c, now, e);
+			if (rc > 0)
+				continue;
+			if (rc == 0)
+				return;
+		}
+		/* It stays in the backlog: pause rather than spin on it. */
+		burst_note(c, now, BURST_PAUSED, e);
+		c->paused_until_ns = now + CONTROL_PAUSE_MS * MS;
+		return;
+	}
+	c->busy = 1; /* more may be waiting */
+}
+
+/* Close connections whose request or reply is overdue. */
+static void sweep(struct control *c, uint64_t now)
+{
+	for (unsigned i = c->n; i-- > 0;) {
+		struct conn *k = &c->conns[i];
+		if (now < k->deadline_ns)
+			continue;
+		log_debug("control: closing a connection: %s within %d ms",
+			  reply_pending(k) ? "it did not take its reply"
+					   : "it did not send a whole request",
+			  reply_pending(k) ? CTLPROTO_REPLY_TIMEOUT_MS
+					   : CTLPROTO_REQUEST_TIMEOUT_MS);
+		conn_drop(c, i);
+	}
+}
+
+/* ---- the loop's entry ---- */
 
 void control_poll(struct sup *s, int timeout_ms)
 {
 	struct control *c = s->control;
 	if (!c)
 		return;
-	if (timeout_ms != 0) {
-		zmq_pollitem_t item = {c->sock, 0, ZMQ_POLLIN, 0};
-		int rc = zmq_poll(&item, 1, timeout_ms);
-		if (rc < 0 && errno != EINTR)
-			log_warn("control: poll: %s", zmq_strerror(errno));
-		if (rc <= 0)
-			return;
+	uint64_t now = shm_now_ns();
+	/* The sources call this without a wait every few thousand events: a
+	 * look once a millisecond is plenty, and costs them nothing. */
+	if (timeout_ms == 0 && !c->busy && now - c->last_poll_ns < CONTROL_MIN_GAP_NS)
+		return;
+	int pending = c->busy;
+	if (pending)
+		timeout_ms = 0;
+	c->busy = 0;
+	if (c->spare < 0)
+		c->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	int listening = now >= c->paused_until_ns;
+	uint64_t wake = now + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * MS;
+	if (!listening && c->paused_until_ns < wake)
+		wake = c->paused_until_ns;
+	c->pfds[0] = (struct pollfd){.fd = listening ? c->fd : -1, .events = POLLIN};
+	unsigned n = c->n;
+	for (unsigned i = 0; i < n; i++) {
+		struct conn *k = &c->conns[i];
+		c->pfds[i + 1] = (struct pollfd){
+		    .fd = k->fd, .events = (short)(reply_pending(k) ? POLLOUT : POLLIN)};
+		if (k->deadline_ns < wake)
+			wake = k->deadline_ns;
 	}
-	/* Without a wait, a non-blocking receive is the cheaper look: libzmq
-	 * checks its mailbox without a system call most of the time. */
-	for (int i = 0; i < CONTROL_BATCH; i++)
-		if (serve_one(s, c) != 0)
-			break;
+	int wait_ms = wake > now ? (int)((wake - now + MS - 1) / MS) : 0;
+	int rc = poll(c->pfds, n + 1, wait_ms);
+	if (rc < 0 && errno != EINTR)
+		log_warn("control: poll: %s", strerror(errno));
+	now = shm_now_ns();
+	c->last_poll_ns = now;
+	if (rc > 0 || pending) {
+		/* Downwards: a dropped connection's slot takes the last one,
+		 * which has been seen to already. */
+		for (unsigned i = n; i-- > 0;) {
+			struct conn *k = &c->conns[i];
+			if (!(rc > 0 && c->pfds[i + 1].revents) && !k->ready)
+				continue;
+			if (conn_service(s, c, k, now) != 0)
+				conn_drop(c, i);
+		}
+		if (rc > 0 && (c->pfds[0].revents & POLLIN))
+			accept_some(s, c, now);
+	}
+	sweep(c, now);
+	burst_check(c, now);
 }
 
-static void control_free(struct control *c)
+/* ---- opening and closing ---- */
+
+static void control_free(struct control *c, int linger)
 {
-	if (c->sock) {
-		int linger = CONTROL_CLOSE_LINGER_MS;
-		zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof(linger));
-		zmq_close(c->sock);
+	/* The replies queued (to `stop`, say) get a moment to leave. */
+	uint64_t deadline = shm_now_ns() + CONTROL_CLOSE_LINGER_MS * MS;
+	for (unsigned i = 0; linger && i < c->n; i++) {
+		struct conn *k = &c->conns[i];
+		while (reply_pending(k) && conn_flush(k, 0) == 0) {
+			uint64_t now = shm_now_ns();
+			if (now >= deadline)
+				break;
+			struct pollfd p = {.fd = k->fd, .events = POLLOUT};
+			poll(&p, 1, (int)((deadline - now + MS - 1) / MS));
+		}
 	}
-	if (c->ctx)
-		while (zmq_ctx_term(c->ctx) != 0 && errno == EINTR)
-			;
-	if (c->bound && unlink(c->path) != 0 && errno != ENOENT)
+	for (unsigned i = 0; i < c->n; i++)
+		conn_free(&c->conns[i]);
+	if (c->fd >= 0)
+		close(c->fd);
+	if (c->spare >= 0)
+		close(c->spare);
+	if (linger && c->bound && unlink(c->path) != 0 && errno != ENOENT)
 		log_warn("%s: cannot remove the control socket: %s", c->path, strerror(errno));
+	free(c->conns);
+	free(c->pfds);
 	free(c);
 }
 
-static int set_options(struct control *c)
-{
-	int linger = 0;
-	int64_t max = CONTROL_MAX_FRAME;
-	if (zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof(linger)) != 0 ||
-	    zmq_setsockopt(c->sock, ZMQ_MAXMSGSIZE, &max, sizeof(max)) != 0) {
-		log_error("control socket: cannot set options: %s", zmq_strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
 /* Bind with a umask that keeps the socket file private from its first
- * moment, then make sure of 0600 whatever the umask allowed. */
+ * moment, then make sure of 0600 whatever the umask allowed. A socket file
+ * already there is left from an instance that did not stop cleanly (the
+ * pid file's lock says none runs on this run_dir): it goes. */
 static int bind_private(struct control *c)
 {
-	char endpoint[sizeof(c->path) + 8];
-	snprintf(endpoint, sizeof(endpoint), "ipc://%s", c->path);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct stat st;
+	memcpy(sa.sun_path, c->path, strlen(c->path) + 1);
+	if (lstat(c->path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			log_error("%s: exists and is not a socket: not replacing it", c->path);
+			return -1;
+		}
+		if (unlink(c->path) != 0) {
+			log_error("%s: cannot remove the stale control socket: %s", c->path,
+				  strerror(errno));
+			return -1;
+		}
+	}
 	mode_t old = umask(0077);
-	int rc = zmq_bind(c->sock, endpoint);
+	int rc = bind(c->fd, (struct sockaddr *)&sa, sizeof(sa));
 	int err = errno;
 	umask(old);
 	if (rc != 0) {
-		log_error("%s: cannot bind the control socket: %s", c->path, zmq_strerror(err));
+		log_error("%s: cannot bind the control socket: %s", c->path, strerror(err));
 		return -1;
 	}
 	c->bound = 1;
@@ -685,7 +1060,24 @@ static int bind_private(struct control *c)
 			  strerror(errno));
 		return -1;
 	}
+	if (listen(c->fd, CONTROL_BACKLOG) != 0) {
+		log_error("%s: cannot listen on the control socket: %s", c->path, strerror(errno));
+		return -1;
+	}
 	return 0;
+}
+
+/* As many connections as a quarter of the descriptors left, within
+ * CTLPROTO_MAX_CONNECTIONS: the rest is for the stores, the source, the
+ * tables a reload reads. */
+static unsigned connection_cap(void)
+{
+	long left = fdlimit_free();
+	unsigned cap = CTLPROTO_MAX_CONNECTIONS;
+	if (left >= 0 && (unsigned long)left / 4 < cap)
+		cap = left / 4 > CONTROL_MIN_CONNECTIONS ? (unsigned)(left / 4)
+							 : CONTROL_MIN_CONNECTIONS;
+	return cap;
 }
 
 int control_open(struct sup *s)
@@ -695,6 +1087,7 @@ int control_open(struct sup *s)
 		log_error("control socket: out of memory");
 		return -1;
 	}
+	c->fd = c->spare = -1;
 	int n = snprintf(c->path, sizeof(c->path), "%s/control.sock", s->cfg.run_dir);
 	if (n < 0 || (size_t)n >= sizeof(c->path)) {
 		log_error("%s/control.sock: a socket path is at most %zu bytes: "
@@ -702,19 +1095,29 @@ int control_open(struct sup *s)
 			  s->cfg.run_dir, sizeof(c->path) - 1);
 		goto fail;
 	}
-	c->ctx = zmq_ctx_new();
-	c->sock = c->ctx ? zmq_socket(c->ctx, ZMQ_ROUTER) : NULL;
-	if (!c->sock) {
-		log_error("control socket: cannot create it: %s", zmq_strerror(errno));
+	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c->fd < 0) {
+		log_error("control socket: cannot create it: %s", strerror(errno));
 		goto fail;
 	}
-	if (set_options(c) != 0 || bind_private(c) != 0)
+	if (bind_private(c) != 0)
 		goto fail;
+	c->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (c->spare < 0)
+		log_warn("control socket: cannot keep a spare descriptor (/dev/null): %s",
+			 strerror(errno));
+	c->cap = connection_cap();
+	c->conns = calloc(c->cap, sizeof(*c->conns));
+	c->pfds = calloc(c->cap + 1, sizeof(*c->pfds));
+	if (!c->conns || !c->pfds) {
+		log_error("control socket: out of memory");
+		goto fail;
+	}
 	s->control = c;
-	log_info("control socket ready path=%s", c->path);
+	log_info("control socket ready path=%s max_connections=%u", c->path, c->cap);
 	return 0;
 fail:
-	control_free(c);
+	control_free(c, 1);
 	return -1;
 }
 
@@ -722,6 +1125,14 @@ void control_close(struct sup *s)
 {
 	if (!s->control)
 		return;
-	control_free(s->control);
+	control_free(s->control, 1);
+	s->control = NULL;
+}
+
+void control_close_after_fork(struct sup *s)
+{
+	if (!s->control)
+		return;
+	control_free(s->control, 0);
 	s->control = NULL;
 }

@@ -32,11 +32,9 @@ int ctl_dump_state(const struct cfg *cfg, int argc, char **argv);
 
 /* Where and how to reach a running ringmaster. */
 struct ctl_client {
-	char endpoint[128];	       /* ipc://PATH */
 	char path[108];		       /* the socket file */
 	int timeout_ms;		       /* for one request and its reply */
 	int json;		       /* --json: ask for JSON */
-	void *ctx;		       /* libzmq context, made at the first call */
 	volatile sig_atomic_t *cancel; /* a wait interrupted by a signal ends when set */
 };
 
@@ -46,16 +44,18 @@ struct ctl_reply {
 	struct proto_buf body;
 };
 
-/* Aim at `socket` (a path or an ipc:// endpoint) if given, else at
- * run_dir/control.sock. Returns 0, or 2 (usage) with a message on stderr. */
+/* Aim at `socket` (a path; "ipc://PATH", as earlier versions took, is the
+ * same) if given, else at run_dir/control.sock. Returns 0, or 2 (usage)
+ * with a message on stderr. */
 int ctl_client_init(struct ctl_client *c, const char *socket, const char *run_dir, int timeout_ms,
 		    int json);
 void ctl_client_close(struct ctl_client *c);
 
-/* Send one request and wait (up to timeout_ms) for its reply. Returns 0
- * with *r filled (free r->body with proto_buf_free), or CTL_EXIT_CONNECT
- * when the socket is missing, refuses or does not answer in time, or 1 for
- * a malformed reply; then err says which. */
+/* Connect, send one request and wait (up to timeout_ms in all) for its
+ * reply. Returns 0 with *r filled (free r->body with proto_buf_free), or
+ * CTL_EXIT_CONNECT when the socket is missing, refuses, closes the
+ * connection without a reply or does not answer in time, or 1 for a
+ * malformed reply; then err says which. */
 int ctl_call(struct ctl_client *c, const char *request, struct ctl_reply *r, char *err,
 	     size_t err_len);
 

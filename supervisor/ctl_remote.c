@@ -1,28 +1,24 @@
 /* ctl_remote.c - ringctl's side of the control socket: find the socket,
  * send one request, wait a bounded time for the reply, print it.
  *
- * libzmq connects to an ipc endpoint in the background and retries
- * silently, so on its own it cannot tell "no such socket" from "nobody
- * there" from "too slow". ringctl therefore looks first: stat() says
- * whether the socket file exists, and a plain non-blocking connect() says
- * whether anybody listens on it (ECONNREFUSED when the file is left over
- * from a ringmaster that did not stop cleanly). Only then does it speak
- * ZeroMQ, and a reply that does not come within the timeout means the
- * supervisor is there but wedged (or stopped with SIGSTOP). */
+ * The socket is a plain Unix stream socket speaking ctlproto.h's frames,
+ * so the ways of not reaching a supervisor are plain too: no file
+ * (ENOENT), a file nobody listens on (ECONNREFUSED: left by a ringmaster
+ * that did not stop cleanly), no permission (EACCES), a backlog that stays
+ * full or a reply that does not come within the timeout (the supervisor is
+ * wedged, or stopped with SIGSTOP), and a connection closed before its
+ * reply (the supervisor made room for others, or is short of
+ * descriptors). Each has its own message; all exit 3. */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
-#include <zmq.h>
 
 #include "cfg.h"
 #include "ctl.h"
+#include "ctlproto.h"
 
 int ctl_is_remote(const char *name)
 {
@@ -39,10 +35,7 @@ int ctl_client_init(struct ctl_client *c, const char *socket, const char *run_di
 	if (socket && strncmp(socket, "ipc://", 6) == 0)
 		socket += 6;
 	else if (socket && strstr(socket, "://")) {
-		fprintf(stderr,
-			"ringctl: -s takes the socket's path or an ipc:// endpoint, "
-			"got '%s'\n",
-			socket);
+		fprintf(stderr, "ringctl: -s takes the socket's path, got '%s'\n", socket);
 		return 2;
 	}
 	if (socket)
@@ -55,115 +48,44 @@ int ctl_client_init(struct ctl_client *c, const char *socket, const char *run_di
 			sizeof(c->path) - 1);
 		return 2;
 	}
-	snprintf(c->endpoint, sizeof(c->endpoint), "ipc://%s", c->path);
 	return 0;
 }
 
 void ctl_client_close(struct ctl_client *c)
 {
-	if (c->ctx)
-		zmq_ctx_term(c->ctx);
-	c->ctx = NULL;
+	(void)c; /* nothing is kept between calls */
 }
 
-/* Is the socket file there, and does anybody listen on it? */
-static int check_listener(const char *path, char *err, size_t len)
+/* Why connect() failed, for people. */
+static void connect_error(const struct ctl_client *c, int e, char *err, size_t len)
 {
 	struct stat st;
-	if (stat(path, &st) != 0) {
-		if (errno == ENOENT)
-			snprintf(err, len,
-				 "cannot connect: the control socket %s is missing "
-				 "(is ringmaster running with this run_dir?)",
-				 path);
-		else
-			snprintf(err, len, "cannot connect: %s: %s", path, strerror(errno));
-		return -1;
-	}
-	if (!S_ISSOCK(st.st_mode)) {
-		snprintf(err, len, "cannot connect: %s exists but is not a socket", path);
-		return -1;
-	}
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		snprintf(err, len, "cannot connect: socket: %s", strerror(errno));
-		return -1;
-	}
-	int rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
-	int e = errno;
-	close(fd);
-	if (rc == 0 || e == EAGAIN || e == EINPROGRESS)
-		return 0; /* listening (maybe too busy to accept: the timeout tells) */
-	if (e == ECONNREFUSED)
+	if (e == ENOENT)
+		snprintf(err, len,
+			 "cannot connect: the control socket %s is missing "
+			 "(is ringmaster running with this run_dir?)",
+			 c->path);
+	else if (e == ECONNREFUSED && stat(c->path, &st) == 0 && !S_ISSOCK(st.st_mode))
+		snprintf(err, len, "cannot connect: %s exists but is not a socket", c->path);
+	else if (e == ECONNREFUSED)
 		snprintf(err, len,
 			 "cannot connect: the control socket %s exists but nobody "
 			 "answers (connection refused): ringmaster is not running, the "
 			 "file is left from one that did not stop cleanly",
-			 path);
+			 c->path);
 	else if (e == EACCES || e == EPERM)
 		snprintf(err, len,
 			 "cannot connect: %s: permission denied (the socket is mode "
 			 "0600: run ringctl as the user ringmaster runs as)",
-			 path);
+			 c->path);
+	else if (e == ETIMEDOUT)
+		snprintf(err, len,
+			 "cannot connect: no answer from %s within %d ms: the "
+			 "socket exists but nobody answers (ringmaster wedged or "
+			 "stopped?)",
+			 c->path, c->timeout_ms);
 	else
-		snprintf(err, len, "cannot connect: %s: %s", path, strerror(e));
-	return -1;
-}
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-/* Wait for a reply until the deadline and take its two frames. */
-static int receive_reply(struct ctl_client *c, void *sock, struct ctl_reply *r, char *err,
-			 size_t len)
-{
-	zmq_pollitem_t item = {sock, 0, ZMQ_POLLIN, 0};
-	uint64_t deadline = now_ms() + (uint64_t)c->timeout_ms;
-	int rc;
-	do { /* a signal (a resized terminal under top) is no reason to give up */
-		uint64_t now = now_ms();
-		rc = zmq_poll(&item, 1, now < deadline ? (long)(deadline - now) : 0);
-	} while (rc < 0 && errno == EINTR && !(c->cancel && *c->cancel));
-	if (rc <= 0) {
-		if (rc < 0)
-			snprintf(err, len, "cannot connect: %s: %s", c->path, zmq_strerror(errno));
-		else
-			snprintf(err, len,
-				 "cannot connect: no answer from %s within %d ms: the "
-				 "socket exists but nobody answers (ringmaster wedged or "
-				 "stopped?)",
-				 c->path, c->timeout_ms);
-		return CTL_EXIT_CONNECT;
-	}
-	unsigned frames = 0;
-	int more = 1;
-	while (more) {
-		zmq_msg_t m;
-		zmq_msg_init(&m);
-		if (zmq_msg_recv(&m, sock, 0) < 0) {
-			snprintf(err, len, "cannot read the reply: %s", zmq_strerror(errno));
-			zmq_msg_close(&m);
-			return 1;
-		}
-		more = zmq_msg_more(&m);
-		if (frames == 0)
-			r->ok = zmq_msg_size(&m) == 2 && memcmp(zmq_msg_data(&m), "ok", 2) == 0;
-		else if (frames == 1)
-			proto_buf_add(&r->body, zmq_msg_data(&m), zmq_msg_size(&m));
-		frames++;
-		zmq_msg_close(&m);
-	}
-	if (frames != 2 || r->body.failed) {
-		snprintf(err, len, "malformed reply from %s (%u frames)", c->path, frames);
-		return 1;
-	}
-	return 0;
+		snprintf(err, len, "cannot connect: %s: %s", c->path, strerror(e));
 }
 
 int ctl_call(struct ctl_client *c, const char *request, struct ctl_reply *r, char *err,
@@ -171,30 +93,39 @@ int ctl_call(struct ctl_client *c, const char *request, struct ctl_reply *r, cha
 {
 	r->ok = 0;
 	proto_buf_init(&r->body);
-	if (check_listener(c->path, err, err_len) != 0)
+	uint64_t deadline = ctlproto_now_ms() + (uint64_t)c->timeout_ms;
+	int fd = ctlproto_connect(c->path, deadline);
+	if (fd < 0) {
+		connect_error(c, -fd, err, err_len);
 		return CTL_EXIT_CONNECT;
-	if (!c->ctx && !(c->ctx = zmq_ctx_new())) {
-		snprintf(err, err_len, "cannot make a libzmq context: %s", zmq_strerror(errno));
+	}
+	int rc = ctlproto_send_request(fd, request, strlen(request), deadline, c->cancel);
+	/* Sent or not (the server may have refused the connection and closed
+	 * it already), the reply says what happened. */
+	int got = ctlproto_recv_reply(fd, &r->ok, &r->body, deadline, c->cancel);
+	close(fd);
+	if (got == 0)
+		return 0;
+	proto_buf_free(&r->body);
+	if (got == -ETIMEDOUT || got == -ECANCELED)
+		connect_error(c, ETIMEDOUT, err, err_len);
+	else if (got == -ECONNRESET)
+		snprintf(
+		    err, err_len,
+		    "cannot connect: %s closed the connection before its reply%s%s (ringmaster "
+		    "closes connections to make room when too many are open, or when it is "
+		    "short of file descriptors, or it is stopping): try again",
+		    c->path, rc ? ": " : "", rc ? strerror(-rc) : "");
+	else if (got == -EPROTO) {
+		snprintf(err, err_len, "malformed reply from %s", c->path);
 		return 1;
-	}
-	int linger = 0, rc = CTL_EXIT_CONNECT;
-	void *sock = zmq_socket(c->ctx, ZMQ_REQ);
-	if (!sock) {
-		snprintf(err, err_len, "cannot make a socket: %s", zmq_strerror(errno));
+	} else if (got == -ENOMEM) {
+		snprintf(err, err_len, "out of memory for the reply");
 		return 1;
-	}
-	if (zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof(linger)) != 0 ||
-	    zmq_connect(sock, c->endpoint) != 0 ||
-	    zmq_send(sock, request, strlen(request), ZMQ_DONTWAIT) < 0) {
-		snprintf(err, err_len, "cannot connect: %s: %s", c->endpoint, zmq_strerror(errno));
-		goto out;
-	}
-	rc = receive_reply(c, sock, r, err, err_len);
-out:
-	zmq_close(sock);
-	if (rc != 0)
-		proto_buf_free(&r->body);
-	return rc;
+	} else
+		snprintf(err, err_len, "cannot read the reply from %s: %s", c->path,
+			 strerror(-got));
+	return CTL_EXIT_CONNECT;
 }
 
 /* The request for argv: the words joined by spaces, plus --json. */

@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <sysexits.h>
 #include <unistd.h>
 
 #include "forksrv.h"
@@ -52,8 +53,8 @@ static void forksrv_lost(struct sup *s, const char *how)
 		  "supervisor runs library threads, and a process forked from it can hang on "
 		  "a lock one of them held), so ringmaster stops: the running workers drain "
 		  "and commit, none is restarted, and it exits %d. Start it again",
-		  how, SUP_EXIT_FORKSRV);
-	sup_request_stop(s);
+		  how, EX_OSERR);
+	sup_fail(s, EX_OSERR);
 }
 
 int lc_spawn(struct sup *s, unsigned p)
@@ -180,6 +181,19 @@ static void worker_exited(struct sup *s, unsigned p, int status, int closing)
 	w->pid = 0;
 	describe_status(status, w->last_exit, sizeof(w->last_exit));
 	int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == WRK_EXIT_NO_FDS) {
+		/* A new one would fare no better: stop, and say why. */
+		w->state = WK_STOPPED;
+		w->releasing = 0;
+		if (!s->exit_status)
+			log_error(
+			    "worker %u (pid %ld) cannot start: out of file descriptors (see "
+			    "above): stopping ringmaster (exit %d); raise the limit, then start "
+			    "it again",
+			    p, (long)pid, WRK_EXIT_NO_FDS);
+		sup_fail(s, EX_OSERR);
+		return;
+	}
 	if ((WIFEXITED(status) && WEXITSTATUS(status) == WRK_EXIT_SYNC_FAILED) ||
 	    atomic_load(&s->shm.workers[p].sync_failed)) {
 		/* Not even when releasing: the pages are suspect wherever they go. */

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <sysexits.h>
@@ -17,6 +18,7 @@
 
 #include "control.h"
 #include "durable.h"
+#include "fdlimit.h"
 #include "handler.h"
 #include "lifecycle.h"
 #include "log.h"
@@ -360,6 +362,13 @@ void sup_request_stop(struct sup *s)
 		sup_stop = 1;
 }
 
+void sup_fail(struct sup *s, int status)
+{
+	if (!s->exit_status)
+		s->exit_status = status;
+	sup_request_stop(s);
+}
+
 const char *sup_state_name(enum sup_state st)
 {
 	switch (st) {
@@ -403,6 +412,57 @@ static void stop_workers(struct sup *s)
 	}
 	sup_child = 1;
 	lc_supervise(s, 1); /* reap the last */
+}
+
+/* ringmaster needs this many descriptors free at start: its stores,
+ * source and files, the control socket and its connections, and what each
+ * worker opens on top of what it inherits. */
+#define SUP_MIN_FREE_FDS 64
+
+static const char *limit_str(unsigned long long v, char *buf, size_t size)
+{
+	if (v == (unsigned long long)RLIM_INFINITY)
+		return "unlimited";
+	snprintf(buf, size, "%llu", v);
+	return buf;
+}
+
+/* The soft limit on descriptors goes up to the hard one, as most daemons
+ * do (systemd's default soft limit is 1024). A limit too low to run on is
+ * refused here, with EX_OSERR and the figures, rather than found out later
+ * by a store or a worker that cannot open a file. */
+static int prepare_fds(void)
+{
+	struct fd_limit l;
+	char a[32], b[32];
+	if (fdlimit_raise(&l) != 0) {
+		if (l.hard == 0 && l.soft == 0)
+			log_warn("file descriptors: cannot read the limit: %s", strerror(l.err));
+		else
+			log_warn("file descriptors: cannot raise the soft limit from %s to the "
+				 "hard limit %s: %s",
+				 limit_str(l.soft, a, sizeof(a)), limit_str(l.hard, b, sizeof(b)),
+				 strerror(l.err));
+	} else if (l.soft != l.before) {
+		log_info("file descriptors: soft limit raised from %s to %s (the hard limit)",
+			 limit_str(l.before, a, sizeof(a)), limit_str(l.soft, b, sizeof(b)));
+	} else {
+		log_debug("file descriptors: limit %s (soft and hard)",
+			  limit_str(l.soft, a, sizeof(a)));
+	}
+	long left = fdlimit_free();
+	if (left < 0 || left >= SUP_MIN_FREE_FDS)
+		return 0;
+	long open = fdlimit_open_count();
+	char n[32] = "all";
+	if (open >= 0)
+		snprintf(n, sizeof(n), "%ld", open);
+	log_error("too few file descriptors: the limit is %s (hard limit %s) and %s are open "
+		  "already; ringmaster needs %d free to start (stores, source, control socket, "
+		  "workers): raise the hard limit (ulimit -Hn, systemd LimitNOFILE=)",
+		  limit_str(l.soft, a, sizeof(a)), limit_str(l.hard, b, sizeof(b)), n,
+		  SUP_MIN_FREE_FDS);
+	return EX_OSERR;
 }
 
 static int start(struct sup *s)
@@ -528,10 +588,12 @@ int sup_run(struct sup *s)
 		log_error("%s: cannot open the log file: %s", s->cfg.log_file, strerror(-status));
 		return EX_CANTCREAT;
 	}
-	status = start(s);
+	status = prepare_fds();
+	if (status == 0)
+		status = start(s);
 	if (status != 0) {
 		if (s->workers) {
-			sup_stop = 2; /* no restarts */
+			sup_stop = 2; /* at once: no worker is restarted */
 			lc_kill_all(s, "ringmaster could not start (see above), so it stops");
 			stop_workers(s);
 		}
@@ -566,8 +628,8 @@ int sup_run(struct sup *s)
 	flush_dead_letters(s);
 	wm_record(s);
 	status = rc != 0 || s->failed || s->failed_partitions || s->held ? 1 : 0;
-	if (s->forksrv_lost_logged)
-		status = SUP_EXIT_FORKSRV;
+	if (s->exit_status)
+		status = s->exit_status;
 	if (status == 0)
 		own_clean_exit(s);
 	summary_report(s, shm_now_ns());

@@ -56,10 +56,6 @@ struct sup_worker {
 	unsigned rate_next;
 };
 
-/* Exit status when the fork server died (EX_OSERR): no worker could be
- * started any more. */
-#define SUP_EXIT_FORKSRV 71
-
 struct sup {
 	struct cfg cfg;
 	const char *config_path;
@@ -70,7 +66,7 @@ struct sup {
 	struct shm shm;
 	struct sup_worker *workers; /* [partitions] */
 	struct forksrv forksrv;	    /* forks the workers */
-	int forksrv_lost_logged;    /* it died: we stop, and exit SUP_EXIT_FORKSRV */
+	int forksrv_lost_logged;    /* it died: we stop, and exit EX_OSERR */
 	struct store_env *config;   /* config environment (sole writer) */
 	struct control *control;    /* control socket server, NULL if none */
 	enum sup_state state;
@@ -106,6 +102,7 @@ struct sup {
 	uint64_t held;		       /* events not dispatched: their partition failed */
 	unsigned failed_partitions;    /* how many are WK_FAILED: the run ends 1 */
 	int failed;		       /* a write failed or a worker cannot start */
+	int exit_status;	       /* not 0: the run stops and ends with it */
 };
 
 /* Signal flags (the only globals). */
@@ -146,6 +143,11 @@ int sup_reload(struct sup *s, char *msg, size_t len);
 
 /* A graceful stop, as SIGTERM. */
 void sup_request_stop(struct sup *s);
+
+/* A graceful stop after which ringmaster exits with `status` (EX_OSERR: a
+ * worker cannot start for lack of file descriptors, or the fork server
+ * died). The first one set stays. */
+void sup_fail(struct sup *s, int status);
 
 /* Stop worker p gracefully (it drains what it has read and commits) and
  * start a new one at once. Returns 0, or -1 with a reason in msg. */

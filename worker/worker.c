@@ -37,6 +37,7 @@
 #include "ctx.h"
 #include "deadletter.h"
 #include "durable.h"
+#include "fdlimit.h"
 #include "handler.h"
 #include "kout.h"
 #include "log.h"
@@ -776,6 +777,34 @@ static void close_all(struct worker *w)
 		close(w->lock_fd); /* last: the shard is closed */
 }
 
+/* Descriptors a worker opens for itself: its lock, the config and shard
+ * stores (three each), output and dead-letter files, and room to spare
+ * for a handler, a directory to sync, a reload; more with Kafka (a
+ * producer's brokers, threads and queues) or a zmq sink (its context). */
+static long fds_needed(const struct cfg *cfg)
+{
+	long n = 16;
+	if (cfg->source_type == CFG_SOURCE_KAFKA || cfg->output_type == CFG_OUTPUT_KAFKA)
+		n += 32;
+	if (cfg->output_type == CFG_OUTPUT_ZMQ)
+		n += 16;
+	return n;
+}
+
+/* Too few descriptors to start: found before opening anything, with how
+ * many there are, rather than as a store that "cannot open". */
+static int check_fds(const struct wrk_args *a)
+{
+	long left = fdlimit_free(), need = fds_needed(a->cfg);
+	if (left < 0 || left >= need)
+		return 0;
+	log_error("partition %u: out of file descriptors: %ld free where a worker needs %ld "
+		  "(it starts with the supervisor's open ones); raise the limit (ulimit -Hn, "
+		  "systemd LimitNOFILE=)",
+		  a->partition, left, need);
+	return -1;
+}
+
 int wrk_main(const struct wrk_args *a)
 {
 	struct worker w = {.a = a, .own_cfg = *a->cfg, .out_fd = -1, .dead_fd = -1, .lock_fd = -1};
@@ -792,8 +821,16 @@ int wrk_main(const struct wrk_args *a)
 		log_error("cannot set up signals: %s", strerror(errno));
 		goto out;
 	}
-	if (open_all(&w) != 0)
+	if (check_fds(a) != 0) {
+		status = WRK_EXIT_NO_FDS;
 		goto out;
+	}
+	if (open_all(&w) != 0) {
+		/* The descriptors ran out (the error is logged): say so. */
+		if (errno == EMFILE || errno == ENFILE)
+			status = WRK_EXIT_NO_FDS;
+		goto out;
+	}
 	if (w.handler->init && w.handler->init(&w.ctx, &w.hstate) != 0) {
 		log_error("handler %s: init failed", w.handler->name);
 		w.handler = NULL; /* no fini after a failed init */

@@ -22,10 +22,17 @@ struct wrk_args {
  * restarted (a new worker would read pages the kernel may never write). */
 #define WRK_EXIT_SYNC_FAILED 74
 
+/* Exit status of a worker that cannot start for lack of file descriptors
+ * (EMFILE, ENFILE): a new one would fare no better, so the supervisor
+ * stops and exits with the same status (EX_OSERR). */
+#define WRK_EXIT_NO_FDS 71
+
 /* The body of a forked worker. Returns the process exit status:
  * 0 after the ring was closed and drained (or after SIGTERM, drained),
- * WRK_EXIT_SYNC_FAILED when an fsync failed, 1 on another error (logged). Never returns into the
- * supervisor's code: the caller passes the value to _exit(). */
+ * WRK_EXIT_SYNC_FAILED when an fsync failed, WRK_EXIT_NO_FDS when it could
+ * not start for lack of file descriptors, 1 on another error (logged).
+ * Never returns into the supervisor's code: the caller passes the value to
+ * _exit(). */
 int wrk_main(const struct wrk_args *a);
 
 #endif

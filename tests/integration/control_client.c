@@ -1,22 +1,41 @@
 /* control_client.c - a raw client for the control socket, for the
- * integration tests: it sends what ringctl never would (binary frames,
- * oversized frames, several frames) and times round trips. The tests
- * compile it with cc and libzmq.
+ * integration tests: it sends what ringctl never would (binary requests,
+ * oversized ones, several on one connection, half a frame), holds
+ * connections open by the hundred, and times round trips. Built by the
+ * Makefile ($(B)/tests/control_client) with common/ctlproto.c.
  *
- *   control_client SOCKET text FRAME...   one message, one frame per FRAME
- *   control_client SOCKET file PATH       one frame: the file's bytes
- *   control_client SOCKET size N          one frame of N bytes of 'x'
- *   control_client SOCKET time N REQUEST  N round trips, 20 ms apart: prints
- *                                         min, median, p99 and max in ms
+ *   control_client SOCKET text REQUEST...  each REQUEST on one connection,
+ *                                          all sent before any reply is read
+ *   control_client SOCKET file PATH        one request: the file's bytes
+ *   control_client SOCKET size N           one request of N bytes of 'x'
+ *   control_client SOCKET time N REQUEST   N round trips, 20 ms apart, each on
+ *                                          a new connection: prints min,
+ *                                          median, p99 and max in ms
+ *   control_client SOCKET hold N SECS MODE open N connections and hold them
+ *                                          SECS seconds, each one:
+ *       idle     sending nothing
+ *       half     sending half a request (a header for 100 bytes, then 10)
+ *       noread   sending `metrics` requests, as many as it takes, and never
+ *                reading a reply
+ *     then print "connected C refused R closed K open O first_close_ms F
+ *     last_close_ms L": C connections made, R not (the backlog stayed full
+ *     for a second, or no descriptor here), K of them closed by the server
+ *     within SECS (F and L ms after the last connect; -1 when none).
  *
- * Prints the reply as "STATUS: BODY". Exit 0 with a reply, 3 when none
- * came within 3 s (the connection was dropped), 1 on other errors. */
+ * text, file and size print each reply as "STATUS: BODY" (the body without
+ * its last newline). Exit 0 with every reply, 3 when one did not come
+ * within 3 s or the connection was closed first, 1 on other errors. */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
-#include <zmq.h>
+#include <unistd.h>
+
+#include "ctlproto.h"
+#include "fdlimit.h"
 
 #define REPLY_TIMEOUT_MS 3000
 
@@ -27,49 +46,44 @@ static double now_ms(void)
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-static void *connect_req(void *ctx, const char *path)
+static int connect_or_die(const char *path)
 {
-	char endpoint[256];
-	int linger = 0;
-	snprintf(endpoint, sizeof(endpoint), "ipc://%s", path);
-	void *sock = zmq_socket(ctx, ZMQ_REQ);
-	if (!sock || zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof(linger)) != 0 ||
-	    zmq_connect(sock, endpoint) != 0) {
-		fprintf(stderr, "control_client: %s: %s\n", endpoint, zmq_strerror(errno));
+	int fd = ctlproto_connect(path, ctlproto_now_ms() + REPLY_TIMEOUT_MS);
+	if (fd < 0) {
+		fprintf(stderr, "control_client: %s: %s\n", path, strerror(-fd));
 		exit(1);
 	}
-	return sock;
+	return fd;
 }
 
-/* Receive a reply into out (status, ": ", body). 0, or 3 on timeout. */
-static int receive(void *sock, char *out, size_t size)
+/* Read one reply and print it. 0, 3 when none came, 1 on other errors. */
+static int print_reply(int fd)
 {
-	zmq_pollitem_t item = {sock, 0, ZMQ_POLLIN, 0};
-	if (zmq_poll(&item, 1, REPLY_TIMEOUT_MS) <= 0)
-		return 3;
-	size_t len = 0;
-	int more = 1;
-	for (int part = 0; more; part++) {
-		zmq_msg_t m;
-		zmq_msg_init(&m);
-		if (zmq_msg_recv(&m, sock, 0) < 0)
-			return 1;
-		more = zmq_msg_more(&m);
-		int n = snprintf(out + len, size - len, "%s%.*s", part ? ": " : "",
-				 (int)zmq_msg_size(&m), (const char *)zmq_msg_data(&m));
-		if (n > 0 && (size_t)n < size - len)
-			len += (size_t)n;
-		zmq_msg_close(&m);
+	struct proto_buf body;
+	int ok;
+	proto_buf_init(&body);
+	int rc = ctlproto_recv_reply(fd, &ok, &body, ctlproto_now_ms() + REPLY_TIMEOUT_MS, NULL);
+	if (rc != 0) {
+		fprintf(stderr, "control_client: no reply: %s\n", strerror(-rc));
+		proto_buf_free(&body);
+		return rc == -ETIMEDOUT || rc == -ECONNRESET ? 3 : 1;
 	}
+	size_t len = body.len;
+	while (len && body.data[len - 1] == '\n')
+		len--;
+	printf("%s: %.*s\n", ok ? "ok" : "error", (int)len, len ? body.data : "");
+	proto_buf_free(&body);
 	return 0;
 }
 
-static int send_frames(void *sock, char **frames, const size_t *lens, int n)
+static int send_request(int fd, const char *data, size_t len)
 {
-	for (int i = 0; i < n; i++)
-		if (zmq_send(sock, frames[i], lens[i], i + 1 < n ? ZMQ_SNDMORE : 0) < 0)
-			return -1;
-	return 0;
+	int rc = ctlproto_send_request(fd, data, len, ctlproto_now_ms() + REPLY_TIMEOUT_MS, NULL);
+	if (rc != 0 && rc != -EPIPE && rc != -ECONNRESET) {
+		fprintf(stderr, "control_client: send: %s\n", strerror(-rc));
+		return -1;
+	}
+	return 0; /* a closed connection shows when the reply is read */
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -78,23 +92,25 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static int time_requests(void *ctx, const char *path, int n, const char *request)
+static int time_requests(const char *path, int n, const char *request)
 {
 	double *ms = calloc((size_t)n, sizeof(*ms));
-	char reply[1 << 16];
-	if (!ms)
+	if (!ms || n <= 0)
 		return 1;
 	for (int i = 0; i < n; i++) {
-		void *sock = connect_req(ctx, path);
 		double t0 = now_ms();
-		size_t len = strlen(request);
-		char *frame = (char *)request;
-		if (send_frames(sock, &frame, &len, 1) != 0 || receive(sock, reply, sizeof(reply)))
+		int fd = connect_or_die(path), ok;
+		struct proto_buf body;
+		proto_buf_init(&body);
+		uint64_t deadline = ctlproto_now_ms() + REPLY_TIMEOUT_MS;
+		if (ctlproto_send_request(fd, request, strlen(request), deadline, NULL) != 0 ||
+		    ctlproto_recv_reply(fd, &ok, &body, deadline, NULL) != 0)
 			return fprintf(stderr, "control_client: no reply to request %d\n", i), 3;
 		ms[i] = now_ms() - t0;
-		zmq_close(sock);
-		if (strncmp(reply, "ok: ", 4) != 0)
-			return fprintf(stderr, "control_client: %s\n", reply), 1;
+		close(fd);
+		if (!ok)
+			return fprintf(stderr, "control_client: %s\n", body.data), 1;
+		proto_buf_free(&body);
 		struct timespec gap = {0, 20 * 1000 * 1000};
 		nanosleep(&gap, NULL);
 	}
@@ -102,6 +118,74 @@ static int time_requests(void *ctx, const char *path, int n, const char *request
 	printf("round trips: %d  min %.2f ms  median %.2f ms  p99 %.2f ms  max %.2f ms\n", n, ms[0],
 	       ms[n / 2], ms[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1], ms[n - 1]);
 	free(ms);
+	return 0;
+}
+
+/* Start a connection off in `mode`; it is non-blocking, so noread writes
+ * what fits and stops. */
+static void begin(int fd, const char *mode)
+{
+	if (strcmp(mode, "half") == 0) {
+		unsigned char frame[CTLPROTO_HEADER + 10];
+		ctlproto_put_header(frame, 100);
+		memset(frame + CTLPROTO_HEADER, 'x', 10);
+		if (send(fd, frame, sizeof(frame), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+			perror("control_client: half");
+	} else if (strcmp(mode, "noread") == 0) {
+		struct proto_buf b;
+		proto_buf_init(&b);
+		for (int i = 0; i < 4096; i++)
+			ctlproto_add_frame(&b, "metrics", 7);
+		if (b.failed || send(fd, b.data, b.len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+			perror("control_client: noread");
+		proto_buf_free(&b);
+	}
+}
+
+static int hold(const char *path, int n, int secs, const char *mode)
+{
+	struct fd_limit lim;
+	fdlimit_raise(&lim);
+	struct pollfd *p = calloc((size_t)n, sizeof(*p));
+	double *closed_at = calloc((size_t)n, sizeof(*closed_at));
+	if (!p || !closed_at)
+		return 1;
+	int connected = 0, refused = 0, closed = 0;
+	for (int i = 0; i < n; i++) {
+		int fd = ctlproto_connect(path, ctlproto_now_ms() + 1000);
+		if (fd < 0) {
+			if (refused++ == 0)
+				fprintf(stderr, "control_client: connection %d: %s\n", i,
+					strerror(-fd));
+			continue;
+		}
+		begin(fd, mode);
+		p[connected++] = (struct pollfd){.fd = fd, .events = POLLRDHUP};
+	}
+	double t0 = now_ms(), first = -1, last = -1;
+	while (now_ms() - t0 < secs * 1000.0 && closed < connected) {
+		int left = (int)(secs * 1000.0 - (now_ms() - t0));
+		if (poll(p, (nfds_t)connected, left > 0 ? left : 0) <= 0)
+			continue;
+		for (int i = 0; i < connected; i++) {
+			if (p[i].fd < 0 || !(p[i].revents & (POLLRDHUP | POLLHUP | POLLERR)))
+				continue;
+			double at = now_ms() - t0;
+			if (first < 0)
+				first = at;
+			last = at;
+			closed++;
+			close(p[i].fd);
+			p[i].fd = -1;
+		}
+	}
+	printf("connected %d refused %d closed %d open %d first_close_ms %.0f last_close_ms %.0f\n",
+	       connected, refused, closed, connected - closed, first, last);
+	for (int i = 0; i < connected; i++)
+		if (p[i].fd >= 0)
+			close(p[i].fd);
+	free(p);
+	free(closed_at);
 	return 0;
 }
 
@@ -119,43 +203,47 @@ static char *read_file(const char *path, size_t *len)
 int main(int argc, char **argv)
 {
 	if (argc < 4) {
-		fprintf(stderr, "usage: control_client SOCKET text|file|size|time ARGS\n");
+		fprintf(stderr, "usage: control_client SOCKET text|file|size|time|hold ARGS\n");
 		return 2;
 	}
-	void *ctx = zmq_ctx_new();
-	if (strcmp(argv[2], "time") == 0)
-		return time_requests(ctx, argv[1], atoi(argv[3]), argc > 4 ? argv[4] : "status");
-	int n = 1;
-	char **frames = &argv[3];
-	size_t lens[16];
-	if (strcmp(argv[2], "text") == 0) {
-		n = argc - 3 < 16 ? argc - 3 : 16;
-		for (int i = 0; i < n; i++)
-			lens[i] = strlen(frames[i]);
-	} else if (strcmp(argv[2], "file") == 0) {
-		static char *one;
-		one = read_file(argv[3], &lens[0]);
-		if (!one)
-			return perror(argv[3]), 1;
-		frames = &one;
-	} else {
-		static char *one;
-		lens[0] = strtoul(argv[3], NULL, 10);
-		if (!(one = malloc(lens[0] + 1)))
-			return 1;
-		memset(one, 'x', lens[0]);
-		frames = &one;
+	const char *path = argv[1], *what = argv[2];
+	if (strcmp(what, "time") == 0)
+		return time_requests(path, atoi(argv[3]), argc > 4 ? argv[4] : "status");
+	if (strcmp(what, "hold") == 0) {
+		if (argc != 6)
+			return fprintf(stderr, "usage: control_client SOCKET hold N SECS MODE\n"),
+			       2;
+		return hold(path, atoi(argv[3]), atoi(argv[4]), argv[5]);
 	}
-	void *sock = connect_req(ctx, argv[1]);
-	char reply[1 << 16];
-	if (send_frames(sock, frames, lens, n) != 0)
-		return fprintf(stderr, "control_client: send: %s\n", zmq_strerror(errno)), 1;
-	int rc = receive(sock, reply, sizeof(reply));
-	if (rc == 0)
-		printf("%s\n", reply);
-	else
-		fprintf(stderr, "control_client: no reply within %d ms\n", REPLY_TIMEOUT_MS);
-	zmq_close(sock);
-	zmq_ctx_term(ctx);
+	int fd = connect_or_die(path), sent = 0, rc = 0;
+	if (strcmp(what, "text") == 0) {
+		for (int i = 3; i < argc; i++, sent++)
+			if (send_request(fd, argv[i], strlen(argv[i])) != 0)
+				return 1;
+	} else if (strcmp(what, "file") == 0) {
+		size_t len;
+		char *data = read_file(argv[3], &len);
+		if (!data)
+			return perror(argv[3]), 1;
+		if (send_request(fd, data, len) != 0)
+			return 1;
+		sent = 1;
+	} else if (strcmp(what, "size") == 0) {
+		size_t len = strtoul(argv[3], NULL, 10);
+		char *data = malloc(len + 1);
+		if (!data)
+			return 1;
+		memset(data, 'x', len);
+		if (send_request(fd, data, len) != 0)
+			return 1;
+		free(data);
+		sent = 1;
+	} else {
+		fprintf(stderr, "control_client: unknown mode '%s'\n", what);
+		return 2;
+	}
+	for (int i = 0; i < sent && rc == 0; i++)
+		rc = print_reply(fd);
+	close(fd);
 	return rc;
 }

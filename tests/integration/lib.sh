@@ -6,6 +6,8 @@ set -eu
 T=$(mktemp -d "${TMPDIR:-/tmp}/ringmaster-test.XXXXXX")
 # A name of its own, so that process lookups never find another test's workers.
 NAME=t${T##*.}
+# The raw control socket client (tests/integration/control_client.c).
+CONTROL_CLIENT=${CONTROL_CLIENT:-$TOP/${B:-build}/tests/control_client}
 BG_PIDS=() # background instances the test started: killed on exit
 # Their workers too: one stuck where it cannot see its supervisor die (an
 # ASan allocator lock taken across fork) would spin on for ever.
