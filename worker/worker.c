@@ -799,7 +799,7 @@ static int check_fds(const struct wrk_args *a)
 	if (left < 0 || left >= need)
 		return 0;
 	log_error("partition %u: out of file descriptors: %ld free where a worker needs %ld "
-		  "(it starts with the supervisor's open ones); raise the limit (ulimit -Hn, "
+		  "(it starts with the fork server's open ones); raise the limit (ulimit -Hn, "
 		  "systemd LimitNOFILE=)",
 		  a->partition, left, need);
 	return -1;
