@@ -264,8 +264,9 @@ static void reap(struct sup *s, int closing)
 			forksrv_lost(s, how);
 			continue;
 		}
-		/* Not a worker's: a process a worker left, reparented here
-		 * (we are a subreaper). */
+		/* A pid that is no worker's is a process a worker left
+		 * behind, reparented here (we are a subreaper), or one the
+		 * fork server started too late (fs_spawn killed it). */
 		for (unsigned p = 0; p < s->cfg.partitions; p++) {
 			if (s->workers[p].pid == pid) {
 				worker_exited(s, p, status, closing);
