@@ -2,9 +2,10 @@
  * mock cluster, listening on loopback ports, with the test's topics, and a
  * file of events produced into the first one.
  *
- *   kafka_mock -p PARTITIONS -t TOPIC [-t TOPIC ...] [-e EVENTS_FILE]
+ *   kafka_mock -p PARTITIONS [-n BROKERS] -t TOPIC [-t TOPIC ...] [-e EVENTS_FILE]
  *   kafka_mock -p PARTITIONS -d TOPIC -b BOOTSTRAP
  *
+ * The cluster has BROKERS brokers (1).
  * Every topic gets PARTITIONS partitions. Each line of EVENTS_FILE
  * (key<TAB>payload, as `ringctl gen events` writes them) becomes one record,
  * key = the key, value = the payload, partitioned with murmur2 (Kafka's
@@ -46,7 +47,7 @@ static void on_stop(int sig)
 }
 
 struct opts {
-	int partitions;
+	int partitions, brokers;
 	const char *topics[MAX_TOPICS];
 	int n_topics;
 	const char *events;
@@ -55,18 +56,22 @@ struct opts {
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: kafka_mock -p PARTITIONS -t TOPIC [-t TOPIC ...] [-e EVENTS]\n"
-			"       kafka_mock -p PARTITIONS -d TOPIC -b BOOTSTRAP\n");
+	fprintf(stderr,
+		"usage: kafka_mock -p PARTITIONS [-n BROKERS] -t TOPIC [-t TOPIC ...] [-e EVENTS]\n"
+		"       kafka_mock -p PARTITIONS -d TOPIC -b BOOTSTRAP\n");
 	return 1;
 }
 
 static int parse(int argc, char **argv, struct opts *o)
 {
 	int c;
-	while ((c = getopt(argc, argv, "p:t:e:d:b:")) != -1) {
+	while ((c = getopt(argc, argv, "p:n:t:e:d:b:")) != -1) {
 		switch (c) {
 		case 'p':
 			o->partitions = atoi(optarg);
+			break;
+		case 'n':
+			o->brokers = atoi(optarg);
 			break;
 		case 't':
 			if (o->n_topics == MAX_TOPICS)
@@ -259,7 +264,8 @@ int main(int argc, char **argv)
 	if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0)
 		return 1;
 	rd_kafka_t *host = new_producer(NULL);
-	rd_kafka_mock_cluster_t *mc = host ? rd_kafka_mock_cluster_new(host, 1) : NULL;
+	rd_kafka_mock_cluster_t *mc =
+	    host ? rd_kafka_mock_cluster_new(host, o.brokers > 0 ? o.brokers : 1) : NULL;
 	if (!mc) {
 		fprintf(stderr, "kafka_mock: cannot start a mock cluster\n");
 		return 1;
