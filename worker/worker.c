@@ -162,8 +162,9 @@ static int take_start_settings(struct worker *w)
 			log_set_level(live.log_level);
 			w->own_cfg.stop_timeout_ms = live.stop_timeout_ms;
 			w->own_cfg.watchdog_ms = live.watchdog_ms;
-			if (pairs_set(&w->kafka, live.kafka, live.kafka_len) != 0)
-				rc = -ENOMEM;
+			rc = pairs_set(&w->kafka, live.kafka, live.kafka_len) ? -ENOMEM : 0;
+		}
+		if (rc == 0) {
 			w->own_cfg.kafka = w->kafka.kv;
 			w->own_cfg.n_kafka = w->kafka.n;
 		}
