@@ -71,6 +71,18 @@ int log_open(const char *path)
 	return 0;
 }
 
+int log_fd(void)
+{
+	return logger.fd >= 0 ? logger.fd : STDERR_FILENO;
+}
+
+void log_use_fd(int fd)
+{
+	if (logger.fd >= 0 && logger.fd != fd)
+		close(logger.fd);
+	logger.fd = fd;
+}
+
 void log_vwrite(int level, const char *fmt, va_list ap)
 {
 	if (level > logger.level)

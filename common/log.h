@@ -29,6 +29,16 @@ const char *log_level_name(int level);
  * stays. */
 int log_open(const char *path);
 
+/* The descriptor records go to now (the log file, or standard error), for
+ * handing to a process that must log where this one does. */
+int log_fd(void);
+
+/* Send records to `fd` from now on (this process owns it; the previous log
+ * file is closed). For a worker, which gets the supervisor's current
+ * destination from the fork server (forksrv.h): a log_file reopened since
+ * the server was forked is not in its memory. */
+void log_use_fd(int fd);
+
 void log_write(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void log_vwrite(int level, const char *fmt, va_list ap);
 

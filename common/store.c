@@ -1021,28 +1021,55 @@ static int load_drop_stale(MDB_txn *txn, struct load *ld)
 	return rc;
 }
 
-/* The settings a reload changes for running workers, serialised in the same
- * transaction as the tables: params as "name\0value\0" pairs. */
-static int put_live(MDB_txn *txn, MDB_dbi meta, const struct cfg *cfg)
+/* Key/value pairs as one value, "name\0value\0" each. */
+static int put_pairs(MDB_txn *txn, MDB_dbi meta, const char *name, const struct cfg_kv *kv,
+		     size_t n)
 {
 	size_t len = 0;
-	for (size_t i = 0; i < cfg->n_params; i++)
-		len += strlen(cfg->params[i].key) + strlen(cfg->params[i].value) + 2;
+	for (size_t i = 0; i < n; i++)
+		len += strlen(kv[i].key) + strlen(kv[i].value) + 2;
 	char *buf = malloc(len + 1);
 	if (!buf)
 		return ENOMEM;
 	char *p = buf;
-	for (size_t i = 0; i < cfg->n_params; i++) {
-		p = stpcpy(p, cfg->params[i].key) + 1;
-		p = stpcpy(p, cfg->params[i].value) + 1;
+	for (size_t i = 0; i < n; i++) {
+		p = stpcpy(p, kv[i].key) + 1;
+		p = stpcpy(p, kv[i].value) + 1;
 	}
-	MDB_val k = {sizeof("live.params") - 1, "live.params"}, d = {len, buf};
+	MDB_val k = {strlen(name), (void *)name}, d = {len, buf};
 	int rc = mdb_put(txn, meta, &k, &d, 0);
 	free(buf);
+	return rc;
+}
+
+static int get_pairs(MDB_txn *txn, MDB_dbi meta, const char *name, const char **pairs, size_t *len)
+{
+	MDB_val k = {strlen(name), (void *)name}, d;
+	int rc = mdb_get(txn, meta, &k, &d);
+	if (rc)
+		return rc;
+	*pairs = d.mv_data;
+	*len = d.mv_size;
+	return 0;
+}
+
+/* The settings a reload changes for running workers, and those a worker
+ * takes at its start (it is forked from a copy of the configuration as it
+ * was at start: forksrv.h), serialised in the same transaction as the
+ * tables. */
+static int put_live(MDB_txn *txn, MDB_dbi meta, const struct cfg *cfg)
+{
+	int rc = put_pairs(txn, meta, "live.params", cfg->params, cfg->n_params);
+	if (!rc)
+		rc = put_pairs(txn, meta, "live.kafka", cfg->kafka, cfg->n_kafka);
 	if (!rc)
 		rc = put_u64(txn, meta, "live.batch_max", cfg->batch_max);
 	if (!rc)
 		rc = put_u64(txn, meta, "live.log_level", (uint64_t)cfg->log_level);
+	if (!rc)
+		rc = put_u64(txn, meta, "live.stop_timeout_ms", cfg->stop_timeout_ms);
+	if (!rc)
+		rc = put_u64(txn, meta, "live.watchdog_ms", cfg->watchdog_ms);
 	return rc;
 }
 
@@ -1050,18 +1077,21 @@ int store_config_live(struct store_txn *t, struct store_live *out)
 {
 	struct store_env *e = t->env;
 	uint64_t batch_max, level;
-	MDB_val k = {sizeof("live.params") - 1, "live.params"}, d;
 	int rc = get_u64(t->txn, e->meta, "live.batch_max", &batch_max);
 	if (!rc)
 		rc = get_u64(t->txn, e->meta, "live.log_level", &level);
 	if (!rc)
-		rc = mdb_get(t->txn, e->meta, &k, &d);
+		rc = get_u64(t->txn, e->meta, "live.stop_timeout_ms", &out->stop_timeout_ms);
+	if (!rc)
+		rc = get_u64(t->txn, e->meta, "live.watchdog_ms", &out->watchdog_ms);
+	if (!rc)
+		rc = get_pairs(t->txn, e->meta, "live.params", &out->params, &out->params_len);
+	if (!rc)
+		rc = get_pairs(t->txn, e->meta, "live.kafka", &out->kafka, &out->kafka_len);
 	if (rc)
 		return map_err(rc);
 	out->batch_max = (uint32_t)batch_max;
 	out->log_level = (int)level;
-	out->params = d.mv_data;
-	out->params_len = d.mv_size;
 	return 0;
 }
 

@@ -85,16 +85,22 @@ uint64_t store_config_generation(struct store_txn *txn);
 int store_table_get(struct store_txn *txn, const char *table, const void *key, size_t key_len,
 		    struct store_val *val);
 
-/* The settings a reload applies to running workers, stored by
+/* The settings a reload applies to running workers, and those a worker
+ * takes at its start (stop_timeout, watchdog, [kafka]: a worker is forked
+ * from a copy of the configuration made at start, see forksrv.h), stored by
  * store_config_load in the same transaction as the tables, so a worker sees
- * them together with the generation they belong to. `params` points into
- * the map ("name\0value\0" pairs, params_len bytes): valid until the txn
- * ends. -ENOENT before the first load. */
+ * them together with the generation they belong to. `params` and `kafka`
+ * point into the map ("name\0value\0" pairs, *_len bytes): valid until
+ * the txn ends. -ENOENT before the first load. */
 struct store_live {
 	uint32_t batch_max;
 	int log_level;
+	uint64_t stop_timeout_ms;
+	uint64_t watchdog_ms;
 	const char *params;
 	size_t params_len;
+	const char *kafka;
+	size_t kafka_len;
 };
 int store_config_live(struct store_txn *txn, struct store_live *out);
 

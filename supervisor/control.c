@@ -24,7 +24,8 @@
  *     libevent and nginx trick); failing that, accepting pauses briefly;
  *   - refusals are logged once a burst, then counted, not per connection.
  *
- * A forked worker closes all of it at once (control_close_after_fork).
+ * Workers never hold any of it: the fork server they come from closed
+ * every descriptor it inherited (forksrv.h).
  *
  * Every figure comes from the supervisor's own struct and the shared
  * mapping, so answering costs the workers nothing. */
@@ -1132,10 +1133,3 @@ void control_close(struct sup *s)
 	s->control = NULL;
 }
 
-void control_close_after_fork(struct sup *s)
-{
-	if (!s->control)
-		return;
-	control_free(s->control, 0);
-	s->control = NULL;
-}

@@ -19,8 +19,4 @@ void control_poll(struct sup *s, int timeout_ms);
  * leave) and remove control.sock. */
 void control_close(struct sup *s);
 
-/* In a forked worker: close every descriptor of the control socket at
- * once, leaving the socket file to the supervisor. */
-void control_close_after_fork(struct sup *s);
-
 #endif

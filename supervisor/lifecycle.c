@@ -17,7 +17,13 @@
  * the dead letter commits before anything after it is tried. When
  * fail_after events in a row are poison (no event finished between them),
  * the handler fails on everything: the partition is marked failed and not
- * restarted until `ringctl restart-worker`; the rest goes on. */
+ * restarted until `ringctl restart-worker`; the rest goes on.
+ *
+ * Workers are forked by the fork server (forksrv.h), never by the
+ * supervisor itself, which runs library threads; they are its children all
+ * the same. Without the server no worker can be started safely: when it
+ * dies, ringmaster stops (the running workers drain and commit) and exits
+ * EX_OSERR. */
 #include "lifecycle.h"
 
 #include <errno.h>
@@ -28,36 +34,49 @@
 #include <sysexits.h>
 #include <unistd.h>
 
-#include "control.h"
+#include "forksrv.h"
 #include "log.h"
 #include "supervisor.h"
 #include "worker.h"
 
 #define MS 1000000ull
 
+static void describe_status(int status, char *buf, size_t size);
+
+/* The fork server is gone (`how`): stop, once. */
+static void forksrv_lost(struct sup *s, const char *how)
+{
+	if (s->forksrv_lost_logged)
+		return;
+	s->forksrv_lost_logged = 1;
+	log_error("the fork server %s: no worker can be started safely any more (the "
+		  "supervisor runs library threads, and a process forked from it can hang on "
+		  "a lock one of them held), so ringmaster stops: the running workers drain "
+		  "and commit, none is restarted, and it exits %d. Start it again",
+		  how, EX_OSERR);
+	sup_fail(s, EX_OSERR);
+}
+
 int lc_spawn(struct sup *s, unsigned p)
 {
 	struct sup_worker *w = &s->workers[p];
-	pid_t self = getpid();
-	pid_t pid = fork();
+	pid_t pid = fs_spawn(&s->forksrv, p, log_fd());
+	if (pid == -EPIPE) {
+		forksrv_lost(s, "is gone");
+		w->state = WK_STOPPED;
+		snprintf(w->last_exit, sizeof(w->last_exit),
+			 "not started: the fork server is gone");
+		log_error("cannot start worker %u: the fork server is gone", p);
+		return -1;
+	}
 	if (pid < 0) {
-		log_error("cannot fork worker %u: %s; retrying in %llums", p, strerror(errno),
+		log_error("cannot fork worker %u: %s; retrying in %llums", p,
+			  pid == -ETIMEDOUT ? "the fork server did not answer in time"
+					    : strerror((int)-pid),
 			  (unsigned long long)w->backoff_ms);
 		w->state = WK_BACKOFF;
 		w->restart_at_ns = shm_now_ns() + w->backoff_ms * MS;
 		return -1;
-	}
-	if (pid == 0) {
-		/* The child uses nothing of the parent's but the mapping and
-		 * the config struct; it opens its own stores. */
-		control_close_after_fork(s);
-		struct wrk_args a = {.cfg = &s->cfg,
-				     .partition = p,
-				     .ring = s->shm.rings[p],
-				     .stats = &s->shm.workers[p],
-				     .supervisor = self,
-				     .handler_fd = s->handler_fd};
-		_exit(wrk_main(&a));
 	}
 	w->pid = pid;
 	w->state = WK_RUNNING;
@@ -250,6 +269,16 @@ static void reap(struct sup *s, int closing)
 	pid_t pid;
 	sup_child = 0;
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (fs_reaped(&s->forksrv, pid)) {
+			char how[160], desc[96];
+			describe_status(status, desc, sizeof(desc));
+			snprintf(how, sizeof(how), "(pid %ld) ended: %s", (long)pid, desc);
+			forksrv_lost(s, how);
+			continue;
+		}
+		/* A pid that is no worker's is a process a worker left
+		 * behind, reparented here (we are a subreaper), or one the
+		 * fork server started too late (fs_spawn killed it). */
 		for (unsigned p = 0; p < s->cfg.partitions; p++) {
 			if (s->workers[p].pid == pid) {
 				worker_exited(s, p, status, closing);

@@ -585,9 +585,13 @@ static int start(struct sup *s)
 		log_error("cannot install signal handlers: %s", strerror(errno));
 		return EX_OSERR;
 	}
-	/* Fork before libzmq starts threads here: a child forked while another
-	 * thread holds a lock (ASan's allocator: GCC 12's libasan does not
-	 * guard fork) can hang on it at its first allocation. */
+	/* Before libzmq or librdkafka start threads here: a child forked while
+	 * another thread holds a lock (glibc's in getaddrinfo, ASan's
+	 * allocator) can hang on it. Every worker is forked by this server. */
+	if ((rc = fs_start(&s->forksrv, c, &s->shm, s->handler_fd)) != 0) {
+		log_error("cannot start the fork server: %s", strerror(-rc));
+		return EX_OSERR;
+	}
 	for (unsigned p = 0; p < c->partitions; p++) {
 		atomic_store(&s->shm.workers[p].current_seq, SHM_NO_SEQ);
 		atomic_store(&s->shm.workers[p].skip_seq, SHM_NO_SEQ);
@@ -614,6 +618,7 @@ static int start(struct sup *s)
 
 static void cleanup(struct sup *s)
 {
+	fs_stop(&s->forksrv);
 	if (s->control)
 		control_close(s);
 	src_file_close(s);
@@ -641,13 +646,18 @@ static void cleanup(struct sup *s)
 
 int sup_run(struct sup *s)
 {
-	s->pid_fd = s->dead_fd = s->data_lock_fd = s->handler_fd = -1;
+	s->pid_fd = s->dead_fd = s->data_lock_fd = s->handler_fd = s->forksrv.fd = -1;
 	s->start_ns = shm_now_ns();
 	s->progress = isatty(STDERR_FILENO) && s->cfg.source_type != CFG_SOURCE_ZMQ &&
 		      s->cfg.source_type != CFG_SOURCE_KAFKA && !s->cfg.follow;
 	s->state = SUP_STARTING;
 	proctitle_set("ringmaster", "ringmaster: supervisor (%s)", s->cfg.name);
-	int status = prepare_fds();
+	int status = s->cfg.log_file ? log_open(s->cfg.log_file) : 0;
+	if (status != 0) {
+		log_error("%s: cannot open the log file: %s", s->cfg.log_file, strerror(-status));
+		return EX_CANTCREAT;
+	}
+	status = prepare_fds();
 	if (status == 0)
 		status = start(s);
 	if (status != 0) {

@@ -10,6 +10,7 @@
 
 #include "cfg.h"
 #include "deadletter.h"
+#include "forksrv.h"
 #include "shm.h"
 
 struct store_env;
@@ -70,6 +71,8 @@ struct sup {
 
 	struct shm shm;
 	struct sup_worker *workers; /* [partitions] */
+	struct forksrv forksrv;	    /* forks the workers */
+	int forksrv_lost_logged;    /* it died: we stop, and exit EX_OSERR */
 	struct store_env *config;   /* config environment (sole writer) */
 	struct control *control;    /* control socket server, NULL if none */
 	enum sup_state state;
@@ -153,8 +156,8 @@ int sup_reload(struct sup *s, char *msg, size_t len);
 void sup_request_stop(struct sup *s);
 
 /* A graceful stop after which ringmaster exits with `status` (EX_OSERR: a
- * worker cannot start for lack of file descriptors). The first one set
- * stays. */
+ * worker cannot start for lack of file descriptors, or the fork server
+ * died). The first one set stays. */
 void sup_fail(struct sup *s, int status);
 
 /* Stop worker p gracefully (it drains what it has read and commits) and

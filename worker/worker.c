@@ -47,6 +47,7 @@
 
 #define IDLE_WAIT_MS 100
 #define GROW_RETRIES 16
+#define REPARENT_WAIT_MS 1000
 
 static volatile sig_atomic_t stop_requested;
 
@@ -56,9 +57,18 @@ static void on_term(int sig)
 	stop_requested = 1;
 }
 
+/* "name\0value\0" pairs (store_live) as an array pointing into a copy. */
+struct pairs {
+	struct cfg_kv *kv;
+	size_t n;
+	char *buf;
+};
+
 struct worker {
 	const struct wrk_args *a;
-	const struct cfg *cfg;
+	const struct cfg *cfg; /* &own_cfg */
+	struct cfg own_cfg;    /* a->cfg with the settings of the last load */
+	struct pairs kafka;    /* own_cfg.kafka */
 	struct store_env *config, *shard;
 	const struct rm_handler *handler;
 	void *dl, *hstate;
@@ -79,11 +89,14 @@ struct worker {
 	pid_t parent;
 	uint32_t batch_max; /* live: follows reloads */
 	size_t cap_recs;
-	struct cfg_kv *params; /* live [handler] params, for rm_param */
-	size_t n_params;
-	char *params_buf;
+	struct pairs params; /* live [handler] params, for rm_param */
 };
 
+/* The fork server's intermediate process forked us and exits at once: we
+ * become the supervisor's child (it is a subreaper). PR_SET_PDEATHSIG fires
+ * when the parent we have exits, so it is set only once that parent is the
+ * supervisor. Should the supervisor be dead already, we end up another
+ * process's child: then, as when it dies later, drain the ring and exit. */
 static int setup_signals(pid_t parent)
 {
 	struct sigaction sa = {.sa_handler = on_term};
@@ -96,11 +109,72 @@ static int setup_signals(pid_t parent)
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGUSR1, SIG_IGN);
 	signal(SIGPIPE, SIG_IGN);
-	if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0)
+	pid_t first = getppid();
+	for (int ms = 0; first != parent && getppid() == first && ms < REPARENT_WAIT_MS; ms++)
+		usleep(1000);
+	if (getppid() == parent && prctl(PR_SET_PDEATHSIG, SIGTERM) != 0)
 		return -1;
 	if (getppid() != parent) /* it died before prctl took effect */
 		stop_requested = 1;
 	return 0;
+}
+
+/* Split `len` bytes of "name\0value\0" pairs into p (a copy: the source
+ * points into an LMDB map), replacing what p held. */
+static int pairs_set(struct pairs *p, const char *src, size_t len)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < len; i++)
+		n += src[i] == '\0';
+	char *buf = malloc(len + 1);
+	struct cfg_kv *kv = calloc(n / 2 + 1, sizeof(*kv));
+	if (!buf || !kv) {
+		free(buf);
+		free(kv);
+		return -1;
+	}
+	memcpy(buf, src, len);
+	for (size_t i = 0, off = 0; i < n / 2; i++) {
+		kv[i].key = buf + off;
+		off += strlen(buf + off) + 1;
+		kv[i].value = buf + off;
+		off += strlen(buf + off) + 1;
+	}
+	free(p->buf);
+	free(p->kv);
+	*p = (struct pairs){kv, n / 2, buf};
+	return 0;
+}
+
+/* The configuration this worker was forked with is the one ringmaster
+ * started with (the fork server's copy): take what a reload may have
+ * changed since, for the settings read once at start (stop_timeout and
+ * watchdog, by the outputs; the [kafka] properties), from the last load in
+ * the config environment. The per-batch ones follow in apply_live. */
+static int take_start_settings(struct worker *w)
+{
+	struct store_txn *txn;
+	struct store_live live;
+	int rc = store_config_read(w->config, &txn);
+	if (rc == 0) {
+		rc = store_config_live(txn, &live);
+		if (rc == 0) {
+			log_set_level(live.log_level);
+			w->own_cfg.stop_timeout_ms = live.stop_timeout_ms;
+			w->own_cfg.watchdog_ms = live.watchdog_ms;
+			rc = pairs_set(&w->kafka, live.kafka, live.kafka_len) ? -ENOMEM : 0;
+		}
+		if (rc == 0) {
+			w->own_cfg.kafka = w->kafka.kv;
+			w->own_cfg.n_kafka = w->kafka.n;
+		}
+		store_txn_abort(txn);
+	}
+	if (rc == -ENOENT)
+		return 0; /* nothing loaded yet: the fork-time config holds */
+	if (rc != 0)
+		log_error("cannot read the settings of the last load: %s", strerror(-rc));
+	return rc ? -1 : 0;
 }
 
 /* Truncate the output to what the shard says was committed: anything past
@@ -259,6 +333,8 @@ static int open_all(struct worker *w)
 		log_error("%s", err);
 		return -1;
 	}
+	if (take_start_settings(w) != 0)
+		return -1;
 	if (store_shard_progress(w->shard, &w->has_applied, &w->applied_seq, &w->out_len) != 0) {
 		log_error("cannot read the progress of partition %u", w->a->partition);
 		return -1;
@@ -489,29 +565,9 @@ static int apply_live(struct worker *w)
 		w->cap_recs = live.batch_max;
 	}
 	w->batch_max = live.batch_max;
-	size_t n = 0;
-	for (size_t i = 0; i < live.params_len; i++)
-		n += live.params[i] == '\0';
-	char *buf = malloc(live.params_len + 1);
-	struct cfg_kv *kv = calloc(n / 2 + 1, sizeof(*kv));
-	if (!buf || !kv) {
-		free(buf);
-		free(kv);
+	if (pairs_set(&w->params, live.params, live.params_len) != 0)
 		return -1;
-	}
-	memcpy(buf, live.params, live.params_len);
-	for (size_t i = 0, off = 0; i < n / 2; i++) {
-		kv[i].key = buf + off;
-		off += strlen(buf + off) + 1;
-		kv[i].value = buf + off;
-		off += strlen(buf + off) + 1;
-	}
-	free(w->params_buf);
-	free(w->params);
-	w->params_buf = buf;
-	w->params = kv;
-	w->n_params = n / 2;
-	ctx_set_params(&w->ctx, w->params, w->n_params);
+	ctx_set_params(&w->ctx, w->params.kv, w->params.n);
 	return 0;
 }
 
@@ -702,8 +758,10 @@ static void close_all(struct worker *w)
 	handler_unload(w->dl);
 	ctx_free(&w->ctx);
 	free(w->recs);
-	free(w->params);
-	free(w->params_buf);
+	free(w->params.kv);
+	free(w->params.buf);
+	free(w->kafka.kv);
+	free(w->kafka.buf);
 	dl_free(&w->dead);
 	if (w->out_fd >= 0)
 		close(w->out_fd);
@@ -742,7 +800,7 @@ static int check_fds(const struct wrk_args *a)
 	if (left < 0 || left >= need)
 		return 0;
 	log_error("partition %u: out of file descriptors: %ld free where a worker needs %ld "
-		  "(it starts with the supervisor's open ones); raise the limit (ulimit -Hn, "
+		  "(it starts with the fork server's open ones); raise the limit (ulimit -Hn, "
 		  "systemd LimitNOFILE=)",
 		  a->partition, left, need);
 	return -1;
@@ -750,7 +808,8 @@ static int check_fds(const struct wrk_args *a)
 
 int wrk_main(const struct wrk_args *a)
 {
-	struct worker w = {.a = a, .cfg = a->cfg, .out_fd = -1, .dead_fd = -1, .lock_fd = -1};
+	struct worker w = {.a = a, .own_cfg = *a->cfg, .out_fd = -1, .dead_fd = -1, .lock_fd = -1};
+	w.cfg = &w.own_cfg;
 	char role[32];
 	snprintf(role, sizeof(role), "worker/%u", a->partition);
 	log_init(role, a->cfg->log_level);

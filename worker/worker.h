@@ -15,7 +15,7 @@ struct wrk_args {
 	unsigned partition;
 	struct ring *ring;
 	struct shm_worker *stats;
-	pid_t supervisor; /* getpid() of the parent, taken before fork */
+	pid_t supervisor; /* its pid: the worker's parent once reparented (forksrv.h) */
 	int handler_fd;	  /* the .so the supervisor checked (handler_open), or -1 */
 };
 

@@ -58,12 +58,7 @@ kafka_config() {
 kafka_run() {
 	local name=$1
 	shift
-	# A worker forked while librdkafka's threads hold a lock of ASan's
-	# allocator (GCC 12's libasan does not take it across fork) can hang
-	# at its first allocation; a short watchdog ends it and its restart
-	# goes on, in seconds rather than 30.
-	${SETSID:+setsid} "$RINGMASTER" -c "$T/$name.ini" -o worker.watchdog=5s "$@" \
-		2>>"$T/$name.log" &
+	${SETSID:+setsid} "$RINGMASTER" -c "$T/$name.ini" "$@" 2>>"$T/$name.log" &
 	BG_PIDS+=($!)
 	eval "PID_$name=$!"
 }

@@ -19,7 +19,8 @@
 #      message, no core, no worker started; above the floor the run works.
 #      A start that fails after the workers are forked restarts none.
 #   5. A worker that cannot start for lack of descriptors (the limit
-#      lowered under a running instance, then restart-worker) stops
+#      lowered under a running instance and its fork server, then
+#      restart-worker) stops
 #      ringmaster with exit 71 instead of being restarted for ever.
 . "$(dirname "$0")/lib.sh"
 command -v jq >/dev/null || fail "jq is missing: run 'make deps'"
@@ -193,6 +194,9 @@ if command -v prlimit >/dev/null; then
 	start
 	n=$(fds_of $rm_pid)
 	prlimit --pid $rm_pid --nofile=$((n + 4)):
+	# A worker is forked by the fork server, and has its limit.
+	fs=$(pgrep -f "^ringmaster: fork server \($NAME\)") || fail "no fork server"
+	prlimit --pid $fs --nofile=$(($(fds_of $fs) + 4)):
 	out=$("$RINGCTL" -s "$SOCK" restart-worker 1) || fail "restart-worker: $out"
 	t0=$SECONDS
 	rc=0; wait $rm_pid || rc=$?

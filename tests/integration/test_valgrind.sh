@@ -1,6 +1,6 @@
-# A short run under valgrind's memcheck, the supervisor and its workers
-# alike: workers are forked without exec, so valgrind follows each one into
-# its own log ($T/vg.PID). 20,000 generated events and a few malformed lines
+# A short run under valgrind's memcheck, the supervisor, its fork server and
+# its workers alike: workers are forked without exec, so valgrind follows
+# each one into its own log ($T/vg.PID). 20,000 generated events and a few malformed lines
 # go through 2 partitions from a followed file; while it runs, ringctl asks
 # for status, workers and metrics, a SIGHUP reloads the config, and SIGTERM
 # stops it. Every process must end with "ERROR SUMMARY: 0 errors" (leaks of
@@ -62,9 +62,20 @@ no_worker_died
 [ $rc -eq 0 ] || { cat "$T/log"; grep -h -A30 "HEAP SUMMARY\|Invalid\|uninitialised" "$T"/vg.* >&2 || :
 	fail "ringmaster under valgrind exited $rc"; }
 
-# One log per process: the supervisor's and one per worker, each clean.
+# One log per process, each clean: the supervisor's, the fork server's
+# (its child, and the parent of the others), an intermediate process's per
+# worker started (the fork server's children) and one per worker (forked
+# by an intermediate; its parent as valgrind saw it may be the supervisor
+# already, after the intermediate's exit).
 [ -f "$T/vg.$vg_pid" ] || fail "no valgrind log for the supervisor"
-workers=$(grep -l "Parent PID: $vg_pid\$" "$T"/vg.* | wc -l)
+server=
+for f in $(grep -l "Parent PID: $vg_pid\$" "$T"/vg.*); do
+	grep -q "Parent PID: ${f##*.}\$" "$T"/vg.* && server=${f##*.}
+done
+[ -n "$server" ] || fail "no valgrind log for the fork server"
+middles=$(grep -l "Parent PID: $server\$" "$T"/vg.* | wc -l)
+[ "$middles" -eq 2 ] || fail "expected valgrind logs of 2 intermediate processes, found $middles"
+workers=$(($(ls "$T"/vg.* | wc -l) - 2 - middles))
 [ "$workers" -eq 2 ] || fail "expected valgrind logs of 2 workers, found $workers"
 for f in "$T"/vg.*; do
 	grep -q "ERROR SUMMARY: 0 errors" "$f" || { cat "$f" >&2; fail "valgrind errors in ${f##*/}"; }
@@ -76,4 +87,4 @@ sort "$T/ref/dead.tsv" >"$T/ref/dead.sorted"
 sort "$T/dead.tsv" >"$T/dead.sorted"
 assert_same_file "dead letters" "$T/ref/dead.sorted" "$T/dead.sorted"
 [ "$(wc -l <"$T/dead.tsv")" -eq 3 ] || fail "expected 3 dead letters"
-ok "supervisor and 2 workers under valgrind: 0 errors, no leaks, same output as without"
+ok "supervisor, fork server and 2 workers under valgrind: 0 errors, no leaks, same output as without"

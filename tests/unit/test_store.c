@@ -249,6 +249,60 @@ static void test_config_reload(void **state)
 	store_close(env);
 }
 
+/* The settings a worker takes from the last load (store_config_live): the
+ * per-batch ones and those read at its start, since it is forked from a
+ * copy of the configuration made at start (the fork server); -ENOENT
+ * before any load. */
+static void test_config_live(void **state)
+{
+	struct fx *fx = *state;
+	struct store_txn *txn;
+	struct store_live live;
+	struct cfg_kv params[] = {{"fee", "3"}, {"mode", ""}};
+	struct cfg_kv kafka[] = {{"acks", "all"}, {"linger.ms", "5"}, {"client.rack", "r1"}};
+
+	struct store_env *env = config_open(fx);
+	assert_int_equal(store_config_read(env, &txn), 0);
+	assert_int_equal(store_config_live(txn, &live), -ENOENT);
+	store_txn_abort(txn);
+
+	fx->cfg.batch_max = 77;
+	fx->cfg.log_level = 3;
+	fx->cfg.stop_timeout_ms = 1234;
+	fx->cfg.watchdog_ms = 56789;
+	fx->cfg.params = params;
+	fx->cfg.n_params = 2;
+	fx->cfg.kafka = kafka;
+	fx->cfg.n_kafka = 3;
+	load_ok(fx, env);
+	assert_int_equal(store_config_read(env, &txn), 0);
+	assert_int_equal(store_config_live(txn, &live), 0);
+	assert_int_equal(live.batch_max, 77);
+	assert_int_equal(live.log_level, 3);
+	assert_int_equal(live.stop_timeout_ms, 1234);
+	assert_int_equal(live.watchdog_ms, 56789);
+	/* the literal adds a NUL of its own: - 1 */
+	static const char want_params[] = "fee\0003\0mode\0\0";
+	static const char want_kafka[] = "acks\0all\0linger.ms\0005\0client.rack\0r1\0";
+	assert_int_equal(live.params_len, sizeof(want_params) - 1);
+	assert_memory_equal(live.params, want_params, sizeof(want_params) - 1);
+	assert_int_equal(live.kafka_len, sizeof(want_kafka) - 1);
+	assert_memory_equal(live.kafka, want_kafka, sizeof(want_kafka) - 1);
+	store_txn_abort(txn);
+
+	/* A reload replaces them; no [kafka] at all is an empty list. */
+	fx->cfg.watchdog_ms = 0;
+	fx->cfg.n_kafka = 0;
+	load_ok(fx, env);
+	assert_int_equal(store_config_read(env, &txn), 0);
+	assert_int_equal(store_config_live(txn, &live), 0);
+	assert_int_equal(live.watchdog_ms, 0);
+	assert_int_equal(live.stop_timeout_ms, 1234);
+	assert_int_equal(live.kafka_len, 0);
+	store_txn_abort(txn);
+	store_close(env);
+}
+
 static void test_config_broken_changes_nothing(void **state)
 {
 	struct fx *fx = *state;
@@ -851,6 +905,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    T(test_config_load_and_read),
 	    T(test_config_reload),
+	    T(test_config_live),
 	    T(test_config_broken_changes_nothing),
 	    T(test_config_errors_name_origin),
 	    T(test_config_drop_table),
