@@ -258,8 +258,9 @@ static void test_config_live(void **state)
 	struct fx *fx = *state;
 	struct store_txn *txn;
 	struct store_live live;
-	struct cfg_kv params[] = {{"fee", "3"}, {"mode", ""}};
-	struct cfg_kv kafka[] = {{"acks", "all"}, {"linger.ms", "5"}, {"client.rack", "r1"}};
+	struct cfg_kv params[] = {{"fee", "3", NULL}, {"mode", "", NULL}};
+	struct cfg_kv kafka[] = {
+	    {"acks", "all", NULL}, {"linger.ms", "5", NULL}, {"client.rack", "r1", NULL}};
 
 	struct store_env *env = config_open(fx);
 	assert_int_equal(store_config_read(env, &txn), 0);
