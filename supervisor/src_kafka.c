@@ -750,8 +750,7 @@ static int ksrc_open(struct ksrc *k)
 	}
 	rd_kafka_poll_set_consumer(k->rk);
 	int want = (int)s->cfg.partitions;
-	if (ksrc_check_topic(k, s->cfg.kafka_topic, "[source]", want) != 0 ||
-	    ksrc_changelog(k, changelog, want) != 0)
+	if (ksrc_check_topic(k, s->cfg.kafka_topic, "[source]", want) != 0)
 		return -1;
 	rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
 	rd_kafka_topic_partition_list_add(sub, s->cfg.kafka_topic, RD_KAFKA_PARTITION_UA);
@@ -761,6 +760,12 @@ static int ksrc_open(struct ksrc *k)
 		log_error("cannot subscribe to %s: %s", s->cfg.kafka_topic, rd_kafka_err2str(e));
 		return -1;
 	}
+	/* While the group forms (librdkafka's threads join it; nothing is
+	 * assigned before the first poll), the changelog topic is made or
+	 * checked: its admin requests overlap the join instead of adding to
+	 * it. */
+	if (ksrc_changelog(k, changelog, want) != 0)
+		return -1;
 	log_info("kafka source: group %s on topic %s (changelog %s) brokers=%s", s->cfg.kafka_group,
 		 s->cfg.kafka_topic, changelog,
 		 s->cfg.kafka_brokers ? s->cfg.kafka_brokers : "[kafka] bootstrap.servers");
