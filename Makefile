@@ -150,16 +150,21 @@ $(B)/tests/bench/%: $(B)/obj/tests/bench/%.o $(LIBWORKER) $(LIBCOMMON)
 
 # ---- run, test, bench -------------------------------------------------------
 
-# ringmaster refuses config and table files that group or others can write
-# (strict_modes); a checkout made under umask 002 has such files.
+# ringmaster refuses config, table and handler files that group or others
+# can write, and files under a directory they can write (strict_modes, from
+# / down); a checkout or a build made under umask 002 has such files and
+# directories. These take the group and others' write bit off the tree's
+# own: the directories above the checkout are the user's to fix (the
+# message says which and how).
 etc-modes:
-	@chmod go-w etc/*.ini etc/*.tsv
+	@chmod go-w . etc etc/*.ini etc/*.tsv
+build-modes = chmod go-w $(B) $(B)/handlers $(B)/test-handlers $(wildcard $(B)/handlers/*.so $(B)/test-handlers/*.so) 2>/dev/null || true
 
 run: all etc-modes
-	@tests/run-demo.sh $(B)/bin
+	@$(build-modes); tests/run-demo.sh $(B)/bin
 
 test: $(RINGMASTER) $(RINGCTL) $(PLUGINS) $(TEST_PLUGINS) $(UNIT_BINS) $(BENCH_BINS) etc-modes
-	@B=$(B) ASAN=$(ASAN) tests/run.sh
+	@$(build-modes); B=$(B) ASAN=$(ASAN) tests/run.sh
 
 bench: bench-ring bench-pipeline bench-reload
 
