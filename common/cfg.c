@@ -219,8 +219,10 @@ static void push_msg(struct load *st, uint64_t order, char *text)
 }
 
 /* "FILE:LINE", "-o SECTION.KEY=VALUE" or "FILE": what a message about a
- * value from `o` starts with. NULL when out of memory. */
-static char *origin_text(const struct load *st, struct origin o)
+ * value from `o` starts with; a default is "FILE (default)" in what is
+ * kept for cfg_origin(), where it starts a message made later. NULL when
+ * out of memory. */
+static char *origin_text(const struct load *st, struct origin o, bool kept)
 {
 	char *text;
 	int rc;
@@ -230,8 +232,13 @@ static char *origin_text(const struct load *st, struct origin o)
 	else if (o.line)
 		rc = asprintf(&text, "%s:%u", st->path, o.line);
 	else
-		rc = asprintf(&text, "%s", st->path);
+		rc = asprintf(&text, kept ? "%s (default)" : "%s", st->path);
 	return rc < 0 ? NULL : text;
+}
+
+static char *origin_kept(const struct load *st, struct origin o)
+{
+	return origin_text(st, o, true);
 }
 
 static void vreport(struct load *st, struct origin o, const char *fmt, va_list ap)
@@ -243,7 +250,7 @@ static void vreport(struct load *st, struct origin o, const char *fmt, va_list a
 		st->oom = true;
 		return;
 	}
-	where = origin_text(st, o);
+	where = origin_text(st, o, false);
 	if (where)
 		rc = asprintf(&text, "%s: %s", where, msg);
 	free(where);
@@ -1307,22 +1314,6 @@ static void validate(struct load *st)
 }
 
 /* ---- building the result ---- */
-
-/* An origin as cfg_origin() gives it ("FILE (default)" for a default,
- * where load messages say "FILE"); NULL when out of memory. */
-static char *origin_kept(const struct load *st, struct origin o)
-{
-	char *s;
-	int rc;
-
-	if (o.override)
-		rc = asprintf(&s, "-o %s", o.override);
-	else if (o.line)
-		rc = asprintf(&s, "%s:%u", st->path, o.line);
-	else
-		rc = asprintf(&s, "%s (default)", st->path);
-	return rc < 0 ? NULL : s;
-}
 
 /* Move the entries' strings into a new array of structs holding three
  * strings (struct cfg_kv, struct cfg_table): key, value and origin. */
