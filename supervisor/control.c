@@ -52,11 +52,10 @@
 
 #define MS 1000000ull
 #define CONTROL_BACKLOG 128		     /* connections the kernel holds before accept */
-#define CONTROL_ACCEPTS 64		     /* connections accepted by one control_poll at most */
+#define CONTROL_ACCEPTS 64		     /* connections accepted by one poll at most */
 #define CONTROL_REQUESTS 8		     /* requests of one connection served by one poll */
 #define CONTROL_READ_MIN 4096		     /* input buffer, to begin with */
 #define CONTROL_MIN_CONNECTIONS 4	     /* the cap, however few descriptors are left */
-#define CONTROL_MIN_GAP_NS MS		     /* control_poll(s, 0): one look a millisecond */
 #define CONTROL_PAUSE_MS 100		     /* not accepting, when accept() cannot */
 #define CONTROL_CLOSE_LINGER_MS 200	     /* so the reply to `stop` leaves */
 #define CONTROL_BURST_QUIET_NS (2000 * MS)   /* a burst of refusals ends */
@@ -93,10 +92,9 @@ struct control {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	int bound;
 	unsigned cap, n;
-	struct conn *conns;  /* [cap], n in use */
-	struct pollfd *pfds; /* [cap + 1]: the listening socket, then conns */
-	int busy;	     /* work left that needs no waiting */
-	uint64_t last_poll_ns;
+	struct conn *conns;	  /* [cap], n in use */
+	unsigned polled;	  /* connections in the last control_pollfds */
+	int busy;		  /* work left that needs no waiting */
 	uint64_t paused_until_ns; /* accept() failed: not listening until then */
 	struct control_burst burst;
 };
@@ -949,54 +947,52 @@ static void sweep(struct control *c, uint64_t now)
 
 /* ---- the loop's entry ---- */
 
-void control_poll(struct sup *s, int timeout_ms)
+unsigned control_max_fds(const struct control *c)
+{
+	return c ? c->cap + 1 : 0;
+}
+
+unsigned control_pollfds(struct control *c, struct pollfd *pfds, uint64_t now, uint64_t *wake_ns)
+{
+	if (!c)
+		return 0;
+	if (c->spare < 0)
+		c->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (c->busy)
+		*wake_ns = now; /* more to serve without waiting */
+	int listening = now >= c->paused_until_ns;
+	if (!listening && c->paused_until_ns < *wake_ns)
+		*wake_ns = c->paused_until_ns;
+	pfds[0] = (struct pollfd){.fd = listening ? c->fd : -1, .events = POLLIN};
+	for (unsigned i = 0; i < c->n; i++) {
+		struct conn *k = &c->conns[i];
+		pfds[i + 1] = (struct pollfd){
+		    .fd = k->fd, .events = (short)(reply_pending(k) ? POLLOUT : POLLIN)};
+		if (k->deadline_ns < *wake_ns)
+			*wake_ns = k->deadline_ns;
+	}
+	c->polled = c->n;
+	return c->n + 1;
+}
+
+void control_serve(struct sup *s, const struct pollfd *pfds, uint64_t now)
 {
 	struct control *c = s->control;
 	if (!c)
 		return;
-	uint64_t now = shm_now_ns();
-	/* The sources call this without a wait every few thousand events: a
-	 * look once a millisecond is plenty, and costs them nothing. */
-	if (timeout_ms == 0 && !c->busy && now - c->last_poll_ns < CONTROL_MIN_GAP_NS)
-		return;
-	int pending = c->busy;
-	if (pending)
-		timeout_ms = 0;
+	unsigned n = c->polled;
 	c->busy = 0;
-	if (c->spare < 0)
-		c->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	int listening = now >= c->paused_until_ns;
-	uint64_t wake = now + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * MS;
-	if (!listening && c->paused_until_ns < wake)
-		wake = c->paused_until_ns;
-	c->pfds[0] = (struct pollfd){.fd = listening ? c->fd : -1, .events = POLLIN};
-	unsigned n = c->n;
-	for (unsigned i = 0; i < n; i++) {
+	/* Downwards: a dropped connection's slot takes the last one, which
+	 * has been seen to already. */
+	for (unsigned i = n; i-- > 0;) {
 		struct conn *k = &c->conns[i];
-		c->pfds[i + 1] = (struct pollfd){
-		    .fd = k->fd, .events = (short)(reply_pending(k) ? POLLOUT : POLLIN)};
-		if (k->deadline_ns < wake)
-			wake = k->deadline_ns;
+		if (!pfds[i + 1].revents && !k->ready)
+			continue;
+		if (conn_service(s, c, k, now) != 0)
+			conn_drop(c, i);
 	}
-	int wait_ms = wake > now ? (int)((wake - now + MS - 1) / MS) : 0;
-	int rc = poll(c->pfds, n + 1, wait_ms);
-	if (rc < 0 && errno != EINTR)
-		log_warn("control: poll: %s", strerror(errno));
-	now = shm_now_ns();
-	c->last_poll_ns = now;
-	if (rc > 0 || pending) {
-		/* Downwards: a dropped connection's slot takes the last one,
-		 * which has been seen to already. */
-		for (unsigned i = n; i-- > 0;) {
-			struct conn *k = &c->conns[i];
-			if (!(rc > 0 && c->pfds[i + 1].revents) && !k->ready)
-				continue;
-			if (conn_service(s, c, k, now) != 0)
-				conn_drop(c, i);
-		}
-		if (rc > 0 && (c->pfds[0].revents & POLLIN))
-			accept_some(s, c, now);
-	}
+	if (pfds[0].revents & POLLIN)
+		accept_some(s, c, now);
 	sweep(c, now);
 	burst_check(c, now);
 }
@@ -1026,7 +1022,6 @@ static void control_free(struct control *c, int linger)
 	if (linger && c->bound && unlink(c->path) != 0 && errno != ENOENT)
 		log_warn("%s: cannot remove the control socket: %s", c->path, strerror(errno));
 	free(c->conns);
-	free(c->pfds);
 	free(c);
 }
 
@@ -1112,8 +1107,7 @@ int control_open(struct sup *s)
 			 strerror(errno));
 	c->cap = connection_cap();
 	c->conns = calloc(c->cap, sizeof(*c->conns));
-	c->pfds = calloc(c->cap + 1, sizeof(*c->pfds));
-	if (!c->conns || !c->pfds) {
+	if (!c->conns) {
 		log_error("control socket: out of memory");
 		goto fail;
 	}
@@ -1132,4 +1126,3 @@ void control_close(struct sup *s)
 	control_free(s->control, 1);
 	s->control = NULL;
 }
-

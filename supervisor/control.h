@@ -5,15 +5,24 @@
 #ifndef RM_CONTROL_H
 #define RM_CONTROL_H
 
+#include <poll.h>
+#include <stdint.h>
+
+struct control;
 struct sup;
 
 /* Bind the socket; s->control is set. Returns 0, or -1 (logged). */
 int control_open(struct sup *s);
 
-/* Wait up to timeout_ms for the socket (0: do not wait), then do what can
+/* The supervisor's loop waits on the socket: control_pollfds writes the
+ * descriptors to wait on into pfds (at most control_max_fds of them) and
+ * lowers *wake_ns to when it must be looked at again (now, when work is
+ * left that needs no waiting); after the poll, control_serve does what can
  * be done: accept, read, serve, write replies, close connections that are
- * overdue. Never blocks longer than that. */
-void control_poll(struct sup *s, int timeout_ms);
+ * overdue. Neither blocks. c may be NULL (no socket). */
+unsigned control_max_fds(const struct control *c);
+unsigned control_pollfds(struct control *c, struct pollfd *pfds, uint64_t now, uint64_t *wake_ns);
+void control_serve(struct sup *s, const struct pollfd *pfds, uint64_t now);
 
 /* Close the socket and its connections (replies queued get a moment to
  * leave) and remove control.sock. */

@@ -327,7 +327,7 @@ static void watchdog(struct sup *s, uint64_t now)
 	}
 }
 
-static void sample_rates(struct sup *s, uint64_t now)
+void lc_sample_rates(struct sup *s, uint64_t now)
 {
 	for (unsigned p = 0; p < s->cfg.partitions; p++) {
 		struct sup_worker *w = &s->workers[p];
@@ -364,10 +364,6 @@ void lc_supervise(struct sup *s, int closing)
 		}
 	}
 	watchdog(s, now);
-	if (now >= s->next_housekeeping_ns) {
-		sample_rates(s, now);
-		s->next_housekeeping_ns = now + 1000 * MS;
-	}
 }
 
 unsigned lc_alive(const struct sup *s)
@@ -383,7 +379,7 @@ void lc_kill(struct sup *s, unsigned p, const char *why)
 	struct sup_worker *w = &s->workers[p];
 	if (w->state == WK_BACKOFF)
 		w->state = w->releasing ? WK_UNOWNED : WK_STOPPED;
-	if (w->state != WK_RUNNING)
+	if (w->state != WK_RUNNING || w->pid <= 0) /* never kill(0): our own group */
 		return;
 	log_warn("worker %u (pid %ld): %s: killing it", p, (long)w->pid, why);
 	kill(w->pid, SIGKILL);

@@ -20,6 +20,10 @@ void lc_supervise(struct sup *s, int closing);
 /* How many workers are running or waiting to be restarted. */
 unsigned lc_alive(const struct sup *s);
 
+/* Take each worker's processed count, for its events/s (sup_worker_rate):
+ * once a second. */
+void lc_sample_rates(struct sup *s, uint64_t now);
+
 /* SIGKILL every running worker and cancel pending restarts. */
 void lc_kill_all(struct sup *s, const char *why);
 

@@ -3,21 +3,21 @@
  * partition the group assigns it.
  *
  * An event's seq is its offset in its partition, and it goes to the worker
- * of the partition it was read from (sup_dispatch_to), whatever its key
+ * of the partition it was read from (sup_dispatch), whatever its key
  * hashes to: offsets of two partitions must never meet in one shard.
  * Producers that use Kafka's default partitioner (murmur2) put a key where
  * ringmaster's partitioner would anyway; a key that is elsewhere is warned
  * about once per partition.
  *
  * Assignment. The partitions are assigned paused, at the group's committed
- * offset, and each gets its worker (lc_acquire), which first rebuilds its
+ * offset, and each gets its worker (sup_part_acquire), which first rebuilds its
  * shard from the changelog if the shard is missing or behind it (see
  * worker/changelog.h), then says in shared memory that it is ready and what
  * it has applied. Only then is the partition sought to the later of the
  * shard's applied_seq + 1 and the committed offset, and resumed.
  *
  * Revocation. The partitions' rings are closed and their workers commit
- * the batch in hand and exit (lc_release); we wait for that inside the
+ * the batch in hand and exit (sup_part_release); we wait for that inside the
  * rebalance callback, so the group gives them to no one else meanwhile (up
  * to stop_timeout, then the workers are killed). What they had not
  * committed, in their rings or not yet read, their next owner reads from
@@ -56,6 +56,7 @@
  * they applied.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,15 +66,15 @@
 
 #include <librdkafka/rdkafka.h>
 
-#include "control.h"
+#include "cfg.h"
 #include "kafka.h"
-#include "lifecycle.h"
 #include "log.h"
 #include "partition.h"
-#include "supervisor.h"
+#include "ring.h"
+#include "shm.h"
+#include "source.h"
 
 #define POLL_MS 10
-#define TICK_EVERY 4096u
 #define STORE_EVERY_NS 100000000ull
 #define BROKER_TIMEOUT_MS 10000
 #define RELEASE_POLL_MS 20
@@ -104,11 +105,15 @@ struct kpart {
 };
 
 struct ksrc {
-	struct sup *s;
+	struct source *src;
+	const struct cfg *cfg; /* the running configuration */
+	struct sup *s;	       /* the host */
 	rd_kafka_t *rk;
-	struct kpart *parts; /* [partitions] */
-	char *joined;	     /* key<delimiter>value of a keyed message */
-	size_t joined_cap;
+	rd_kafka_queue_t *queue;  /* the consumer queue, which wakes `wake` */
+	int wake[2];		  /* a pipe: readable when messages came */
+	rd_kafka_message_t *held; /* read, not handed over: its ring was full */
+	struct kpart *parts;	  /* [partitions] */
+	struct src_joined joined; /* key<delimiter>value of a keyed message */
 	uint64_t next_store_ns;
 	uint64_t stop_by; /* the stop's deadline, 0 until a stop */
 	int failed;
@@ -138,7 +143,7 @@ static const char *partition_list(const rd_kafka_topic_partition_list_t *l, char
 static int ksrc_fenced(struct ksrc *k, unsigned p)
 {
 	struct kpart *kp = &k->parts[p];
-	int64_t by = atomic_load(&k->s->shm.workers[p].kafka_fenced_by);
+	int64_t by = atomic_load(&k->src->shm->workers[p].kafka_fenced_by);
 	if (kp->phase == KP_FENCED)
 		return 1;
 	if (!by || (kp->phase != KP_RESTORING && kp->phase != KP_FEEDING))
@@ -150,7 +155,7 @@ static int ksrc_fenced(struct ksrc *k, unsigned p)
 		 "deleted and made again, which starts generations over: see ringmaster.ini(5))",
 		 p, (long long)by, (int)kp->generation);
 	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-	rd_kafka_topic_partition_list_add(l, k->s->cfg.kafka_topic, (int32_t)p);
+	rd_kafka_topic_partition_list_add(l, k->cfg->kafka_topic, (int32_t)p);
 	rd_kafka_resp_err_t e = rd_kafka_pause_partitions(k->rk, l);
 	if (e)
 		log_warn("kafka: cannot pause partition %u: %s", p, rd_kafka_err2str(e));
@@ -163,13 +168,13 @@ static int ksrc_fenced(struct ksrc *k, unsigned p)
  * known yet. */
 static int64_t ksrc_done_offset(struct ksrc *k, unsigned p)
 {
-	struct shm_worker *st = &k->s->shm.workers[p];
-	struct ring *r = k->s->shm.rings[p];
+	struct shm_worker *st = &k->src->shm->workers[p];
+	struct ring *r = k->src->shm->rings[p];
 	uint64_t oldest;
 	int64_t done;
 	if (ring_oldest_seq(r, &oldest) == 0)
 		done = (int64_t)oldest;
-	else if (k->s->dead.len || k->s->dead_unsynced)
+	else if (sup_dead_pending(k->s))
 		return -1; /* source-side dead letters not on disk yet */
 	else
 		done = k->parts[p].next;
@@ -184,9 +189,9 @@ static int64_t ksrc_done_offset(struct ksrc *k, unsigned p)
 /* Store the offsets of the feeding partitions that moved on. */
 static void ksrc_store(struct ksrc *k)
 {
-	const char *topic = k->s->cfg.kafka_topic;
+	const char *topic = k->cfg->kafka_topic;
 	rd_kafka_topic_partition_list_t *todo = rd_kafka_topic_partition_list_new(4);
-	for (unsigned p = 0; p < k->s->cfg.partitions; p++) {
+	for (unsigned p = 0; p < k->cfg->partitions; p++) {
 		struct kpart *kp = &k->parts[p];
 		if (kp->phase != KP_FEEDING || ksrc_fenced(k, p))
 			continue;
@@ -236,7 +241,7 @@ static void ksrc_committed(struct ksrc *k, rd_kafka_topic_partition_list_t *l)
 
 static void ksrc_assign(struct ksrc *k, rd_kafka_topic_partition_list_t *parts, int coop)
 {
-	struct sup *s = k->s;
+	const struct cfg *c = k->cfg;
 	char names[512], why[KAFKA_ERR_LEN];
 	int32_t generation;
 	rd_kafka_topic_partition_list_t *at = rd_kafka_topic_partition_list_copy(parts);
@@ -248,10 +253,10 @@ static void ksrc_assign(struct ksrc *k, rd_kafka_topic_partition_list_t *parts, 
 	ksrc_committed(k, at);
 	for (int i = 0; i < at->cnt; i++) {
 		rd_kafka_topic_partition_t *tp = &at->elems[i];
-		if (tp->partition < 0 || (unsigned)tp->partition >= s->cfg.partitions) {
+		if (tp->partition < 0 || (unsigned)tp->partition >= c->partitions) {
 			log_error("kafka: assigned partition %d of %s, but partitions = %u: the "
 				  "topic has grown; restart with partitions = its count",
-				  tp->partition, tp->topic, s->cfg.partitions);
+				  tp->partition, tp->topic, k->cfg->partitions);
 			k->failed = 1;
 			goto out;
 		}
@@ -268,7 +273,7 @@ static void ksrc_assign(struct ksrc *k, rd_kafka_topic_partition_list_t *parts, 
 				     .commit_done = -1,
 				     .warned = kp->warned};
 		kp->generation = generation;
-		atomic_store(&s->shm.workers[tp->partition].kafka_generation, generation);
+		atomic_store(&k->src->shm->workers[tp->partition].kafka_generation, generation);
 	}
 	rd_kafka_error_t *err = coop ? rd_kafka_incremental_assign(k->rk, at) : NULL;
 	rd_kafka_resp_err_t e = coop ? 0 : rd_kafka_assign(k->rk, at);
@@ -286,9 +291,10 @@ static void ksrc_assign(struct ksrc *k, rd_kafka_topic_partition_list_t *parts, 
 	if ((e = rd_kafka_pause_partitions(k->rk, at)) != 0)
 		log_warn("kafka: cannot pause the new partitions: %s", rd_kafka_err2str(e));
 	for (int i = 0; i < at->cnt; i++)
-		lc_acquire(s, (unsigned)at->elems[i].partition); /* a failed fork is retried */
+		sup_part_acquire(k->s,
+				 (unsigned)at->elems[i].partition); /* a failed fork is retried */
 	log_info("kafka: assigned partitions %s of %s (group generation %d)",
-		 partition_list(at, names, sizeof(names)), s->cfg.kafka_topic, (int)generation);
+		 partition_list(at, names, sizeof(names)), k->cfg->kafka_topic, (int)generation);
 out:
 	rd_kafka_topic_partition_list_destroy(at);
 }
@@ -297,34 +303,29 @@ static int ksrc_releasing(const struct ksrc *k, const rd_kafka_topic_partition_l
 {
 	for (int i = 0; i < parts->cnt; i++) {
 		int32_t p = parts->elems[i].partition;
-		if (p >= 0 && (unsigned)p < k->s->cfg.partitions &&
-		    k->s->workers[p].state != WK_UNOWNED)
+		if (p >= 0 && (unsigned)p < k->cfg->partitions && sup_part_owned(k->s, (unsigned)p))
 			return 1;
 	}
 	return 0;
 }
 
-/* Wait for the workers of `parts` to drain, commit and exit, serving the
- * control socket meanwhile; kill them after stop_timeout or a second stop
- * signal. */
+/* Wait for the workers of `parts` to drain, commit and exit, inside the
+ * rebalance callback (the group must not hand the partitions on before):
+ * the one nested wait, serving the control socket meanwhile; they are
+ * killed after stop_timeout or a second stop request. */
 static void ksrc_wait_released(struct ksrc *k, const rd_kafka_topic_partition_list_t *parts)
 {
-	struct sup *s = k->s;
-	uint64_t deadline = shm_now_ns() + s->cfg.stop_timeout_ms * 1000000u;
+	uint64_t deadline = shm_now_ns() + k->cfg->stop_timeout_ms * 1000000u;
 	if (k->stop_by && k->stop_by < deadline)
 		deadline = k->stop_by; /* one deadline for the whole stop */
 	while (ksrc_releasing(k, parts)) {
-		lc_supervise(s, 0);
-		if (s->control)
-			control_poll(s, RELEASE_POLL_MS);
-		else
-			usleep(RELEASE_POLL_MS * 1000);
-		if (sup_stop > 1 || shm_now_ns() > deadline) {
+		sup_wait_nested(k->s, RELEASE_POLL_MS);
+		if (sup_stopping() > 1 || shm_now_ns() > deadline) {
 			for (int i = 0; i < parts->cnt; i++)
-				lc_kill(s, (unsigned)parts->elems[i].partition,
-					sup_stop > 1
-					    ? "stop requested twice"
-					    : "did not release its partition within stop_timeout");
+				sup_part_kill(k->s, (unsigned)parts->elems[i].partition,
+					      sup_stopping() > 1 ? "stop requested twice"
+								 : "did not release its partition "
+								   "within stop_timeout");
 			deadline = UINT64_MAX;
 		}
 	}
@@ -335,7 +336,7 @@ static void ksrc_commit(struct ksrc *k, rd_kafka_topic_partition_list_t *parts)
 	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(parts->cnt);
 	for (int i = 0; i < parts->cnt; i++) {
 		int32_t p = parts->elems[i].partition;
-		if (p < 0 || (unsigned)p >= k->s->cfg.partitions || ksrc_fenced(k, (unsigned)p))
+		if (p < 0 || (unsigned)p >= k->cfg->partitions || ksrc_fenced(k, (unsigned)p))
 			continue; /* its ring holds what nobody processed */
 		struct kpart *kp = &k->parts[p];
 		int64_t done = ksrc_done_offset(k, (unsigned)p);
@@ -363,7 +364,6 @@ static void ksrc_commit(struct ksrc *k, rd_kafka_topic_partition_list_t *parts)
 
 static void ksrc_revoke(struct ksrc *k, rd_kafka_topic_partition_list_t *parts, int coop)
 {
-	struct sup *s = k->s;
 	char names[512];
 	int lost = rd_kafka_assignment_lost(k->rk);
 	partition_list(parts, names, sizeof(names));
@@ -377,18 +377,18 @@ static void ksrc_revoke(struct ksrc *k, rd_kafka_topic_partition_list_t *parts, 
 			 names);
 	for (int i = 0; i < parts->cnt; i++) {
 		int32_t p = parts->elems[i].partition;
-		if (p < 0 || (unsigned)p >= s->cfg.partitions || k->parts[p].phase == KP_UNOWNED)
+		if (p < 0 || (unsigned)p >= k->cfg->partitions || k->parts[p].phase == KP_UNOWNED)
 			continue;
 		if (lost)
-			atomic_store(&s->shm.workers[p].kafka_lost, 1);
-		lc_release(s, (unsigned)p);
+			atomic_store(&k->src->shm->workers[p].kafka_lost, 1);
+		sup_part_release(k->s, (unsigned)p);
 	}
 	ksrc_wait_released(k, parts);
 	if (!lost)
 		ksrc_commit(k, parts);
 	for (int i = 0; i < parts->cnt; i++) {
 		int32_t p = parts->elems[i].partition;
-		if (p >= 0 && (unsigned)p < s->cfg.partitions)
+		if (p >= 0 && (unsigned)p < k->cfg->partitions)
 			k->parts[p].phase = KP_UNOWNED;
 	}
 	rd_kafka_error_t *err = coop ? rd_kafka_incremental_unassign(k->rk, parts) : NULL;
@@ -437,11 +437,9 @@ static const char *offset_name(int64_t at, char *buf, size_t len)
  * again later), else 0. */
 static int ksrc_check_loss(struct ksrc *k, unsigned p, int64_t *at)
 {
-	struct sup *s = k->s;
-	struct sup_worker *w = &s->workers[p];
 	int64_t low, high;
 	rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(
-	    k->rk, s->cfg.kafka_topic, (int32_t)p, &low, &high, WATERMARK_TIMEOUT_MS);
+	    k->rk, k->cfg->kafka_topic, (int32_t)p, &low, &high, WATERMARK_TIMEOUT_MS);
 	if (e) {
 		log_warn("kafka: partition %u: cannot read its log start (%s): trying again", p,
 			 rd_kafka_err2str(e));
@@ -456,17 +454,15 @@ static int ksrc_check_loss(struct ksrc *k, unsigned p, int64_t *at)
 	if (*at < 0 || *at >= low)
 		return 0;
 	uint64_t lost = (uint64_t)(low - *at);
-	if (!w->accept_loss)
-		w->offsets_lost += lost;
+	int accepted = sup_part_lost(k->s, p, lost);
 	log_error("kafka: partition %u: offsets %lld..%lld were deleted by the topic's retention "
 		  "before this group processed them: %llu events lost",
 		  p, (long long)*at, (long long)(low - 1), (unsigned long long)lost);
-	if (w->accept_loss || s->cfg.on_data_loss == CFG_DATA_LOSS_CONTINUE) {
+	if (accepted || k->cfg->on_data_loss == CFG_DATA_LOSS_CONTINUE) {
 		log_warn("kafka: partition %u: going on from its log start, offset %lld (%s)", p,
 			 (long long)low,
-			 w->accept_loss ? "ringctl restart-worker accepted the loss"
-					: "[source] on_data_loss = continue");
-		w->accept_loss = 0;
+			 accepted ? "ringctl restart-worker accepted the loss"
+				  : "[source] on_data_loss = continue");
 		*at = low;
 		return 0;
 	}
@@ -474,7 +470,7 @@ static int ksrc_check_loss(struct ksrc *k, unsigned p, int64_t *at)
 		  "the other partitions go on. To accept the loss and go on from offset %lld: "
 		  "ringctl restart-worker %u",
 		  p, (long long)low, p);
-	lc_fail(s, p, FAIL_DATA_LOSS);
+	sup_part_fail_data_loss(k->s, p);
 	return 1;
 }
 
@@ -484,12 +480,11 @@ static int ksrc_check_loss(struct ksrc *k, unsigned p, int64_t *at)
  * it. */
 static void ksrc_start_ready(struct ksrc *k)
 {
-	struct sup *s = k->s;
-	for (unsigned p = 0; p < s->cfg.partitions; p++) {
+	for (unsigned p = 0; p < k->cfg->partitions; p++) {
 		struct kpart *kp = &k->parts[p];
-		struct shm_worker *st = &s->shm.workers[p];
-		if (kp->phase != KP_RESTORING || s->workers[p].state != WK_RUNNING ||
-		    s->workers[p].fail_on_exit || atomic_load(&st->restoring))
+		struct shm_worker *st = &k->src->shm->workers[p];
+		if (kp->phase != KP_RESTORING || !sup_part_running(k->s, p) ||
+		    atomic_load(&st->restoring))
 			continue;
 		int64_t at = kp->committed;
 		if (atomic_load(&st->has_applied) &&
@@ -501,7 +496,7 @@ static void ksrc_start_ready(struct ksrc *k)
 			continue; /* failed, or try again at the next tick */
 		char name[24];
 		rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-		rd_kafka_topic_partition_list_add(l, s->cfg.kafka_topic, (int32_t)p)->offset = at;
+		rd_kafka_topic_partition_list_add(l, k->cfg->kafka_topic, (int32_t)p)->offset = at;
 		rd_kafka_error_t *err = rd_kafka_seek_partitions(k->rk, l, BROKER_TIMEOUT_MS);
 		if (!err && l->elems[0].err == 0 && rd_kafka_resume_partitions(k->rk, l) == 0 &&
 		    l->elems[0].err == 0) {
@@ -521,42 +516,9 @@ static void ksrc_start_ready(struct ksrc *k)
 	}
 }
 
-/* A keyed message as the line key<delimiter>value (so that it is checked
- * and dead-lettered exactly as a line of a file), cut to what can be an
- * event anyway. A key holding the delimiter or a newline would not survive
- * that: it is refused. */
-static int ksrc_keyed(struct ksrc *k, int partition, uint64_t seq, const char *key, size_t key_len,
-		      const char *val, size_t val_len)
-{
-	struct sup *s = k->s;
-	size_t limit = (size_t)s->cfg.max_event_size + 2;
-	size_t want = key_len + 1 + val_len;
-	size_t len = want < limit ? want : limit;
-	if (len > k->joined_cap) {
-		char *j = realloc(k->joined, len);
-		if (!j) {
-			log_error("out of memory for a kafka message of %zu bytes", want);
-			return -1;
-		}
-		k->joined = j;
-		k->joined_cap = len;
-	}
-	size_t kn = key_len < len ? key_len : len;
-	memcpy(k->joined, key, kn);
-	if (kn < len)
-		k->joined[kn] = s->cfg.delimiter;
-	if (kn + 1 < len)
-		memcpy(k->joined + kn + 1, val, len - kn - 1);
-	if (memchr(key, s->cfg.delimiter, key_len) || memchr(key, '\n', key_len)) {
-		s->lines++;
-		return sup_dead_letter_cut(s, seq, "bad_key", k->joined, len, want);
-	}
-	return src_handle_cut_line(s, partition, seq, k->joined, len, want);
-}
-
 static void ksrc_check_route(struct ksrc *k, unsigned p, const char *key, size_t key_len)
 {
-	unsigned want = partition_of(key, key_len, k->s->cfg.partitions);
+	unsigned want = partition_of(key, key_len, k->cfg->partitions);
 	if (want == p || k->parts[p].warned)
 		return;
 	k->parts[p].warned = 1;
@@ -566,6 +528,8 @@ static void ksrc_check_route(struct ksrc *k, unsigned p, const char *key, size_t
 		 p, (int)(key_len > 64 ? 64 : key_len), key, want);
 }
 
+/* Hand a message over: 0, -EAGAIN when its ring is full (nothing taken),
+ * -1 when the run must stop. */
 static int ksrc_message(struct ksrc *k, rd_kafka_message_t *m)
 {
 	if (m->err) {
@@ -574,9 +538,8 @@ static int ksrc_message(struct ksrc *k, rd_kafka_message_t *m)
 		log_warn("kafka: %s", rd_kafka_message_errstr(m));
 		return m->err == RD_KAFKA_RESP_ERR__FATAL ? -1 : 0;
 	}
-	struct sup *s = k->s;
 	int32_t p = m->partition;
-	if (p < 0 || (unsigned)p >= s->cfg.partitions)
+	if (p < 0 || (unsigned)p >= k->cfg->partitions)
 		return 0; /* never assigned: see ksrc_assign */
 	struct kpart *kp = &k->parts[p];
 	/* Not started yet (the seek reads it again), read twice, or no longer
@@ -584,22 +547,27 @@ static int ksrc_message(struct ksrc *k, rd_kafka_message_t *m)
 	if (kp->phase != KP_FEEDING || (kp->next >= 0 && m->offset < kp->next) ||
 	    ksrc_fenced(k, (unsigned)p))
 		return 0;
-	kp->next = m->offset + 1;
 	const char *val = m->payload ? m->payload : "";
 	size_t len = m->payload ? m->len : 0;
+	int rc;
 	if (m->key) {
 		ksrc_check_route(k, (unsigned)p, m->key, m->key_len);
-		return ksrc_keyed(k, p, (uint64_t)m->offset, m->key, m->key_len, val, len);
+		rc = src_pair(k->src, &k->joined, p, (uint64_t)m->offset, m->key, m->key_len, val,
+			      len);
+	} else {
+		if (len && val[len - 1] == '\n')
+			len--;
+		const char *tab = memchr(val, k->cfg->delimiter, len);
+		if (tab && tab > val)
+			ksrc_check_route(k, (unsigned)p, val, (size_t)(tab - val));
+		size_t whole = len;
+		if (len > src_line_limit(k->src))
+			len = src_line_limit(k->src);
+		rc = src_line(k->src, p, (uint64_t)m->offset, val, len, whole);
 	}
-	if (len && val[len - 1] == '\n')
-		len--;
-	const char *tab = memchr(val, s->cfg.delimiter, len);
-	if (tab && tab > val)
-		ksrc_check_route(k, (unsigned)p, val, (size_t)(tab - val));
-	size_t whole = len;
-	if (len > (size_t)s->cfg.max_event_size + 2)
-		len = (size_t)s->cfg.max_event_size + 2;
-	return src_handle_cut_line(s, p, (uint64_t)m->offset, val, len, whole);
+	if (rc == 0)
+		kp->next = m->offset + 1;
+	return rc;
 }
 
 /* `topic` must have exactly `want` partitions. */
@@ -614,9 +582,8 @@ static int ksrc_check_topic(struct ksrc *k, const char *topic, const char *what,
 		return -1;
 	}
 	if (rc != 0) {
-		log_error("%s: [source] brokers = %s: %s",
-			  cfg_origin(&k->s->cfg, "source", "brokers"), k->s->cfg.kafka_brokers,
-			  err);
+		log_error("%s: [source] brokers = %s: %s", cfg_origin(k->cfg, "source", "brokers"),
+			  k->cfg->kafka_brokers, err);
 		return -1;
 	}
 	if (n != want) {
@@ -636,7 +603,7 @@ static void ksrc_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 	(void)rk;
 	for (int i = 0; offsets && i < offsets->cnt; i++) {
 		const rd_kafka_topic_partition_t *tp = &offsets->elems[i];
-		if (tp->partition < 0 || (unsigned)tp->partition >= k->s->cfg.partitions)
+		if (tp->partition < 0 || (unsigned)tp->partition >= k->cfg->partitions)
 			continue;
 		struct kpart *kp = &k->parts[tp->partition];
 		rd_kafka_resp_err_t e = err ? err : tp->err;
@@ -670,7 +637,7 @@ static int ksrc_changelog(struct ksrc *k, const char *topic, int want)
 		/* A new topic takes a moment to show in the metadata. */
 		uint64_t until = shm_now_ns() + BROKER_TIMEOUT_MS * 1000000ull;
 		while (kafka_partition_count(k->rk, topic, BROKER_TIMEOUT_MS, &n, err) == -ENOENT &&
-		       shm_now_ns() < until && !sup_stop)
+		       shm_now_ns() < until && !sup_stopping())
 			usleep(100000);
 	} else if (rc == -ENOTSUP || rc == -ETIMEDOUT) {
 		/* librdkafka's mock cluster has no controller: its CreateTopics
@@ -719,22 +686,21 @@ static int ksrc_changelog(struct ksrc *k, const char *topic, int want)
 
 static int ksrc_open(struct ksrc *k)
 {
-	struct sup *s = k->s;
 	char err[KAFKA_ERR_LEN], changelog[512];
 	if (kafka_generation_check(err) != 0) {
 		log_error("%s", err);
 		return -1;
 	}
-	const char *defaults[] = {"auto.offset.reset", "earliest", "client.id", s->cfg.name, NULL};
-	const char *forced[] = {"group.id", s->cfg.kafka_group,	    "enable.auto.offset.store",
+	const char *defaults[] = {"auto.offset.reset", "earliest", "client.id", k->cfg->name, NULL};
+	const char *forced[] = {"group.id", k->cfg->kafka_group,    "enable.auto.offset.store",
 				"false",    "enable.partition.eof", "false",
 				NULL};
-	if (kafka_changelog_topic(&s->cfg, changelog, sizeof(changelog)) != 0) {
+	if (kafka_changelog_topic(k->cfg, changelog, sizeof(changelog)) != 0) {
 		log_error("%s: [source] group = %s: the changelog topic's name is too long",
-			  cfg_origin(&s->cfg, "source", "group"), s->cfg.kafka_group);
+			  cfg_origin(k->cfg, "source", "group"), k->cfg->kafka_group);
 		return -1;
 	}
-	rd_kafka_conf_t *conf = kafka_conf_new(&s->cfg, defaults, forced, err);
+	rd_kafka_conf_t *conf = kafka_conf_new(k->cfg, defaults, forced, err);
 	if (!conf) {
 		log_error("%s", err);
 		return -1;
@@ -749,15 +715,15 @@ static int ksrc_open(struct ksrc *k)
 		return -1;
 	}
 	rd_kafka_poll_set_consumer(k->rk);
-	int want = (int)s->cfg.partitions;
-	if (ksrc_check_topic(k, s->cfg.kafka_topic, "[source]", want) != 0)
+	int want = (int)k->cfg->partitions;
+	if (ksrc_check_topic(k, k->cfg->kafka_topic, "[source]", want) != 0)
 		return -1;
 	rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
-	rd_kafka_topic_partition_list_add(sub, s->cfg.kafka_topic, RD_KAFKA_PARTITION_UA);
+	rd_kafka_topic_partition_list_add(sub, k->cfg->kafka_topic, RD_KAFKA_PARTITION_UA);
 	rd_kafka_resp_err_t e = rd_kafka_subscribe(k->rk, sub);
 	rd_kafka_topic_partition_list_destroy(sub);
 	if (e) {
-		log_error("cannot subscribe to %s: %s", s->cfg.kafka_topic, rd_kafka_err2str(e));
+		log_error("cannot subscribe to %s: %s", k->cfg->kafka_topic, rd_kafka_err2str(e));
 		return -1;
 	}
 	/* While the group forms (librdkafka's threads join it; nothing is
@@ -766,9 +732,9 @@ static int ksrc_open(struct ksrc *k)
 	 * it. */
 	if (ksrc_changelog(k, changelog, want) != 0)
 		return -1;
-	log_info("kafka source: group %s on topic %s (changelog %s) brokers=%s", s->cfg.kafka_group,
-		 s->cfg.kafka_topic, changelog,
-		 s->cfg.kafka_brokers ? s->cfg.kafka_brokers : "[kafka] bootstrap.servers");
+	log_info("kafka source: group %s on topic %s (changelog %s) brokers=%s",
+		 k->cfg->kafka_group, k->cfg->kafka_topic, changelog,
+		 k->cfg->kafka_brokers ? k->cfg->kafka_brokers : "[kafka] bootstrap.servers");
 	return 0;
 }
 
@@ -782,7 +748,7 @@ static int ksrc_report_uncommitted(struct ksrc *k)
 	size_t used = 0;
 	int n = 0, unanswered = 0;
 	list[0] = '\0';
-	for (unsigned p = 0; p < k->s->cfg.partitions; p++) {
+	for (unsigned p = 0; p < k->cfg->partitions; p++) {
 		const struct kpart *kp = &k->parts[p];
 		if (kp->commit_asked < 0 || kp->commit_done >= kp->commit_asked)
 			continue;
@@ -826,7 +792,8 @@ static void ksrc_destroy(struct ksrc *k)
 		return;
 	}
 	uint64_t until = shm_now_ns() + STOP_GRACE_MS * 1000000ull;
-	while (!__atomic_load_n(&d->done, __ATOMIC_ACQUIRE) && shm_now_ns() < until && sup_stop < 3)
+	while (!__atomic_load_n(&d->done, __ATOMIC_ACQUIRE) && shm_now_ns() < until &&
+	       sup_stopping() < 3)
 		usleep(10000);
 	if (__atomic_load_n(&d->done, __ATOMIC_ACQUIRE)) {
 		pthread_join(t, NULL);
@@ -851,7 +818,7 @@ static int ksrc_close(struct ksrc *k)
 	if (!k->rk)
 		goto out;
 	if (!k->stop_by)
-		k->stop_by = shm_now_ns() + k->s->cfg.stop_timeout_ms * 1000000u;
+		k->stop_by = shm_now_ns() + k->cfg->stop_timeout_ms * 1000000u;
 	rd_kafka_queue_t *q = rd_kafka_queue_new(k->rk);
 	rd_kafka_error_t *err = rd_kafka_consumer_close_queue(k->rk, q);
 	if (err) {
@@ -861,10 +828,11 @@ static int ksrc_close(struct ksrc *k)
 	int gave_up = 0;
 	while (!err && !rd_kafka_consumer_closed(k->rk)) {
 		rd_kafka_queue_poll_callback(q, POLL_MS * 10); /* runs the rebalance callback */
-		if (shm_now_ns() > k->stop_by || sup_stop > 1) {
+		if (shm_now_ns() > k->stop_by || sup_stopping() > 1) {
 			log_warn("kafka: leaving the group takes longer than %s: giving up (the "
 				 "group notices at session.timeout.ms)",
-				 sup_stop > 1 ? "a second stop request allows" : "stop_timeout");
+				 sup_stopping() > 1 ? "a second stop request allows"
+						    : "stop_timeout");
 			gave_up = 1;
 			break;
 		}
@@ -873,7 +841,7 @@ static int ksrc_close(struct ksrc *k)
 	rd_kafka_queue_destroy(q);
 	if (ksrc_report_uncommitted(k))
 		status = EX_TEMPFAIL;
-	for (unsigned p = 0; gave_up && p < k->s->cfg.partitions; p++)
+	for (unsigned p = 0; gave_up && p < k->cfg->partitions; p++)
 		if (k->parts[p].phase != KP_UNOWNED) {
 			log_error("kafka: partition %u was not revoked before the stop gave up: "
 				  "its last offset commit is the periodic one; the next owner "
@@ -884,7 +852,7 @@ static int ksrc_close(struct ksrc *k)
 	ksrc_destroy(k);
 out:
 	if (!k->left_behind) {
-		free(k->joined);
+		free(k->joined.buf);
 		free(k->parts);
 	}
 	return status;
@@ -893,7 +861,7 @@ out:
 static void ksrc_tick(struct ksrc *k)
 {
 	uint64_t now = shm_now_ns();
-	for (unsigned p = 0; p < k->s->cfg.partitions; p++)
+	for (unsigned p = 0; p < k->cfg->partitions; p++)
 		ksrc_fenced(k, p);
 	ksrc_start_ready(k);
 	if (now >= k->next_store_ns) {
@@ -902,36 +870,102 @@ static void ksrc_tick(struct ksrc *k)
 	}
 }
 
-int src_kafka_run(struct sup *s)
+static enum src_result kafka_read(struct source *src, unsigned budget)
 {
-	struct ksrc k = {.s = s};
-	unsigned since_tick = 0;
-	int rc = -1;
-	k.parts = calloc(s->cfg.partitions, sizeof(*k.parts));
-	if (!k.parts) {
-		log_error("out of memory");
-		goto out;
-	}
-	if (ksrc_open(&k) != 0)
-		goto out;
-	while (!sup_stop && !k.failed) {
-		rd_kafka_message_t *m = rd_kafka_consumer_poll(k.rk, POLL_MS);
-		if (m) {
-			int r = ksrc_message(&k, m);
-			rd_kafka_message_destroy(m);
-			if (r != 0)
-				break;
-			if (++since_tick < TICK_EVERY)
-				continue;
+	struct ksrc *k = src->priv;
+	char drain[64];
+	while (read(k->wake[0], drain, sizeof(drain)) > 0)
+		;
+	for (unsigned n = 0; n < budget; n++) {
+		rd_kafka_message_t *m = k->held ? k->held : rd_kafka_consumer_poll(k->rk, 0);
+		k->held = NULL;
+		if (!m)
+			return k->failed ? SRC_ERROR : n ? SRC_MORE : SRC_IDLE;
+		int rc = ksrc_message(k, m);
+		if (rc == -EAGAIN) {
+			k->held = m;
+			return SRC_FULL;
 		}
-		since_tick = 0;
-		ksrc_tick(&k);
-		if (sup_tick(s) != 0)
-			break;
+		rd_kafka_message_destroy(m);
+		if (rc != 0 || k->failed)
+			return SRC_ERROR;
 	}
-	rc = sup_stop && !k.failed && !s->failed ? 0 : -1;
-	k.stop_by = shm_now_ns() + s->cfg.stop_timeout_ms * 1000000u;
-out:;
-	int closed = ksrc_close(&k);
-	return rc == 0 ? closed : rc;
+	return SRC_MORE;
 }
+
+static int kafka_pollfd(struct source *src, int *idle_ms)
+{
+	struct ksrc *k = src->priv;
+	*idle_ms = POLL_MS;
+	return k->wake[0];
+}
+
+static void kafka_tick(struct source *src)
+{
+	ksrc_tick(src->priv);
+}
+
+static void kafka_position(const struct source *src, struct src_pos *pos)
+{
+	(void)src; /* the group's offsets are the positions (ksrc_store) */
+	*pos = (struct src_pos){0, 0, 0};
+}
+
+static int kafka_open(struct source *src)
+{
+	struct ksrc *k = calloc(1, sizeof(*k));
+	if (!k) {
+		log_error("out of memory");
+		return 1;
+	}
+	src->priv = k;
+	*k = (struct ksrc){.src = src, .cfg = src->cfg, .s = src->sup, .wake = {-1, -1}};
+	k->parts = calloc(src->cfg->partitions, sizeof(*k->parts));
+	if (!k->parts) {
+		log_error("out of memory");
+		return 1;
+	}
+	if (ksrc_open(k) != 0)
+		return 1;
+	/* The loop sleeps on the pipe: librdkafka writes to it when a
+	 * message (or a rebalance) comes to the empty consumer queue. */
+	if (pipe2(k->wake, O_NONBLOCK | O_CLOEXEC) != 0) {
+		log_error("kafka: cannot make a pipe: %s", strerror(errno));
+		return 1;
+	}
+	k->queue = rd_kafka_queue_get_consumer(k->rk);
+	if (k->queue)
+		rd_kafka_queue_io_event_enable(k->queue, k->wake[1], "1", 1);
+	return 0;
+}
+
+static int kafka_close(struct source *src)
+{
+	struct ksrc *k = src->priv;
+	if (!k)
+		return 0;
+	if (k->held)
+		rd_kafka_message_destroy(k->held);
+	if (k->queue) {
+		rd_kafka_queue_io_event_enable(k->queue, -1, NULL, 0);
+		rd_kafka_queue_destroy(k->queue);
+	}
+	for (int i = 0; i < 2; i++)
+		if (k->wake[i] >= 0)
+			close(k->wake[i]);
+	int status = ksrc_close(k);
+	if (!k->left_behind)
+		free(k);
+	src->priv = NULL;
+	return status;
+}
+
+const struct source_ops src_kafka_ops = {
+    .name = "kafka",
+    .open = kafka_open,
+    .pollfd = kafka_pollfd,
+    .read = kafka_read,
+    .tick = kafka_tick,
+    .position = kafka_position,
+    .close = kafka_close,
+};

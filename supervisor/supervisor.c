@@ -32,7 +32,9 @@
 #include "store.h"
 #include "summary.h"
 
-#define WAIT_SLICE_MS 100
+#define MS 1000000ull
+#define WAIT_SLICE_MS 100 /* the longest wait for room in a ring */
+#define SRC_BUDGET 4096u  /* events a source hands over in one read */
 
 volatile sig_atomic_t sup_stop;
 volatile sig_atomic_t sup_child;
@@ -223,14 +225,12 @@ static void publish_all(struct sup *s)
 	s->since_publish = 0;
 }
 
-int sup_dead_letter(struct sup *s, uint64_t seq, const char *reason, const char *line, size_t len)
-{
-	return sup_dead_letter_cut(s, seq, reason, line, len, len);
-}
+/* ---- what the sources call (source.h) ---- */
 
-int sup_dead_letter_cut(struct sup *s, uint64_t seq, const char *reason, const char *line,
-			size_t len, uint64_t total)
+int sup_dead_letter(struct sup *s, uint64_t seq, const char *reason, const char *line, size_t len,
+		    uint64_t total)
 {
+	s->lines++;
 	s->dead_lettered++;
 	if (dl_add_cut(&s->dead, seq, reason, line, len, total) != 0) {
 		log_error("out of memory for dead letters");
@@ -239,35 +239,19 @@ int sup_dead_letter_cut(struct sup *s, uint64_t seq, const char *reason, const c
 	return 0;
 }
 
-/* The ring is full: wait for the worker, publishing first so it has work,
- * and keep an eye on signals and children while waiting. -ENOLINK when the
- * partition failed meanwhile. A Kafka partition that is ours no longer
- * (lost, or its worker fenced) gives -ECANCELED: its worker will not make
- * room, and its next owner reads the event. */
-static int wait_for_room(struct sup *s, unsigned p, size_t key_len, size_t payload_len)
+int sup_dead_pending(const struct sup *s)
 {
-	struct shm_worker *st = &s->shm.workers[p];
-	for (;;) {
-		if (s->workers[p].state == WK_FAILED)
-			return -ENOLINK;
-		if (atomic_load(&st->kafka_lost) || atomic_load(&st->kafka_fenced_by))
-			return -ECANCELED;
-		publish_all(s);
-		int rc = ring_wait_space(s->shm.rings[p], key_len, payload_len, WAIT_SLICE_MS);
-		if (rc == 0)
-			return 0;
-		if (rc == -EMSGSIZE)
-			return rc;
-		if (sup_tick(s) != 0)
-			return -1;
-	}
+	return s->dead.len || s->dead_unsynced;
 }
 
-int sup_dispatch(struct sup *s, uint64_t seq, const char *key, size_t key_len, const char *payload,
-		 size_t payload_len, const char *line, size_t line_len)
+int sup_stopping(void)
 {
-	return sup_dispatch_to(s, partition_of(key, key_len, s->cfg.partitions), seq, key, key_len,
-			       payload, payload_len, line, line_len);
+	return sup_stop;
+}
+
+uint64_t sup_next_unapplied(const struct sup *s)
+{
+	return wm_next_unapplied(s);
 }
 
 /* Not dispatched, because the partition failed: redone at the next start,
@@ -279,32 +263,45 @@ static int hold(struct sup *s, unsigned p, uint64_t seq)
 	if (!w->held++)
 		w->first_held = seq;
 	s->held++;
+	s->lines++;
 	return 0;
 }
 
-int sup_dispatch_to(struct sup *s, unsigned p, uint64_t seq, const char *key, size_t key_len,
-		    const char *payload, size_t payload_len, const char *line, size_t line_len)
+int sup_dispatch(struct sup *s, int partition, uint64_t seq, const char *key, size_t key_len,
+		 const char *payload, size_t payload_len, const char *line, size_t line_len)
 {
+	/* A Kafka message goes to the worker of the partition it was read
+	 * from, since its seq is an offset in that partition. */
+	unsigned p =
+	    partition >= 0 ? (unsigned)partition : partition_of(key, key_len, s->cfg.partitions);
 	struct ring *r = s->shm.rings[p];
 	struct sup_worker *w = &s->workers[p];
+	struct shm_worker *st = &s->shm.workers[p];
 	if (w->held || (w->state == WK_FAILED && w->fail == FAIL_SYNC))
 		return hold(s, p, seq);
 	int rc = ring_put(r, seq, key, key_len, payload, payload_len);
 	if (rc == -EAGAIN) {
 		/* A failed handler's ring waits for restart-worker: no room
 		 * comes, and the others go on. */
-		rc = w->state == WK_FAILED ? -ENOLINK : wait_for_room(s, p, key_len, payload_len);
-		if (rc == 0)
-			rc = ring_put(r, seq, key, key_len, payload, payload_len);
+		if (w->state == WK_FAILED)
+			return hold(s, p, seq);
+		/* A Kafka partition that is ours no longer (lost, or its
+		 * worker fenced): its worker will not make room, and its next
+		 * owner reads the event. */
+		if (atomic_load(&st->kafka_lost) || atomic_load(&st->kafka_fenced_by)) {
+			s->lines++;
+			return 0;
+		}
+		s->blocked = p + 1;
+		s->blocked_len[0] = key_len;
+		s->blocked_len[1] = payload_len;
+		return -EAGAIN;
 	}
-	if (rc == -ENOLINK)
-		return hold(s, p, seq);
 	if (rc == -EMSGSIZE)
-		return sup_dead_letter(s, seq, "too_long", line, line_len);
-	if (rc == -ECANCELED)
-		return 0; /* not ours any more: dropped (see wait_for_room) */
+		return sup_dead_letter(s, seq, "too_long", line, line_len, line_len);
 	if (rc != 0)
 		return -1;
+	s->lines++;
 	s->dispatched++;
 	s->pending[p]++;
 	/* Publish often enough that workers never wait on a half-full ring. */
@@ -312,6 +309,49 @@ int sup_dispatch_to(struct sup *s, unsigned p, uint64_t seq, const char *key, si
 		publish_all(s);
 	return 0;
 }
+
+int sup_part_owned(const struct sup *s, unsigned p)
+{
+	return s->workers[p].state != WK_UNOWNED;
+}
+
+int sup_part_running(const struct sup *s, unsigned p)
+{
+	return s->workers[p].state == WK_RUNNING && !s->workers[p].fail_on_exit;
+}
+
+int sup_part_acquire(struct sup *s, unsigned p)
+{
+	return lc_acquire(s, p);
+}
+
+void sup_part_release(struct sup *s, unsigned p)
+{
+	lc_release(s, p);
+}
+
+void sup_part_kill(struct sup *s, unsigned p, const char *why)
+{
+	lc_kill(s, p, why);
+}
+
+int sup_part_lost(struct sup *s, unsigned p, uint64_t lost)
+{
+	struct sup_worker *w = &s->workers[p];
+	if (w->accept_loss) {
+		w->accept_loss = 0;
+		return 1;
+	}
+	w->offsets_lost += lost;
+	return 0;
+}
+
+void sup_part_fail_data_loss(struct sup *s, unsigned p)
+{
+	lc_fail(s, p, FAIL_DATA_LOSS);
+}
+
+/* ---- periodic jobs ---- */
 
 static void show_progress(struct sup *s, uint64_t now, int final)
 {
@@ -328,86 +368,239 @@ static void show_progress(struct sup *s, uint64_t now, int final)
 		final ? "\n" : "");
 }
 
-static void housekeeping(struct sup *s, int closing);
-
-/* Dead letters that cannot be written (a full or read-only file system)
- * stop the source: the lines are kept, the failure is logged with the file
- * and the reason every few seconds, the control socket keeps answering, and
- * reading resumes as soon as a write succeeds. The watermark never passes
- * the first unwritten line (wm_record), so a stop here loses nothing. */
+/* Write the dead letters the source made. One that cannot be written (a
+ * full or read-only file system) stops the source (dead_stuck): the lines
+ * are kept, the failure is logged with the file and the reason every few
+ * seconds, the control socket keeps answering, and reading resumes as soon
+ * as a write succeeds. The watermark never passes the first unwritten line
+ * (wm_record), so a stop meanwhile loses nothing. */
 static void flush_dead_letters(struct sup *s)
 {
-	uint64_t next_log = 0;
-	while (s->dead.len) {
-		int rc = dl_flush(&s->dead, s->dead_fd);
-		if (rc == 0) {
-			if (s->dead_unsynced == 0)
-				s->dead_unsynced = 1; /* wm_record syncs before passing them */
-			return;
-		}
-		uint64_t now = shm_now_ns();
-		if (now >= next_log) {
-			log_error("%s: cannot write dead letters: %s; not reading the source until "
-				  "it can",
-				  s->cfg.dead_letter, strerror(-rc));
-			next_log = now + 5000000000ull;
-		}
-		if (sup_stop)
-			return;
-		housekeeping(s, 0);
-		if (s->control)
-			control_poll(s, 250);
-		else
-			usleep(250000);
+	if (!s->dead.len)
+		return;
+	int rc = dl_flush(&s->dead, s->dead_fd);
+	if (rc == 0) {
+		if (s->dead_unsynced == 0)
+			s->dead_unsynced = 1; /* wm_record syncs before passing them */
+		s->dead_stuck = 0;
+		return;
 	}
-}
-
-/* The watermark is recorded four times a second: a restart redoes at most
- * that much of the source (the workers skip what they applied anyway). */
-#define WATERMARK_EVERY_NS 250000000ull
-
-static void housekeeping(struct sup *s, int closing)
-{
-	lc_supervise(s, closing);
+	s->dead_stuck = 1;
 	uint64_t now = shm_now_ns();
-	if (now >= s->next_watermark_ns) {
-		wm_record(s);
-		s->next_watermark_ns = now + WATERMARK_EVERY_NS;
-	}
-	if (sup_hup) {
-		char msg[8192];
-		sup_hup = 0;
-		sup_reload(s, msg, sizeof(msg));
+	if (now >= s->dead_next_log) {
+		log_error("%s: cannot write dead letters: %s; not reading the source until it can",
+			  s->cfg.dead_letter, strerror(-rc));
+		s->dead_next_log = now + 5000000000ull;
 	}
 }
 
-int sup_tick(struct sup *s)
+static void job_supervise(struct sup *s, uint64_t now)
 {
-	publish_all(s);
-	flush_dead_letters(s);
-	housekeeping(s, 0);
-	if (s->control)
-		control_poll(s, 0);
-	if (s->progress) {
+	(void)now;
+	lc_supervise(s, s->closing);
+}
+
+static void job_reload(struct sup *s, uint64_t now)
+{
+	char msg[8192];
+	(void)now;
+	if (!sup_hup)
+		return;
+	sup_hup = 0;
+	sup_reload(s, msg, sizeof(msg));
+}
+
+static void job_rates(struct sup *s, uint64_t now)
+{
+	lc_sample_rates(s, now);
+}
+
+static void job_watermark(struct sup *s, uint64_t now)
+{
+	(void)now;
+	wm_record(s);
+}
+
+static void job_dead_letters(struct sup *s, uint64_t now)
+{
+	(void)now;
+	if (s->dead_stuck)
+		flush_dead_letters(s);
+}
+
+static void job_progress(struct sup *s, uint64_t now)
+{
+	if (s->progress)
+		show_progress(s, now, 0);
+}
+
+static void job_source(struct sup *s, uint64_t now)
+{
+	(void)now;
+	if (s->src_open && s->src.ops->tick)
+		s->src.ops->tick(&s->src);
+}
+
+/* Everything the supervisor does now and then, in one table, as Redis's
+ * serverCron: each job runs when `period_ms` has passed since it last ran
+ * (0: at every turn of the loop: cheap checks of flags and deadlines). The
+ * loop never sleeps past the next one. */
+static const struct sup_job {
+	const char *name;
+	unsigned period_ms;
+	void (*run)(struct sup *s, uint64_t now);
+	int nested; /* also in the nested wait (a library callback's) */
+} jobs[] = {
+    {"supervise", 0, job_supervise, 1}, /* reap, restart after backoff, watchdog */
+    {"reload", 0, job_reload, 0},	/* SIGHUP */
+    {"rates", 1000, job_rates, 1},	/* events/s per worker */
+    /* A restart redoes at most this much of the source (the workers skip
+     * what they applied anyway). */
+    {"watermark", 250, job_watermark, 0},
+    {"dead letters", 250, job_dead_letters, 0}, /* retry a failed write */
+    {"progress", 250, job_progress, 0},
+    {"source", SRC_TICK_MS, job_source, 0}, /* Kafka: offsets, ready partitions */
+};
+#define N_JOBS (sizeof(jobs) / sizeof(jobs[0]))
+
+/* Run the jobs that are due; returns when the next one is. */
+static uint64_t run_jobs(struct sup *s, uint64_t now, int nested)
+{
+	uint64_t next = UINT64_MAX;
+	for (size_t i = 0; i < N_JOBS; i++) {
+		if (nested && !jobs[i].nested)
+			continue;
+		if (now >= s->job_next[i]) {
+			jobs[i].run(s, now);
+			s->job_next[i] = now + jobs[i].period_ms * MS;
+		}
+		if (jobs[i].period_ms && s->job_next[i] < next)
+			next = s->job_next[i];
+	}
+	return next;
+}
+
+/* ---- waiting ---- */
+
+/* The one place the supervisor waits for input: on the source's
+ * descriptor (src_fd, -1: none) and the control socket, until `until_ns`
+ * at the latest, and serve the control socket. Returns 1 when the source's
+ * descriptor is readable. A look that costs no wait is taken at most once
+ * a millisecond: the loop asks for one after each budget of events. */
+static int poll_once(struct sup *s, int src_fd, uint64_t until_ns)
+{
+	uint64_t now = shm_now_ns();
+	if (until_ns <= now && now - s->last_poll_ns < MS)
+		return 0;
+	if (!s->pfds) { /* not started yet: nothing to serve */
+		poll(NULL, 0, until_ns > now ? (int)((until_ns - now + MS - 1) / MS) : 0);
+		return 0;
+	}
+	s->pfds[0] = (struct pollfd){.fd = src_fd, .events = POLLIN};
+	unsigned n = 1 + control_pollfds(s->control, s->pfds + 1, now, &until_ns);
+	int wait_ms = until_ns > now ? (int)((until_ns - now + MS - 1) / MS) : 0;
+	if (until_ns == UINT64_MAX)
+		wait_ms = -1;
+	int rc = poll(s->pfds, n, wait_ms);
+	if (rc < 0 && errno != EINTR)
+		log_warn("poll: %s", strerror(errno));
+	now = shm_now_ns();
+	s->last_poll_ns = now;
+	if (rc < 0)
+		for (unsigned i = 0; i < n; i++)
+			s->pfds[i].revents = 0;
+	control_serve(s, s->pfds + 1, now);
+	return src_fd >= 0 && (s->pfds[0].revents & (POLLIN | POLLERR | POLLHUP));
+}
+
+void sup_wait_nested(struct sup *s, int timeout_ms)
+{
+	uint64_t now = shm_now_ns();
+	uint64_t next = run_jobs(s, now, 1);
+	uint64_t until = now + (uint64_t)timeout_ms * MS;
+	poll_once(s, -1, until < next ? until : next);
+}
+
+/* Wait, running the jobs and serving the control socket, until done(s):
+ * what the end of a run waits for. */
+static void wait_until(struct sup *s, int (*done)(struct sup *s), int slice_ms)
+{
+	while (!done(s)) {
 		uint64_t now = shm_now_ns();
-		if (now >= s->next_progress_ns) {
-			show_progress(s, now, 0);
-			s->next_progress_ns = now + 250000000u;
+		uint64_t next = run_jobs(s, now, 0);
+		uint64_t until = now + (uint64_t)slice_ms * MS;
+		poll_once(s, -1, until < next ? until : next);
+	}
+}
+
+/* The source waits for room in ring p: publish, so the worker has work,
+ * and wait for it to make some, up to the next job. The source tries
+ * again then, whatever happened (room, or its partition failed). */
+static void wait_for_room(struct sup *s, uint64_t next_job)
+{
+	unsigned p = s->blocked - 1;
+	uint64_t now = shm_now_ns();
+	int ms = next_job > now ? (int)((next_job - now + MS - 1) / MS) : 0;
+	if (ms > WAIT_SLICE_MS)
+		ms = WAIT_SLICE_MS;
+	publish_all(s);
+	ring_wait_space(s->shm.rings[p], s->blocked_len[0], s->blocked_len[1], ms);
+	s->blocked = 0;
+	poll_once(s, -1, 0);
+}
+
+/* ---- the loop ---- */
+
+static void note_position(struct sup *s)
+{
+	struct src_pos pos;
+	s->src.ops->position(&s->src, &pos);
+	s->next_seq = pos.next_seq;
+	s->source_pos = pos.read;
+	s->source_size = pos.size;
+}
+
+/* Read the source until it ends, a stop is asked for, or the run fails.
+ * Each turn runs the jobs that are due, takes a budget of events from the
+ * source, and waits: for room in a ring, for input, or for the next job.
+ * Returns 0, or -1 when the source failed. */
+static int run_loop(struct sup *s)
+{
+	struct source *src = &s->src;
+	uint64_t idle_until = 0;
+	for (;;) {
+		uint64_t now = shm_now_ns();
+		uint64_t next = run_jobs(s, now, 0);
+		if (sup_stop || s->failed)
+			return 0;
+		enum src_result r = SRC_IDLE;
+		if (!s->dead_stuck && now >= idle_until) {
+			r = src->ops->read(src, SRC_BUDGET);
+			note_position(s);
+			flush_dead_letters(s);
+			if (r == SRC_END)
+				return 0;
+			if (r == SRC_ERROR)
+				return -1;
+			if (r == SRC_IDLE) {
+				int idle_ms = 0;
+				src->ops->pollfd(src, &idle_ms);
+				idle_until = now + (uint64_t)idle_ms * MS;
+			}
+		}
+		if (s->blocked) {
+			wait_for_room(s, next);
+		} else if (r == SRC_MORE) {
+			poll_once(s, -1, 0);
+		} else {
+			int idle_ms = 0;
+			int fd = src->ops->pollfd(src, &idle_ms);
+			uint64_t until = idle_until > next || s->dead_stuck ? next : idle_until;
+			publish_all(s);
+			if (poll_once(s, s->dead_stuck ? -1 : fd, until))
+				idle_until = 0; /* input: read at once */
 		}
 	}
-	return sup_stop || s->failed ? -1 : 0;
-}
-
-int sup_idle(struct sup *s, int timeout_ms)
-{
-	publish_all(s);
-	if (s->control) {
-		control_poll(s, timeout_ms);
-	} else {
-		struct timespec ts = {timeout_ms / 1000, (timeout_ms % 1000) * 1000000L};
-		nanosleep(&ts, NULL);
-	}
-	return sup_tick(s);
 }
 
 void sup_request_stop(struct sup *s)
@@ -441,33 +634,42 @@ const char *sup_state_name(enum sup_state st)
 	return "?";
 }
 
+/* The end of a run: every dead letter written, unless a stop cuts it
+ * short (the watermark stays below what is not). */
+static int dead_letters_written(struct sup *s)
+{
+	flush_dead_letters(s);
+	return !s->dead.len || sup_stop;
+}
+
+/* Every worker gone. A second SIGINT/SIGTERM (a second request: see
+ * on_stop), or stop_timeout after a stop request, kills those left. */
+static int workers_gone(struct sup *s)
+{
+	if (!lc_alive(s))
+		return 1;
+	int again = sup_stop > s->stops_seen && sup_stop > 1;
+	if (again || (sup_stop && shm_now_ns() > s->stop_deadline)) {
+		lc_kill_all(s, again ? "stop requested twice" : "did not stop within stop_timeout");
+		s->failed = 1;
+		s->stop_deadline = UINT64_MAX;
+		s->stops_seen = sup_stop;
+	}
+	return 0;
+}
+
 /* Close every ring and wait for the workers to drain, commit and exit,
- * restarting any that die meanwhile. A second SIGINT/SIGTERM (a second
- * request: see on_stop), or stop_timeout after a stop request, ends the
- * wait with SIGKILL. */
+ * restarting any that die meanwhile. */
 static void stop_workers(struct sup *s)
 {
-	int stops_seen = sup_stop;
-	uint64_t deadline = shm_now_ns() + s->cfg.stop_timeout_ms * 1000000u;
+	s->stops_seen = sup_stop;
+	s->stop_deadline = shm_now_ns() + s->cfg.stop_timeout_ms * 1000000u;
 	s->state = SUP_STOPPING;
+	s->closing = 1;
 	notify_send("STOPPING=1\nSTATUS=draining the workers");
 	for (unsigned p = 0; p < s->cfg.partitions; p++)
 		ring_close(s->shm.rings[p]);
-	while (lc_alive(s)) {
-		housekeeping(s, 1);
-		if (s->control)
-			control_poll(s, 20);
-		else
-			usleep(20000);
-		int again = sup_stop > stops_seen && sup_stop > 1;
-		if (again || (sup_stop && shm_now_ns() > deadline)) {
-			lc_kill_all(s, again ? "stop requested twice"
-					     : "did not stop within stop_timeout");
-			s->failed = 1;
-			deadline = UINT64_MAX;
-			stops_seen = sup_stop;
-		}
-	}
+	wait_until(s, workers_gone, 20);
 	sup_child = 1;
 	lc_supervise(s, 1); /* reap the last */
 }
@@ -523,6 +725,45 @@ static int prepare_fds(void)
 	return EX_OSERR;
 }
 
+/* The sources, by [source] type: a new one is a file and a line here. */
+static const struct source_ops *const sources[] = {
+    [CFG_SOURCE_FILE] = &src_file_ops,
+    [CFG_SOURCE_GENERATE] = &src_generate_ops,
+    [CFG_SOURCE_ZMQ] = &src_zmq_ops,
+    [CFG_SOURCE_KAFKA] = &src_kafka_ops,
+};
+
+static int open_source(struct sup *s)
+{
+	const struct source_ops *ops = NULL;
+	if ((size_t)s->cfg.source_type < sizeof(sources) / sizeof(sources[0]))
+		ops = sources[s->cfg.source_type];
+	if (!ops) {
+		log_error("this source type is not available in this version");
+		return 1;
+	}
+	s->src = (struct source){.ops = ops,
+				 .sup = s,
+				 .cfg = &s->cfg,
+				 .config = s->config,
+				 .shm = &s->shm,
+				 .resume_seq = s->resume_seq};
+	s->src_open = 1;
+	int rc = ops->open(&s->src);
+	if (rc == 0)
+		note_position(s);
+	return rc;
+}
+
+/* 0, or the exit status the source ends with. */
+static int close_source(struct sup *s)
+{
+	if (!s->src_open)
+		return 0;
+	s->src_open = 0;
+	return s->src.ops->close(&s->src);
+}
+
 static int start(struct sup *s)
 {
 	const struct cfg *c = &s->cfg;
@@ -569,10 +810,6 @@ static int start(struct sup *s)
 	}
 	if (wm_prepare(s) != 0)
 		return EX_CONFIG;
-	/* Before the workers: a file that is not the one this data_dir read
-	 * is refused with nothing processed. */
-	if (c->source_type == CFG_SOURCE_FILE && (rc = src_file_open(s)) != 0)
-		return rc;
 	rc = shm_create(&s->shm, c->partitions, c->ring_size);
 	s->workers = calloc(c->partitions, sizeof(*s->workers));
 	s->pending = calloc(c->partitions, sizeof(*s->pending));
@@ -581,6 +818,8 @@ static int start(struct sup *s)
 			  (unsigned long long)c->ring_size, strerror(rc ? -rc : ENOMEM));
 		return EX_OSERR;
 	}
+	for (unsigned p = 0; p < c->partitions; p++)
+		s->workers[p].state = WK_STOPPED; /* until it is forked */
 	if (install_signals() != 0) {
 		log_error("cannot install signal handlers: %s", strerror(errno));
 		return EX_OSERR;
@@ -592,6 +831,11 @@ static int start(struct sup *s)
 		log_error("cannot start the fork server: %s", strerror(-rc));
 		return EX_OSERR;
 	}
+	/* Before the workers: a file that is not the one this data_dir read
+	 * is refused with nothing processed. After the fork server: libzmq
+	 * and librdkafka start threads. */
+	if ((rc = open_source(s)) != 0)
+		return rc;
 	for (unsigned p = 0; p < c->partitions; p++) {
 		atomic_store(&s->shm.workers[p].current_seq, SHM_NO_SEQ);
 		atomic_store(&s->shm.workers[p].skip_seq, SHM_NO_SEQ);
@@ -605,6 +849,11 @@ static int start(struct sup *s)
 	}
 	if (control_open(s) != 0)
 		return EX_CANTCREAT;
+	s->pfds = calloc(1 + control_max_fds(s->control), sizeof(*s->pfds));
+	if (!s->pfds) {
+		log_error("out of memory");
+		return EX_OSERR;
+	}
 	s->state = SUP_RUNNING;
 	notify_send("READY=1\nSTATUS=running, %u workers\nMAINPID=%ld", c->partitions,
 		    (long)getpid());
@@ -621,7 +870,7 @@ static void cleanup(struct sup *s)
 	fs_stop(&s->forksrv);
 	if (s->control)
 		control_close(s);
-	src_file_close(s);
+	close_source(s);
 	dl_free(&s->dead);
 	if (s->dead_fd >= 0)
 		close(s->dead_fd);
@@ -635,6 +884,8 @@ static void cleanup(struct sup *s)
 	shm_destroy(&s->shm);
 	free(s->workers);
 	free(s->pending);
+	free(s->pfds);
+	free(s->job_next);
 	if (s->pid_fd >= 0) {
 		/* Ours while we hold the lock: a stale pid file misleads. */
 		char path[4200];
@@ -648,6 +899,11 @@ int sup_run(struct sup *s)
 {
 	s->pid_fd = s->dead_fd = s->data_lock_fd = s->handler_fd = s->forksrv.fd = -1;
 	s->start_ns = shm_now_ns();
+	s->job_next = calloc(N_JOBS, sizeof(*s->job_next));
+	if (!s->job_next) {
+		log_error("out of memory");
+		return EX_OSERR;
+	}
 	s->progress = isatty(STDERR_FILENO) && s->cfg.source_type != CFG_SOURCE_ZMQ &&
 		      s->cfg.source_type != CFG_SOURCE_KAFKA && !s->cfg.follow;
 	s->state = SUP_STARTING;
@@ -669,32 +925,20 @@ int sup_run(struct sup *s)
 		cleanup(s);
 		return status;
 	}
-	int rc;
-	switch (s->cfg.source_type) {
-	case CFG_SOURCE_FILE:
-		rc = src_file_run(s);
-		break;
-	case CFG_SOURCE_GENERATE:
-		rc = src_generate_run(s);
-		break;
-	case CFG_SOURCE_ZMQ:
-		rc = src_zmq_run(s);
-		break;
-	case CFG_SOURCE_KAFKA:
-		rc = src_kafka_run(s);
-		break;
-	default:
-		log_error("this source type is not available in this version");
-		rc = -1;
-	}
+	int rc = run_loop(s);
+	/* The Kafka source leaves its group here: its workers drain and
+	 * commit in the rebalance callback. */
+	int closed = close_source(s);
+	if (rc == 0)
+		rc = closed;
 	publish_all(s);
-	flush_dead_letters(s);
+	wait_until(s, dead_letters_written, 250);
 	if (s->progress)
 		show_progress(s, shm_now_ns(), 1);
 	if (sup_stop)
 		log_info("stopping: letting the workers drain their rings and commit");
 	stop_workers(s);
-	flush_dead_letters(s);
+	wait_until(s, dead_letters_written, 250);
 	wm_record(s);
 	/* rc > 0: stopped cleanly, but with an exit status to tell (75: Kafka
 	 * offsets not committed). */

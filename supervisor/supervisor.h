@@ -1,9 +1,15 @@
 /* supervisor.h - the supervisor: owns the source, the partitioner, the
  * rings, the config environment and the workers' lifecycle. It never runs
- * handler code. */
+ * handler code.
+ *
+ * Private to the supervisor's own parts (supervisor.c and the files that
+ * implement pieces of it: lifecycle.c, reload.c, owner.c, control.c,
+ * summary.c, main.c). The sources see only source.h, and ringctl none of
+ * it. */
 #ifndef RM_SUPERVISOR_H
 #define RM_SUPERVISOR_H
 
+#include <poll.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -12,11 +18,11 @@
 #include "deadletter.h"
 #include "forksrv.h"
 #include "shm.h"
+#include "source.h"
 
 struct store_env;
 struct control;
 struct wm_part;
-struct src_file;
 
 enum sup_state { SUP_STARTING, SUP_RUNNING, SUP_RELOADING, SUP_STOPPING };
 /* WK_UNOWNED: a Kafka partition this instance has not been assigned: no
@@ -94,22 +100,30 @@ struct sup {
 	uint64_t since_publish;
 	uint64_t *pending; /* [partitions]: dispatched, not yet published */
 
-	int progress; /* stderr is a terminal: show progress */
-	uint64_t next_progress_ns;
-	uint64_t source_size;	       /* bytes or events, 0 if unknown */
-	uint64_t source_pos;	       /* bytes or events read so far */
-	uint64_t next_seq;	       /* seq of the next event the source reads */
-	uint64_t resume_seq;	       /* where the source starts (the watermark) */
-	uint64_t source_id;	       /* hash naming the source, kept in data_dir */
-	struct src_file *file;	       /* the file source (source.c), NULL if none */
-	uint64_t next_housekeeping_ns; /* rates: once a second */
-	uint64_t next_watermark_ns;    /* recording the source watermark */
-	uint64_t watermark;	       /* the last one recorded */
-	struct wm_part *wm_parts;      /* [partitions]: what each worker made durable */
-	uint64_t held;		       /* events not dispatched: their partition failed */
-	unsigned failed_partitions;    /* how many are WK_FAILED: the run ends 1 */
-	int failed;		       /* a write failed or a worker cannot start */
-	int exit_status;	       /* not 0: the run stops and ends with it */
+	int progress;		    /* stderr is a terminal: show progress */
+	uint64_t source_size;	    /* bytes or events, 0 if unknown */
+	uint64_t source_pos;	    /* bytes or events read so far */
+	uint64_t next_seq;	    /* seq of the next event the source reads */
+	uint64_t resume_seq;	    /* where the source starts (the watermark) */
+	uint64_t source_id;	    /* hash naming the source, kept in data_dir */
+	struct source src;	    /* the source; src.ops NULL until it is opened */
+	int src_open;		    /* src.ops->close is owed */
+	unsigned blocked;	    /* p + 1: the source waits for room in ring p */
+	size_t blocked_len[2];	    /* the key and payload that wait */
+	int dead_stuck;		    /* dead letters cannot be written: not reading */
+	uint64_t dead_next_log;	    /* when to say so again */
+	int closing;		    /* the workers are being stopped */
+	int stops_seen;		    /* stop requests when the workers began to stop */
+	uint64_t stop_deadline;	    /* then kill them (after a stop request) */
+	uint64_t last_poll_ns;	    /* the last look at the control socket */
+	uint64_t *job_next;	    /* [jobs]: when each periodic job runs next */
+	struct pollfd *pfds;	    /* the source's, then the control socket's */
+	uint64_t watermark;	    /* the last one recorded */
+	struct wm_part *wm_parts;   /* [partitions]: what each worker made durable */
+	uint64_t held;		    /* events not dispatched: their partition failed */
+	unsigned failed_partitions; /* how many are WK_FAILED: the run ends 1 */
+	int failed;		    /* a write failed or a worker cannot start */
+	int exit_status;	    /* not 0: the run stops and ends with it */
 };
 
 /* Signal flags (the only globals). */
@@ -119,30 +133,6 @@ extern volatile sig_atomic_t sup_hup;	/* SIGHUP: reload */
 
 /* Run ringmaster: returns the process exit status. */
 int sup_run(struct sup *s);
-
-/* For the sources: hand one event to its partition's ring, waiting while the
- * ring is full. Returns 0, or -1 when the run must stop (signal, dead
- * worker). A record that can never fit is dead-lettered here. */
-int sup_dispatch(struct sup *s, uint64_t seq, const char *key, size_t key_len, const char *payload,
-		 size_t payload_len, const char *line, size_t line_len);
-
-/* The same into partition p's ring, whatever the key hashes to: a Kafka
- * message goes to the worker of the partition it was read from, since its
- * seq is an offset in that partition. */
-int sup_dispatch_to(struct sup *s, unsigned p, uint64_t seq, const char *key, size_t key_len,
-		    const char *payload, size_t payload_len, const char *line, size_t line_len);
-
-/* Dead-letter a line the source could not turn into an event. */
-int sup_dead_letter(struct sup *s, uint64_t seq, const char *reason, const char *line, size_t len);
-/* The same for a line of `total` bytes of which only the first `len` were
- * kept: the dead letter is marked as cut (deadletter.h). */
-int sup_dead_letter_cut(struct sup *s, uint64_t seq, const char *reason, const char *line,
-			size_t len, uint64_t total);
-
-/* Publish what was dispatched, show progress, look at signals and children.
- * Sources call it every few thousand events and when they would block.
- * Returns 0, or -1 when the run must stop. */
-int sup_tick(struct sup *s);
 
 /* ---- for the control socket (control.c) ---- */
 
@@ -167,47 +157,7 @@ int sup_restart_worker(struct sup *s, unsigned p, char *msg, size_t len);
 /* Events/s processed by worker p over the last 10 seconds. */
 double sup_worker_rate(const struct sup *s, unsigned p);
 
-/* Wait up to timeout_ms for something to do (a control request), serving it;
- * then sup_tick. What idle sources call instead of sleeping. */
-int sup_idle(struct sup *s, int timeout_ms);
-
 const char *sup_state_name(enum sup_state st);
 const char *sup_wstate_name(enum sup_wstate st);
-
-/* The file source, at start, before any worker exists (s->resume_seq set):
- * open the file (or take stdin), check that it is the file this data
- * directory read (device, inode, a fingerprint of its first bytes, no
- * shorter than the watermark; recorded the first time), and seek to the
- * watermark. Returns 0, or the exit status to stop with (logged): 1 when
- * it cannot be read, EX_CONFIG when it is not the file this data directory
- * read, EX_OSERR when out of memory. src_file_close frees what it made
- * (also after a failure). */
-int src_file_open(struct sup *s);
-void src_file_close(struct sup *s);
-
-/* Sources (source.c). Each returns 0 at the end of input or on a stop
- * request, -1 on an error (logged). src_file_run reads what src_file_open
- * opened; while following, a file truncated, replaced, removed or
- * rewritten is warned about and no longer read until it is back. */
-int src_file_run(struct sup *s);
-int src_generate_run(struct sup *s);
-int src_zmq_run(struct sup *s);	  /* src_zmq.c */
-int src_kafka_run(struct sup *s); /* src_kafka.c */
-
-/* Turn one text line (without its newline) into an event at `seq` and
- * dispatch it, or dead-letter it: too_long, no_delimiter, empty_line,
- * empty_key, key_too_long. A trailing CR is dropped. Counts s->lines.
- * Returns what sup_dispatch / sup_dead_letter return. Shared by the text
- * sources (file, zmq) so a line means the same whatever carried it. */
-int src_handle_line(struct sup *s, uint64_t seq, const char *line, size_t len);
-
-/* The same, dispatched to `partition` (sup_dispatch_to) when it is >= 0. */
-int src_handle_line_to(struct sup *s, int partition, uint64_t seq, const char *line, size_t len);
-
-/* The same for the first `len` bytes of a line of `total` bytes, cut to
- * what can be an event anyway (a ZeroMQ or Kafka message): when total >
- * len its dead letter is marked as cut. */
-int src_handle_cut_line(struct sup *s, int partition, uint64_t seq, const char *line, size_t len,
-			uint64_t total);
 
 #endif

@@ -1,7 +1,5 @@
-/* source.c - where events come from: a file (or stdin), one event per line,
- * or the deterministic generator. Each turns its input into events with a
- * seq (the byte offset of the line, for both: see gen.h) and hands them to
- * sup_dispatch.
+/* src_file.c - the file source: a file (or stdin), one event per line,
+ * whose seq is the byte offset of the line (source.h).
  *
  * A seq is a byte offset, so it means something only in the file it was
  * read from. A file is therefore known by what it is, as log shippers know
@@ -20,49 +18,16 @@
 #include <sysexits.h>
 #include <unistd.h>
 
-#include "event.h"
-#include "gen.h"
+#include "cfg.h"
 #include "log.h"
-#include "reload.h"
+#include "source.h"
 #include "store.h"
-#include "supervisor.h"
 
 #define READ_CHUNK (1u << 20)
-#define TICK_EVERY 4096u
 #define FOLLOW_IDLE_MS 50
 #define LONG_LINE_KEEP (1u << 20) /* bytes of an overlong line kept for the dead letter */
 #define HEAD_MAX 4096u		  /* bytes of a file's start in its fingerprint */
 #define MISSING_POLLS 4		  /* follow: a path missing this many polls was removed */
-
-/* One line (without its newline, and without a trailing CR) at `seq`: see
- * supervisor.h. */
-int src_handle_line(struct sup *s, uint64_t seq, const char *line, size_t len)
-{
-	return src_handle_line_to(s, -1, seq, line, len);
-}
-
-int src_handle_line_to(struct sup *s, int partition, uint64_t seq, const char *line, size_t len)
-{
-	return src_handle_cut_line(s, partition, seq, line, len, len);
-}
-
-int src_handle_cut_line(struct sup *s, int partition, uint64_t seq, const char *line, size_t len,
-			uint64_t total)
-{
-	struct event_line ev;
-	const char *reason =
-	    event_parse_line(line, len, s->cfg.delimiter, s->cfg.max_event_size, &ev);
-
-	s->lines++;
-	if (reason && total > len) /* all that was kept: a CR at the cut is not the end */
-		return sup_dead_letter_cut(s, seq, reason, line, len, total);
-	if (reason)
-		return sup_dead_letter(s, seq, reason, line, ev.len);
-	if (partition >= 0)
-		return sup_dispatch_to(s, (unsigned)partition, seq, line, ev.key_len, ev.payload,
-				       ev.payload_len, line, ev.len);
-	return sup_dispatch(s, seq, line, ev.key_len, ev.payload, ev.payload_len, line, ev.len);
-}
 
 /* What a file is: see the top of this file. */
 struct src_ident {
@@ -90,6 +55,10 @@ struct src_file {
 	size_t long_len;
 	uint64_t long_seq, long_total;
 	int in_long;
+	uint64_t next_seq; /* every line below it was handed over */
+	uint64_t size;	   /* at open, for progress; 0 for a pipe */
+	int started;	   /* a pipe was read up to the watermark */
+	int idle;	   /* follow: at the end, waiting for more */
 };
 
 /* ---- what a file is ---- */
@@ -154,17 +123,17 @@ static int ident_load(struct store_env *env, struct src_ident *id)
 	return seal == ident_seal(id) ? 0 : -ENOENT;
 }
 
-static int ident_store(struct sup *s, const struct src_ident *id)
+static int ident_store(struct source *src, const struct src_ident *id)
 {
 	const uint64_t v[] = {id->dev, id->ino, id->head_len, id->head_hash};
 	int rc = 0;
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]) && rc == 0; i++)
-		rc = store_meta_put_u64(s->config, ident_names[i], v[i]);
+		rc = store_meta_put_u64(src->config, ident_names[i], v[i]);
 	if (rc == 0)
-		rc = store_meta_put_u64(s->config, IDENT_SEAL, ident_seal(id));
+		rc = store_meta_put_u64(src->config, IDENT_SEAL, ident_seal(id));
 	if (rc != 0)
 		log_error("%s: cannot record the identity of the source file %s: %s",
-			  s->cfg.data_dir, s->cfg.source_path, strerror(-rc));
+			  src->cfg->data_dir, src->cfg->source_path, strerror(-rc));
 	return rc;
 }
 
@@ -181,13 +150,13 @@ static const char *ident_name(const struct src_ident *id, char *buf, size_t len)
 	"its start"
 
 /* Shorter than the position processed, or than the start fingerprinted. */
-static int refuse_shorter(const struct sup *s, uint64_t size, uint64_t needed, int fingerprint)
+static int refuse_shorter(const struct source *src, uint64_t size, uint64_t needed, int fingerprint)
 {
-	const char *path = s->cfg.source_path;
+	const char *path = src->cfg->source_path;
 	int is_stdin = strcmp(path, "-") == 0;
 	log_error("%s is shorter (%llu bytes) than the %s data_dir %s %s (%llu bytes): %s",
 		  is_stdin ? "standard input" : path, (unsigned long long)size,
-		  fingerprint ? "start" : "position", s->cfg.data_dir,
+		  fingerprint ? "start" : "position", src->cfg->data_dir,
 		  fingerprint ? "fingerprinted" : "has processed", (unsigned long long)needed,
 		  is_stdin ? "it is not the input this data_dir read. Give it that input, or use a "
 			     "new data_dir to read this one from its start"
@@ -196,7 +165,7 @@ static int refuse_shorter(const struct sup *s, uint64_t size, uint64_t needed, i
 }
 
 /* Another device or inode than the one this data directory read. */
-static int refuse_moved(const struct sup *s, int fd, const struct src_ident *was,
+static int refuse_moved(const struct source *src, int fd, const struct src_ident *was,
 			const struct src_ident *now)
 {
 	char a[80], b[80], head[160];
@@ -212,13 +181,13 @@ static int refuse_moved(const struct sup *s, int fd, const struct src_ident *was
 	else
 		snprintf(head, sizeof(head), "its first %llu bytes differ", n);
 	char risk[96] = "the shards would skip its events as already applied";
-	if (s->resume_seq)
+	if (src->resume_seq)
 		snprintf(risk, sizeof(risk),
 			 "resuming at byte %llu of it would skip or cut its events",
-			 (unsigned long long)s->resume_seq);
+			 (unsigned long long)src->resume_seq);
 	log_error("%s is not the file data_dir %s read: that was %s, this is %s (another file, "
 		  "%s); %s. " PUT_BACK,
-		  s->cfg.source_path, s->cfg.data_dir, ident_name(was, a, sizeof(a)),
+		  src->cfg->source_path, src->cfg->data_dir, ident_name(was, a, sizeof(a)),
 		  ident_name(now, b, sizeof(b)), head, risk);
 	return EX_CONFIG;
 }
@@ -229,36 +198,36 @@ static int refuse_moved(const struct sup *s, int fd, const struct src_ident *was
  * inode, a file shorter than its watermark, and one whose first bytes
  * changed. The fingerprint is made again over more bytes while the file is
  * shorter than HEAD_MAX. Returns 0, or the exit status to refuse with. */
-static int check_identity(struct sup *s, struct src_file *f, const struct stat *st)
+static int check_identity(struct source *src, struct src_file *f, const struct stat *st)
 {
-	const char *path = s->cfg.source_path;
+	const char *path = src->cfg->source_path;
 	uint64_t size = (uint64_t)st->st_size, hash;
 	struct src_ident was, now = {.dev = (uint64_t)st->st_dev, .ino = (uint64_t)st->st_ino};
 	char name[80];
-	int rc = ident_load(s->config, &was);
+	int rc = ident_load(src->config, &was);
 	if (rc != 0 && rc != -ENOENT) {
-		log_error("%s: cannot read the identity of the source file: %s", s->cfg.data_dir,
+		log_error("%s: cannot read the identity of the source file: %s", src->cfg->data_dir,
 			  strerror(-rc));
 		return EX_CONFIG;
 	}
 	int have = rc == 0;
 	/* The watermark can be 0 while the shards have applied events (a run
 	 * that stopped before it first recorded one): they count too. */
-	int has_read = s->resume_seq > 0 || (have && wm_next_unapplied(s) > 0);
+	int has_read = src->resume_seq > 0 || (have && sup_next_unapplied(src->sup) > 0);
 	if (have && has_read && (was.dev != now.dev || was.ino != now.ino))
-		return refuse_moved(s, f->fd, &was, &now);
-	if (size < s->resume_seq)
-		return refuse_shorter(s, size, s->resume_seq, 0);
+		return refuse_moved(src, f->fd, &was, &now);
+	if (size < src->resume_seq)
+		return refuse_shorter(src, size, src->resume_seq, 0);
 	if (have && has_read) {
 		if ((rc = head_hash(f->fd, was.head_len, &hash)) < 0)
 			goto read_error;
 		if (rc > 0)
-			return refuse_shorter(s, size, was.head_len, 1);
+			return refuse_shorter(src, size, was.head_len, 1);
 		if (hash != was.head_hash) {
 			log_error(
 			    "%s: its first %llu bytes differ from what data_dir %s read (same "
 			    "%s: it was rewritten in place). " PUT_BACK,
-			    path, (unsigned long long)was.head_len, s->cfg.data_dir,
+			    path, (unsigned long long)was.head_len, src->cfg->data_dir,
 			    ident_name(&now, name, sizeof(name)));
 			return EX_CONFIG;
 		}
@@ -276,13 +245,13 @@ static int check_identity(struct sup *s, struct src_file *f, const struct stat *
 			  path);
 		return 1;
 	}
-	if (ident_store(s, &now) != 0)
+	if (ident_store(src, &now) != 0)
 		return EX_CONFIG;
 	f->ident = now;
 	if (!(have && has_read))
 		log_info("%s: recorded as the source of data_dir %s: %s, first %llu bytes "
 			 "fingerprinted",
-			 path, s->cfg.data_dir, ident_name(&now, name, sizeof(name)),
+			 path, src->cfg->data_dir, ident_name(&now, name, sizeof(name)),
 			 (unsigned long long)now.head_len);
 	return 0;
 read_error:
@@ -297,9 +266,10 @@ enum file_state { FILE_SAME, FILE_CHANGED, FILE_UNSURE };
  * FILE_CHANGED with what happened in `buf`. A path that names nothing is
  * FILE_UNSURE for the first MISSING_POLLS polls: a file renamed away and
  * another created in its place (a rotation) pass through that state. */
-static enum file_state file_changed(const struct sup *s, struct src_file *f, char *buf, size_t len)
+static enum file_state file_changed(const struct source *src, struct src_file *f, char *buf,
+				    size_t len)
 {
-	const char *path = s->cfg.source_path;
+	const char *path = src->cfg->source_path;
 	struct stat st;
 	uint64_t hash;
 	int rc;
@@ -351,10 +321,10 @@ static enum file_state file_changed(const struct sup *s, struct src_file *f, cha
 /* follow, at each idle poll: stop reading a file that was truncated,
  * replaced, removed or rewritten (once, with a warning), and go on when it
  * is back as it was. Rotation is not followed: the new file is not read. */
-static void watch_file(struct sup *s, struct src_file *f)
+static void watch_file(struct source *src, struct src_file *f)
 {
 	char what[1024];
-	enum file_state st = file_changed(s, f, what, sizeof(what));
+	enum file_state st = file_changed(src, f, what, sizeof(what));
 	if (st == FILE_CHANGED && !f->detached) {
 		log_warn("%s while followed: not reading it until it is back as it was "
 			 "(ringmaster keeps running and its workers finish what they have). "
@@ -364,7 +334,7 @@ static void watch_file(struct sup *s, struct src_file *f)
 		f->detached = 1;
 	} else if (st == FILE_SAME && f->detached) {
 		log_info("%s is back as it was: reading it again from byte %llu",
-			 s->cfg.source_path, (unsigned long long)f->read_pos);
+			 src->cfg->source_path, (unsigned long long)f->read_pos);
 		f->detached = 0;
 	}
 }
@@ -374,7 +344,7 @@ static void watch_file(struct sup *s, struct src_file *f)
 /* Lines that do not fit in the buffer are dead-lettered, never silently
  * cut: their first LONG_LINE_KEEP bytes are kept, and the dead letter says
  * how long the line was (truncated=TOTAL, deadletter.h). */
-static int consume_long(struct sup *s, struct src_file *f, const char *p, size_t n, int done)
+static int consume_long(struct source *src, struct src_file *f, const char *p, size_t n, int done)
 {
 	if (!f->in_long) {
 		f->in_long = 1;
@@ -390,19 +360,19 @@ static int consume_long(struct sup *s, struct src_file *f, const char *p, size_t
 	if (!done)
 		return 0;
 	f->in_long = 0;
-	s->lines++;
 	log_warn("line too long at seq=%llu: %llu bytes, max_event_size is %llu",
 		 (unsigned long long)f->long_seq, (unsigned long long)f->long_total,
-		 (unsigned long long)s->cfg.max_event_size);
-	return sup_dead_letter_cut(s, f->long_seq, "too_long", f->long_line, f->long_len,
-				   f->long_total);
+		 (unsigned long long)src->cfg->max_event_size);
+	return sup_dead_letter(src->sup, f->long_seq, "too_long", f->long_line, f->long_len,
+			       f->long_total);
 }
 
-/* Hand every complete line in the buffer over. */
-static int drain_lines(struct sup *s, struct src_file *f)
+/* Hand the complete lines in the buffer over, up to `budget` of them
+ * (*handed counts them). 0, -EAGAIN when a ring is full (the line stays),
+ * -1 when the run must stop. */
+static int drain_lines(struct source *src, struct src_file *f, unsigned budget, unsigned *handed)
 {
-	unsigned since_tick = 0;
-	int at_end = f->eof && !s->cfg.follow; /* no more bytes will come */
+	int at_end = f->eof && !src->cfg->follow; /* no more bytes will come */
 	while (f->start < f->end) {
 		char *p = f->buf + f->start;
 		size_t avail = f->end - f->start;
@@ -412,34 +382,31 @@ static int drain_lines(struct sup *s, struct src_file *f)
 		size_t len = nl ? (size_t)(nl - p) : avail;
 		size_t used = nl ? len + 1 : len;
 		int rc;
+		if (*handed >= budget)
+			return 0;
 		if (f->in_long)
-			rc = consume_long(s, f, p, len, nl != NULL || at_end);
+			rc = consume_long(src, f, p, len, nl != NULL || at_end);
 		else
-			rc = src_handle_line(s, f->offset, p, len);
+			rc = src_line(src, -1, f->offset, p, len, len);
 		if (rc != 0)
-			return -1;
+			return rc == -EAGAIN ? rc : -1;
+		(*handed)++;
 		f->start += used;
 		f->offset += used;
-		s->source_pos = f->offset;
 		/* The watermark never passes a line still being read. */
-		s->next_seq = f->in_long ? f->long_seq : f->offset;
-		if (++since_tick == TICK_EVERY) {
-			since_tick = 0;
-			if (sup_tick(s) != 0)
-				return -1;
-		}
+		f->next_seq = f->in_long ? f->long_seq : f->offset;
 	}
 	/* The input ended in an overlong line whose last bytes were taken
 	 * before the end was seen (no newline after it): it ends here. */
 	if (f->in_long && at_end) {
-		if (consume_long(s, f, f->buf + f->start, 0, 1) != 0)
+		if (consume_long(src, f, f->buf + f->start, 0, 1) != 0)
 			return -1;
-		s->next_seq = f->offset;
+		f->next_seq = f->offset;
 	}
 	return 0;
 }
 
-static int fill(struct sup *s, struct src_file *f)
+static int fill(struct source *src, struct src_file *f)
 {
 	if (f->start > 0) {
 		memmove(f->buf, f->buf + f->start, f->end - f->start);
@@ -449,7 +416,7 @@ static int fill(struct sup *s, struct src_file *f)
 	if (f->end == f->cap) {
 		/* A line longer than the buffer: it is over max_event_size
 		 * (the buffer is larger), so start dead-lettering it. */
-		if (consume_long(s, f, f->buf, f->end, 0) != 0)
+		if (consume_long(src, f, f->buf, f->end, 0) != 0)
 			return -1;
 		f->offset += f->end;
 		f->end = 0;
@@ -465,16 +432,16 @@ static int fill(struct sup *s, struct src_file *f)
 }
 
 /* A pipe starts at the watermark by reading past the bytes before it. */
-static int skip_input(struct sup *s, struct src_file *f)
+static int skip_input(struct source *src, struct src_file *f)
 {
-	for (uint64_t left = s->resume_seq; left;) {
+	for (uint64_t left = src->resume_seq; left;) {
 		size_t n = left < f->cap ? (size_t)left : f->cap;
 		ssize_t got = read(f->fd, f->buf, n);
 		if (got < 0 && errno == EINTR)
 			continue;
 		if (got <= 0) {
 			log_error("%s ended before the position this data_dir has processed (%llu)",
-				  s->cfg.source_path, (unsigned long long)s->resume_seq);
+				  src->cfg->source_path, (unsigned long long)src->resume_seq);
 			return -1;
 		}
 		left -= (uint64_t)got;
@@ -482,136 +449,136 @@ static int skip_input(struct sup *s, struct src_file *f)
 	return 0;
 }
 
-int src_file_open(struct sup *s)
+static int file_open(struct source *src)
 {
-	const char *path = s->cfg.source_path;
+	const char *path = src->cfg->source_path;
 	struct src_file *f = calloc(1, sizeof(*f));
 	if (!f) {
 		log_error("out of memory for the source");
 		return EX_OSERR;
 	}
-	s->file = f;
+	src->priv = f;
 	f->fd = -1;
 	f->cap = READ_CHUNK;
-	if (f->cap < 2 * (s->cfg.max_event_size + 2))
-		f->cap = 2 * (s->cfg.max_event_size + 2);
+	if (f->cap < 2 * (src->cfg->max_event_size + 2))
+		f->cap = 2 * (src->cfg->max_event_size + 2);
 	f->buf = malloc(f->cap);
 	f->long_line = malloc(LONG_LINE_KEEP);
 	if (!f->buf || !f->long_line) {
 		log_error("out of memory for the read buffer");
 		return EX_OSERR;
 	}
+	f->read_pos = f->offset = f->next_seq = src->resume_seq;
 	if (strcmp(path, "-") == 0) {
 		f->fd = STDIN_FILENO;
 	} else if ((f->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
 		log_error("%s: [source] path = %s: cannot open the source file: %s",
-			  cfg_origin(&s->cfg, "source", "path"), path, strerror(errno));
+			  cfg_origin(src->cfg, "source", "path"), path, strerror(errno));
 		return 1;
 	}
 	struct stat st;
 	if (fstat(f->fd, &st) != 0) {
 		log_error("%s: [source] path = %s: cannot stat the source file: %s",
-			  cfg_origin(&s->cfg, "source", "path"), path, strerror(errno));
+			  cfg_origin(src->cfg, "source", "path"), path, strerror(errno));
 		return 1;
 	}
 	if (!S_ISREG(st.st_mode))
-		return 0; /* a pipe: src_file_run reads past the watermark */
-	s->source_size = (uint64_t)st.st_size;
+		return 0; /* a pipe: the first read reads past the watermark */
+	f->size = (uint64_t)st.st_size;
 	f->seekable = 1;
 	/* stdin cannot be identified: nothing names what it was. */
 	f->identified = f->fd != STDIN_FILENO;
 	int rc = 0;
 	if (f->identified)
-		rc = check_identity(s, f, &st);
-	else if (s->source_size < s->resume_seq)
-		rc = refuse_shorter(s, s->source_size, s->resume_seq, 0);
+		rc = check_identity(src, f, &st);
+	else if (f->size < src->resume_seq)
+		rc = refuse_shorter(src, f->size, src->resume_seq, 0);
 	if (rc != 0)
 		return rc;
-	if (s->resume_seq && lseek(f->fd, (off_t)s->resume_seq, SEEK_SET) < 0) {
+	if (src->resume_seq && lseek(f->fd, (off_t)src->resume_seq, SEEK_SET) < 0) {
 		log_error("%s: cannot seek: %s", path, strerror(errno));
 		return 1;
 	}
-	f->read_pos = s->resume_seq;
 	return 0;
 }
 
-void src_file_close(struct sup *s)
+static int file_close(struct source *src)
 {
-	struct src_file *f = s->file;
+	struct src_file *f = src->priv;
 	if (!f)
-		return;
+		return 0;
 	if (f->fd > STDIN_FILENO)
 		close(f->fd);
 	free(f->buf);
 	free(f->long_line);
 	free(f);
-	s->file = NULL;
+	src->priv = NULL;
+	return 0;
 }
 
-int src_file_run(struct sup *s)
+static int file_pollfd(struct source *src, int *idle_ms)
 {
-	struct src_file *f = s->file;
-	if (!f->seekable && skip_input(s, f) != 0)
-		return -1;
-	f->read_pos = f->offset = s->source_pos = s->next_seq = s->resume_seq;
-	for (;;) {
-		if (sup_stop)
-			return 0;
-		if (!f->detached) {
-			if (fill(s, f) != 0) {
-				log_error("%s: read error: %s", s->cfg.source_path,
-					  strerror(errno));
-				return -1;
-			}
-			if (drain_lines(s, f) != 0 || sup_tick(s) != 0)
-				return sup_stop ? 0 : -1;
-			if (!f->eof)
-				continue;
-			if (!s->cfg.follow)
-				return 0;
-			f->eof = 0;
-		}
-		/* follow: look again in a moment, and first at the file. */
-		if (sup_idle(s, FOLLOW_IDLE_MS) != 0)
-			return sup_stop ? 0 : -1;
+	(void)src;
+	*idle_ms = FOLLOW_IDLE_MS; /* a file never polls readable at its end: look again */
+	return -1;
+}
+
+static enum src_result file_read(struct source *src, unsigned budget)
+{
+	struct src_file *f = src->priv;
+	unsigned handed = 0;
+	if (!f->started) {
+		if (!f->seekable && skip_input(src, f) != 0)
+			return SRC_ERROR;
+		f->started = 1;
+	}
+	if (f->idle) {
+		/* follow: back from a wait; first a look at the file. */
+		f->idle = 0;
 		if (f->identified)
-			watch_file(s, f);
+			watch_file(src, f);
+	}
+	if (f->detached) {
+		f->idle = 1;
+		return SRC_IDLE;
+	}
+	for (;;) {
+		int rc = drain_lines(src, f, budget, &handed);
+		if (rc == -EAGAIN)
+			return SRC_FULL;
+		if (rc != 0)
+			return SRC_ERROR;
+		if (handed >= budget)
+			return SRC_MORE;
+		if (f->eof) {
+			if (!src->cfg->follow)
+				return SRC_END;
+			f->eof = 0;
+			if (handed)
+				return SRC_MORE;
+			f->idle = 1;
+			return SRC_IDLE;
+		}
+		if (fill(src, f) != 0) {
+			log_error("%s: read error: %s", src->cfg->source_path, strerror(errno));
+			return SRC_ERROR;
+		}
 	}
 }
 
-int src_generate_run(struct sup *s)
+static void file_position(const struct source *src, struct src_pos *pos)
 {
-	struct gen_params p = {s->cfg.gen_events, s->cfg.gen_keys, s->cfg.gen_seed,
-			       s->cfg.gen_skew};
-	struct gen *g = gen_new(&p);
-	if (!g) {
-		log_error("cannot start the generator: %s", strerror(errno));
-		return -1;
-	}
-	s->source_size = p.events;
-	gen_seek(g, s->resume_seq);
-	char key[GEN_KEY_MAX], payload[GEN_PAYLOAD_MAX];
-	size_t key_len, payload_len;
-	uint64_t seq;
-	unsigned since_tick = 0;
-	int rc = 0;
-	while (!sup_stop && gen_next(g, key, &key_len, payload, &payload_len, &seq)) {
-		s->lines++;
-		if (sup_dispatch(s, seq, key, key_len, payload, payload_len, NULL, 0) != 0) {
-			rc = sup_stop ? 0 : -1;
-			break;
-		}
-		s->next_seq = seq + key_len + payload_len + 2; /* as in the TSV file */
-		if (++since_tick == TICK_EVERY) {
-			since_tick = 0;
-			s->source_pos = gen_produced(g);
-			if (sup_tick(s) != 0) {
-				rc = sup_stop ? 0 : -1;
-				break;
-			}
-		}
-	}
-	s->source_pos = gen_produced(g);
-	gen_free(g);
-	return rc;
+	const struct src_file *f = src->priv;
+	pos->next_seq = f->next_seq;
+	pos->read = f->offset;
+	pos->size = f->size;
 }
+
+const struct source_ops src_file_ops = {
+    .name = "file",
+    .open = file_open,
+    .pollfd = file_pollfd,
+    .read = file_read,
+    .position = file_position,
+    .close = file_close,
+};

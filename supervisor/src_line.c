@@ -1,0 +1,56 @@
+/* src_line.c - what the text sources share: a line, or a message in two
+ * parts, turned into an event or a dead letter (see source.h). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cfg.h"
+#include "event.h"
+#include "log.h"
+#include "source.h"
+
+int src_line(struct source *src, int partition, uint64_t seq, const char *line, size_t len,
+	     uint64_t total)
+{
+	struct event_line ev;
+	const char *reason =
+	    event_parse_line(line, len, src->cfg->delimiter, src->cfg->max_event_size, &ev);
+
+	if (reason && total > len) /* all that was kept: a CR at the cut is not the end */
+		return sup_dead_letter(src->sup, seq, reason, line, len, total);
+	if (reason)
+		return sup_dead_letter(src->sup, seq, reason, line, ev.len, ev.len);
+	return sup_dispatch(src->sup, partition, seq, line, ev.key_len, ev.payload, ev.payload_len,
+			    line, ev.len);
+}
+
+size_t src_line_limit(const struct source *src)
+{
+	return (size_t)src->cfg->max_event_size + 2;
+}
+
+int src_pair(struct source *src, struct src_joined *j, int partition, uint64_t seq, const char *key,
+	     size_t key_len, const char *val, size_t val_len)
+{
+	char delim = src->cfg->delimiter;
+	size_t want = key_len + 1 + val_len;
+	size_t len = want < src_line_limit(src) ? want : src_line_limit(src);
+	if (len > j->cap) {
+		char *p = realloc(j->buf, len);
+		if (!p) {
+			log_error("%s: out of memory for a message of %zu bytes", src->ops->name,
+				  want);
+			return -1;
+		}
+		j->buf = p;
+		j->cap = len;
+	}
+	size_t k = key_len < len ? key_len : len;
+	memcpy(j->buf, key, k);
+	if (k < len)
+		j->buf[k] = delim;
+	if (k + 1 < len)
+		memcpy(j->buf + k + 1, val, len - k - 1);
+	if (memchr(key, delim, key_len) || memchr(key, '\n', key_len))
+		return sup_dead_letter(src->sup, seq, "bad_key", j->buf, len, want);
+	return src_line(src, partition, seq, j->buf, len, want);
+}
