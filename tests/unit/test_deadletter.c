@@ -1,7 +1,9 @@
 /* test_deadletter.c - the dead-letter line format (common/deadletter.c):
  * the exact escaping of every kind of byte, that dl_parse/dl_decode undo it
  * byte for byte on random lines, that a cut line carries its mark and is
- * recognised as cut, and that text this module never writes is refused. */
+ * recognised as cut, and that text this module never writes is refused;
+ * and the writing: dl_open's file, dl_flush writing all or keeping what a
+ * failed write left. */
 /* cmocka.h needs these first, in this order */
 /* clang-format off */
 #include <stdarg.h>
@@ -12,9 +14,12 @@
 /* clang-format on */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "deadletter.h"
 
@@ -232,6 +237,148 @@ static void test_utf8_kept(void **state)
 	free(text);
 }
 
+/* ---- writing ---- */
+
+/* The whole file as a string (NUL-terminated; free it). */
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *text = calloc(1, 1 << 16);
+	size_t n;
+
+	assert_non_null(f);
+	assert_non_null(text);
+	n = fread(text, 1, (1 << 16) - 1, f);
+	text[n] = '\0';
+	fclose(f);
+	return text;
+}
+
+/* dl_open creates the file 0640 and appends to it: two descriptors (the
+ * supervisor's and a worker's) never overwrite each other's lines. */
+static void test_open_appends(void **state)
+{
+	char dir[] = "/tmp/test_deadletter.XXXXXX", path[64];
+	struct dl_buf a = {0}, b = {0};
+	struct stat st;
+	mode_t old = umask(022);
+	int fa, fb;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/dead.tsv", dir);
+	fa = dl_open(path);
+	fb = dl_open(path);
+	umask(old);
+	assert_true(fa >= 0 && fb >= 0);
+	assert_int_equal(fstat(fa, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0640);
+	assert_true(fcntl(fa, F_GETFL) & O_APPEND);
+	assert_true(fcntl(fa, F_GETFD) & FD_CLOEXEC);
+
+	assert_int_equal(dl_add(&a, 1, "r", "from a", 6), 0);
+	assert_int_equal(dl_add(&b, 2, "r", "from b", 6), 0);
+	assert_int_equal(dl_flush(&a, fa), 0);
+	assert_int_equal(dl_flush(&b, fb), 0);
+	assert_int_equal(dl_add(&a, 3, "r", "a again", 7), 0);
+	assert_int_equal(dl_flush(&a, fa), 0);
+	char *text = slurp(path);
+	assert_string_equal(text, "1\tr\tfrom a\n2\tr\tfrom b\n3\tr\ta again\n");
+	free(text);
+	close(fa);
+	close(fb);
+	dl_free(&a);
+	dl_free(&b);
+
+	/* a directory that is not there: the errno, negative */
+	snprintf(path, sizeof(path), "%s/no/dead.tsv", dir);
+	assert_int_equal(dl_open(path), -ENOENT);
+	snprintf(path, sizeof(path), "%s/dead.tsv", dir);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(rmdir(dir), 0);
+}
+
+/* A flush empties the buffer; the next line added starts a new first_seq.
+ * A write that fails keeps everything, and first_seq with it. */
+static void test_flush(void **state)
+{
+	struct dl_buf b = {0};
+	int p[2];
+	char got[256];
+
+	(void)state;
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(dl_add(&b, 10, "r", "x", 1), 0);
+	assert_int_equal(dl_add(&b, 11, "r", "y", 1), 0);
+	assert_int_equal(b.first_seq, 10);
+	assert_int_equal(b.lines, 2);
+	assert_int_equal(dl_flush(&b, p[1]), 0);
+	assert_int_equal(b.len, 0);
+	assert_int_equal(read(p[0], got, sizeof(got)), 14);
+	assert_memory_equal(got, "10\tr\tx\n11\tr\ty\n", 14);
+	assert_int_equal(dl_flush(&b, p[1]), 0); /* nothing to write */
+
+	assert_int_equal(dl_add(&b, 12, "r", "z", 1), 0);
+	assert_int_equal(b.first_seq, 12);
+	assert_int_equal(dl_flush(&b, p[0]), -EBADF); /* the read end */
+	assert_int_equal(b.len, 7);
+	assert_int_equal(b.first_seq, 12);
+	assert_memory_equal(b.data, "12\tr\tz\n", 7);
+	assert_int_equal(dl_flush(&b, p[1]), 0);
+	assert_int_equal(read(p[0], got, sizeof(got)), 7);
+	assert_memory_equal(got, "12\tr\tz\n", 7);
+	close(p[0]);
+	close(p[1]);
+
+	dl_free(&b);
+	assert_null(b.data);
+	assert_true(b.len == 0 && b.cap == 0 && b.lines == 0);
+}
+
+/* A write that stops part way (a full pipe, non-blocking): what was written
+ * is gone from the buffer, the rest is kept in order, and a later flush
+ * completes the text byte for byte. */
+static void test_flush_partial(void **state)
+{
+	struct dl_buf b = {0};
+	char *want, *got, line[1000];
+	size_t want_len = 0, got_len = 0;
+	ssize_t n;
+	int p[2], rc;
+
+	(void)state;
+	memset(line, 'l', sizeof(line));
+	for (unsigned i = 0; i < 300; i++) /* 300 KB: more than a pipe holds */
+		assert_int_equal(dl_add(&b, i, "big", line, sizeof(line)), 0);
+	want = malloc(b.len);
+	got = malloc(b.len);
+	assert_true(want && got);
+	memcpy(want, b.data, b.len);
+	want_len = b.len;
+
+	assert_int_equal(pipe2(p, O_NONBLOCK), 0);
+	rc = dl_flush(&b, p[1]);
+	assert_int_equal(rc, -EAGAIN);
+	assert_true(b.len > 0 && b.len < want_len);
+	while (b.len > 0) {
+		while ((n = read(p[0], got + got_len, want_len - got_len)) > 0)
+			got_len += (size_t)n;
+		rc = dl_flush(&b, p[1]);
+		assert_true(rc == 0 || rc == -EAGAIN);
+		/* what is left is always the end of the text */
+		assert_memory_equal(b.data, want + want_len - b.len, b.len);
+	}
+	while ((n = read(p[0], got + got_len, want_len - got_len)) > 0)
+		got_len += (size_t)n;
+	assert_int_equal(got_len, want_len);
+	assert_memory_equal(got, want, want_len);
+	close(p[0]);
+	close(p[1]);
+	free(want);
+	free(got);
+	dl_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -240,6 +387,9 @@ int main(void)
 	    cmocka_unit_test(test_refuses_what_it_never_writes),
 	    cmocka_unit_test(test_round_trip),
 	    cmocka_unit_test(test_utf8_kept),
+	    cmocka_unit_test(test_open_appends),
+	    cmocka_unit_test(test_flush),
+	    cmocka_unit_test(test_flush_partial),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
