@@ -53,8 +53,8 @@ LIBS      = $(PC_LIBS) -ldl -lm -lpthread
 
 COMMON_SRC := $(wildcard common/*.c)
 WORKER_SRC := $(wildcard worker/*.c worker/handlers/ledger*.c)
-CTL_SRC    := supervisor/ringctl.c $(wildcard supervisor/ctl_*.c)
-SUP_SRC    := $(filter-out $(CTL_SRC),$(wildcard supervisor/*.c))
+CTL_SRC    := $(wildcard supervisor/ctl/*.c)
+SUP_SRC    := $(wildcard supervisor/*.c)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 BENCH_SRC  := $(wildcard tests/bench/*.c)
 PLUGIN_SRC := $(filter-out worker/handlers/ledger%,$(wildcard worker/handlers/*.c))
@@ -124,11 +124,12 @@ $(LIBWORKER): $(call obj,$(WORKER_SRC))
 	$(AR) rcs $@ $^
 
 # The daemon exports its symbols so that dlopen()ed handlers resolve rm_*.
+# ringctl is a client: common/ only, never the worker library.
 $(RINGMASTER): $(call obj,$(SUP_SRC)) $(LIBWORKER) $(LIBCOMMON)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -rdynamic $^ $(LIBS) -o $@
 
-$(RINGCTL): $(call obj,$(CTL_SRC)) $(LIBWORKER) $(LIBCOMMON)
+$(RINGCTL): $(call obj,$(CTL_SRC)) $(LIBCOMMON)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) $^ $(LIBS) -o $@
 
@@ -207,8 +208,8 @@ uninstall:
 	-rmdir $(DESTDIR)$(SYSCONFDIR) 2>/dev/null
 
 format:
-	clang-format -i $(COMMON_SRC) $(WORKER_SRC) $(wildcard supervisor/*.c) \
-	  $(wildcard common/*.h worker/*.h supervisor/*.h) $(UNIT_SRC) $(BENCH_SRC) \
+	clang-format -i $(COMMON_SRC) $(WORKER_SRC) $(SUP_SRC) $(CTL_SRC) \
+	  $(wildcard common/*.h worker/*.h supervisor/*.h supervisor/ctl/*.h) $(UNIT_SRC) $(BENCH_SRC) \
 	  $(wildcard tests/powercut/*.[ch])
 
 clean:

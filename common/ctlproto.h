@@ -1,7 +1,7 @@
 /* ctlproto.h - the control socket's wire format, shared by the supervisor
- * (supervisor/control.c), ringctl (supervisor/ctl_remote.c) and the tests'
- * raw client (tests/integration/control_client.c). What a request and a
- * reply say is proto.h's business; this is how they travel.
+ * (supervisor/control.c), ringctl (supervisor/ctl/ctl_remote.c) and the
+ * tests' raw client (tests/integration/control_client.c). What a request
+ * and a reply say is proto.h's business; this is how they travel.
  *
  * The control socket is a plain AF_UNIX SOCK_STREAM socket,
  * run_dir/control.sock (mode 0600 in a 0700 run_dir). On it, everything is

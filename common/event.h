@@ -11,7 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Longest key (DESIGN.md, "Event"; the ring takes RING_KEY_MAX, the same). */
+/* Longest key (README.md: a longer one makes the line not an event; the
+ * ring takes RING_KEY_MAX, the same). */
 #define EVENT_KEY_MAX 255u
 
 /* One line, split. key is line[0..key_len), the delimiter is at line[key_len]

@@ -5,7 +5,7 @@
  *
  * Every librdkafka handle belongs to the process that created it: the
  * supervisor's consumer is never used by a worker, and each worker creates
- * its own producer after fork (DESIGN.md, Processes).
+ * its own producer after fork (ringmaster(8), KAFKA).
  */
 #ifndef RM_KAFKA_H
 #define RM_KAFKA_H

@@ -32,11 +32,6 @@ void log_set_level(int level)
 		logger.level = level;
 }
 
-int log_get_level(void)
-{
-	return logger.level;
-}
-
 int log_level_parse(const char *s)
 {
 	for (int i = 0; i <= LOG_LEVEL_DEBUG; i++)
@@ -47,7 +42,7 @@ int log_level_parse(const char *s)
 	return -1;
 }
 
-const char *log_level_name(int level)
+static const char *log_level_name(int level)
 {
 	if (level < LOG_LEVEL_ERROR || level > LOG_LEVEL_DEBUG)
 		return "?";

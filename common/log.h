@@ -17,11 +17,9 @@ enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBU
 /* Set the role shown on each line and the threshold. Call again after fork. */
 void log_init(const char *role, int level);
 void log_set_level(int level);
-int log_get_level(void);
 
 /* Parse "error|warn|info|debug" into a level; -1 if none matches. */
 int log_level_parse(const char *s);
-const char *log_level_name(int level);
 
 /* Send records to `path` (appending) instead of stderr; NULL returns to
  * stderr. Calling it again with the same path reopens the file (for log

@@ -8,6 +8,7 @@
 #include "proto.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -259,7 +260,7 @@ void proto_buf_add(struct proto_buf *b, const char *s, size_t len)
 	b->data[b->len] = '\0';
 }
 
-void proto_buf_vprintf(struct proto_buf *b, const char *fmt, va_list ap)
+static void buf_vprintf(struct proto_buf *b, const char *fmt, va_list ap)
 {
 	va_list again;
 	va_copy(again, ap);
@@ -275,7 +276,7 @@ void proto_buf_printf(struct proto_buf *b, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	proto_buf_vprintf(b, fmt, ap);
+	buf_vprintf(b, fmt, ap);
 	va_end(ap);
 }
 

@@ -28,7 +28,6 @@
 #ifndef RM_PROTO_H
 #define RM_PROTO_H
 
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -111,7 +110,6 @@ void proto_buf_free(struct proto_buf *b);
 void proto_buf_add(struct proto_buf *b, const char *s, size_t len);
 void proto_buf_printf(struct proto_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-void proto_buf_vprintf(struct proto_buf *b, const char *fmt, va_list ap);
 
 /* `s` as a JSON string, quotes included. Control characters are escaped;
  * bytes that are not valid UTF-8 become U+FFFD, so the output is always

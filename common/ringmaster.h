@@ -121,8 +121,9 @@ int rm_emit(rm_ctx *ctx, const char *line, size_t len);
 void rm_reject(rm_ctx *ctx, const char *reason);
 
 /* Count a business outcome ("accepted", "insufficient_funds", ...) for the
- * run summary and the metrics. At most 32 distinct names per worker; further
- * names are counted as "other". The count is committed with the batch. */
+ * end-of-run summary (stderr and ringmaster --summary). At most 32 distinct
+ * names per worker; further names are counted as "other". The count is
+ * committed with the batch. */
 void rm_count(rm_ctx *ctx, const char *outcome);
 
 /* A [handler] setting of the config, or NULL. Valid until the next reload. */

@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 
 #define SHM_ALIGN 4096u
 
@@ -84,13 +83,6 @@ void shm_count_outcome(struct shm_worker *w, const char *name, uint64_t n)
 	else if (!o)
 		o = &w->outcomes[SHM_OUTCOMES - 1];
 	atomic_fetch_add_explicit(&o->count, n, memory_order_relaxed);
-}
-
-uint64_t shm_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 void shm_hist_add(_Atomic uint64_t *hist, uint64_t value)

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "clock.h" /* shm_now_ns, for the heartbeats */
 #include "ring.h"
 
 #define SHM_OUTCOMES 32
@@ -94,8 +95,6 @@ void shm_destroy(struct shm *s);
 /* Add `n` to the count of outcome `name` (the worker side). Names beyond
  * SHM_OUTCOMES are counted as "other". */
 void shm_count_outcome(struct shm_worker *w, const char *name, uint64_t n);
-
-uint64_t shm_now_ns(void);
 
 /* Count `value` into a log2 histogram (the worker side). */
 void shm_hist_add(_Atomic uint64_t *hist, uint64_t value);

@@ -34,10 +34,21 @@ static void usage(FILE *f)
 		   "  -V, --version         print the version and exit\n"
 		   "  -h, --help            print this help and exit\n"
 		   "\n"
-		   "Exit status: 0 ok, 64 usage, 65 data_dir unsafe to resume, 71 out of\n"
-		   "memory or address space (ulimit -v), 73 data_dir, run_dir or an output\n"
-		   "file owned by another, 75 stopped while waiting for a previous instance,\n"
-		   "78 configuration error, 1 other failure.\n");
+		   "Exit status (see ringmaster(8)):\n"
+		   "   0  ok, also after a graceful stop\n"
+		   "   1  a worker or a partition failed, events were held back, the source\n"
+		   "      could not be read, or a second stop request killed the workers\n"
+		   "  64  usage error\n"
+		   "  65  a data_dir that sync = none left across a reboot (--force-recover)\n"
+		   "  71  a system resource failed: memory, fork, address space (ulimit -v:\n"
+		   "      lower [store] map_size), file descriptors, or the fork server died\n"
+		   "  73  the run_dir, the data_dir or an output file cannot be set up or is\n"
+		   "      another's (another instance, another data_dir, another user)\n"
+		   "  75  stopped while waiting for a previous instance's workers, or Kafka\n"
+		   "      offsets that could not be committed\n"
+		   "  78  configuration error: the INI file, a table or the handler is wrong\n"
+		   "      or unsafe (strict_modes), or the data_dir was made for another\n"
+		   "      partition count or source\n");
 }
 
 struct options {

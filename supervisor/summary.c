@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "proto.h"
 #include "supervisor.h"
 
 struct outcome_total {
@@ -38,60 +39,52 @@ static size_t sum_outcomes(const struct sup *s, struct outcome_total *t, size_t 
 	return n;
 }
 
-static void json_string(FILE *f, const char *s)
+static void json_name(struct proto_buf *b, const char *s)
 {
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c < 0x20)
-			fprintf(f, "\\u%04x", c);
-		else
-			fputc(c, f);
-	}
-	fputc('"', f);
+	proto_json_string(b, s, strlen(s));
 }
 
-static void write_json(const struct sup *s, FILE *f, double secs, uint64_t processed,
+/* The summary as one JSON object and a newline, in b. */
+static void write_json(const struct sup *s, struct proto_buf *b, double secs, uint64_t processed,
 		       uint64_t rejected, const struct outcome_total *t, size_t n)
 {
-	fprintf(f, "{\"name\":");
-	json_string(f, s->cfg.name);
-	fprintf(f,
-		",\"partitions\":%u,\"events_read\":%llu,\"dispatched\":%llu,"
-		"\"processed\":%llu,\"dead_lettered\":%llu,\"source_dead_lettered\":%llu,"
-		"\"handler_rejected\":%llu,\"wall_seconds\":%.3f,\"events_per_second\":%.0f,"
-		"\"held\":%llu,\"ok\":%s,\"failed_partitions\":[",
-		s->cfg.partitions, (unsigned long long)s->lines, (unsigned long long)s->dispatched,
-		(unsigned long long)processed, (unsigned long long)(s->dead_lettered + rejected),
-		(unsigned long long)s->dead_lettered, (unsigned long long)rejected, secs,
-		secs > 0 ? (double)s->lines / secs : 0.0, (unsigned long long)s->held,
-		s->failed || s->failed_partitions ? "false" : "true");
+	proto_buf_printf(b, "{\"name\":");
+	json_name(b, s->cfg.name);
+	proto_buf_printf(
+	    b,
+	    ",\"partitions\":%u,\"events_read\":%llu,\"dispatched\":%llu,"
+	    "\"processed\":%llu,\"dead_lettered\":%llu,\"source_dead_lettered\":%llu,"
+	    "\"handler_rejected\":%llu,\"wall_seconds\":%.3f,\"events_per_second\":%.0f,"
+	    "\"held\":%llu,\"ok\":%s,\"failed_partitions\":[",
+	    s->cfg.partitions, (unsigned long long)s->lines, (unsigned long long)s->dispatched,
+	    (unsigned long long)processed, (unsigned long long)(s->dead_lettered + rejected),
+	    (unsigned long long)s->dead_lettered, (unsigned long long)rejected, secs,
+	    secs > 0 ? (double)s->lines / secs : 0.0, (unsigned long long)s->held,
+	    s->failed || s->failed_partitions ? "false" : "true");
 	for (unsigned p = 0, n_failed = 0; p < s->cfg.partitions; p++)
 		if (s->workers[p].state == WK_FAILED)
-			fprintf(f, "%s%u", n_failed++ ? "," : "", p);
-	fprintf(f, "],\"per_partition\":[");
+			proto_buf_printf(b, "%s%u", n_failed++ ? "," : "", p);
+	proto_buf_printf(b, "],\"per_partition\":[");
 	for (unsigned p = 0; p < s->cfg.partitions; p++) {
 		struct shm_worker *w = &s->shm.workers[p];
 		uint64_t busy = atomic_load(&w->busy_ns), wait = atomic_load(&w->wait_ns);
-		fprintf(f,
-			"%s{\"partition\":%u,\"processed\":%llu,\"skipped\":%llu,"
-			"\"rejected\":%llu,\"batches\":%llu,\"busy_seconds\":%.3f,"
-			"\"wait_seconds\":%.3f}",
-			p ? "," : "", p, (unsigned long long)atomic_load(&w->processed),
-			(unsigned long long)atomic_load(&w->skipped),
-			(unsigned long long)atomic_load(&w->rejected),
-			(unsigned long long)atomic_load(&w->batches), (double)busy / 1e9,
-			(double)wait / 1e9);
+		proto_buf_printf(b,
+				 "%s{\"partition\":%u,\"processed\":%llu,\"skipped\":%llu,"
+				 "\"rejected\":%llu,\"batches\":%llu,\"busy_seconds\":%.3f,"
+				 "\"wait_seconds\":%.3f}",
+				 p ? "," : "", p, (unsigned long long)atomic_load(&w->processed),
+				 (unsigned long long)atomic_load(&w->skipped),
+				 (unsigned long long)atomic_load(&w->rejected),
+				 (unsigned long long)atomic_load(&w->batches), (double)busy / 1e9,
+				 (double)wait / 1e9);
 	}
-	fprintf(f, "],\"outcomes\":{");
+	proto_buf_printf(b, "],\"outcomes\":{");
 	for (size_t i = 0; i < n; i++) {
-		fprintf(f, "%s", i ? "," : "");
-		json_string(f, t[i].name);
-		fprintf(f, ":%llu", (unsigned long long)t[i].count);
+		proto_buf_printf(b, "%s", i ? "," : "");
+		json_name(b, t[i].name);
+		proto_buf_printf(b, ":%llu", (unsigned long long)t[i].count);
 	}
-	fprintf(f, "}}\n");
+	proto_buf_printf(b, "}}\n");
 }
 
 void summary_report(const struct sup *s, uint64_t now_ns)
@@ -139,12 +132,21 @@ void summary_report(const struct sup *s, uint64_t now_ns)
 
 	if (!s->summary_path)
 		return;
+	struct proto_buf b;
+	proto_buf_init(&b);
+	write_json(s, &b, secs, processed, rejected, t, n);
+	if (b.failed) {
+		log_error("%s: cannot write the summary: out of memory", s->summary_path);
+		goto out;
+	}
 	FILE *f = fopen(s->summary_path, "w");
 	if (!f) {
 		log_error("%s: cannot write the summary: %s", s->summary_path, strerror(errno));
-		return;
+		goto out;
 	}
-	write_json(s, f, secs, processed, rejected, t, n);
-	if (fclose(f) != 0)
+	size_t put = fwrite(b.data, 1, b.len, f);
+	if (fclose(f) != 0 || put != b.len)
 		log_error("%s: cannot write the summary: %s", s->summary_path, strerror(errno));
+out:
+	proto_buf_free(&b);
 }

@@ -33,15 +33,6 @@ struct sink {
 	uint64_t stop_by; /* asked to stop: give a blocked send up then */
 };
 
-size_t sink_chunk_len(const char *lines, size_t len, size_t max)
-{
-	size_t window = len < max ? len : max;
-	const char *nl = window ? memrchr(lines, '\n', window) : NULL;
-	if (!nl && len > window)
-		nl = memchr(lines + window, '\n', len - window);
-	return nl ? (size_t)(nl - lines) + 1 : 0;
-}
-
 static int set_int(void *sock, int opt, int v)
 {
 	return zmq_setsockopt(sock, opt, &v, sizeof(v));

@@ -6,7 +6,8 @@
  * exactly the bytes the file output would append to pN.tsv; at most
  * SINK_MSG_MAX bytes unless one line alone is longer (then it travels
  * alone). It is the format the zmq source and `ringctl send` use, so a
- * consumer splits on '\n', and one ringmaster can feed another.
+ * consumer splits on '\n', and one ringmaster can feed another; the
+ * framing itself is common/lines.c, which `ringctl send` shares.
  *
  * Lines are sent as the handler emitted them. The ledger's first column is
  * the event's seq; a handler whose zmq consumer must drop duplicates should
@@ -23,10 +24,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lines.h" /* the framing: SINK_MSG_MAX, sink_chunk_len */
+
 struct cfg;
 struct sink;
 
-#define SINK_MSG_MAX (64 * 1024)
 #define SINK_SNDHWM 64 /* messages libzmq may queue per worker */
 
 /* Connect to cfg->output_connect (libzmq connects in the background and
@@ -54,11 +56,5 @@ int sink_send(struct sink *s, const char *lines, size_t len);
 /* Let libzmq deliver what it holds for up to [ringmaster] stop_timeout,
  * then close. NULL is allowed. */
 void sink_close(struct sink *s);
-
-/* The framing both producers (the sink, `ringctl send`) use: the length of
- * the longest prefix of lines[0..len) that ends with '\n' and fits in max
- * bytes; if the first line alone is longer than max, the length of that
- * line with its '\n'; 0 if lines[0..len) holds no '\n'. */
-size_t sink_chunk_len(const char *lines, size_t len, size_t max);
 
 #endif

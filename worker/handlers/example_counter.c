@@ -158,7 +158,8 @@ static int counter_process(rm_ctx *ctx, void *state, const struct rm_event *ev)
 	if (rm_emit(ctx, line, (size_t)(p - line)) < 0)
 		return RM_ERROR;
 
-	/* 4. Count the outcome: shows up in `ringctl stats` and the metrics. */
+	/* 4. Count the outcome: it shows in the end-of-run summary (stderr and
+	 * ringmaster --summary). */
 	rm_count(ctx, "counted");
 	return RM_OK;
 }

@@ -25,8 +25,11 @@ int ctl_is_remote(const char *name)
 	return strcmp(name, "top") == 0 || proto_find(name, strlen(name)) != NULL;
 }
 
-int ctl_client_init(struct ctl_client *c, const char *socket, const char *run_dir, int timeout_ms,
-		    int json)
+/* Aim at `socket` (a path; "ipc://PATH", as earlier versions took, is the
+ * same) if given, else at run_dir/control.sock. Returns 0, or 2 (usage)
+ * with a message on stderr. Nothing is kept open between calls. */
+static int ctl_client_init(struct ctl_client *c, const char *socket, const char *run_dir,
+			   int timeout_ms, int json)
 {
 	memset(c, 0, sizeof(*c));
 	c->timeout_ms = timeout_ms;
@@ -49,11 +52,6 @@ int ctl_client_init(struct ctl_client *c, const char *socket, const char *run_di
 		return 2;
 	}
 	return 0;
-}
-
-void ctl_client_close(struct ctl_client *c)
-{
-	(void)c; /* nothing is kept between calls */
 }
 
 /* Why connect() failed, for people. */
@@ -158,7 +156,9 @@ static void print_body(FILE *f, const char *prefix, const struct proto_buf *b)
 		fputc('\n', f);
 }
 
-int ctl_remote(struct ctl_client *c, int argc, char **argv)
+/* ringctl COMMAND [ARGS]: send it, print the body (stdout when ok, stderr
+ * when not). Exit 0 ok, 1 error reply, 2 usage, 3 cannot connect. */
+static int ctl_remote(struct ctl_client *c, int argc, char **argv)
 {
 	struct proto_buf req;
 	struct proto_request parsed;
@@ -201,11 +201,8 @@ int ctl_remote_main(const char *socket, const char *run_dir, int timeout_ms, int
 	if (rc != 0)
 		return rc;
 	if (strcmp(argv[0], "top") == 0)
-		rc = ctl_top(&c, argc, argv);
-	else
-		rc = ctl_remote(&c, argc, argv);
-	ctl_client_close(&c);
-	return rc;
+		return ctl_top(&c, argc, argv);
+	return ctl_remote(&c, argc, argv);
 }
 
 int ctl_parse_timeout(const char *s, int *ms)

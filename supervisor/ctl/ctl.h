@@ -44,13 +44,6 @@ struct ctl_reply {
 	struct proto_buf body;
 };
 
-/* Aim at `socket` (a path; "ipc://PATH", as earlier versions took, is the
- * same) if given, else at run_dir/control.sock. Returns 0, or 2 (usage)
- * with a message on stderr. */
-int ctl_client_init(struct ctl_client *c, const char *socket, const char *run_dir, int timeout_ms,
-		    int json);
-void ctl_client_close(struct ctl_client *c);
-
 /* Connect, send one request and wait (up to timeout_ms in all) for its
  * reply. Returns 0 with *r filled (free r->body with proto_buf_free), or
  * CTL_EXIT_CONNECT when the socket is missing, refuses, closes the
@@ -62,10 +55,6 @@ int ctl_call(struct ctl_client *c, const char *request, struct ctl_reply *r, cha
 /* True for the commands ringctl sends to the control socket (the protocol's
  * command table) and for top. */
 int ctl_is_remote(const char *name);
-
-/* ringctl COMMAND [ARGS]: send it, print the body (stdout when ok, stderr
- * when not). Exit 0 ok, 1 error reply, 2 usage, 3 cannot connect. */
-int ctl_remote(struct ctl_client *c, int argc, char **argv);
 
 /* ringctl top [-n COUNT] [-d DELAY]: the live view of workers. */
 int ctl_top(struct ctl_client *c, int argc, char **argv);

@@ -1,8 +1,8 @@
 /* ctl_send.c - `ringctl send`: a producer for the zmq source. It reads TSV
  * lines from a file or stdin and PUSHes them to the source's endpoint,
  * whole lines batched into messages of up to SINK_MSG_MAX bytes (the same
- * framing the workers' zmq output uses), or with --frames one two-frame
- * message [key, payload] per line.
+ * framing the workers' zmq output uses, lines.h), or with --frames one
+ * two-frame message [key, payload] per line.
  *
  * It sends as fast as the receiver takes (a blocking send against libzmq's
  * high-water mark), and before exiting waits until libzmq has handed every
@@ -26,8 +26,8 @@
 #include <zmq.h>
 
 #include "cfg.h"
-#include "shm.h"
-#include "sink.h"
+#include "clock.h"
+#include "lines.h"
 
 /* A line longer than the largest max_event_size (16M) plus a CR can only
  * be dead-lettered: send this much of it (the receiver says too_long and
