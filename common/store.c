@@ -46,6 +46,9 @@
 /* Doubling stops here; past it a full map is reported, not grown. */
 #define STORE_MAP_MAX (1ull << 40)
 #define TABLE_PREFIX "t."
+#define LIVE_SETTINGS "live.settings"
+#define LIVE_PARAMS "live.params"
+#define LIVE_KAFKA "live.kafka"
 
 enum env_kind { ENV_CONFIG, ENV_SHARD };
 
@@ -1053,45 +1056,46 @@ static int get_pairs(MDB_txn *txn, MDB_dbi meta, const char *name, const char **
 	return 0;
 }
 
-/* The settings a reload changes for running workers, and those a worker
- * takes at its start (it is forked from a copy of the configuration as it
- * was at start: forksrv.h), serialised in the same transaction as the
- * tables. */
+/* The live settings (cfg.c's table says which), the [handler] params and the
+ * [kafka] properties, for the workers: a worker is forked from a copy of the
+ * configuration made at start (forksrv.h), so it takes what a reload
+ * changed from here, with the generation they belong to. */
 static int put_live(MDB_txn *txn, MDB_dbi meta, const struct cfg *cfg)
 {
-	int rc = put_pairs(txn, meta, "live.params", cfg->params, cfg->n_params);
+	char *settings;
+	size_t len;
+	int rc;
+
+	if (cfg_live_pack(cfg, &settings, &len) != 0)
+		return ENOMEM;
+	MDB_val k = {strlen(LIVE_SETTINGS), (void *)LIVE_SETTINGS}, d = {len, settings};
+	rc = mdb_put(txn, meta, &k, &d, 0);
+	free(settings);
 	if (!rc)
-		rc = put_pairs(txn, meta, "live.kafka", cfg->kafka, cfg->n_kafka);
+		rc = put_pairs(txn, meta, LIVE_PARAMS, cfg->params, cfg->n_params);
 	if (!rc)
-		rc = put_u64(txn, meta, "live.batch_max", cfg->batch_max);
-	if (!rc)
-		rc = put_u64(txn, meta, "live.log_level", (uint64_t)cfg->log_level);
-	if (!rc)
-		rc = put_u64(txn, meta, "live.stop_timeout_ms", cfg->stop_timeout_ms);
-	if (!rc)
-		rc = put_u64(txn, meta, "live.watchdog_ms", cfg->watchdog_ms);
+		rc = put_pairs(txn, meta, LIVE_KAFKA, cfg->kafka, cfg->n_kafka);
 	return rc;
 }
 
 int store_config_live(struct store_txn *t, struct store_live *out)
 {
 	struct store_env *e = t->env;
-	uint64_t batch_max, level;
-	int rc = get_u64(t->txn, e->meta, "live.batch_max", &batch_max);
+	struct cfg some = {0};
+	int rc = get_pairs(t->txn, e->meta, LIVE_SETTINGS, &out->settings, &out->settings_len);
+
 	if (!rc)
-		rc = get_u64(t->txn, e->meta, "live.log_level", &level);
+		rc = get_pairs(t->txn, e->meta, LIVE_PARAMS, &out->params, &out->params_len);
 	if (!rc)
-		rc = get_u64(t->txn, e->meta, "live.stop_timeout_ms", &out->stop_timeout_ms);
-	if (!rc)
-		rc = get_u64(t->txn, e->meta, "live.watchdog_ms", &out->watchdog_ms);
-	if (!rc)
-		rc = get_pairs(t->txn, e->meta, "live.params", &out->params, &out->params_len);
-	if (!rc)
-		rc = get_pairs(t->txn, e->meta, "live.kafka", &out->kafka, &out->kafka_len);
+		rc = get_pairs(t->txn, e->meta, LIVE_KAFKA, &out->kafka, &out->kafka_len);
 	if (rc)
 		return map_err(rc);
-	out->batch_max = (uint32_t)batch_max;
-	out->log_level = (int)level;
+	if (cfg_live_unpack(&some, out->settings, out->settings_len) != 0)
+		return -EIO; /* not what put_live wrote */
+	out->batch_max = some.batch_max;
+	out->log_level = some.log_level;
+	out->stop_timeout_ms = some.stop_timeout_ms;
+	out->watchdog_ms = some.watchdog_ms;
 	return 0;
 }
 
