@@ -1,5 +1,6 @@
 /* store.h - ringmaster's LMDB storage: the config environment and the state
- * shards.
+ * shards (store.c: environments and transactions; store_config.c: the
+ * config environment; store_shard.c: the shards).
  *
  *   data_dir/config     one environment; the supervisor is its only writer.
  *                       A database per reference table ("t.NAME") plus "meta"
