@@ -1,19 +1,21 @@
 /* cfg.c - loads ringmaster's INI file (and -o overrides) into a struct cfg.
  *
  * One table row per setting (section, key, parser, offset into struct cfg,
- * range, default) drives the defaults, the parsing and the error messages,
- * so a new setting is one line here. inih does the tokenising; we hand it
- * lines through our own reader because inih's handler is not told the line
- * number, because inih holds at most 198 characters of a line (Debian's
- * build has a fixed 200-byte buffer) and would parse the rest of a longer
- * one as lines of their own, because inih would stop at a NUL byte without
- * a word, and because inih truncates section names to 49 bytes
- * ([table.NAME] allows 63-byte names). The reader therefore follows inih's
- * rules for comments, section headers, continuation lines and key = value
- * lines itself: a line too long for inih is split here the way inih would
- * split it, its key and value are kept aside, and inih is handed a short
- * line of the same kind, so lines of any length work and the line numbers
- * stay right. A NUL byte is an error.
+ * range, default, live or not) drives the defaults, the parsing, the error
+ * messages and what a reload does with it (cfg_take_live, cfg_restart_notes,
+ * cfg_live_pack), so a new setting is one line here.
+ *
+ * inih does the tokenising; we hand it lines through our own reader because
+ * inih's handler is not told the line number, because inih holds at most 198
+ * characters of a line (Debian's build has a fixed 200-byte buffer) and
+ * would parse the rest of a longer one as lines of their own, because inih
+ * would stop at a NUL byte without a word, and because inih truncates
+ * section names to 49 bytes ([table.NAME] allows 63-byte names). The reader
+ * therefore follows inih's rules for comments, section headers, continuation
+ * lines and key = value lines itself: a line too long for inih is split here
+ * the way inih would split it, its key and value are kept aside, and inih is
+ * handed a short line of the same kind, so lines of any length work and the
+ * line numbers stay right. A NUL byte is an error.
  *
  * Everything is built in a private struct load and copied to the caller's
  * struct cfg only when the whole load succeeded, so a bad reload changes
@@ -87,6 +89,9 @@ typedef int setter(struct load *st, const struct setting *s, const char *v, cons
 #define F_STDIN 0x08	/* "-" is kept as is: standard input */
 #define F_NAME 0x10	/* 1..63 of A-Z a-z 0-9 . _ - */
 #define F_ENDPOINT 0x20 /* a ZeroMQ endpoint: transport://address */
+/* What a reload does with it (cfg_take_live, cfg_restart_notes): */
+#define F_LIVE 0x40	  /* applied to the running instance and its workers */
+#define F_BY_SECTION 0x80 /* else needs a restart, reported as "[section]" */
 
 struct setting {
 	const char *section, *key;
@@ -116,46 +121,49 @@ static const char *const data_loss_modes[] = {"stop", "continue", NULL};
 
 /* clang-format off */
 static const struct setting settings[] = {
-	/* section, key, parser, field, flags, min, max, default, names */
-	{ "ringmaster", "name", set_str, OFF(name), F_NAME, 0, 0, "ringmaster", NULL },
+	/* section, key, parser, field, flags, min, max, default, names. A setting
+	 * without F_LIVE needs a restart, and is reported by name in table order:
+	 * "[ringmaster] partitions: needs restart, not applied". */
 	{ "ringmaster", "partitions", set_num, OFF(partitions), F_U32, 1, CFG_PARTITIONS_MAX, "4", NULL },
 	{ "ringmaster", "data_dir", set_path, OFF(data_dir), 0, 0, 0, "var/data", NULL },
 	{ "ringmaster", "run_dir", set_path, OFF(run_dir), 0, 0, 0, "var/run", NULL },
-	{ "ringmaster", "log_level", set_level, OFF(log_level), 0, 0, 0, "info", NULL },
-	{ "ringmaster", "log_file", set_path, OFF(log_file), F_OPTIONAL, 0, 0, NULL, NULL },
-	{ "ringmaster", "stop_timeout", set_dur, OFF(stop_timeout_ms), 0, 100, HOUR, "10s", NULL },
-	{ "ringmaster", "strict_modes", set_bool, OFF(strict_modes), 0, 0, 0, "yes", NULL },
-	{ "worker", "batch_max", set_num, OFF(batch_max), F_U32, 1, CFG_BATCH_MAX_MAX, "4096", NULL },
+	{ "ringmaster", "name", set_str, OFF(name), F_NAME, 0, 0, "ringmaster", NULL },
+	{ "ringmaster", "log_level", set_level, OFF(log_level), F_LIVE, 0, 0, "info", NULL },
+	{ "ringmaster", "log_file", set_path, OFF(log_file), F_OPTIONAL | F_LIVE, 0, 0, NULL, NULL },
+	{ "ringmaster", "stop_timeout", set_dur, OFF(stop_timeout_ms), F_LIVE, 100, HOUR, "10s", NULL },
+	/* live: a reload checks the files it reads with the new value */
+	{ "ringmaster", "strict_modes", set_bool, OFF(strict_modes), F_LIVE, 0, 0, "yes", NULL },
+	{ "worker", "batch_max", set_num, OFF(batch_max), F_U32 | F_LIVE, 1, CFG_BATCH_MAX_MAX, "4096", NULL },
 	{ "worker", "ring_size", set_size, OFF(ring_size), F_POW2, 64 * KB, GB, "8M", NULL },
 	{ "worker", "handler", set_handler, OFF(handler), 0, 0, 0, "ledger", NULL },
-	{ "worker", "watchdog", set_dur, OFF(watchdog_ms), 0, 0, HOUR, "30s", NULL },
-	{ "source", "type", set_enum, OFF(source_type), 0, 0, 0, "file", source_types },
-	{ "source", "path", set_path, OFF(source_path), F_OPTIONAL | F_STDIN, 0, 0, NULL, NULL },
-	{ "source", "delimiter", set_delim, OFF(delimiter), 0, 0, 0, "tab", NULL },
-	{ "source", "follow", set_bool, OFF(follow), 0, 0, 0, "no", NULL },
-	{ "source", "max_event_size", set_size, OFF(max_event_size), 0, 16, 16 * MB, "64K", NULL },
-	{ "source", "events", set_num, OFF(gen_events), 0, 1, 1000000000000ULL, "1000000", NULL },
-	{ "source", "keys", set_num, OFF(gen_keys), 0, 1, 1000000000ULL, "10000", NULL },
-	{ "source", "seed", set_num, OFF(gen_seed), 0, 0, UINT64_MAX, "42", NULL },
-	{ "source", "skew", set_double, OFF(gen_skew), 0, 0, 10, "0", NULL },
-	{ "source", "bind", set_str, OFF(zmq_bind), F_OPTIONAL | F_ENDPOINT, 0, 0, NULL, NULL },
-	{ "source", "brokers", set_str, OFF(kafka_brokers), F_OPTIONAL, 0, 0, NULL, NULL },
-	{ "source", "topic", set_str, OFF(kafka_topic), F_OPTIONAL, 0, 0, NULL, NULL },
-	{ "source", "group", set_str, OFF(kafka_group), F_OPTIONAL, 0, 0, NULL, NULL },
-	{ "source", "on_data_loss", set_enum, OFF(on_data_loss), 0, 0, 0, "stop", data_loss_modes },
-	{ "output", "type", set_enum, OFF(output_type), 0, 0, 0, "file", output_types },
-	{ "output", "dir", set_path, OFF(output_dir), 0, 0, 0, "var/out", NULL },
-	{ "output", "dead_letter", set_path, OFF(dead_letter), 0, 0, 0, "var/dead_letter.tsv", NULL },
-	{ "output", "connect", set_str, OFF(output_connect), F_OPTIONAL | F_ENDPOINT, 0, 0, NULL, NULL },
-	{ "output", "topic", set_str, OFF(output_topic), F_OPTIONAL, 0, 0, NULL, NULL },
-	{ "store", "map_size", set_size, OFF(map_size), 0, MB, 16 * TB, "1G", NULL },
-	{ "store", "sync", set_enum, OFF(sync), 0, 0, 0, "periodic", sync_modes },
-	{ "store", "sync_interval", set_dur, OFF(sync_interval_ms), 0, 1, HOUR, "1s", NULL },
-	{ "restart", "backoff_initial", set_dur, OFF(backoff_initial_ms), 0, 1, HOUR, "100ms", NULL },
-	{ "restart", "backoff_max", set_dur, OFF(backoff_max_ms), 0, 1, HOUR, "30s", NULL },
-	{ "restart", "backoff_reset", set_dur, OFF(backoff_reset_ms), 0, 1, HOUR, "10s", NULL },
-	{ "restart", "poison_after", set_num, OFF(poison_after), F_U32, 1, 100, "3", NULL },
-	{ "restart", "fail_after", set_num, OFF(fail_after), F_U32, 1, 1000000, "100", NULL },
+	{ "worker", "watchdog", set_dur, OFF(watchdog_ms), F_LIVE, 0, HOUR, "30s", NULL },
+	{ "source", "type", set_enum, OFF(source_type), F_BY_SECTION, 0, 0, "file", source_types },
+	{ "source", "path", set_path, OFF(source_path), F_OPTIONAL | F_STDIN | F_BY_SECTION, 0, 0, NULL, NULL },
+	{ "source", "delimiter", set_delim, OFF(delimiter), F_BY_SECTION, 0, 0, "tab", NULL },
+	{ "source", "follow", set_bool, OFF(follow), F_BY_SECTION, 0, 0, "no", NULL },
+	{ "source", "max_event_size", set_size, OFF(max_event_size), F_BY_SECTION, 16, 16 * MB, "64K", NULL },
+	{ "source", "events", set_num, OFF(gen_events), F_BY_SECTION, 1, 1000000000000ULL, "1000000", NULL },
+	{ "source", "keys", set_num, OFF(gen_keys), F_BY_SECTION, 1, 1000000000ULL, "10000", NULL },
+	{ "source", "seed", set_num, OFF(gen_seed), F_BY_SECTION, 0, UINT64_MAX, "42", NULL },
+	{ "source", "skew", set_double, OFF(gen_skew), F_BY_SECTION, 0, 10, "0", NULL },
+	{ "source", "bind", set_str, OFF(zmq_bind), F_OPTIONAL | F_ENDPOINT | F_BY_SECTION, 0, 0, NULL, NULL },
+	{ "source", "brokers", set_str, OFF(kafka_brokers), F_OPTIONAL | F_BY_SECTION, 0, 0, NULL, NULL },
+	{ "source", "topic", set_str, OFF(kafka_topic), F_OPTIONAL | F_BY_SECTION, 0, 0, NULL, NULL },
+	{ "source", "group", set_str, OFF(kafka_group), F_OPTIONAL | F_BY_SECTION, 0, 0, NULL, NULL },
+	{ "source", "on_data_loss", set_enum, OFF(on_data_loss), F_LIVE, 0, 0, "stop", data_loss_modes },
+	{ "output", "type", set_enum, OFF(output_type), F_BY_SECTION, 0, 0, "file", output_types },
+	{ "output", "dir", set_path, OFF(output_dir), F_BY_SECTION, 0, 0, "var/out", NULL },
+	{ "output", "dead_letter", set_path, OFF(dead_letter), F_BY_SECTION, 0, 0, "var/dead_letter.tsv", NULL },
+	{ "output", "connect", set_str, OFF(output_connect), F_OPTIONAL | F_ENDPOINT | F_BY_SECTION, 0, 0, NULL, NULL },
+	{ "output", "topic", set_str, OFF(output_topic), F_OPTIONAL | F_BY_SECTION, 0, 0, NULL, NULL },
+	{ "store", "map_size", set_size, OFF(map_size), F_BY_SECTION, MB, 16 * TB, "1G", NULL },
+	{ "store", "sync", set_enum, OFF(sync), F_BY_SECTION, 0, 0, "periodic", sync_modes },
+	{ "store", "sync_interval", set_dur, OFF(sync_interval_ms), F_BY_SECTION, 1, HOUR, "1s", NULL },
+	{ "restart", "backoff_initial", set_dur, OFF(backoff_initial_ms), F_LIVE, 1, HOUR, "100ms", NULL },
+	{ "restart", "backoff_max", set_dur, OFF(backoff_max_ms), F_LIVE, 1, HOUR, "30s", NULL },
+	{ "restart", "backoff_reset", set_dur, OFF(backoff_reset_ms), F_LIVE, 1, HOUR, "10s", NULL },
+	{ "restart", "poison_after", set_num, OFF(poison_after), F_U32 | F_LIVE, 1, 100, "3", NULL },
+	{ "restart", "fail_after", set_num, OFF(fail_after), F_U32 | F_LIVE, 1, 1000000, "100", NULL },
 };
 /* clang-format on */
 
@@ -1457,15 +1465,93 @@ static void kv_free(struct cfg_kv *kv, size_t n)
 	free(kv);
 }
 
+/* ---- a setting's field, whatever its type ---- */
+
+enum kind { K_STR, K_U32, K_U64, K_INT, K_CHAR, K_DOUBLE };
+
+/* The type of the setting's field, from its parser (a new parser says its
+ * type here). */
+static enum kind kind_of(const struct setting *s)
+{
+	if (s->set == set_str || s->set == set_path || s->set == set_handler)
+		return K_STR;
+	if (s->set == set_bool || s->set == set_enum || s->set == set_level)
+		return K_INT;
+	if (s->set == set_delim)
+		return K_CHAR;
+	if (s->set == set_double)
+		return K_DOUBLE;
+	return s->flags & F_U32 ? K_U32 : K_U64;
+}
+
+static void *field_in(const struct cfg *c, const struct setting *s)
+{
+	return (char *)c + s->offset;
+}
+
+/* A number field as 64 bits (an int or a char sign-extended: it comes back
+ * the same through number_put). Not for strings or doubles. */
+static uint64_t number_get(const struct cfg *c, const struct setting *s)
+{
+	const void *f = field_in(c, s);
+	int64_t signed_value;
+
+	switch (kind_of(s)) {
+	case K_U32:
+		return *(const uint32_t *)f;
+	case K_INT:
+		signed_value = *(const int *)f;
+		return (uint64_t)signed_value;
+	case K_CHAR:
+		signed_value = *(const char *)f;
+		return (uint64_t)signed_value;
+	default:
+		return *(const uint64_t *)f;
+	}
+}
+
+static void number_put(struct cfg *c, const struct setting *s, uint64_t v)
+{
+	void *f = field_in(c, s);
+
+	switch (kind_of(s)) {
+	case K_U32:
+		*(uint32_t *)f = (uint32_t)v;
+		break;
+	case K_INT:
+		*(int *)f = (int)(int64_t)v;
+		break;
+	case K_CHAR:
+		*(char *)f = (char)(int64_t)v;
+		break;
+	default:
+		*(uint64_t *)f = v;
+		break;
+	}
+}
+
+static bool field_differs(const struct cfg *a, const struct cfg *b, const struct setting *s)
+{
+	const char *x, *y;
+
+	switch (kind_of(s)) {
+	case K_STR:
+		x = *(char **)field_in(a, s);
+		y = *(char **)field_in(b, s);
+		return (x || y) && (!x || !y || strcmp(x, y) != 0);
+	case K_DOUBLE:
+		return *(double *)field_in(a, s) != *(double *)field_in(b, s);
+	default:
+		return number_get(a, s) != number_get(b, s);
+	}
+}
+
 void cfg_free(struct cfg *c)
 {
-	char **strings[] = {&c->file,	       &c->name,	   &c->data_dir,    &c->run_dir,
-			    &c->log_file,      &c->handler,	   &c->source_path, &c->zmq_bind,
-			    &c->kafka_brokers, &c->kafka_topic,	   &c->kafka_group, &c->output_dir,
-			    &c->dead_letter,   &c->output_connect, &c->output_topic};
-
-	for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++)
-		free(*strings[i]);
+	free(c->file);
+	for (size_t i = 0; i < N_SETTINGS; i++)
+		if (kind_of(&settings[i]) == K_STR)
+			free(*(char **)field_in(c, &settings[i]));
 	kv_free(c->params, c->n_params);
 	kv_free(c->kafka, c->n_kafka);
 	for (size_t i = 0; i < c->n_tables; i++) {
@@ -1484,6 +1570,170 @@ void cfg_errors_free(struct cfg_errors *errs)
 {
 	free(errs->text);
 	memset(errs, 0, sizeof(*errs));
+}
+
+/* ---- reloads: live settings, and those that need a restart ---- */
+
+void cfg_restart_notes(const struct cfg *running, const struct cfg *fresh, char *msg, size_t len)
+{
+	size_t used = strnlen(msg, len);
+	const char *noted = NULL; /* the section reported as a whole last */
+	char name[128];
+
+	for (size_t i = 0; i < N_SETTINGS; i++) {
+		const struct setting *s = &settings[i];
+
+		if ((s->flags & F_LIVE) || !field_differs(running, fresh, s))
+			continue;
+		if (!(s->flags & F_BY_SECTION))
+			snprintf(name, sizeof(name), "[%s] %s", s->section, s->key);
+		else if (noted && strcmp(noted, s->section) == 0)
+			continue;
+		else
+			snprintf(name, sizeof(name), "[%s]", noted = s->section);
+		if (used < len)
+			used += (size_t)snprintf(msg + used, len - used,
+						 "%s: needs restart, not applied\n", name);
+	}
+}
+
+#define SWAP(a, b)                                                                                 \
+	do {                                                                                       \
+		__typeof__(a) tmp_ = (a);                                                          \
+		(a) = (b);                                                                         \
+		(b) = tmp_;                                                                        \
+	} while (0)
+
+void cfg_take_live(struct cfg *running, struct cfg *fresh)
+{
+	for (size_t i = 0; i < N_SETTINGS; i++) {
+		const struct setting *s = &settings[i];
+
+		if (!(s->flags & F_LIVE))
+			continue;
+		if (kind_of(s) == K_STR)
+			SWAP(*(char **)field_in(running, s), *(char **)field_in(fresh, s));
+		else if (kind_of(s) == K_DOUBLE)
+			*(double *)field_in(running, s) = *(double *)field_in(fresh, s);
+		else
+			number_put(running, s, number_get(fresh, s));
+	}
+	/* the free-form sections and the tables are live as a whole */
+	SWAP(running->params, fresh->params);
+	SWAP(running->n_params, fresh->n_params);
+	SWAP(running->kafka, fresh->kafka);
+	SWAP(running->n_kafka, fresh->n_kafka);
+	SWAP(running->tables, fresh->tables);
+	SWAP(running->n_tables, fresh->n_tables);
+	SWAP(running->origins, fresh->origins); /* the file's line numbers as it is now */
+	SWAP(running->n_origins, fresh->n_origins);
+}
+
+/* Whether `name` is "section.key" of the setting, as it is published. */
+static bool published_as(const struct setting *s, const char *name)
+{
+	size_t n = strlen(s->section);
+
+	return strncmp(name, s->section, n) == 0 && name[n] == '.' &&
+	       strcmp(name + n + 1, s->key) == 0;
+}
+
+int cfg_live_pack(const struct cfg *c, char **buf, size_t *len)
+{
+	char *text = NULL;
+	size_t size = 0;
+	FILE *f = open_memstream(&text, &size);
+	int failed;
+
+	if (!f)
+		return -1;
+	for (size_t i = 0; i < N_SETTINGS; i++) {
+		const struct setting *s = &settings[i];
+		const char *str;
+
+		if (!(s->flags & F_LIVE))
+			continue;
+		switch (kind_of(s)) {
+		case K_STR:
+			str = *(char **)field_in(c, s);
+			if (str)
+				fprintf(f, "%s.%s%c%s%c", s->section, s->key, 0, str, 0);
+			break;
+		case K_DOUBLE:
+			fprintf(f, "%s.%s%c%.17g%c", s->section, s->key, 0,
+				*(double *)field_in(c, s), 0);
+			break;
+		default:
+			fprintf(f, "%s.%s%c%llu%c", s->section, s->key, 0,
+				(unsigned long long)number_get(c, s), 0);
+			break;
+		}
+	}
+	failed = ferror(f);
+	if (fclose(f) != 0 || failed) {
+		free(text);
+		return -1;
+	}
+	*buf = text;
+	*len = size;
+	return 0;
+}
+
+/* The value of one published live setting into `c`. */
+static int live_put(struct cfg *c, const struct setting *s, const char *value)
+{
+	char *end;
+	unsigned long long v;
+	double d;
+
+	errno = 0;
+	switch (kind_of(s)) {
+	case K_STR:
+		*(char **)field_in(c, s) = (char *)value; /* never written through */
+		return 0;
+	case K_DOUBLE:
+		d = strtod(value, &end);
+		if (!*value || *end || errno)
+			return -1;
+		*(double *)field_in(c, s) = d;
+		return 0;
+	default:
+		v = strtoull(value, &end, 10);
+		if (!*value || *end || errno)
+			return -1;
+		number_put(c, s, v);
+		return 0;
+	}
+}
+
+int cfg_live_unpack(struct cfg *c, const char *pairs, size_t len)
+{
+	struct cfg next = *c;
+
+	/* a string not published was unset */
+	for (size_t i = 0; i < N_SETTINGS; i++)
+		if ((settings[i].flags & F_LIVE) && kind_of(&settings[i]) == K_STR)
+			*(char **)field_in(&next, &settings[i]) = NULL;
+	for (size_t off = 0; off < len;) {
+		const char *key = pairs + off, *value;
+		size_t key_len = strnlen(key, len - off);
+
+		if (off + key_len + 1 >= len)
+			return -1;
+		value = key + key_len + 1;
+		off += key_len + 1 + strnlen(value, len - off - key_len - 1) + 1;
+		if (off > len)
+			return -1; /* the last value is not NUL-terminated */
+		for (size_t i = 0; i < N_SETTINGS; i++) {
+			const struct setting *s = &settings[i];
+
+			if ((s->flags & F_LIVE) && published_as(s, key) &&
+			    live_put(&next, s, value) != 0)
+				return -1;
+		}
+	}
+	*c = next;
+	return 0;
 }
 
 const char *cfg_param(const struct cfg *c, const char *name)

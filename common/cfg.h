@@ -146,6 +146,39 @@ void cfg_errors_free(struct cfg_errors *errs);
  * what went wrong". */
 const char *cfg_origin(const struct cfg *c, const char *section, const char *key);
 
+/* ---- reloads ----
+ *
+ * The table in cfg.c says of each setting whether a reload (SIGHUP,
+ * ringctl reload) applies it to the running instance, "live" (log_level,
+ * log_file, stop_timeout, strict_modes, batch_max, watchdog, [source]
+ * on_data_loss, [restart]), or reports it as needing a restart (the rest).
+ * [handler], [kafka] and the [table.NAME] paths are live as a whole. */
+
+/* Append to `msg` (a string in a buffer of `len` bytes) one line for each
+ * setting that needs a restart and differs between `running` and `fresh`,
+ * in table order, "[ringmaster] partitions: needs restart, not applied";
+ * [source], [output] and [store] are named once as a whole:
+ * "[source]: needs restart, not applied". What does not fit is cut. */
+void cfg_restart_notes(const struct cfg *running, const struct cfg *fresh, char *msg, size_t len);
+
+/* Move every live setting, the live sections and the origins of `fresh`
+ * into `running`. `fresh` is left with what `running` had, so cfg_free of
+ * `fresh` frees the old values; what needs a restart stays as it was. */
+void cfg_take_live(struct cfg *running, struct cfg *fresh);
+
+/* The live settings of `c` as "section.key\0value\0" pairs
+ * ("worker.batch_max", "4096"; numbers in decimal, an unset string left
+ * out), for the supervisor to hand to its workers through the config
+ * environment (store_config.c). *buf is malloc'd, *len bytes. Returns 0, or
+ * -1 when out of memory. */
+int cfg_live_pack(const struct cfg *c, char **buf, size_t *len);
+
+/* Set the live settings of `c` from `len` bytes made by cfg_live_pack; a
+ * live string not among them becomes NULL, a name not known is skipped.
+ * Strings point into `pairs`, which must outlive their use; nothing is
+ * freed. Returns 0, or -1 (c unchanged) when the pairs are malformed. */
+int cfg_live_unpack(struct cfg *c, const char *pairs, size_t len);
+
 /* Look up a [handler] parameter; NULL when absent. */
 const char *cfg_param(const struct cfg *c, const char *name);
 

@@ -1,5 +1,6 @@
 /* store.h - ringmaster's LMDB storage: the config environment and the state
- * shards.
+ * shards (store.c: environments and transactions; store_config.c: the
+ * config environment; store_shard.c: the shards).
  *
  *   data_dir/config     one environment; the supervisor is its only writer.
  *                       A database per reference table ("t.NAME") plus "meta"
@@ -85,18 +86,22 @@ uint64_t store_config_generation(struct store_txn *txn);
 int store_table_get(struct store_txn *txn, const char *table, const void *key, size_t key_len,
 		    struct store_val *val);
 
-/* The settings a reload applies to running workers, and those a worker
- * takes at its start (stop_timeout, watchdog, [kafka]: a worker is forked
- * from a copy of the configuration made at start, see forksrv.h), stored by
- * store_config_load in the same transaction as the tables, so a worker sees
- * them together with the generation they belong to. `params` and `kafka`
- * point into the map ("name\0value\0" pairs, *_len bytes): valid until
- * the txn ends. -ENOENT before the first load. */
+/* The live settings of the last load (those cfg.c's table marks live, the
+ * [handler] params and the [kafka] properties), stored by store_config_load
+ * in the same transaction as the tables, so a worker sees them together
+ * with the generation they belong to: it is forked from a copy of the
+ * configuration made at start (forksrv.h) and takes them from here.
+ * `settings` (for cfg_live_unpack), `params` and `kafka` are
+ * "name\0value\0" pairs, *_len bytes, pointing into the map: valid until the
+ * txn ends. batch_max ... watchdog_ms are four of the settings, read out.
+ * -ENOENT before the first load, -EIO when `settings` is malformed. */
 struct store_live {
 	uint32_t batch_max;
 	int log_level;
 	uint64_t stop_timeout_ms;
 	uint64_t watchdog_ms;
+	const char *settings;
+	size_t settings_len;
 	const char *params;
 	size_t params_len;
 	const char *kafka;
@@ -141,7 +146,7 @@ int store_state_del(struct store_txn *txn, const void *key, size_t key_len);
 /* Put a named u64 into the shard's "meta" database inside a batch's write
  * transaction, so that it commits (or not) with the batch (the Kafka
  * changelog position). Read it with store_meta_get_u64 on the shard.
- * -EROFS on a read transaction; -ENOSPC as a put. */
+ * -EROFS on a read transaction; STORE_MAP_FULL as a put. */
 int store_shard_meta_put_u64(struct store_txn *txn, const char *name, uint64_t v);
 /* Record applied_seq and output_len in the same transaction, then commit.
  * STORE_MAP_FULL when the map is full: the txn is gone; grow and redo the

@@ -2,8 +2,8 @@
  * line, the key up to the first tab and the rest of the line the value.
  *
  * Pure: parses text already in memory, and the rows point into that text,
- * so it must outlive them. store.c reads the files and loads the rows into
- * LMDB; this only splits, checks and sorts, so the fuzzer
+ * so it must outlive them. store_config.c reads the files and loads the
+ * rows into LMDB; this only splits, checks and sorts, so the fuzzer
  * (tests/fuzz/fuzz_tsv.c) can drive it alone.
  *
  * Problems are handed to a callback, one per call, with the line number

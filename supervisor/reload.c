@@ -220,74 +220,16 @@ static int str_differs(const char *a, const char *b)
 	return (a || b) && (!a || !b || strcmp(a, b) != 0);
 }
 
-/* Settings a running instance cannot take: report each one that changed. */
-static void needs_restart(const struct cfg *o, const struct cfg *n, char *msg, size_t len)
-{
-	size_t used = strlen(msg);
-#define NOTE(cond, name)                                                                           \
-	do {                                                                                       \
-		if ((cond) && used < len)                                                          \
-			used += (size_t)snprintf(msg + used, len - used,                           \
-						 "%s: needs restart, not applied\n", name);        \
-	} while (0)
-	NOTE(o->partitions != n->partitions, "[ringmaster] partitions");
-	NOTE(str_differs(o->data_dir, n->data_dir), "[ringmaster] data_dir");
-	NOTE(str_differs(o->run_dir, n->run_dir), "[ringmaster] run_dir");
-	NOTE(str_differs(o->name, n->name), "[ringmaster] name");
-	NOTE(o->ring_size != n->ring_size, "[worker] ring_size");
-	NOTE(str_differs(o->handler, n->handler), "[worker] handler");
-	NOTE(o->source_type != n->source_type || str_differs(o->source_path, n->source_path) ||
-		 o->delimiter != n->delimiter || o->follow != n->follow ||
-		 o->max_event_size != n->max_event_size || o->gen_events != n->gen_events ||
-		 o->gen_keys != n->gen_keys || o->gen_seed != n->gen_seed ||
-		 o->gen_skew != n->gen_skew || str_differs(o->zmq_bind, n->zmq_bind) ||
-		 str_differs(o->kafka_brokers, n->kafka_brokers) ||
-		 str_differs(o->kafka_topic, n->kafka_topic) ||
-		 str_differs(o->kafka_group, n->kafka_group),
-	     "[source]");
-	NOTE(o->output_type != n->output_type || str_differs(o->output_dir, n->output_dir) ||
-		 str_differs(o->dead_letter, n->dead_letter) ||
-		 str_differs(o->output_connect, n->output_connect) ||
-		 str_differs(o->output_topic, n->output_topic),
-	     "[output]");
-	NOTE(o->map_size != n->map_size || o->sync != n->sync ||
-		 o->sync_interval_ms != n->sync_interval_ms,
-	     "[store]");
-#undef NOTE
-}
-
-#define SWAP(a, b)                                                                                 \
-	do {                                                                                       \
-		__typeof__(a) tmp_ = (a);                                                          \
-		(a) = (b);                                                                         \
-		(b) = tmp_;                                                                        \
-	} while (0)
-
-/* Move the live settings of `n` into the running config; what is left in
- * `n` (the old arrays included) is freed by the caller. */
+/* Move the live settings of `n` into the running config (cfg.c's table says
+ * which) and act on those the supervisor holds elsewhere; what is left in
+ * `n` is freed by the caller. */
 static void apply_live(struct cfg *c, struct cfg *n)
 {
-	c->batch_max = n->batch_max;
-	c->log_level = n->log_level;
-	c->stop_timeout_ms = n->stop_timeout_ms;
-	c->watchdog_ms = n->watchdog_ms;
-	c->backoff_initial_ms = n->backoff_initial_ms;
-	c->backoff_max_ms = n->backoff_max_ms;
-	c->backoff_reset_ms = n->backoff_reset_ms;
-	c->poison_after = n->poison_after;
-	c->fail_after = n->fail_after;
-	c->on_data_loss = n->on_data_loss;
-	SWAP(c->log_file, n->log_file);
-	SWAP(c->params, n->params);
-	SWAP(c->n_params, n->n_params);
-	SWAP(c->kafka, n->kafka);
-	SWAP(c->n_kafka, n->n_kafka);
-	SWAP(c->tables, n->tables);
-	SWAP(c->n_tables, n->n_tables);
-	SWAP(c->origins, n->origins); /* line numbers of the file as it is now */
-	SWAP(c->n_origins, n->n_origins);
+	int new_log = str_differs(c->log_file, n->log_file);
+
+	cfg_take_live(c, n);
 	log_set_level(c->log_level);
-	if (str_differs(c->log_file, n->log_file) && log_open(c->log_file) != 0)
+	if (new_log && log_open(c->log_file) != 0)
 		log_error("%s: cannot open the log file; logging where it was",
 			  c->log_file ? c->log_file : "stderr");
 }
@@ -313,7 +255,7 @@ int sup_reload(struct sup *s, char *msg, size_t len)
 		cfg_free(&n);
 		goto out;
 	}
-	needs_restart(&s->cfg, &n, msg, len);
+	cfg_restart_notes(&s->cfg, &n, msg, len);
 	apply_live(&s->cfg, &n);
 	cfg_free(&n);
 	s->generation = gen;

@@ -139,7 +139,7 @@ int sup_run(struct sup *s);
 /* Re-read the INI and every table (the SIGHUP path). Returns 0 when the new
  * configuration was applied, -1 when it was refused (nothing changed). `msg`
  * gets every error, or on success the settings that need a restart
- * ("partitions: needs restart, still 4"), one per line; may be empty. */
+ * ("[ringmaster] partitions: needs restart, not applied"), one per line; may be empty. */
 int sup_reload(struct sup *s, char *msg, size_t len);
 
 /* A graceful stop, as SIGTERM. */

@@ -81,7 +81,8 @@ void ctx_reset(struct rm_ctx *c);
 
 /* Write every state change of the batch into c->shard_txn, in key order
  * (sorted puts keep LMDB's page splits local). Returns 0 or a negative
- * store error (-ENOSPC: grow the map and call again on a new txn). */
+ * store error (STORE_MAP_FULL, -EFBIG: grow the map and call again on a new
+ * txn). */
 int ctx_write_back(struct rm_ctx *c);
 
 /* The event the handler is about to see: emitted lines are recorded as

@@ -87,9 +87,9 @@ struct worker {
 	uint64_t applied_seq, out_len, generation;
 	uint64_t last_sync_ns;
 	pid_t parent;
-	uint32_t batch_max; /* live: follows reloads */
 	size_t cap_recs;
-	struct pairs params; /* live [handler] params, for rm_param */
+	struct pairs params; /* own_cfg.params */
+	char *settings;	     /* own_cfg's live strings point into it */
 };
 
 /* The fork server's intermediate process forked us and exits at once: we
@@ -147,31 +147,49 @@ static int pairs_set(struct pairs *p, const char *src, size_t len)
 }
 
 /* The configuration this worker was forked with is the one ringmaster
- * started with (the fork server's copy): take what a reload may have
- * changed since, for the settings read once at start (stop_timeout and
- * watchdog, by the outputs; the [kafka] properties), from the last load in
- * the config environment. The per-batch ones follow in apply_live. */
+ * started with (the fork server's copy): take the live settings of the last
+ * load in the config environment into own_cfg, at start and at each new
+ * generation. Some are read once, when an output opens (stop_timeout,
+ * watchdog, [kafka]); apply_live acts on the per-batch ones. -ENOENT
+ * before the first load: the fork-time configuration holds. */
+static int take_live(struct worker *w, struct store_txn *txn)
+{
+	struct store_live live;
+	int rc = store_config_live(txn, &live);
+	if (rc != 0)
+		return rc;
+	char *settings = malloc(live.settings_len + 1); /* the map's bytes: copied */
+	if (!settings)
+		return -ENOMEM;
+	memcpy(settings, live.settings, live.settings_len);
+	if (cfg_live_unpack(&w->own_cfg, settings, live.settings_len) != 0) {
+		free(settings);
+		return -EIO;
+	}
+	free(w->settings);
+	w->settings = settings;
+	if (pairs_set(&w->params, live.params, live.params_len) != 0)
+		return -ENOMEM;
+	w->own_cfg.params = w->params.kv;
+	w->own_cfg.n_params = w->params.n;
+	if (pairs_set(&w->kafka, live.kafka, live.kafka_len) != 0)
+		return -ENOMEM;
+	w->own_cfg.kafka = w->kafka.kv;
+	w->own_cfg.n_kafka = w->kafka.n;
+	log_set_level(w->cfg->log_level);
+	return 0;
+}
+
 static int take_start_settings(struct worker *w)
 {
 	struct store_txn *txn;
-	struct store_live live;
 	int rc = store_config_read(w->config, &txn);
 	if (rc == 0) {
-		rc = store_config_live(txn, &live);
-		if (rc == 0) {
-			log_set_level(live.log_level);
-			w->own_cfg.stop_timeout_ms = live.stop_timeout_ms;
-			w->own_cfg.watchdog_ms = live.watchdog_ms;
-			rc = pairs_set(&w->kafka, live.kafka, live.kafka_len) ? -ENOMEM : 0;
-		}
-		if (rc == 0) {
-			w->own_cfg.kafka = w->kafka.kv;
-			w->own_cfg.n_kafka = w->kafka.n;
-		}
+		rc = take_live(w, txn);
 		store_txn_abort(txn);
 	}
 	if (rc == -ENOENT)
-		return 0; /* nothing loaded yet: the fork-time config holds */
+		return 0;
 	if (rc != 0)
 		log_error("cannot read the settings of the last load: %s", strerror(-rc));
 	return rc ? -1 : 0;
@@ -363,7 +381,6 @@ static int open_all(struct worker *w)
 		log_error("%s: [worker] handler: %s", cfg_origin(cfg, "worker", "handler"), msg);
 		return -1;
 	}
-	w->batch_max = cfg->batch_max;
 	w->cap_recs = cfg->batch_max;
 	w->recs = calloc(w->cap_recs, sizeof(*w->recs));
 	if (!w->recs || ctx_init(&w->ctx, cfg, w->a->partition) != 0) {
@@ -543,30 +560,24 @@ static long handle_batch(struct worker *w, size_t n, uint64_t *max_seq, uint64_t
 	return last;
 }
 
-/* Take the settings a reload changes (batch_max, log_level, [handler]
- * params) from the config environment, where they were written in the same
- * transaction as the tables of this generation. */
+/* A new generation: take its live settings, and the room for batch_max
+ * events and the [handler] params they bring. */
 static int apply_live(struct worker *w)
 {
-	struct store_live live;
-	int rc = store_config_live(w->ctx.cfg_txn, &live);
+	int rc = take_live(w, w->ctx.cfg_txn);
 	if (rc == -ENOENT)
-		return 0; /* nothing loaded yet: the fork-time config holds */
+		return 0;
 	if (rc != 0) {
 		log_error("cannot read the live settings: %s", strerror(-rc));
 		return -1;
 	}
-	log_set_level(live.log_level);
-	if (live.batch_max > w->cap_recs) {
-		struct ring_rec *recs = realloc(w->recs, live.batch_max * sizeof(*recs));
+	if (w->cfg->batch_max > w->cap_recs) {
+		struct ring_rec *recs = realloc(w->recs, w->cfg->batch_max * sizeof(*recs));
 		if (!recs)
 			return -1;
 		w->recs = recs;
-		w->cap_recs = live.batch_max;
+		w->cap_recs = w->cfg->batch_max;
 	}
-	w->batch_max = live.batch_max;
-	if (pairs_set(&w->params, live.params, live.params_len) != 0)
-		return -1;
 	ctx_set_params(&w->ctx, w->params.kv, w->params.n);
 	return 0;
 }
@@ -610,7 +621,7 @@ static void close_batch(struct worker *w)
 static size_t next_batch(struct worker *w, int *cut)
 {
 	struct shm_worker *st = w->a->stats;
-	size_t max = w->batch_max;
+	size_t max = w->cfg->batch_max;
 	uint32_t limit = atomic_load_explicit(&st->batch_limit, memory_order_relaxed);
 	if (limit && limit < max)
 		max = limit;
@@ -634,7 +645,7 @@ static void end_limit(struct worker *w, uint64_t seq)
 	    seq >= atomic_load_explicit(&st->limit_until, memory_order_relaxed)) {
 		atomic_store_explicit(&st->batch_limit, 0, memory_order_relaxed);
 		log_info("past the failed batch (seq=%llu): back to batches of up to %u events",
-			 (unsigned long long)seq, w->batch_max);
+			 (unsigned long long)seq, w->cfg->batch_max);
 	}
 }
 
@@ -762,6 +773,7 @@ static void close_all(struct worker *w)
 	free(w->params.buf);
 	free(w->kafka.kv);
 	free(w->kafka.buf);
+	free(w->settings);
 	dl_free(&w->dead);
 	if (w->out_fd >= 0)
 		close(w->out_fd);
