@@ -377,16 +377,11 @@ static rd_kafka_t *cl_reader(struct changelog *c, rd_kafka_topic_t **rkt)
 	const char *forced[] = {
 	    "enable.auto.commit", "false", "enable.partition.eof", "true", "auto.offset.reset",
 	    "earliest",		  NULL};
-	rd_kafka_conf_t *conf = kafka_conf_new(c->cfg, defaults, forced, err);
-	if (!conf) {
-		log_error("%s", err);
-		return NULL;
-	}
-	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+	rd_kafka_t *rk =
+	    kafka_client_new(RD_KAFKA_CONSUMER, c->cfg, defaults, forced, NULL, err,
+			     "partition %u: cannot create the changelog reader", c->partition);
 	if (!rk) {
-		rd_kafka_conf_destroy(conf);
-		log_error("partition %u: cannot create the changelog reader: %s", c->partition,
-			  err);
+		log_error("%s", err);
 		return NULL;
 	}
 	*rkt = rd_kafka_topic_new(rk, c->topic, NULL);

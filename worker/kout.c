@@ -106,19 +106,11 @@ int kout_open(struct kout **out, const struct cfg *cfg, unsigned partition, char
 	const char *defaults[] = {"client.id", id, NULL};
 	const char *forced[] = {"enable.idempotence", "true", "partitioner", "murmur2_random",
 				NULL};
-	rd_kafka_conf_t *conf = kafka_conf_new(cfg, defaults, forced, why);
-	if (!conf) {
-		snprintf(err, errlen, "%s", why);
-		free(k);
-		return -1;
-	}
-	rd_kafka_conf_set_dr_msg_cb(conf, kout_delivered);
-	rd_kafka_conf_set_opaque(conf, k);
-	k->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why));
+	const struct kafka_hooks hooks = {.opaque = k, .delivered = kout_delivered};
+	k->rk = kafka_client_new(RD_KAFKA_PRODUCER, cfg, defaults, forced, &hooks, why,
+				 "partition %u: cannot create the kafka producer", partition);
 	if (!k->rk) {
-		rd_kafka_conf_destroy(conf);
-		snprintf(err, errlen, "partition %u: cannot create the kafka producer: %s",
-			 partition, why);
+		snprintf(err, errlen, "%s", why);
 		free(k);
 		return -1;
 	}
