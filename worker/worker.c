@@ -432,6 +432,37 @@ static int maybe_sync(struct worker *w)
 	return sync_all(w);
 }
 
+/* Dead-letter the event: written with the batch, before its commit. */
+static int dead_letter(struct worker *w, const struct ring_rec *r, const char *why)
+{
+	return dl_add_event(&w->dead, r->seq, why, r->key, r->key_len, w->cfg->delimiter,
+			    r->payload, r->payload_len);
+}
+
+/* Run the handler on one event. Returns 0 (done, or rejected and
+ * dead-lettered) or -1 (logged). */
+static int handle_event(struct worker *w, const struct ring_rec *r)
+{
+	struct shm_worker *st = w->a->stats;
+	atomic_store_explicit(&st->current_seq, r->seq, memory_order_relaxed);
+	struct rm_event ev = {r->seq, r->key, r->key_len, r->payload, r->payload_len};
+	ctx_set_event(&w->ctx, r->seq, r->key, r->key_len);
+	w->ctx.reject_reason[0] = '\0';
+	int rc = w->handler->process(&w->ctx, w->hstate, &ev);
+	if (rc == RM_ERROR || w->ctx.failed || (rc != RM_OK && rc != RM_REJECT)) {
+		log_error("handler %s failed on seq=%llu key=%.*s: %s", w->handler->name,
+			  (unsigned long long)r->seq, (int)r->key_len, r->key,
+			  w->ctx.failed	   ? strerror(-w->ctx.failed)
+			  : rc == RM_ERROR ? "it returned RM_ERROR"
+					   : "it returned an unknown code");
+		return -1;
+	}
+	if (rc == RM_REJECT)
+		return dead_letter(w, r,
+				   w->ctx.reject_reason[0] ? w->ctx.reject_reason : "rejected");
+	return 0;
+}
+
 /* Run the handler over the batch. Returns the index of the last event it
  * applied + 1 (0 if all were skipped) or -1 on a handler error. */
 static long handle_batch(struct worker *w, size_t n, uint64_t *max_seq, uint64_t *processed,
@@ -451,35 +482,14 @@ static long handle_batch(struct worker *w, size_t n, uint64_t *max_seq, uint64_t
 			/* Workers kept dying on this event: dead-letter it. */
 			log_error("dead-lettering poison event seq=%llu key=%.*s",
 				  (unsigned long long)r->seq, (int)r->key_len, r->key);
-			if (dl_add_event(&w->dead, r->seq, "poison", r->key, r->key_len,
-					 w->cfg->delimiter, r->payload, r->payload_len) != 0)
+			if (dead_letter(w, r, "poison") != 0)
 				return -1;
-			*max_seq = r->seq;
-			(*processed)++;
-			last = (long)i + 1;
-			continue;
-		}
-		atomic_store_explicit(&st->current_seq, r->seq, memory_order_relaxed);
-		struct rm_event ev = {r->seq, r->key, r->key_len, r->payload, r->payload_len};
-		ctx_set_event(&w->ctx, r->seq, r->key, r->key_len);
-		w->ctx.reject_reason[0] = '\0';
-		int rc = w->handler->process(&w->ctx, w->hstate, &ev);
-		if (rc == RM_ERROR || w->ctx.failed || (rc != RM_OK && rc != RM_REJECT)) {
-			log_error("handler %s failed on seq=%llu key=%.*s: %s", w->handler->name,
-				  (unsigned long long)r->seq, (int)r->key_len, r->key,
-				  w->ctx.failed	   ? strerror(-w->ctx.failed)
-				  : rc == RM_ERROR ? "it returned RM_ERROR"
-						   : "it returned an unknown code");
-			return -1;
-		}
-		if (rc == RM_REJECT) {
-			const char *why =
-			    w->ctx.reject_reason[0] ? w->ctx.reject_reason : "rejected";
-			if (dl_add_event(&w->dead, r->seq, why, r->key, r->key_len,
-					 w->cfg->delimiter, r->payload, r->payload_len) != 0)
+		} else {
+			if (handle_event(w, r) != 0)
 				return -1;
+			*good_seq = r->seq; /* the handler finished it */
 		}
-		*max_seq = *good_seq = r->seq; /* the handler finished it */
+		*max_seq = r->seq;
 		(*processed)++;
 		last = (long)i + 1;
 	}
