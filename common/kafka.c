@@ -2,6 +2,7 @@
 #include "kafka.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,8 +38,8 @@ static int set_pairs(rd_kafka_conf_t *conf, const char *const *kv, char *err)
 	return 0;
 }
 
-rd_kafka_conf_t *kafka_conf_new(const struct cfg *c, const char *const *defaults,
-				const char *const *forced, char err[KAFKA_ERR_LEN])
+static rd_kafka_conf_t *kafka_conf_new(const struct cfg *c, const char *const *defaults,
+				       const char *const *forced, char err[KAFKA_ERR_LEN])
 {
 	char why[256];
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -70,6 +71,36 @@ rd_kafka_conf_t *kafka_conf_new(const struct cfg *c, const char *const *defaults
 	return conf;
 fail:
 	rd_kafka_conf_destroy(conf);
+	return NULL;
+}
+
+rd_kafka_t *kafka_client_new(rd_kafka_type_t type, const struct cfg *c, const char *const *defaults,
+			     const char *const *forced, const struct kafka_hooks *hooks,
+			     char err[KAFKA_ERR_LEN], const char *fmt, ...)
+{
+	char why[256];
+	rd_kafka_conf_t *conf = kafka_conf_new(c, defaults, forced, err);
+	if (!conf)
+		return NULL;
+	if (hooks) {
+		rd_kafka_conf_set_opaque(conf, hooks->opaque);
+		if (hooks->delivered)
+			rd_kafka_conf_set_dr_msg_cb(conf, hooks->delivered);
+		if (hooks->rebalance)
+			rd_kafka_conf_set_rebalance_cb(conf, hooks->rebalance);
+		if (hooks->committed)
+			rd_kafka_conf_set_offset_commit_cb(conf, hooks->committed);
+	}
+	rd_kafka_t *rk = rd_kafka_new(type, conf, why, sizeof(why));
+	if (rk)
+		return rk; /* it owns conf now */
+	rd_kafka_conf_destroy(conf);
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(err, KAFKA_ERR_LEN, fmt, ap);
+	va_end(ap);
+	if (n >= 0 && n < KAFKA_ERR_LEN)
+		snprintf(err + n, KAFKA_ERR_LEN - (size_t)n, ": %s", why);
 	return NULL;
 }
 

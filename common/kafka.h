@@ -1,5 +1,5 @@
 /* kafka.h - what the supervisor's consumer and the workers' producers share:
- * a librdkafka configuration made from the INI file, the changelog topic's
+ * librdkafka clients configured from the INI file, the changelog topic's
  * name, the headers ringmaster puts on the records it writes, and a topic's
  * partition count.
  *
@@ -32,14 +32,33 @@ struct cfg;
 
 #define KAFKA_ERR_LEN 512
 
-/* A librdkafka configuration: bootstrap.servers from [source] brokers when
- * set, then the `defaults` (NULL-terminated name, value pairs), then every
- * [kafka] property, so the INI file may change a default, then `forced`
- * (same form), which it may not. librdkafka's logs go to ringmaster's log.
- * Returns the configuration, or NULL with a message in err naming the
- * property that was refused. */
-rd_kafka_conf_t *kafka_conf_new(const struct cfg *c, const char *const *defaults,
-				const char *const *forced, char err[KAFKA_ERR_LEN]);
+/* The callbacks a client is made with, each optional, and the opaque
+ * they (and librdkafka's other callbacks) are given. */
+struct kafka_hooks {
+	void *opaque;
+	/* producer: a record was delivered, or could not be */
+	void (*delivered)(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque);
+	/* group consumer: partitions assigned or revoked */
+	void (*rebalance)(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+			  rd_kafka_topic_partition_list_t *parts, void *opaque);
+	/* group consumer: the result of an offset commit */
+	void (*committed)(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+			  rd_kafka_topic_partition_list_t *offsets, void *opaque);
+};
+
+/* A librdkafka client of `type`, for every handle ringmaster makes. Its
+ * configuration: bootstrap.servers from [source] brokers when set, then
+ * the `defaults` (NULL-terminated name, value pairs), then every [kafka]
+ * property, so the INI file may change a default, then `forced` (same
+ * form), which it may not; librdkafka's logs go to ringmaster's log; then
+ * `hooks` (or NULL). Returns the handle, or NULL with a message in err:
+ * the property that was refused, or the message `fmt` makes (what could
+ * not be created, say "cannot create the kafka consumer") followed by ": "
+ * and librdkafka's reason. */
+rd_kafka_t *kafka_client_new(rd_kafka_type_t type, const struct cfg *c, const char *const *defaults,
+			     const char *const *forced, const struct kafka_hooks *hooks,
+			     char err[KAFKA_ERR_LEN], const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
 
 /* The changelog topic: "<group>-<name>-changelog". Returns 0, or -1 when it
  * does not fit in len. */

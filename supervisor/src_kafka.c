@@ -700,18 +700,12 @@ static int ksrc_open(struct ksrc *k)
 			  cfg_origin(k->cfg, "source", "group"), k->cfg->kafka_group);
 		return -1;
 	}
-	rd_kafka_conf_t *conf = kafka_conf_new(k->cfg, defaults, forced, err);
-	if (!conf) {
-		log_error("%s", err);
-		return -1;
-	}
-	rd_kafka_conf_set_rebalance_cb(conf, ksrc_rebalance);
-	rd_kafka_conf_set_offset_commit_cb(conf, ksrc_commit_cb);
-	rd_kafka_conf_set_opaque(conf, k);
-	k->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+	const struct kafka_hooks hooks = {
+	    .opaque = k, .rebalance = ksrc_rebalance, .committed = ksrc_commit_cb};
+	k->rk = kafka_client_new(RD_KAFKA_CONSUMER, k->cfg, defaults, forced, &hooks, err,
+				 "cannot create the kafka consumer");
 	if (!k->rk) {
-		rd_kafka_conf_destroy(conf);
-		log_error("cannot create the kafka consumer: %s", err);
+		log_error("%s", err);
 		return -1;
 	}
 	rd_kafka_poll_set_consumer(k->rk);

@@ -26,6 +26,7 @@
 #include "kout.h"
 #include "log.h"
 #include "shm.h"
+#include "stall.h"
 #include "store.h"
 
 #define META_NEXT "changelog_next"
@@ -46,10 +47,9 @@ struct changelog {
 	char writer_str[24];
 	int32_t generation; /* of the assignment this worker writes under */
 	char generation_str[16];
-	int64_t expect;	 /* where this worker's next record must land, -1 */
-	uint64_t queued; /* records the batch being written queued */
-	_Atomic uint64_t *heartbeat_ns;
-	volatile sig_atomic_t *stop;
+	int64_t expect;	    /* where this worker's next record must land, -1 */
+	uint64_t queued;    /* records the batch being written queued */
+	struct stall stall; /* while reading: a stop request ends it at once */
 };
 
 /* One record of a batch being read: offsets into the batch's buffer. */
@@ -103,6 +103,7 @@ int changelog_open(struct changelog **out, const struct cfg *cfg, unsigned parti
 	*c = (struct changelog){.cfg = cfg, .partition = partition, .shard = shard, .kout = kout};
 	c->generation = generation;
 	c->expect = -1;
+	stall_init(&c->stall, 0, 0);
 	kafka_changelog_topic(cfg, c->topic, sizeof(c->topic));
 	if (store_meta_get_u64(shard, META_WRITER, &c->writer) != 0) {
 		c->writer = new_writer_id();
@@ -124,8 +125,7 @@ int changelog_open(struct changelog **out, const struct cfg *cfg, unsigned parti
 void changelog_watch(struct changelog *c, _Atomic uint64_t *heartbeat_ns,
 		     volatile sig_atomic_t *stop)
 {
-	c->heartbeat_ns = heartbeat_ns;
-	c->stop = stop;
+	stall_watch(&c->stall, heartbeat_ns, stop);
 }
 
 void changelog_close(struct changelog *c)
@@ -359,15 +359,6 @@ static int cl_take(struct changelog *c, struct cl_read *r, rd_kafka_message_t *m
 	return cl_complete(c, r, fn, arg);
 }
 
-static int cl_waiting(struct changelog *c)
-{
-	if (c->stop && *c->stop)
-		return -EINTR;
-	if (c->heartbeat_ns)
-		atomic_store_explicit(c->heartbeat_ns, shm_now_ns(), memory_order_relaxed);
-	return 0;
-}
-
 /* A simple consumer of the changelog, for [from, to). */
 static rd_kafka_t *cl_reader(struct changelog *c, rd_kafka_topic_t **rkt)
 {
@@ -377,16 +368,11 @@ static rd_kafka_t *cl_reader(struct changelog *c, rd_kafka_topic_t **rkt)
 	const char *forced[] = {
 	    "enable.auto.commit", "false", "enable.partition.eof", "true", "auto.offset.reset",
 	    "earliest",		  NULL};
-	rd_kafka_conf_t *conf = kafka_conf_new(c->cfg, defaults, forced, err);
-	if (!conf) {
-		log_error("%s", err);
-		return NULL;
-	}
-	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+	rd_kafka_t *rk =
+	    kafka_client_new(RD_KAFKA_CONSUMER, c->cfg, defaults, forced, NULL, err,
+			     "partition %u: cannot create the changelog reader", c->partition);
 	if (!rk) {
-		rd_kafka_conf_destroy(conf);
-		log_error("partition %u: cannot create the changelog reader: %s", c->partition,
-			  err);
+		log_error("%s", err);
 		return NULL;
 	}
 	*rkt = rd_kafka_topic_new(rk, c->topic, NULL);
@@ -425,7 +411,7 @@ static int cl_scan(struct changelog *c, int64_t from, int64_t to, cl_batch_fn fn
 	started = 1;
 	uint64_t last_news = shm_now_ns();
 	for (int64_t at = from; at < to;) {
-		if ((rc = cl_waiting(c)) != 0)
+		if ((rc = stall_check(&c->stall, STALL_SHORT)) != 0)
 			goto out;
 		rd_kafka_message_t *m = rd_kafka_consume(rkt, part, READ_SLICE_MS);
 		if (!m) {

@@ -17,10 +17,8 @@
 #include "ctx.h"
 #include "kafka.h"
 #include "log.h"
-#include "shm.h"
+#include "stall.h"
 
-#define SLICE_MS 1000
-#define WARN_AFTER_SLICES 5
 #define QUEUE_FULL_WAIT_MS 100
 #define WARM_TIMEOUT_MS 2000
 
@@ -36,11 +34,7 @@ struct kout {
 	int has_next;
 	uint64_t changelog_next;
 	struct kout_span span; /* changelog records since kout_span_reset */
-	_Atomic uint64_t *heartbeat_ns;
-	volatile sig_atomic_t *stop;
-	uint64_t stop_by;
-	uint64_t waiting_since; /* this wait for Kafka began, 0 when not waiting */
-	int heartbeats_stopped; /* ... and outlasted the watchdog period */
+	struct stall stall;    /* while Kafka acknowledges nothing */
 };
 
 static void kout_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -89,6 +83,25 @@ static void kout_warm(struct kout *k)
 	}
 }
 
+/* Waiting on Kafka, the worker's heartbeat goes on for one watchdog
+ * period, no longer (see stall.h). */
+static void kout_stall_init(struct kout *k)
+{
+	stall_init(&k->stall, k->cfg->stop_timeout_ms * 1000000u, k->cfg->watchdog_ms * 1000000u);
+	stall_say(&k->stall, STALL_SLOW,
+		  "partition %u: kafka has acknowledged nothing for %d s: waiting (the batch "
+		  "commits once it has)",
+		  k->partition, STALL_WARN_SLICES * STALL_SLICE_MS / 1000);
+	stall_say(&k->stall, STALL_GIVE_UP,
+		  "partition %u: kafka acknowledges nothing and the worker must stop: giving the "
+		  "batch up (it is redone at the next start)",
+		  k->partition);
+	stall_say(&k->stall, STALL_SILENT,
+		  "partition %u: kafka has acknowledged nothing for the whole watchdog period: no "
+		  "more heartbeats, so the watchdog restarts this worker",
+		  k->partition);
+}
+
 int kout_open(struct kout **out, const struct cfg *cfg, unsigned partition, char *err,
 	      size_t errlen)
 {
@@ -102,23 +115,16 @@ int kout_open(struct kout **out, const struct cfg *cfg, unsigned partition, char
 	k->cfg = cfg;
 	k->partition = partition;
 	kafka_changelog_topic(cfg, k->changelog, sizeof(k->changelog));
+	kout_stall_init(k);
 	snprintf(id, sizeof(id), "%s-p%u", cfg->name, partition);
 	const char *defaults[] = {"client.id", id, NULL};
 	const char *forced[] = {"enable.idempotence", "true", "partitioner", "murmur2_random",
 				NULL};
-	rd_kafka_conf_t *conf = kafka_conf_new(cfg, defaults, forced, why);
-	if (!conf) {
-		snprintf(err, errlen, "%s", why);
-		free(k);
-		return -1;
-	}
-	rd_kafka_conf_set_dr_msg_cb(conf, kout_delivered);
-	rd_kafka_conf_set_opaque(conf, k);
-	k->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why));
+	const struct kafka_hooks hooks = {.opaque = k, .delivered = kout_delivered};
+	k->rk = kafka_client_new(RD_KAFKA_PRODUCER, cfg, defaults, forced, &hooks, why,
+				 "partition %u: cannot create the kafka producer", partition);
 	if (!k->rk) {
-		rd_kafka_conf_destroy(conf);
-		snprintf(err, errlen, "partition %u: cannot create the kafka producer: %s",
-			 partition, why);
+		snprintf(err, errlen, "%s", why);
 		free(k);
 		return -1;
 	}
@@ -129,42 +135,7 @@ int kout_open(struct kout **out, const struct cfg *cfg, unsigned partition, char
 
 void kout_watch(struct kout *k, _Atomic uint64_t *heartbeat_ns, volatile sig_atomic_t *stop)
 {
-	k->heartbeat_ns = heartbeat_ns;
-	k->stop = stop;
-}
-
-/* Kafka keeps us waiting. Returns 0 to wait on, or -EINTR when a stop
- * request has waited stop_timeout already. The worker's heartbeat goes on
- * for one watchdog period, no longer: a producer whose own threads are
- * stuck (as after a fork under ASan) never acknowledges anything, and only
- * a new worker gets out of that. */
-static int kout_waiting(struct kout *k)
-{
-	uint64_t now = shm_now_ns();
-	uint64_t limit = k->cfg->watchdog_ms * 1000000u;
-	if (!k->waiting_since) {
-		k->waiting_since = now;
-		k->heartbeats_stopped = 0;
-	}
-	if (!k->stop_by && k->stop && *k->stop)
-		k->stop_by = now + k->cfg->stop_timeout_ms * 1000000u;
-	if (k->stop_by && now >= k->stop_by) {
-		log_error("partition %u: kafka acknowledges nothing and the worker must stop: "
-			  "giving the batch up (it is redone at the next start)",
-			  k->partition);
-		return -EINTR;
-	}
-	if (limit && now - k->waiting_since >= limit) {
-		if (!k->heartbeats_stopped++)
-			log_error("partition %u: kafka has acknowledged nothing for the whole "
-				  "watchdog period: no more heartbeats, so the watchdog restarts "
-				  "this worker",
-				  k->partition);
-		return 0;
-	}
-	if (k->heartbeat_ns)
-		atomic_store_explicit(k->heartbeat_ns, now, memory_order_relaxed);
-	return 0;
+	stall_watch(&k->stall, heartbeat_ns, stop);
 }
 
 static rd_kafka_headers_t *make_headers(const char *const *kv)
@@ -194,7 +165,7 @@ int kout_produce(struct kout *k, enum kout_topic topic, const char *key, size_t 
 		    RD_KAFKA_V_VALUE((void *)val, val ? val_len : 0), RD_KAFKA_V_HEADERS(h),
 		    RD_KAFKA_V_OPAQUE(changelog ? &tag_changelog : &tag_output), RD_KAFKA_V_END);
 		if (!e) {
-			k->waiting_since = 0;
+			stall_begin(&k->stall);
 			return 0;
 		}
 		if (h)
@@ -205,7 +176,7 @@ int kout_produce(struct kout *k, enum kout_topic topic, const char *key, size_t 
 			return -1;
 		}
 		rd_kafka_poll(k->rk, QUEUE_FULL_WAIT_MS);
-		if (kout_waiting(k) != 0)
+		if (stall_check(&k->stall, STALL_SHORT) != 0)
 			return -1;
 	}
 }
@@ -226,18 +197,13 @@ int kout_send_lines(struct kout *k, const struct rm_ctx *ctx)
 
 int kout_flush(struct kout *k)
 {
-	unsigned slices = 0;
-	k->waiting_since = 0;
+	stall_begin(&k->stall);
 	while (!k->failed && rd_kafka_outq_len(k->rk) > 0) {
-		rd_kafka_flush(k->rk, SLICE_MS);
+		rd_kafka_flush(k->rk, STALL_SLICE_MS);
 		if (k->failed || rd_kafka_outq_len(k->rk) == 0)
 			break;
-		if (kout_waiting(k) != 0)
+		if (stall_check(&k->stall, STALL_SLICE) != 0)
 			return -EINTR;
-		if (++slices == WARN_AFTER_SLICES)
-			log_warn("partition %u: kafka has acknowledged nothing for %d s: waiting "
-				 "(the batch commits once it has)",
-				 k->partition, WARN_AFTER_SLICES * SLICE_MS / 1000);
 	}
 	if (k->failed) {
 		char why[256];

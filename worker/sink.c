@@ -1,10 +1,11 @@
 /* sink.c - a worker's zmq output (see sink.h).
  *
- * A send waits in slices of SLICE_MS (ZMQ_SNDTIMEO) rather than forever so
- * that a worker held by a slow or absent consumer keeps its heartbeat and
- * says in the log why it is not moving. SIGTERM does not cut a wait short
- * at once: a slow consumer should not fail a graceful stop. Only when it
- * then takes nothing for stop_timeout does the send give up.
+ * A send waits in slices of STALL_SLICE_MS (ZMQ_SNDTIMEO) rather than
+ * forever so that a worker held by a slow or absent consumer keeps its
+ * heartbeat and says in the log why it is not moving (stall.h). SIGTERM
+ * does not cut a wait short at once: a slow consumer should not fail a
+ * graceful stop. Only when it then takes nothing for stop_timeout does the
+ * send give up.
  */
 #include "sink.h"
 
@@ -18,19 +19,13 @@
 
 #include "cfg.h"
 #include "log.h"
-#include "shm.h"
-
-#define SLICE_MS 1000
-#define WARN_AFTER_SLICES 5
+#include "stall.h"
 
 struct sink {
 	void *ctx, *sock;
 	const char *endpoint; /* the cfg's: the worker's cfg outlives the sink */
-	unsigned partition;
 	int linger_ms;
-	_Atomic uint64_t *heartbeat_ns;
-	volatile sig_atomic_t *stop;
-	uint64_t stop_by; /* asked to stop: give a blocked send up then */
+	struct stall stall; /* while the consumer takes nothing */
 };
 
 static int set_int(void *sock, int opt, int v)
@@ -48,21 +43,29 @@ int sink_open(struct sink **out, const struct cfg *cfg, unsigned partition, char
 		return -1;
 	}
 	s->endpoint = cfg->output_connect;
-	s->partition = partition;
 	s->linger_ms = cfg->stop_timeout_ms > INT_MAX ? INT_MAX : (int)cfg->stop_timeout_ms;
+	stall_init(&s->stall, (uint64_t)s->linger_ms * 1000000u, 0);
 	const char *what = "create a socket";
 	s->ctx = zmq_ctx_new();
 	if (!s->ctx || !(s->sock = zmq_socket(s->ctx, ZMQ_PUSH)))
 		goto fail;
 	what = "set socket options";
 	if (set_int(s->sock, ZMQ_SNDHWM, SINK_SNDHWM) != 0 ||
-	    set_int(s->sock, ZMQ_SNDTIMEO, SLICE_MS) != 0 ||
+	    set_int(s->sock, ZMQ_SNDTIMEO, STALL_SLICE_MS) != 0 ||
 	    set_int(s->sock, ZMQ_LINGER, s->linger_ms) != 0 ||
 	    set_int(s->sock, ZMQ_IPV6, strchr(s->endpoint, '[') != NULL) != 0)
 		goto fail;
 	what = "connect";
 	if (zmq_connect(s->sock, s->endpoint) != 0)
 		goto fail;
+	stall_say(&s->stall, STALL_SLOW,
+		  "output endpoint=%s has taken nothing for %d s: waiting for it (partition %u "
+		  "holds its batch)",
+		  s->endpoint, STALL_WARN_SLICES * STALL_SLICE_MS / 1000, partition);
+	stall_say(&s->stall, STALL_GIVE_UP,
+		  "output endpoint=%s takes nothing and the worker must stop: giving the batch up "
+		  "(it is redone, and sent, at the next start)",
+		  s->endpoint);
 	*out = s;
 	return 0;
 fail:
@@ -74,36 +77,13 @@ fail:
 
 void sink_watch(struct sink *s, _Atomic uint64_t *heartbeat_ns, volatile sig_atomic_t *stop)
 {
-	s->heartbeat_ns = heartbeat_ns;
-	s->stop = stop;
-}
-
-/* A send could not complete in this slice. Returns 0 to try again, or
- * -EINTR when a stop request has waited stop_timeout already. */
-static int still_waiting(struct sink *s, int err, unsigned stalled)
-{
-	uint64_t now = shm_now_ns();
-	if (!s->stop_by && (err == EINTR || (s->stop && *s->stop)))
-		s->stop_by = now + (uint64_t)s->linger_ms * 1000000u;
-	if (s->stop_by && now >= s->stop_by) {
-		log_error("output endpoint=%s takes nothing and the worker must stop: giving "
-			  "the batch up (it is redone, and sent, at the next start)",
-			  s->endpoint);
-		return -EINTR;
-	}
-	if (s->heartbeat_ns)
-		atomic_store_explicit(s->heartbeat_ns, now, memory_order_relaxed);
-	if (stalled == WARN_AFTER_SLICES)
-		log_warn("output endpoint=%s has taken nothing for %d s: waiting for it "
-			 "(partition %u holds its batch)",
-			 s->endpoint, WARN_AFTER_SLICES * SLICE_MS / 1000, s->partition);
-	return 0;
+	stall_watch(&s->stall, heartbeat_ns, stop);
 }
 
 /* One message, waiting as long as the consumer makes us. */
 static int send_msg(struct sink *s, const char *data, size_t len)
 {
-	unsigned stalled = 0;
+	stall_begin(&s->stall);
 	while (zmq_send(s->sock, data, len, 0) < 0) {
 		int e = zmq_errno();
 		if (e != EAGAIN && e != EINTR) {
@@ -111,13 +91,12 @@ static int send_msg(struct sink *s, const char *data, size_t len)
 				  zmq_strerror(e));
 			return -e;
 		}
-		stalled += e == EAGAIN;
-		if (still_waiting(s, e, stalled) != 0)
+		if (stall_check(&s->stall, e == EINTR ? STALL_INTERRUPTED : STALL_SLICE) != 0)
 			return -EINTR;
 	}
-	if (stalled >= WARN_AFTER_SLICES)
+	if (s->stall.slices >= STALL_WARN_SLICES)
 		log_info("output endpoint=%s takes messages again after %u s", s->endpoint,
-			 stalled * SLICE_MS / 1000);
+			 s->stall.slices * STALL_SLICE_MS / 1000);
 	return 0;
 }
 

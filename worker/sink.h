@@ -1,6 +1,7 @@
-/* sink.h - a worker's zmq output ([output] type = zmq): a PUSH socket
- * connected to [output] connect, with its own libzmq context, made by the
- * worker after fork (it never touches the supervisor's libzmq).
+/* sink.h - the socket of a worker's zmq output ([output] type = zmq,
+ * out_zmq.c): a PUSH socket connected to [output] connect, with its own
+ * libzmq context, made by the worker after fork (it never touches the
+ * supervisor's libzmq).
  *
  * Message format: one frame holding whole output lines, each with its '\n',
  * exactly the bytes the file output would append to pN.tsv; at most

@@ -22,13 +22,11 @@
 #include "worker.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -41,8 +39,8 @@
 #include "handler.h"
 #include "kout.h"
 #include "log.h"
+#include "output.h"
 #include "proctitle.h"
-#include "sink.h"
 #include "store.h"
 
 #define IDLE_WAIT_MS 100
@@ -75,14 +73,15 @@ struct worker {
 	struct rm_ctx ctx;
 	struct ring_rec *recs;
 	struct dl_buf dead;
-	int out_fd, dead_fd, lock_fd;
-	int sync_failed;	     /* an fsync failed: exit WRK_EXIT_SYNC_FAILED */
-	uint64_t committed_pos;	     /* ring position after the last committed batch */
-	uint64_t synced_pos;	     /* ... as of the last completed sync */
-	struct sink *sink;	     /* [output] type = zmq, else NULL */
+	int dead_fd, lock_fd;
+	int sync_failed;		 /* an fsync failed: exit WRK_EXIT_SYNC_FAILED */
+	uint64_t committed_pos;		 /* ring position after the last committed batch */
+	uint64_t synced_pos;		 /* ... as of the last completed sync */
+	const struct output_ops *output; /* [output] type */
+	void *out;			 /* its state */
+	struct output_env out_env;
 	struct kout *kout;	     /* Kafka source or output, else NULL */
 	struct changelog *changelog; /* Kafka source, else NULL */
-	char out_path[4096];
 	int has_applied;
 	uint64_t applied_seq, out_len, generation;
 	uint64_t last_sync_ns;
@@ -195,41 +194,6 @@ static int take_start_settings(struct worker *w)
 	return rc ? -1 : 0;
 }
 
-/* Truncate the output to what the shard says was committed: anything past
- * it belongs to a batch that never committed and will be written again. */
-static int open_output(struct worker *w)
-{
-	const struct cfg *cfg = w->cfg;
-	w->out_fd = -1;
-	if (cfg->output_type != CFG_OUTPUT_FILE)
-		return 0;
-	snprintf(w->out_path, sizeof(w->out_path), "%s/p%u.tsv", cfg->output_dir, w->a->partition);
-	w->out_fd = open(w->out_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (w->out_fd < 0) {
-		log_error("%s: cannot open output: %s", w->out_path, strerror(errno));
-		return -1;
-	}
-	struct stat st;
-	if (fstat(w->out_fd, &st) != 0) {
-		log_error("%s: %s", w->out_path, strerror(errno));
-		return -1;
-	}
-	if ((uint64_t)st.st_size > w->out_len) {
-		log_info("truncating output to the last commit path=%s from=%lld to=%llu",
-			 w->out_path, (long long)st.st_size, (unsigned long long)w->out_len);
-		if (ftruncate(w->out_fd, (off_t)w->out_len) != 0) {
-			log_error("%s: cannot truncate: %s", w->out_path, strerror(errno));
-			return -1;
-		}
-	} else if ((uint64_t)st.st_size < w->out_len) {
-		log_warn("%s is shorter than its last commit recorded (%lld < %llu bytes): "
-			 "was it truncated by hand? continuing at its end",
-			 w->out_path, (long long)st.st_size, (unsigned long long)w->out_len);
-		w->out_len = (uint64_t)st.st_size;
-	}
-	return 0;
-}
-
 /* One writer per shard, whatever else runs: a worker of an earlier
  * instance (its supervisor killed, it drains its ring) holds the lock until
  * it exits. The supervisor waits for such workers before it forks any, so
@@ -255,7 +219,7 @@ static int open_kafka(struct worker *w)
 {
 	const struct cfg *cfg = w->cfg;
 	char err[512];
-	if (cfg->source_type != CFG_SOURCE_KAFKA && cfg->output_type != CFG_OUTPUT_KAFKA)
+	if (cfg->source_type != CFG_SOURCE_KAFKA && !w->output->producer)
 		return 0;
 	if (kout_open(&w->kout, cfg, w->a->partition, err, sizeof(err)) != 0 ||
 	    (cfg->source_type == CFG_SOURCE_KAFKA &&
@@ -306,37 +270,35 @@ static int restore_state(struct worker *w)
 	return 0;
 }
 
-/* Kafka source: the supervisor says the group took the partition away
- * (another instance may own it already): nothing more is written, nothing
- * committed. Returns 0 while the partition is still ours, else -1. */
-static int check_owned(struct worker *w, const char *before)
+/* Kafka source: produce the batch's changelog records and wait until
+ * Kafka has them all, before the commit: at least once (a batch that does
+ * not commit is redone and written again), never lost. The output was
+ * written first: a batch is in the changelog, where another owner may
+ * apply it, only once its output is out. The changelog records must land
+ * right after this worker's previous ones, or the partition has another
+ * owner (changelog_check_batch). */
+static int changelog_send(struct worker *w, uint64_t max_seq)
 {
-	if (!atomic_load(&w->a->stats->kafka_lost))
+	if (!w->changelog)
 		return 0;
-	log_warn("partition %u: the group took the partition from this instance (assignment "
-		 "lost): giving the batch up before %s, without committing it",
-		 w->a->partition, before);
-	return -1;
-}
-
-/* Kafka: produce the batch's output lines and its changelog records and
- * wait until Kafka has them all, before the commit: at least once (a batch
- * that does not commit is redone and written again), never lost. The
- * output goes first: a batch is in the changelog, where another owner may
- * apply it, only once its output is in Kafka. The changelog records must
- * land right after this worker's previous ones, or the partition has
- * another owner (changelog_check_batch). */
-static int kafka_send(struct worker *w, uint64_t max_seq)
-{
-	if (w->cfg->output_type == CFG_OUTPUT_KAFKA && w->ctx.n_lines &&
-	    (check_owned(w, "producing its output") != 0 ||
-	     kout_send_lines(w->kout, &w->ctx) != 0 || kout_flush(w->kout) != 0))
-		return -1;
-	if (w->changelog && (check_owned(w, "writing it to the changelog") != 0 ||
-			     changelog_put_batch(w->changelog, &w->ctx, max_seq) != 0 ||
-			     kout_flush(w->kout) != 0 || changelog_check_batch(w->changelog) != 0))
+	if (output_owned(&w->out_env, "writing it to the changelog") != 0 ||
+	    changelog_put_batch(w->changelog, &w->ctx, max_seq) != 0 || kout_flush(w->kout) != 0 ||
+	    changelog_check_batch(w->changelog) != 0)
 		return -1;
 	return 0;
+}
+
+/* The output, cut back to what the shard says was committed: anything
+ * past it belongs to a batch that never committed and will be written
+ * again. */
+static int open_output(struct worker *w)
+{
+	w->out_env = (struct output_env){.cfg = w->cfg,
+					 .partition = w->a->partition,
+					 .stats = w->a->stats,
+					 .stop = &stop_requested,
+					 .kout = w->kout};
+	return w->output->open ? w->output->open(&w->out, &w->out_env, &w->out_len) : 0;
 }
 
 static int open_all(struct worker *w)
@@ -357,17 +319,13 @@ static int open_all(struct worker *w)
 		log_error("cannot read the progress of partition %u", w->a->partition);
 		return -1;
 	}
-	if (open_output(w) != 0)
+	w->output = output_ops(cfg->output_type);
+	if (!w->output) {
+		log_error("%s: [output] type: no output of this type in this build",
+			  cfg_origin(cfg, "output", "type"));
 		return -1;
-	if (cfg->output_type == CFG_OUTPUT_ZMQ) {
-		char serr[512];
-		if (sink_open(&w->sink, cfg, w->a->partition, serr, sizeof(serr)) != 0) {
-			log_error("%s", serr);
-			return -1;
-		}
-		sink_watch(w->sink, &w->a->stats->heartbeat_ns, &stop_requested);
 	}
-	if (open_kafka(w) != 0)
+	if (open_kafka(w) != 0 || open_output(w) != 0)
 		return -1;
 	w->dead_fd = dl_open(cfg->dead_letter);
 	if (w->dead_fd < 0) {
@@ -387,22 +345,7 @@ static int open_all(struct worker *w)
 		log_error("out of memory");
 		return -1;
 	}
-	w->ctx.keep_lines = cfg->output_type == CFG_OUTPUT_KAFKA;
-	return 0;
-}
-
-static int write_all_at(int fd, const char *buf, size_t len, uint64_t off)
-{
-	while (len) {
-		ssize_t n = pwrite(fd, buf, len, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		buf += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
+	w->ctx.keep_lines = w->output->keep_lines;
 	return 0;
 }
 
@@ -478,11 +421,13 @@ static void publish_durable(struct worker *w)
 static int sync_all(struct worker *w)
 {
 	char what[4200];
-	if (w->out_fd >= 0 && fdatasync(w->out_fd) != 0)
-		return sync_failed(w, w->out_path, errno);
+	const char *out_what;
+	int rc = w->output->sync ? w->output->sync(w->out, &out_what) : 0;
+	if (rc)
+		return sync_failed(w, out_what, -rc);
 	if (w->dead_fd >= 0 && fdatasync(w->dead_fd) != 0)
 		return sync_failed(w, w->cfg->dead_letter, errno);
-	int rc = store_sync(w->shard);
+	rc = store_sync(w->shard);
 	if (rc) {
 		snprintf(what, sizeof(what), "%s/state/p%u", w->cfg->data_dir, w->a->partition);
 		return sync_failed(w, what, -rc);
@@ -504,6 +449,37 @@ static int maybe_sync(struct worker *w)
 	return sync_all(w);
 }
 
+/* Dead-letter the event: written with the batch, before its commit. */
+static int dead_letter(struct worker *w, const struct ring_rec *r, const char *why)
+{
+	return dl_add_event(&w->dead, r->seq, why, r->key, r->key_len, w->cfg->delimiter,
+			    r->payload, r->payload_len);
+}
+
+/* Run the handler on one event. Returns 0 (done, or rejected and
+ * dead-lettered) or -1 (logged). */
+static int handle_event(struct worker *w, const struct ring_rec *r)
+{
+	struct shm_worker *st = w->a->stats;
+	atomic_store_explicit(&st->current_seq, r->seq, memory_order_relaxed);
+	struct rm_event ev = {r->seq, r->key, r->key_len, r->payload, r->payload_len};
+	ctx_set_event(&w->ctx, r->seq, r->key, r->key_len);
+	w->ctx.reject_reason[0] = '\0';
+	int rc = w->handler->process(&w->ctx, w->hstate, &ev);
+	if (rc == RM_ERROR || w->ctx.failed || (rc != RM_OK && rc != RM_REJECT)) {
+		log_error("handler %s failed on seq=%llu key=%.*s: %s", w->handler->name,
+			  (unsigned long long)r->seq, (int)r->key_len, r->key,
+			  w->ctx.failed	   ? strerror(-w->ctx.failed)
+			  : rc == RM_ERROR ? "it returned RM_ERROR"
+					   : "it returned an unknown code");
+		return -1;
+	}
+	if (rc == RM_REJECT)
+		return dead_letter(w, r,
+				   w->ctx.reject_reason[0] ? w->ctx.reject_reason : "rejected");
+	return 0;
+}
+
 /* Run the handler over the batch. Returns the index of the last event it
  * applied + 1 (0 if all were skipped) or -1 on a handler error. */
 static long handle_batch(struct worker *w, size_t n, uint64_t *max_seq, uint64_t *processed,
@@ -523,35 +499,14 @@ static long handle_batch(struct worker *w, size_t n, uint64_t *max_seq, uint64_t
 			/* Workers kept dying on this event: dead-letter it. */
 			log_error("dead-lettering poison event seq=%llu key=%.*s",
 				  (unsigned long long)r->seq, (int)r->key_len, r->key);
-			if (dl_add_event(&w->dead, r->seq, "poison", r->key, r->key_len,
-					 w->cfg->delimiter, r->payload, r->payload_len) != 0)
+			if (dead_letter(w, r, "poison") != 0)
 				return -1;
-			*max_seq = r->seq;
-			(*processed)++;
-			last = (long)i + 1;
-			continue;
-		}
-		atomic_store_explicit(&st->current_seq, r->seq, memory_order_relaxed);
-		struct rm_event ev = {r->seq, r->key, r->key_len, r->payload, r->payload_len};
-		ctx_set_event(&w->ctx, r->seq, r->key, r->key_len);
-		w->ctx.reject_reason[0] = '\0';
-		int rc = w->handler->process(&w->ctx, w->hstate, &ev);
-		if (rc == RM_ERROR || w->ctx.failed || (rc != RM_OK && rc != RM_REJECT)) {
-			log_error("handler %s failed on seq=%llu key=%.*s: %s", w->handler->name,
-				  (unsigned long long)r->seq, (int)r->key_len, r->key,
-				  w->ctx.failed	   ? strerror(-w->ctx.failed)
-				  : rc == RM_ERROR ? "it returned RM_ERROR"
-						   : "it returned an unknown code");
-			return -1;
-		}
-		if (rc == RM_REJECT) {
-			const char *why =
-			    w->ctx.reject_reason[0] ? w->ctx.reject_reason : "rejected";
-			if (dl_add_event(&w->dead, r->seq, why, r->key, r->key_len,
-					 w->cfg->delimiter, r->payload, r->payload_len) != 0)
+		} else {
+			if (handle_event(w, r) != 0)
 				return -1;
+			*good_seq = r->seq; /* the handler finished it */
 		}
-		*max_seq = *good_seq = r->seq; /* the handler finished it */
+		*max_seq = r->seq;
 		(*processed)++;
 		last = (long)i + 1;
 	}
@@ -663,25 +618,21 @@ static int run_batch(struct worker *w, size_t n)
 		goto fail;
 	if (applied > 0) {
 		int rc = 0;
-		if (w->out_fd >= 0 && w->ctx.out_len)
-			rc = write_all_at(w->out_fd, w->ctx.out, w->ctx.out_len, w->out_len);
-		if (rc != 0) {
-			log_error("%s: cannot write output: %s", w->out_path, strerror(-rc));
-			goto fail;
-		}
-		if (w->cfg->sync == CFG_SYNC_BATCH && w->out_fd >= 0 && w->ctx.out_len &&
-		    fdatasync(w->out_fd) != 0) {
-			sync_failed(w, w->out_path, errno);
-			goto fail;
-		}
 		/* Before the commit: a batch that never commits is redone and
-		 * sent again (at least once; the seq tells the copies apart). */
-		if (w->sink && w->ctx.out_len &&
-		    sink_send(w->sink, w->ctx.out, w->ctx.out_len) != 0)
-			goto fail; /* logged; or -EINTR: SIGTERM while blocked */
-		if (w->kout && kafka_send(w, max_seq) != 0)
+		 * written again (output.h). */
+		if (w->output->write_batch &&
+		    w->output->write_batch(w->out, &w->ctx, w->out_len) != 0)
 			goto fail; /* logged */
-		if (check_owned(w, "committing it") != 0)
+		if (w->cfg->sync == CFG_SYNC_BATCH && w->ctx.out_len && w->output->sync) {
+			const char *what;
+			if ((rc = w->output->sync(w->out, &what)) != 0) {
+				sync_failed(w, what, -rc);
+				goto fail;
+			}
+		}
+		if (changelog_send(w, max_seq) != 0)
+			goto fail; /* logged */
+		if (output_owned(&w->out_env, "committing it") != 0)
 			goto fail;
 		if (w->dead.len && (rc = dl_flush(&w->dead, w->dead_fd)) != 0) {
 			log_error("%s: cannot write dead letters: %s", w->cfg->dead_letter,
@@ -775,9 +726,8 @@ static void close_all(struct worker *w)
 	free(w->kafka.buf);
 	free(w->settings);
 	dl_free(&w->dead);
-	if (w->out_fd >= 0)
-		close(w->out_fd);
-	sink_close(w->sink);
+	if (w->output && w->output->close)
+		w->output->close(w->out);
 	changelog_close(w->changelog);
 	kout_close(w->kout);
 	if (w->dead_fd >= 0)
@@ -793,14 +743,14 @@ static void close_all(struct worker *w)
 /* Descriptors a worker opens for itself: its lock, the config and shard
  * stores (three each), output and dead-letter files, and room to spare
  * for a handler, a directory to sync, a reload; more with Kafka (a
- * producer's brokers, threads and queues) or a zmq sink (its context). */
+ * producer's brokers, threads and queues) or an output that needs more
+ * (a zmq output's context). */
 static long fds_needed(const struct cfg *cfg)
 {
-	long n = 16;
-	if (cfg->source_type == CFG_SOURCE_KAFKA || cfg->output_type == CFG_OUTPUT_KAFKA)
+	const struct output_ops *out = output_ops(cfg->output_type);
+	long n = 16 + (out ? out->fds : 0);
+	if (cfg->source_type == CFG_SOURCE_KAFKA || (out && out->producer))
 		n += 32;
-	if (cfg->output_type == CFG_OUTPUT_ZMQ)
-		n += 16;
 	return n;
 }
 
@@ -820,7 +770,7 @@ static int check_fds(const struct wrk_args *a)
 
 int wrk_main(const struct wrk_args *a)
 {
-	struct worker w = {.a = a, .own_cfg = *a->cfg, .out_fd = -1, .dead_fd = -1, .lock_fd = -1};
+	struct worker w = {.a = a, .own_cfg = *a->cfg, .dead_fd = -1, .lock_fd = -1};
 	w.cfg = &w.own_cfg;
 	char role[32];
 	snprintf(role, sizeof(role), "worker/%u", a->partition);
@@ -861,8 +811,9 @@ int wrk_main(const struct wrk_args *a)
 	w.committed_pos = ring_acked_pos(a->ring);
 	if (sync_all(&w) != 0)
 		goto out;
-	log_debug("worker started partition=%u applied_seq=%llu output_bytes=%llu", a->partition,
-		  (unsigned long long)w.applied_seq, (unsigned long long)w.out_len);
+	log_debug("worker started partition=%u applied_seq=%llu output_bytes=%llu output=%s",
+		  a->partition, (unsigned long long)w.applied_seq, (unsigned long long)w.out_len,
+		  w.output->name);
 	/* At the end, sync = none too: a clean stop leaves everything on disk
 	 * (the supervisor then marks the data_dir safe across a reboot). */
 	if (loop(&w) == 0 &&
