@@ -81,9 +81,8 @@ static void close_other_fds(int keep, int keep2)
 
 /* In the worker: the supervisor's log destination, default signals, then
  * the worker's own life (it never returns here). */
-static void __attribute__((noreturn))
-run_worker(const struct cfg *cfg, struct shm *shm, unsigned p, int log_fd, pid_t supervisor,
-	   int handler_fd)
+static void __attribute__((noreturn)) run_worker(const struct cfg *cfg, struct shm *shm, unsigned p,
+						 int log_fd, pid_t supervisor, int handler_fd)
 {
 	set_handled_signals(SIG_DFL);
 	if (log_fd >= 0)
@@ -187,7 +186,8 @@ serve(int sock, const struct cfg *cfg, struct shm *shm, pid_t supervisor, int ha
 		}
 		struct fs_reply rp = {rq.seq, rq.partition, -EINVAL};
 		if (n == (ssize_t)sizeof(rq) && rq.partition < cfg->partitions)
-			rp.pid = spawn(sock, cfg, shm, rq.partition, log_fd, supervisor, handler_fd);
+			rp.pid =
+			    spawn(sock, cfg, shm, rq.partition, log_fd, supervisor, handler_fd);
 		if (log_fd >= 0)
 			close(log_fd);
 		if (send(sock, &rp, sizeof(rp), MSG_NOSIGNAL) != (ssize_t)sizeof(rp))

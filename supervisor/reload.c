@@ -26,7 +26,10 @@ static uint64_t fnv(uint64_t h, const char *s)
 	return (h ^ 0xff) * 0x100000001b3ull; /* field separator */
 }
 
-uint64_t wm_source_id(const struct cfg *c)
+/* A hash naming the source (type and path, or the generator's parameters),
+ * kept in the data directory so a resume never applies one source's position
+ * to another. */
+static uint64_t wm_source_id(const struct cfg *c)
 {
 	char buf[128];
 	uint64_t h = 0xcbf29ce484222325ull;

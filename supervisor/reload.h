@@ -6,12 +6,6 @@
 #include <stdint.h>
 
 struct sup;
-struct cfg;
-
-/* A hash naming the source (type and path, or the generator's parameters),
- * kept in the data directory so a resume never applies one source's position
- * to another. */
-uint64_t wm_source_id(const struct cfg *c);
 
 /* At start: check the data directory's source against this one and set
  * s->resume_seq. Returns 0, or -1 (logged) when the data directory belongs

@@ -38,7 +38,7 @@
 
 volatile sig_atomic_t sup_stop;
 volatile sig_atomic_t sup_child;
-volatile sig_atomic_t sup_hup;
+static volatile sig_atomic_t sup_hup; /* SIGHUP: reload (job_reload) */
 
 /* One stop is often signalled twice at once: timeout(1) sends SIGTERM to
  * its child and then to its whole process group, which holds the child
@@ -764,7 +764,10 @@ static int close_source(struct sup *s)
 	return s->src.ops->close(&s->src);
 }
 
-static int start(struct sup *s)
+/* Start, first: are the files and directories safe to use (strict_modes),
+ * the handler loadable, and this instance the only one on its run_dir and
+ * data_dir? Returns 0 or an exit status. */
+static int check_and_lock(struct sup *s)
 {
 	const struct cfg *c = &s->cfg;
 	char err[2048];
@@ -795,6 +798,14 @@ static int start(struct sup *s)
 		return EX_CANTCREAT;
 	if (own_wait_for_orphans(s) != 0)
 		return sup_stop ? EX_TEMPFAIL : EX_CANTCREAT;
+	return 0;
+}
+
+/* Then the stores, the files the instance owns, the dead-letter file and
+ * where the source resumes. */
+static int prepare_state(struct sup *s)
+{
+	const struct cfg *c = &s->cfg;
 	int rc = prepare_stores(s);
 	if (rc != 0)
 		return rc;
@@ -810,7 +821,15 @@ static int start(struct sup *s)
 	}
 	if (wm_prepare(s) != 0)
 		return EX_CONFIG;
-	rc = shm_create(&s->shm, c->partitions, c->ring_size);
+	return 0;
+}
+
+/* Then the rings, the fork server, the source, the workers and the control
+ * socket. */
+static int launch(struct sup *s)
+{
+	const struct cfg *c = &s->cfg;
+	int rc = shm_create(&s->shm, c->partitions, c->ring_size);
 	s->workers = calloc(c->partitions, sizeof(*s->workers));
 	s->pending = calloc(c->partitions, sizeof(*s->pending));
 	if (rc != 0 || !s->workers || !s->pending) {
@@ -854,6 +873,19 @@ static int start(struct sup *s)
 		log_error("out of memory");
 		return EX_OSERR;
 	}
+	return 0;
+}
+
+static int start(struct sup *s)
+{
+	const struct cfg *c = &s->cfg;
+	int rc = check_and_lock(s);
+	if (rc == 0)
+		rc = prepare_state(s);
+	if (rc == 0)
+		rc = launch(s);
+	if (rc != 0)
+		return rc;
 	s->state = SUP_RUNNING;
 	notify_send("READY=1\nSTATUS=running, %u workers\nMAINPID=%ld", c->partitions,
 		    (long)getpid());

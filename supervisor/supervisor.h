@@ -129,7 +129,6 @@ struct sup {
 /* Signal flags (the only globals). */
 extern volatile sig_atomic_t sup_stop;	/* SIGTERM/SIGINT: count */
 extern volatile sig_atomic_t sup_child; /* SIGCHLD seen */
-extern volatile sig_atomic_t sup_hup;	/* SIGHUP: reload */
 
 /* Run ringmaster: returns the process exit status. */
 int sup_run(struct sup *s);

@@ -11,7 +11,6 @@
 #include <cmocka.h>
 /* clang-format on */
 
-#include <ftw.h>
 #include <ini.h>
 #include <limits.h>
 #include <stdio.h>
@@ -22,14 +21,9 @@
 
 #include "cfg.h"
 #include "log.h"
+#include "scratch.h"
 
-struct env {
-	char tmp[64];
-	char *old_cwd; /* where the tests were started */
-	char *cwd;     /* the temporary directory, as getcwd() spells it */
-};
-
-static char *root_path(const struct env *env, const char *rel, char *buf, size_t n)
+static char *root_path(const struct scratch *env, const char *rel, char *buf, size_t n)
 {
 	snprintf(buf, n, "%s/%s", env->cwd, rel);
 	return buf;
@@ -216,7 +210,7 @@ static void test_parse_bool(void **state)
 
 static void test_defaults(void **state)
 {
-	struct env *env = *state;
+	struct scratch *env = *state;
 	struct cfg c;
 	char p[PATH_MAX];
 
@@ -474,7 +468,7 @@ static void test_comments_and_continuation(void **state)
 
 static void test_relative_paths(void **state)
 {
-	struct env *env = *state;
+	struct scratch *env = *state;
 	struct cfg c;
 	struct cfg_errors e = {0};
 	char p[PATH_MAX];
@@ -508,7 +502,7 @@ static void test_relative_paths(void **state)
 
 static void test_override_paths_use_cwd(void **state)
 {
-	struct env *env = *state;
+	struct scratch *env = *state;
 	struct cfg c;
 	struct cfg_errors e = {0};
 	char p[PATH_MAX];
@@ -531,7 +525,7 @@ static void test_override_paths_use_cwd(void **state)
 
 static void test_tables(void **state)
 {
-	struct env *env = *state;
+	struct scratch *env = *state;
 	struct cfg c;
 	char p[PATH_MAX];
 	static const char long_name[] =
@@ -612,7 +606,7 @@ static void test_handler_params_and_kafka(void **state)
 
 static void test_overrides(void **state)
 {
-	struct env *env = *state;
+	struct scratch *env = *state;
 	struct cfg c;
 	char p[PATH_MAX];
 
@@ -913,7 +907,7 @@ static char *join(const char *fmt, ...)
  * continuation lines, section headers, comments, CRLF. */
 static void test_long_lines(void **state)
 {
-	struct env *env = *state;
+	struct scratch *env = *state;
 	char *dirs = repeat("d123456789/", 500); /* a 5,500-character path */
 	char *jaas = repeat("org.apache.kafka.common.security.plain.PlainLoginModule ", 60);
 	char *more = repeat("m", 250);
@@ -1224,7 +1218,7 @@ static int seen_key(void *user, const char *section, const char *name, const cha
 
 /* The repository: $TOP (tests/run.sh sets it), else found from where this
  * file was compiled, relative to where the tests were started. */
-static void sample_path(const struct env *env, char *buf, size_t n)
+static void sample_path(const struct scratch *env, char *buf, size_t n)
 {
 	const char *me = __FILE__, *tail = strstr(me, "tests/unit/test_cfg.c");
 	const char *top = getenv("TOP");
@@ -1240,7 +1234,7 @@ static void sample_path(const struct env *env, char *buf, size_t n)
 
 static void test_sample_config(void **state)
 {
-	struct env *env = *state;
+	struct scratch *env = *state;
 	struct cfg c;
 	struct cfg_errors e = {0};
 	char path[PATH_MAX], dir[PATH_MAX], want[PATH_MAX + 64];
@@ -1287,42 +1281,14 @@ static void test_sample_config(void **state)
 
 /* ---- fixture ---- */
 
-static int rm_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw)
-{
-	(void)sb;
-	(void)type;
-	(void)ftw;
-	return remove(path);
-}
-
 static int setup(void **state)
 {
-	struct env *env = calloc(1, sizeof(*env));
-
-	if (!env)
-		return -1;
-	snprintf(env->tmp, sizeof(env->tmp), "/tmp/test_cfg.XXXXXX");
-	env->old_cwd = getcwd(NULL, 0);
-	if (!env->old_cwd || !mkdtemp(env->tmp) || chdir(env->tmp) != 0)
-		return -1;
-	env->cwd = getcwd(NULL, 0);
-	if (!env->cwd)
-		return -1;
-	*state = env;
-	return 0;
+	return scratch_enter(state, "test_cfg");
 }
 
 static int teardown(void **state)
 {
-	struct env *env = *state;
-	int rc = 0;
-
-	if (chdir(env->old_cwd) != 0 || nftw(env->tmp, rm_entry, 8, FTW_DEPTH | FTW_PHYS) != 0)
-		rc = -1;
-	free(env->old_cwd);
-	free(env->cwd);
-	free(env);
-	return rc;
+	return scratch_leave(state);
 }
 
 int main(void)

@@ -13,7 +13,6 @@
 #include <cmocka.h>
 /* clang-format on */
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,13 +21,9 @@
 
 #include "cfg.h"
 #include "log.h"
+#include "scratch.h"
 
 #define BASE "[source]\npath = -\n"
-
-struct env {
-	char tmp[64];
-	char *old_cwd;
-};
 
 static void load_ok(const char *text, struct cfg *c)
 {
@@ -266,38 +261,14 @@ static void test_unpack_edges(void **state)
 
 /* ---- fixture ---- */
 
-static int rm_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw)
-{
-	(void)sb;
-	(void)type;
-	(void)ftw;
-	return remove(path);
-}
-
 static int setup(void **state)
 {
-	struct env *env = calloc(1, sizeof(*env));
-
-	if (!env)
-		return -1;
-	snprintf(env->tmp, sizeof(env->tmp), "/tmp/test_cfg_live.XXXXXX");
-	env->old_cwd = getcwd(NULL, 0);
-	if (!env->old_cwd || !mkdtemp(env->tmp) || chdir(env->tmp) != 0)
-		return -1;
-	*state = env;
-	return 0;
+	return scratch_enter(state, "test_cfg_live");
 }
 
 static int teardown(void **state)
 {
-	struct env *env = *state;
-	int rc = 0;
-
-	if (chdir(env->old_cwd) != 0 || nftw(env->tmp, rm_entry, 8, FTW_DEPTH | FTW_PHYS) != 0)
-		rc = -1;
-	free(env->old_cwd);
-	free(env);
-	return rc;
+	return scratch_leave(state);
 }
 
 int main(void)

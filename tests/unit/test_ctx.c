@@ -18,7 +18,6 @@
 /* clang-format on */
 
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +25,7 @@
 #include "cfg.h"
 #include "ctx.h"
 #include "ringmaster.h"
+#include "scratch.h"
 #include "shm.h"
 #include "store.h"
 
@@ -151,14 +151,6 @@ static int setup(void **state)
 	return 0;
 }
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static int teardown(void **state)
 {
 	struct fx *fx = *state;
@@ -169,7 +161,7 @@ static int teardown(void **state)
 	ctx_free(&fx->ctx);
 	if (fx->shard)
 		store_close(fx->shard);
-	nftw(fx->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	scratch_remove(fx->dir);
 	free(fx);
 	return 0;
 }
