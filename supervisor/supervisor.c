@@ -421,24 +421,36 @@ static void job_watermark(struct sup *s, uint64_t now)
 	wm_record(s);
 }
 
+static int dead_letters_stuck(const struct sup *s)
+{
+	return s->dead_stuck;
+}
+
 static void job_dead_letters(struct sup *s, uint64_t now)
 {
 	(void)now;
-	if (s->dead_stuck)
-		flush_dead_letters(s);
+	flush_dead_letters(s);
+}
+
+static int progress_shown(const struct sup *s)
+{
+	return s->progress;
 }
 
 static void job_progress(struct sup *s, uint64_t now)
 {
-	if (s->progress)
-		show_progress(s, now, 0);
+	show_progress(s, now, 0);
+}
+
+static int source_ticks(const struct sup *s)
+{
+	return s->src_open && s->src.ops->tick;
 }
 
 static void job_source(struct sup *s, uint64_t now)
 {
 	(void)now;
-	if (s->src_open && s->src.ops->tick)
-		s->src.ops->tick(&s->src);
+	s->src.ops->tick(&s->src);
 }
 
 /* Everything the supervisor does now and then, in one table, as Redis's
@@ -449,17 +461,18 @@ static const struct sup_job {
 	const char *name;
 	unsigned period_ms;
 	void (*run)(struct sup *s, uint64_t now);
-	int nested; /* also in the nested wait (a library callback's) */
+	int nested;			    /* also in the nested wait (a library callback's) */
+	int (*wanted)(const struct sup *s); /* NULL: always; else only when it says so */
 } jobs[] = {
-    {"supervise", 0, job_supervise, 1}, /* reap, restart after backoff, watchdog */
-    {"reload", 0, job_reload, 0},	/* SIGHUP */
-    {"rates", 1000, job_rates, 1},	/* events/s per worker */
+    {"supervise", 0, job_supervise, 1, NULL}, /* reap, restart after backoff, watchdog */
+    {"reload", 0, job_reload, 0, NULL},	      /* SIGHUP */
+    {"rates", 1000, job_rates, 1, NULL},      /* events/s per worker */
     /* A restart redoes at most this much of the source (the workers skip
      * what they applied anyway). */
-    {"watermark", 250, job_watermark, 0},
-    {"dead letters", 250, job_dead_letters, 0}, /* retry a failed write */
-    {"progress", 250, job_progress, 0},
-    {"source", SRC_TICK_MS, job_source, 0}, /* Kafka: offsets, ready partitions */
+    {"watermark", 250, job_watermark, 0, NULL},
+    {"dead letters", 250, job_dead_letters, 0, dead_letters_stuck}, /* retry a failed write */
+    {"progress", 250, job_progress, 0, progress_shown},
+    {"source", SRC_TICK_MS, job_source, 0, source_ticks}, /* Kafka: offsets, ready partitions */
 };
 #define N_JOBS (sizeof(jobs) / sizeof(jobs[0]))
 
@@ -468,7 +481,7 @@ static uint64_t run_jobs(struct sup *s, uint64_t now, int nested)
 {
 	uint64_t next = UINT64_MAX;
 	for (size_t i = 0; i < N_JOBS; i++) {
-		if (nested && !jobs[i].nested)
+		if ((nested && !jobs[i].nested) || (jobs[i].wanted && !jobs[i].wanted(s)))
 			continue;
 		if (now >= s->job_next[i]) {
 			jobs[i].run(s, now);
