@@ -451,3 +451,29 @@ int store_meta_put_u64(struct store_env *e, const char *name, uint64_t v)
 		return -EROFS;
 	return store_map_err(store_with_write(e, meta_put_fn, &op, NULL));
 }
+
+struct meta_ops {
+	struct store_env *env;
+	const char *const *names;
+	const uint64_t *values;
+	size_t n;
+};
+
+static int meta_put_all_fn(MDB_txn *txn, void *arg)
+{
+	struct meta_ops *op = arg;
+	int rc = 0;
+
+	for (size_t i = 0; i < op->n && rc == 0; i++)
+		rc = store_put_u64(txn, op->env->meta, op->names[i], op->values[i]);
+	return rc;
+}
+
+int store_meta_put_u64s(struct store_env *e, const char *const *names, const uint64_t *v, size_t n)
+{
+	struct meta_ops op = {e, names, v, n};
+
+	if (e->readonly)
+		return -EROFS;
+	return store_map_err(store_with_write(e, meta_put_all_fn, &op, NULL));
+}

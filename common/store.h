@@ -115,6 +115,9 @@ int store_config_live(struct store_txn *txn, struct store_live *out);
  * write transaction (-EBUSY while another is open, -EROFS if readonly). */
 int store_meta_get_u64(struct store_env *env, const char *name, uint64_t *v);
 int store_meta_put_u64(struct store_env *env, const char *name, uint64_t v);
+/* Several at once, in one write transaction: all or none. */
+int store_meta_put_u64s(struct store_env *env, const char *const *names, const uint64_t *v,
+			size_t n);
 
 /* ---- state shards ---- */
 

@@ -34,6 +34,14 @@ enum src_result {
 	SRC_END = 3,	/* the input ended (a finite source) */
 };
 
+/* Seqs: each source's events have unique, increasing seqs; the watermark
+ * is one. The file source's seq is a byte position: base + the line's
+ * offset in its file, where base is 0 for the first file read from the path
+ * and, when a rotation is followed, the previous file's base plus its
+ * length: the position in the concatenation of every file read. The
+ * current file's identity and base are recorded together in the config
+ * environment (src_file.c), so a watermark maps into it as seq - base. */
+
 /* Where a source is: every event below next_seq has been handed over (or
  * dead-lettered): the watermark may pass it. read and size (bytes or
  * events, 0 if unknown) are for progress and `ringctl status`. */

@@ -1,13 +1,18 @@
 /* src_file.c - the file source: a file (or stdin), one event per line,
- * whose seq is the byte offset of the line (source.h).
+ * whose seq is the byte position of the line in everything read from the
+ * path (source.h): base + its offset in its file, where base is 0 for the
+ * first file and, when following, grows by the length of each file
+ * finished by a rotation.
  *
- * A seq is a byte offset, so it means something only in the file it was
- * read from. A file is therefore known by what it is, as log shippers know
- * theirs: device, inode and a fingerprint (FNV-1a, 64 bits) of its first
- * bytes, recorded in the data directory when it first reads the file. A
- * start that would resume in another file, or in this one cut shorter or
- * rewritten, is refused before any worker starts; while following, the same
- * changes stop the reading (watch_file). */
+ * A seq means something only in the file it was read from. A file is
+ * therefore known by what it is, as log shippers know theirs: device, inode
+ * and a fingerprint (FNV-1a, 64 bits) of its first bytes, recorded with its
+ * base in the data directory when it first reads the file. A start that
+ * would resume in another file, or in this one cut shorter or rewritten, is
+ * refused before any worker starts. While following, a rotation is followed
+ * as `tail -F` does (watch_file): a file renamed away (or removed) is read to
+ * its end, then the new file at the path from its start; a file truncated
+ * (copy-truncate) is read again from its start as a new file. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -34,6 +39,14 @@ struct src_ident {
 	uint64_t dev, ino;
 	uint64_t head_len;  /* bytes of its start fingerprinted: min(size, HEAD_MAX) */
 	uint64_t head_hash; /* FNV-1a of them */
+	uint64_t base;	    /* the seq of its first byte */
+};
+
+/* follow: a rotation being finished (watch_file). */
+enum rotation {
+	ROT_NONE,
+	ROT_RENAME,   /* another file at the path: read this one to its end, then that one */
+	ROT_TRUNCATE, /* this one truncated: hand over what was read, then read it from 0 */
 };
 
 /* The file source (or stdin): opened and checked by src_file_open before any
@@ -44,11 +57,13 @@ struct src_file {
 	int identified; /* a regular file named by path: `ident` is what it is */
 	struct src_ident ident;
 	uint64_t read_pos;	/* file offset of the next read(2) */
-	int detached;		/* follow: the file changed under us; not read */
+	int detached;		/* follow: the file cannot be looked at; not read */
 	unsigned missing_polls; /* follow: polls in a row its path named nothing */
+	enum rotation rotating; /* follow: finishing this file */
+	int next_fd;		/* ROT_RENAME: the file now at the path */
 	char *buf;
 	size_t cap, start, end; /* unconsumed bytes are buf[start..end) */
-	uint64_t offset;	/* file offset of buf[start] */
+	uint64_t offset;	/* file offset of buf[start]; its seq is ident.base + offset */
 	int eof;
 	/* An overlong line in progress: its first bytes, its seq and length. */
 	char *long_line;
@@ -97,27 +112,35 @@ static int head_hash(int fd, uint64_t len, uint64_t *hash)
 }
 
 /* The identity lives in the config environment's "meta" database, one u64 a
- * name. IDENT_SEAL, a hash of the others, is written last: a record that a
- * crash cut short reads as no record, never as another file. */
+ * name, written in one transaction. IDENT_SEAL, a hash of the others, was
+ * written last by the versions that wrote them one by one: a record that a
+ * crash cut short reads as no record, never as another file. The base is
+ * sealed only when it is not 0, so a record without one (made before
+ * rotations were followed) reads as base 0. */
 static const char *const ident_names[] = {"source_dev", "source_ino", "source_head_len",
-					  "source_head_hash"};
+					  "source_head_hash", "source_base"};
 #define IDENT_SEAL "source_ident"
+#define IDENT_VALUES 5
 
 static uint64_t ident_seal(const struct src_ident *id)
 {
-	const uint64_t v[] = {id->dev, id->ino, id->head_len, id->head_hash};
-	return fnv1a(FNV_BASIS, v, sizeof(v));
+	const uint64_t v[] = {id->dev, id->ino, id->head_len, id->head_hash, id->base};
+	return fnv1a(FNV_BASIS, v, id->base ? sizeof(v) : sizeof(v) - sizeof(v[0]));
 }
 
 /* 0, -ENOENT when there is no (whole) record, another negative errno on a
  * read error. */
 static int ident_load(struct store_env *env, struct src_ident *id)
 {
-	uint64_t *v[] = {&id->dev, &id->ino, &id->head_len, &id->head_hash}, seal;
+	uint64_t *v[] = {&id->dev, &id->ino, &id->head_len, &id->head_hash, &id->base}, seal;
 	int rc;
-	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
-		if ((rc = store_meta_get_u64(env, ident_names[i], v[i])) != 0)
+	for (size_t i = 0; i < IDENT_VALUES; i++) {
+		rc = store_meta_get_u64(env, ident_names[i], v[i]);
+		if (rc == -ENOENT && v[i] == &id->base)
+			id->base = 0;
+		else if (rc != 0)
 			return rc;
+	}
 	if ((rc = store_meta_get_u64(env, IDENT_SEAL, &seal)) != 0)
 		return rc;
 	return seal == ident_seal(id) ? 0 : -ENOENT;
@@ -125,12 +148,12 @@ static int ident_load(struct store_env *env, struct src_ident *id)
 
 static int ident_store(struct source *src, const struct src_ident *id)
 {
-	const uint64_t v[] = {id->dev, id->ino, id->head_len, id->head_hash};
-	int rc = 0;
-	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]) && rc == 0; i++)
-		rc = store_meta_put_u64(src->config, ident_names[i], v[i]);
-	if (rc == 0)
-		rc = store_meta_put_u64(src->config, IDENT_SEAL, ident_seal(id));
+	const char *names[IDENT_VALUES + 1];
+	const uint64_t v[] = {id->dev,	     id->ino,  id->head_len,
+			      id->head_hash, id->base, ident_seal(id)};
+	memcpy(names, ident_names, sizeof(ident_names));
+	names[IDENT_VALUES] = IDENT_SEAL;
+	int rc = store_meta_put_u64s(src->config, names, v, IDENT_VALUES + 1);
 	if (rc != 0)
 		log_error("%s: cannot record the identity of the source file %s: %s",
 			  src->cfg->data_dir, src->cfg->source_path, strerror(-rc));
@@ -166,7 +189,7 @@ static int refuse_shorter(const struct source *src, uint64_t size, uint64_t need
 
 /* Another device or inode than the one this data directory read. */
 static int refuse_moved(const struct source *src, int fd, const struct src_ident *was,
-			const struct src_ident *now)
+			const struct src_ident *now, uint64_t pos)
 {
 	char a[80], b[80], head[160];
 	uint64_t hash;
@@ -181,14 +204,19 @@ static int refuse_moved(const struct source *src, int fd, const struct src_ident
 	else
 		snprintf(head, sizeof(head), "its first %llu bytes differ", n);
 	char risk[96] = "the shards would skip its events as already applied";
-	if (src->resume_seq)
+	if (pos)
 		snprintf(risk, sizeof(risk),
 			 "resuming at byte %llu of it would skip or cut its events",
-			 (unsigned long long)src->resume_seq);
+			 (unsigned long long)pos);
 	log_error("%s is not the file data_dir %s read: that was %s, this is %s (another file, "
-		  "%s); %s. " PUT_BACK,
+		  "%s); %s. " PUT_BACK "%s",
 		  src->cfg->source_path, src->cfg->data_dir, ident_name(was, a, sizeof(a)),
-		  ident_name(now, b, sizeof(b)), head, risk);
+		  ident_name(now, b, sizeof(b)), head, risk,
+		  src->cfg->follow ? ". A rotation while ringmaster was stopped is not followed: "
+				     "put the file it read back at that path, start ringmaster, "
+				     "then rotate again (it finishes that file, then reads the "
+				     "new one)"
+				   : "");
 	return EX_CONFIG;
 }
 
@@ -214,10 +242,22 @@ static int check_identity(struct source *src, struct src_file *f, const struct s
 	/* The watermark can be 0 while the shards have applied events (a run
 	 * that stopped before it first recorded one): they count too. */
 	int has_read = src->resume_seq > 0 || (have && sup_next_unapplied(src->sup) > 0);
+	/* The watermark is a seq: base + a byte offset in the recorded file. */
+	uint64_t base = have && has_read ? was.base : 0;
+	if (src->resume_seq < base) {
+		log_error("%s: data_dir %s resumes at seq=%llu, before the file it records (%s, "
+			  "from seq=%llu): the file before it was rotated away before all its "
+			  "events were durable (ringmaster was killed during a rotation), and the "
+			  "rest of that file cannot be found. Use a new data_dir",
+			  path, src->cfg->data_dir, (unsigned long long)src->resume_seq,
+			  ident_name(&was, name, sizeof(name)), (unsigned long long)base);
+		return EX_CONFIG;
+	}
+	uint64_t pos = src->resume_seq - base;
 	if (have && has_read && (was.dev != now.dev || was.ino != now.ino))
-		return refuse_moved(src, f->fd, &was, &now);
-	if (size < src->resume_seq)
-		return refuse_shorter(src, size, src->resume_seq, 0);
+		return refuse_moved(src, f->fd, &was, &now, pos);
+	if (size < pos)
+		return refuse_shorter(src, size, pos, 0);
 	if (have && has_read) {
 		if ((rc = head_hash(f->fd, was.head_len, &hash)) < 0)
 			goto read_error;
@@ -233,6 +273,7 @@ static int check_identity(struct source *src, struct src_file *f, const struct s
 		}
 	}
 	now.head_len = size < HEAD_MAX ? size : HEAD_MAX;
+	now.base = base;
 	if (have && has_read && now.head_len == was.head_len) {
 		f->ident = was;
 		return 0;
@@ -259,84 +300,157 @@ read_error:
 	return 1;
 }
 
-enum file_state { FILE_SAME, FILE_CHANGED, FILE_UNSURE };
+/* What fd holds now, for a file to be read from its start. 0, or -1 on a
+ * read error (errno). */
+static int fingerprint(int fd, const struct stat *st, struct src_ident *id)
+{
+	uint64_t size = (uint64_t)st->st_size;
+	id->dev = (uint64_t)st->st_dev;
+	id->ino = (uint64_t)st->st_ino;
+	id->head_len = size < HEAD_MAX ? size : HEAD_MAX;
+	int rc = head_hash(fd, id->head_len, &id->head_hash);
+	if (rc > 0) { /* shorter already: fingerprint nothing rather than guess */
+		id->head_len = 0;
+		id->head_hash = FNV_BASIS;
+	}
+	return rc < 0 ? -1 : 0;
+}
 
-/* follow: what became of the file since it was opened: FILE_SAME while it
- * is the file at its path and no shorter than what was read, else
- * FILE_CHANGED with what happened in `buf`. A path that names nothing is
- * FILE_UNSURE for the first MISSING_POLLS polls: a file renamed away and
- * another created in its place (a rotation) pass through that state. */
-static enum file_state file_changed(const struct source *src, struct src_file *f, char *buf,
-				    size_t len)
+/* follow, at each idle poll: what became of the file and of its path, as
+ * `tail -F` sees it. A file shorter than what was read, or whose first bytes
+ * changed (truncated, then written past what was read before this look),
+ * was truncated: warned, then read again from its start as a new file
+ * (ROT_TRUNCATE). Another regular file at the path is a rotation
+ * (ROT_RENAME): this one is read to its end, then that one from its start.
+ * A path that names nothing is warned about once it did for MISSING_POLLS
+ * polls (a rename then a create pass through that state); the file is
+ * still open and still read. A file or path that cannot be looked at is
+ * not read until it can (detached), with one warning. */
+static void watch_file(struct source *src, struct src_file *f)
 {
 	const char *path = src->cfg->source_path;
+	char what[1024], a[80], b[80];
 	struct stat st;
 	uint64_t hash;
-	int rc;
+	int rc, fd;
+	if (f->rotating)
+		return;
 	if (fstat(f->fd, &st) != 0) {
-		snprintf(buf, len, "%s cannot be looked at (fstat: %s)", path, strerror(errno));
-		return FILE_CHANGED;
+		snprintf(what, sizeof(what), "%s cannot be looked at (fstat: %s)", path,
+			 strerror(errno));
+		goto detach;
 	}
 	if ((uint64_t)st.st_size < f->read_pos) {
-		snprintf(buf, len, "%s was truncated from %llu to %llu bytes", path,
-			 (unsigned long long)f->read_pos, (unsigned long long)st.st_size);
-		return FILE_CHANGED;
+		log_warn("%s was truncated from %llu to %llu bytes while followed: reading it "
+			 "from its start as a new file at seq=%llu",
+			 path, (unsigned long long)f->read_pos, (unsigned long long)st.st_size,
+			 (unsigned long long)(f->ident.base + f->read_pos));
+		goto truncated;
 	}
 	if ((rc = head_hash(f->fd, f->ident.head_len, &hash)) < 0) {
-		snprintf(buf, len, "%s cannot be read (%s)", path, strerror(errno));
-		return FILE_CHANGED;
+		snprintf(what, sizeof(what), "%s cannot be read (%s)", path, strerror(errno));
+		goto detach;
 	}
 	if (rc > 0 || hash != f->ident.head_hash) {
-		snprintf(buf, len, "%s was rewritten in place (its first %llu bytes changed)", path,
-			 (unsigned long long)f->ident.head_len);
-		return FILE_CHANGED;
+		log_warn("%s was truncated while followed and written again past the %llu bytes "
+			 "read (its first %llu bytes changed): reading it from its start as a new "
+			 "file at seq=%llu",
+			 path, (unsigned long long)f->read_pos,
+			 (unsigned long long)f->ident.head_len,
+			 (unsigned long long)(f->ident.base + f->read_pos));
+		goto truncated;
 	}
 	if (stat(path, &st) != 0) {
 		if (errno != ENOENT) {
-			snprintf(buf, len, "%s cannot be looked at (%s)", path, strerror(errno));
-			return FILE_CHANGED;
+			snprintf(what, sizeof(what), "%s cannot be looked at (%s)", path,
+				 strerror(errno));
+			goto detach;
 		}
-		if (++f->missing_polls < MISSING_POLLS)
-			return FILE_UNSURE;
-		snprintf(buf, len, "%s was removed", path);
-		return FILE_CHANGED;
+		if (++f->missing_polls == MISSING_POLLS)
+			log_warn("%s was removed while followed: reading what it still holds, "
+				 "then a new file at that path from its start",
+				 path);
+		goto fine;
 	}
 	f->missing_polls = 0;
-	if ((uint64_t)st.st_dev != f->ident.dev || (uint64_t)st.st_ino != f->ident.ino) {
-		struct src_ident now = {.dev = (uint64_t)st.st_dev, .ino = (uint64_t)st.st_ino};
-		char a[80], b[80];
-		if (now.dev == f->ident.dev)
-			snprintf(buf, len, "%s was replaced by another file (inode %llu -> %llu)",
-				 path, (unsigned long long)f->ident.ino,
-				 (unsigned long long)now.ino);
-		else
-			snprintf(buf, len, "%s was replaced by another file (%s -> %s)", path,
-				 ident_name(&f->ident, a, sizeof(a)),
-				 ident_name(&now, b, sizeof(b)));
-		return FILE_CHANGED;
+	if (((uint64_t)st.st_dev == f->ident.dev && (uint64_t)st.st_ino == f->ident.ino) ||
+	    !S_ISREG(st.st_mode))
+		goto fine;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		goto fine; /* gone again, or not yet readable: look again next time */
+	struct src_ident now;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+	    ((uint64_t)st.st_dev == f->ident.dev && (uint64_t)st.st_ino == f->ident.ino)) {
+		close(fd);
+		goto fine;
 	}
-	return FILE_SAME;
+	now.dev = (uint64_t)st.st_dev;
+	now.ino = (uint64_t)st.st_ino;
+	log_info("%s: another file at that path (%s, was %s): reading the one it replaced to "
+		 "its end, then the new one from its start",
+		 path, ident_name(&now, a, sizeof(a)), ident_name(&f->ident, b, sizeof(b)));
+	f->next_fd = fd;
+	f->rotating = ROT_RENAME;
+	goto fine;
+truncated:
+	f->rotating = ROT_TRUNCATE;
+	f->eof = 1; /* what it held past read_pos is gone: read nothing more of it */
+fine:
+	if (f->detached)
+		log_info("%s can be read again: reading it from byte %llu", path,
+			 (unsigned long long)f->read_pos);
+	f->detached = 0;
+	return;
+detach:
+	if (!f->detached)
+		log_warn("%s while followed: not reading it until it can be (ringmaster keeps "
+			 "running and its workers finish what they have)",
+			 what);
+	f->detached = 1;
 }
 
-/* follow, at each idle poll: stop reading a file that was truncated,
- * replaced, removed or rewritten (once, with a warning), and go on when it
- * is back as it was. Rotation is not followed: the new file is not read. */
-static void watch_file(struct source *src, struct src_file *f)
+/* follow: the file being finished was read to its end and every line of it
+ * handed over (the last one even without a newline): go on with the next
+ * one, the new file at the path or this one truncated, from its start. Its
+ * seqs start where this one's end: its identity and that base are recorded
+ * together (one transaction) before any line of it is handed over. 0, or -1
+ * (logged) when the run must stop. */
+static int switch_file(struct source *src, struct src_file *f)
 {
-	char what[1024];
-	enum file_state st = file_changed(src, f, what, sizeof(what));
-	if (st == FILE_CHANGED && !f->detached) {
-		log_warn("%s while followed: not reading it until it is back as it was "
-			 "(ringmaster keeps running and its workers finish what they have). "
-			 "Restore the file, or stop ringmaster and start it with a new data_dir "
-			 "to read the new file from its start",
-			 what);
-		f->detached = 1;
-	} else if (st == FILE_SAME && f->detached) {
-		log_info("%s is back as it was: reading it again from byte %llu",
-			 src->cfg->source_path, (unsigned long long)f->read_pos);
-		f->detached = 0;
+	const char *path = src->cfg->source_path;
+	uint64_t done = f->offset; /* == read_pos: all of it is handed over */
+	struct src_ident id;
+	struct stat st;
+	char name[80];
+	if (f->rotating == ROT_RENAME) {
+		close(f->fd);
+		f->fd = f->next_fd;
+		f->next_fd = -1;
+	} else if (lseek(f->fd, 0, SEEK_SET) < 0) {
+		log_error("%s: cannot seek: %s", path, strerror(errno));
+		return -1;
 	}
+	f->rotating = ROT_NONE;
+	if (fstat(f->fd, &st) != 0 || fingerprint(f->fd, &st, &id) != 0) {
+		log_error("%s: cannot read the source file: %s", path, strerror(errno));
+		return -1;
+	}
+	id.base = f->ident.base + done;
+	if (ident_store(src, &id) != 0)
+		return -1;
+	f->ident = id;
+	/* Watched by what is read of it (fill): nothing yet. */
+	f->ident.head_len = 0;
+	f->ident.head_hash = FNV_BASIS;
+	f->offset = f->read_pos = 0;
+	f->start = f->end = 0;
+	f->eof = 0;
+	f->missing_polls = 0;
+	f->size = (uint64_t)st.st_size;
+	log_info("%s: reading %s from its start at seq=%llu (the file before ended at byte %llu)",
+		 path, ident_name(&id, name, sizeof(name)), (unsigned long long)id.base,
+		 (unsigned long long)done);
+	return 0;
 }
 
 /* ---- reading lines ---- */
@@ -348,7 +462,7 @@ static int consume_long(struct source *src, struct src_file *f, const char *p, s
 {
 	if (!f->in_long) {
 		f->in_long = 1;
-		f->long_seq = f->offset;
+		f->long_seq = f->ident.base + f->offset;
 		f->long_len = f->long_total = 0;
 	}
 	size_t keep = n;
@@ -372,7 +486,8 @@ static int consume_long(struct source *src, struct src_file *f, const char *p, s
  * -1 when the run must stop. */
 static int drain_lines(struct source *src, struct src_file *f, unsigned budget, unsigned *handed)
 {
-	int at_end = f->eof && !src->cfg->follow; /* no more bytes will come */
+	/* No more bytes will come: the end of the input, or of a rotated file. */
+	int at_end = f->eof && (!src->cfg->follow || f->rotating);
 	while (f->start < f->end) {
 		char *p = f->buf + f->start;
 		size_t avail = f->end - f->start;
@@ -387,21 +502,21 @@ static int drain_lines(struct source *src, struct src_file *f, unsigned budget, 
 		if (f->in_long)
 			rc = consume_long(src, f, p, len, nl != NULL || at_end);
 		else
-			rc = src_line(src, -1, f->offset, p, len, len);
+			rc = src_line(src, -1, f->ident.base + f->offset, p, len, len);
 		if (rc != 0)
 			return rc == -EAGAIN ? rc : -1;
 		(*handed)++;
 		f->start += used;
 		f->offset += used;
 		/* The watermark never passes a line still being read. */
-		f->next_seq = f->in_long ? f->long_seq : f->offset;
+		f->next_seq = f->in_long ? f->long_seq : f->ident.base + f->offset;
 	}
 	/* The input ended in an overlong line whose last bytes were taken
 	 * before the end was seen (no newline after it): it ends here. */
 	if (f->in_long && at_end) {
 		if (consume_long(src, f, f->buf + f->start, 0, 1) != 0)
 			return -1;
-		f->next_seq = f->offset;
+		f->next_seq = f->ident.base + f->offset;
 	}
 	return 0;
 }
@@ -426,6 +541,18 @@ static int fill(struct source *src, struct src_file *f)
 		return errno == EINTR ? 0 : -1;
 	if (n == 0)
 		f->eof = 1;
+	/* The fingerprint grows with what is read of the first HEAD_MAX bytes,
+	 * so a file that was short (or empty) when it was first looked at is
+	 * known by more than that when it is truncated and written again. */
+	uint64_t from = f->ident.head_len, to = f->read_pos + (uint64_t)n;
+	if (to > HEAD_MAX)
+		to = HEAD_MAX;
+	if (f->identified && from >= f->read_pos && from < to) {
+		f->ident.head_hash =
+		    fnv1a(f->ident.head_hash, f->buf + f->end + (from - f->read_pos),
+			  (size_t)(to - from));
+		f->ident.head_len = to;
+	}
 	f->end += (size_t)n;
 	f->read_pos += (uint64_t)n;
 	return 0;
@@ -458,7 +585,7 @@ static int file_open(struct source *src)
 		return EX_OSERR;
 	}
 	src->priv = f;
-	f->fd = -1;
+	f->fd = f->next_fd = -1;
 	f->cap = READ_CHUNK;
 	if (f->cap < 2 * (src->cfg->max_event_size + 2))
 		f->cap = 2 * (src->cfg->max_event_size + 2);
@@ -495,7 +622,9 @@ static int file_open(struct source *src)
 		rc = refuse_shorter(src, f->size, src->resume_seq, 0);
 	if (rc != 0)
 		return rc;
-	if (src->resume_seq && lseek(f->fd, (off_t)src->resume_seq, SEEK_SET) < 0) {
+	/* The watermark in this file (base 0 for stdin). */
+	f->read_pos = f->offset = src->resume_seq - f->ident.base;
+	if (f->offset && lseek(f->fd, (off_t)f->offset, SEEK_SET) < 0) {
 		log_error("%s: cannot seek: %s", path, strerror(errno));
 		return 1;
 	}
@@ -509,6 +638,8 @@ static int file_close(struct source *src)
 		return 0;
 	if (f->fd > STDIN_FILENO)
 		close(f->fd);
+	if (f->next_fd >= 0)
+		close(f->next_fd);
 	free(f->buf);
 	free(f->long_line);
 	free(f);
@@ -551,6 +682,11 @@ static enum src_result file_read(struct source *src, unsigned budget)
 		if (handed >= budget)
 			return SRC_MORE;
 		if (f->eof) {
+			if (f->rotating) {
+				if (switch_file(src, f) != 0)
+					return SRC_ERROR;
+				continue;
+			}
 			if (!src->cfg->follow)
 				return SRC_END;
 			f->eof = 0;
