@@ -11,7 +11,9 @@
  *
  * A payload that is not exactly two fields, has an empty type, or whose
  * amount is not an integer (`-?[0-9]+`: "12x", "", "+5", "-" are not) is
- * malformed: rm_reject + RM_REJECT, before any other check. Otherwise the
+ * malformed: rm_reject + RM_REJECT, before any other check. A payload may
+ * also be a JSON object with the fields type, amount and to (ledger.h), so
+ * that the demo runs on JSON lines too; json-c parses it. Otherwise the
  * checks run in this order and the first that fails names the rejection:
  *
  *   unknown_type         no rule for the type
@@ -44,6 +46,8 @@
  */
 #include "ledger.h"
 
+#include <json.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -405,9 +409,69 @@ static int emit_outcome(rm_ctx *ctx, struct ledger *l, const struct rm_event *ev
 	return 0;
 }
 
+/* type and amount out of a JSON object (ledger.h). Returns 0 or -1. */
+static int parse_json_fields(struct json_object *obj, struct ledger_payload *out)
+{
+	struct json_object *type, *amount, *to;
+
+	if (!json_object_is_type(obj, json_type_object) ||
+	    !json_object_object_get_ex(obj, "type", &type) ||
+	    !json_object_is_type(type, json_type_string) ||
+	    !json_object_object_get_ex(obj, "amount", &amount) ||
+	    !json_object_is_type(amount, json_type_int))
+		return -1;
+	if (json_object_object_get_ex(obj, "to", &to) && !json_object_is_type(to, json_type_string))
+		return -1;
+
+	size_t n = (size_t)json_object_get_string_len(type);
+	const char *t = json_object_get_string(type);
+
+	if (n == 0 || n > LEDGER_TYPE_MAX || memchr(t, '\t', n))
+		return -1;
+	memcpy(out->type_buf, t, n);
+	out->type = (struct rm_value){out->type_buf, n};
+
+	/* json-c keeps an integer as int64, or uint64 above INT64_MAX. */
+	int64_t i = json_object_get_int64(amount);
+	uint64_t u = json_object_get_uint64(amount);
+
+	out->amount_fits = !(i == INT64_MAX && u > (uint64_t)INT64_MAX);
+	out->amount = out->amount_fits ? i : 0;
+	out->amount_text =
+	    (struct rm_value){out->amount_buf, out->amount_fits ? put_i64(out->amount_buf, i)
+								: put_u64(out->amount_buf, u)};
+	return 0;
+}
+
+/* A JSON payload; -1 when it is not a JSON object of the right shape. */
+static int parse_json_payload(const char *payload, size_t len, struct ledger_payload *out)
+{
+	struct json_tokener *tok;
+	struct json_object *obj;
+	int rc = -1;
+
+	if (len > INT_MAX || !(tok = json_tokener_new()))
+		return -1;
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	obj = json_tokener_parse_ex(tok, payload, (int)len);
+	if (obj && json_tokener_get_parse_end(tok) == len)
+		rc = parse_json_fields(obj, out);
+	json_object_put(obj);
+	json_tokener_free(tok);
+	return rc;
+}
+
 int ledger_parse_payload(const char *payload, size_t len, struct ledger_payload *out)
 {
 	struct rm_value f[2];
+
+	size_t lead = 0;
+
+	/* JSON's white space: a JSON line may start with some. */
+	while (lead < len && memchr(" \t\r\n", payload[lead], 4))
+		lead++;
+	if (lead < len && payload[lead] == '{' && parse_json_payload(payload, len, out) == 0)
+		return 0;
 
 	if (split_tabs(payload, len, f, 2) != 2 || f[0].len == 0)
 		return -1;
