@@ -23,9 +23,9 @@ CC       ?= cc
 PKG_CONFIG ?= pkg-config
 
 # Packages: Debian names, and the pkg-config modules that prove them present.
-DEB_PKGS := libzmq3-dev liblmdb-dev libinih-dev libcmocka-dev librdkafka-dev libjson-c-dev \
+DEB_PKGS := libzmq3-dev liblmdb-dev libinih-dev libcmocka-dev librdkafka-dev libyajl-dev \
 	pkg-config procps
-PC_MODS  := libzmq lmdb inih cmocka rdkafka json-c
+PC_MODS  := libzmq lmdb inih cmocka rdkafka yajl
 
 ifneq ($(filter asan,$(MAKECMDGOALS)),)
 ASAN := 1
@@ -43,10 +43,10 @@ endif
 
 # Deferred (=) so pkg-config runs after `deps` has installed what was missing.
 PC_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PC_MODS) 2>/dev/null)
-PC_LIBS   = $(shell $(PKG_CONFIG) --libs libzmq lmdb inih rdkafka json-c 2>/dev/null)
+PC_LIBS   = $(shell $(PKG_CONFIG) --libs libzmq lmdb inih rdkafka yajl 2>/dev/null)
 # The ledger handler (built into the daemon, and alone for the fuzzer and the
-# seed benchmark) reads JSON payloads through json-c.
-JSON_LIBS   = $(shell $(PKG_CONFIG) --libs json-c 2>/dev/null)
+# seed benchmark) reads JSON payloads through yajl.
+JSON_LIBS   = $(shell $(PKG_CONFIG) --libs yajl 2>/dev/null)
 CMOCKA_LIBS = $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
 
 CFLAGS   ?= $(OPT) -g

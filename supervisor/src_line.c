@@ -12,9 +12,11 @@
 static int src_json(struct source *src, int partition, uint64_t seq, const char *line, size_t len,
 		    uint64_t total)
 {
+	/* Per thread, as a source runs in one: yajl's scratch memory. */
+	static _Thread_local struct event_json_parser jp;
 	struct event_json ev;
 	const char *reason =
-	    event_parse_json(line, len, src->cfg->source_key, src->cfg->max_event_size, &ev);
+	    event_parse_json(&jp, line, len, src->cfg->source_key, src->cfg->max_event_size, &ev);
 
 	if (reason && total > len) /* as below: a line cut short is too long */
 		return sup_dead_letter(src->sup, seq, reason, line, len, total);

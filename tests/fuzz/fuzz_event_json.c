@@ -23,6 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const char *const reasons[] = {"too_long", "empty_line", "bad_json", "no_key",
 					      "bad_key"};
+	static struct event_json_parser jp;
 	struct event_json ev;
 	const char *reason;
 	size_t len, trimmed;
@@ -39,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(line, data + 2, len);
 	trimmed = len && line[len - 1] == '\r' ? len - 1 : len;
-	reason = event_parse_json(line, len, "k", max, &ev);
+	reason = event_parse_json(&jp, line, len, "k", max, &ev);
 	check(ev.len == trimmed);
 	if (reason) {
 		for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)

@@ -2,7 +2,7 @@
  * (worker/handlers/ledger.c): any payload must be parsed into a type and an
  * amount that lie inside it, or refused as malformed, exactly as ledger.h
  * describes; strtoll is the reference for the amount's value and range.
- * A JSON payload (json-c parses it) is only checked for its shape.
+ * A JSON payload (yajl parses it) is only checked for its shape.
  *
  * The payload parser calls nothing of the handler API; the rest of ledger.c
  * does, so the calls are defined here to abort: if the parser ever reached

@@ -1,7 +1,9 @@
 # JSON lines ([source] format = jsonl): the events of `ringctl gen events`
 # as TSV and as JSON lines, with bad lines of every class mixed into the
 # JSON, end in the same state; the bad lines are dead letters with their
-# reasons, in order. And format = jsonl without key is refused, naming the
+# reasons, in order: the supervisor's (bad_json, no_key, bad_key, ...) for
+# a line it refuses before or at its key, the ledger's (malformed) for one
+# broken after its key, which the supervisor does not read. And format = jsonl without key is refused, naming the
 # line.
 . "$(dirname "$0")/lib.sh"
 args="--events 20000 --keys 3000 --seed 7"
@@ -27,7 +29,8 @@ longkey=$(head -c 300 /dev/zero | tr '\0' k)
 	printf '{"account":"acct00000002","note":"%s"}\n' "$long"
 	printf '{"account":"acct00000003","type":"deposit","amount":"5"}\n'
 } >"$T/bad.jsonl"
-want="bad_json bad_json bad_json bad_json no_key no_key bad_key bad_key bad_key bad_key"
+# Lines 1 and 4 are broken after the key: events, refused by the ledger.
+want="malformed bad_json bad_json malformed no_key no_key bad_key bad_key bad_key bad_key"
 want="$want empty_line too_long malformed "
 # Half the events, the bad lines, an event with a CR, the rest.
 head -n 10000 "$T/gen.jsonl" >"$T/events.jsonl"
@@ -50,7 +53,10 @@ o="$o -o output.dead_letter=$T/json/dead.tsv"
 	|| { cat "$T/log2"; fail "JSON run"; }
 "$RINGCTL" -c "$T/t.ini" $o dump-state >"$T/state_json"
 assert_same_file "state, TSV vs JSON lines" "$T/state_tsv" "$T/state_json"
-assert_eq "processed" 20001 "$(json_get "$T/s.json" processed)"
+# The events and the three lines the ledger refused; nothing lost: every
+# bad line is a dead letter, once.
+assert_eq "processed" 20003 "$(json_get "$T/s.json" processed)"
+assert_eq "one dead letter a bad line" "$(wc -l <"$T/bad.jsonl")" "$(wc -l <"$T/json/dead.tsv")"
 
 reasons=$(sort -n "$T/json/dead.tsv" | cut -f2 | tr '\n' ' ')
 assert_eq "dead-letter reasons in order" "$want" "$reasons"

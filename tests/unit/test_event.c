@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -127,9 +128,12 @@ static void test_reads_only_len(void **unused)
 
 /* ---- JSON lines ---------------------------------------------------------- */
 
+/* The parser's scratch memory, reused for every line as a source does. */
+static struct event_json_parser jp;
+
 static const char *parse_json(const char *line, struct event_json *ev)
 {
-	return event_parse_json(line, strlen(line), "account", MAX, ev);
+	return event_parse_json(&jp, line, strlen(line), "account", MAX, ev);
 }
 
 static void assert_json_reason(const char *line, const char *want)
@@ -169,8 +173,10 @@ static void test_json_event(void **unused)
 	assert_json_key("{\"account\":42}", "42");
 	assert_json_key("{\"account\":-7}", "-7");
 	assert_json_key("{\"account\":18446744073709551614}", "18446744073709551614");
-	/* The last of two counts. */
-	assert_json_key("{\"account\":1,\"account\":2}", "2");
+	assert_json_key("{\"account\":-0}", "0");
+	assert_json_key("{\"account\":18446744073709551615}", "18446744073709551615");
+	/* The first of two counts: the parse stops there. */
+	assert_json_key("{\"account\":1,\"account\":2}", "1");
 	/* A CR at the end is dropped, as for TSV. */
 	assert_null(parse_json("{\"account\":1}\r", &ev));
 	assert_int_equal(ev.len, strlen("{\"account\":1}"));
@@ -194,9 +200,14 @@ static void test_json_reasons(void **unused)
 	    "[{\"account\":1}]",      /* an array */
 	    "42",		      /* a number */
 	    "\"account\"",	      /* a string */
-	    "{\"account\":1}x",	      /* junk after the object */
-	    "{\"account\":1}{}",      /* two objects */
-	    "{\"account\":1,}",	      /* a trailing comma */
+	    "{\"x\":1}x",	      /* junk after an object without the key */
+	    "{\"x\":1}{}",	      /* two objects */
+	    "{\"x\":1,}",	      /* a trailing comma, before the key */
+	    "{\"x\":1,\"account\":1", /* cut short */
+	    "{\"account\" 1}",	      /* no colon */
+	    "{\"account\":1 2}",      /* the key's value not followed by , or } */
+	    "{\"account\":\"a\" \"b\"}",
+	    "{\"account\":1",	      /* a number at the end: not followed */
 	    "{\"account\":01}",	      /* a leading zero */
 	    "{\"account\":\"\xff\"}", /* not UTF-8 */
 	    "acct1\tdeposit\t5",      /* TSV */
@@ -219,11 +230,43 @@ static void test_json_reasons(void **unused)
 	    "{\"account\":\"a\\tb\"}",
 	    "{\"account\":\"a\\nb\"}",
 	    "{\"account\":\"a\\rb\"}",		  /* bytes a TSV key cannot hold */
-	    "{\"account\":-9223372036854775809}", /* clamped by json-c */
+	    "{\"account\":-9223372036854775809}", /* beyond int64 */
+	    "{\"account\":18446744073709551616}", /* beyond uint64 */
 	    "{\"account\":99999999999999999999}",
 	};
 	for (size_t i = 0; i < sizeof(bad_key) / sizeof(bad_key[0]); i++)
 		assert_json_reason(bad_key[i], "bad_key");
+}
+
+/* The parse stops at the key's value: what follows it is the handler's to
+ * refuse (the payload is the whole line). */
+static void test_json_stops_at_key(void **unused)
+{
+	(void)unused;
+	assert_json_key("{\"account\":1}x", "1");
+	assert_json_key("{\"account\":1}{}", "1");
+	assert_json_key("{\"account\":\"a\",}", "a");
+	assert_json_key("{\"account\":\"a\",\"type\":\"deposit\"", "a");
+	assert_json_key("{\"account\":\"a\", \xff garbage", "a");
+}
+
+/* A string too long for the arena before the key: yajl's buffer goes to
+ * malloc and back, and the next line starts afresh. */
+static void test_json_long_escapes(void **unused)
+{
+	enum { N = 3000 };
+	static char line[N * 6 + 64];
+	struct event_json ev;
+	char *p = line;
+
+	(void)unused;
+	p += sprintf(p, "{\"x\":\"");
+	for (int i = 0; i < N; i++)
+		p += sprintf(p, "\\u0041");
+	sprintf(p, "\",\"k\":\"key\"}");
+	assert_null(event_parse_json(&jp, line, strlen(line), "k", sizeof(line), &ev));
+	assert_int_equal(ev.key_len, 3);
+	assert_json_key("{\"account\":\"a1\"}", "a1");
 }
 
 /* The key's length limit, over a longer max_event_size. */
@@ -236,23 +279,23 @@ static void test_json_key_length(void **unused)
 	strcpy(line, "{\"k\":\"");
 	memset(line + 6, 'k', EVENT_KEY_MAX);
 	strcpy(line + 6 + EVENT_KEY_MAX, "\"}");
-	assert_null(event_parse_json(line, strlen(line), "k", 1024, &ev));
+	assert_null(event_parse_json(&jp, line, strlen(line), "k", 1024, &ev));
 	assert_int_equal(ev.key_len, EVENT_KEY_MAX);
 	memset(line + 6, 'k', EVENT_KEY_MAX + 1);
 	strcpy(line + 7 + EVENT_KEY_MAX, "\"}");
-	assert_string_equal(event_parse_json(line, strlen(line), "k", 1024, &ev), "bad_key");
+	assert_string_equal(event_parse_json(&jp, line, strlen(line), "k", 1024, &ev), "bad_key");
 }
 
 /* Nothing past len is read, and a NUL byte inside is not the end. */
 static void test_json_reads_only_len(void **unused)
 {
-	static const char nul[] = "{\"account\":1}\0{";
+	static const char nul[] = "{\"x\":1\0,\"account\":1}";
 	struct event_json ev;
 
 	(void)unused;
-	assert_null(event_parse_json("{\"account\":1}junk", 13, "account", MAX, &ev));
+	assert_null(event_parse_json(&jp, "{\"account\":1}junk", 13, "account", MAX, &ev));
 	assert_int_equal(ev.len, 13);
-	assert_string_equal(event_parse_json(nul, sizeof(nul) - 1, "account", MAX, &ev),
+	assert_string_equal(event_parse_json(&jp, nul, sizeof(nul) - 1, "account", MAX, &ev),
 			    "bad_json");
 }
 
@@ -268,6 +311,8 @@ int main(void)
 	    cmocka_unit_test(test_reads_only_len),
 	    cmocka_unit_test(test_json_event),
 	    cmocka_unit_test(test_json_reasons),
+	    cmocka_unit_test(test_json_stops_at_key),
+	    cmocka_unit_test(test_json_long_escapes),
 	    cmocka_unit_test(test_json_key_length),
 	    cmocka_unit_test(test_json_reads_only_len),
 	};

@@ -606,6 +606,13 @@ static void test_json_payload(void **state)
 	    "{\"type\":\"deposit\",\"amount\":5,\"to\":7}", /* to, not a string */
 	    "{\"type\":\"deposit\",\"amount\":5",	    /* not JSON */
 	    "{\"type\":\"deposit\",\"amount\":5}x",
+	    /* Lines the supervisor let through, broken after their key. */
+	    "{\"account\":\"acct1\",\"type\":\"deposit\",\"amount\":5",
+	    "{\"account\":\"acct1\",\"type\":\"deposit\",\"amount\":5} {}",
+	    "{\"account\":\"acct1\",\"type\":\"deposit\",\"amount\":5,}",
+	    "{\"account\":\"acct1\",\"type\":\"dep\xffosit\",\"amount\":5}",
+	    "{\"type\":\"deposit\",\"amount\":100000000000000000000000000000000}",
+	    "[{\"type\":\"deposit\",\"amount\":5}]",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		int before = f->ctx.nout;
@@ -637,6 +644,17 @@ static void test_parse_json_payload(void **state)
 	memset(s + 9, 't', LEDGER_TYPE_MAX + 1);
 	strcpy(s + 10 + LEDGER_TYPE_MAX, "\",\"amount\":-42}");
 	assert_int_equal(ledger_parse_payload(s, strlen(s), &p), -1);
+
+	/* A long escaped string: yajl's buffer outgrows its arena. */
+	static char big[3000 * 6 + 64];
+	char *b = big;
+
+	b += sprintf(b, "{\"note\":\"");
+	for (int i = 0; i < 3000; i++)
+		b += sprintf(b, "\\u0041");
+	sprintf(b, "\",\"type\":\"deposit\",\"amount\":7}");
+	assert_int_equal(ledger_parse_payload(big, strlen(big), &p), 0);
+	assert_int_equal(p.amount, 7);
 
 	strcpy(s, "{\t5");
 	assert_int_equal(ledger_parse_payload(s, strlen(s), &p), 0);

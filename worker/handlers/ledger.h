@@ -26,7 +26,7 @@ struct ledger_payload {
 	int64_t amount;		     /* the amount in cents when amount_fits, else 0 */
 	bool amount_fits;	     /* false: well formed, but beyond int64 */
 	char type_buf[LEDGER_TYPE_MAX];
-	char amount_buf[24];
+	char amount_buf[32];
 };
 
 /* Parse a payload of len bytes. Returns 0, or -1 when it is malformed.
@@ -38,18 +38,18 @@ struct ledger_payload {
  *
  * JSON, tried first when the payload starts with '{' (after JSON white
  * space, if any): a TSV payload ends in a digit, a JSON object in '}' or
- * white space, so no payload is both. It must be an object, as json-c's
- * strict mode reads it, with "type", a string of 1..LEDGER_TYPE_MAX bytes
+ * white space, so no payload is both. It must be exactly one valid JSON
+ * object (yajl reads the whole payload: nothing but white space after it),
+ * with "type", a string of 1..LEDGER_TYPE_MAX bytes
  * without a tab, and "amount", an integer; "to", if present, a string
  * (the ledger moves only the event's account: a transfer is a
  * transfer_out event and a transfer_in event). Other fields are ignored.
- * amount_text is the integer in decimal; one beyond int64 is out of range
- * (json-c clamps one beyond 64 bits to the nearest limit, and it is shown
- * so). A payload starting with '{' that is not such an object is parsed
- * as TSV, so every TSV payload means what it always did.
+ * amount_text is the integer as written; one beyond int64 is out of range,
+ * as for TSV; one of more than sizeof(amount_buf) characters is malformed. A payload starting with
+ * '{' that is not such an object is parsed as TSV, so every TSV payload means what it always did.
  *
- * Pure: no handler context; json-c's allocations are freed before it
- * returns. */
+ * Pure: no handler context, no malloc (yajl's memory is on the stack,
+ * json_arena.h). */
 int ledger_parse_payload(const char *payload, size_t len, struct ledger_payload *out);
 
 #endif
