@@ -23,8 +23,9 @@ CC       ?= cc
 PKG_CONFIG ?= pkg-config
 
 # Packages: Debian names, and the pkg-config modules that prove them present.
-DEB_PKGS := libzmq3-dev liblmdb-dev libinih-dev libcmocka-dev librdkafka-dev pkg-config procps
-PC_MODS  := libzmq lmdb inih cmocka rdkafka
+DEB_PKGS := libzmq3-dev liblmdb-dev libinih-dev libcmocka-dev librdkafka-dev libyajl-dev \
+	pkg-config procps
+PC_MODS  := libzmq lmdb inih cmocka rdkafka yajl
 
 ifneq ($(filter asan,$(MAKECMDGOALS)),)
 ASAN := 1
@@ -42,7 +43,10 @@ endif
 
 # Deferred (=) so pkg-config runs after `deps` has installed what was missing.
 PC_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PC_MODS) 2>/dev/null)
-PC_LIBS   = $(shell $(PKG_CONFIG) --libs libzmq lmdb inih rdkafka 2>/dev/null)
+PC_LIBS   = $(shell $(PKG_CONFIG) --libs libzmq lmdb inih rdkafka yajl 2>/dev/null)
+# The ledger handler (built into the daemon, and alone for the fuzzer and the
+# seed benchmark) reads JSON payloads through yajl.
+JSON_LIBS   = $(shell $(PKG_CONFIG) --libs yajl 2>/dev/null)
 CMOCKA_LIBS = $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
 
 CFLAGS   ?= $(OPT) -g
@@ -247,7 +251,7 @@ $(B)/obj/tests/bench/naive/naive.o: tests/bench/naive/naive.c | seed-deps
 
 $(NAIVE): $(B)/obj/tests/bench/naive/naive.o $(call obj,worker/handlers/ledger.c)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_LDFLAGS) $^ $(HIREDIS_LIBS) -lpthread -o $@
+	$(CC) $(ALL_LDFLAGS) $^ $(HIREDIS_LIBS) $(JSON_LIBS) -lpthread -o $@
 
 bench-seed: seed-deps $(RINGMASTER) $(RINGCTL) $(NAIVE) etc-modes
 	@B=$(B) tests/bench/seed.sh
@@ -282,9 +286,13 @@ FUZZ_DEPS_cfg_value    := common/cfg.c common/log.c
 FUZZ_DEPS_cfg_file     := common/cfg.c common/log.c tests/fuzz/cfg_props.c
 FUZZ_DEPS_cfg_override := $(FUZZ_DEPS_cfg_file)
 FUZZ_DEPS_ledger       := worker/handlers/ledger.c
+FUZZ_DEPS_event_json   := common/event.c
 FUZZ_LIBS_cfg_value     = $(FUZZ_INIH_LIBS)
 FUZZ_LIBS_cfg_file      = $(FUZZ_INIH_LIBS)
 FUZZ_LIBS_cfg_override  = $(FUZZ_INIH_LIBS)
+FUZZ_LIBS_event         = $(JSON_LIBS)
+FUZZ_LIBS_ledger        = $(JSON_LIBS)
+FUZZ_LIBS_event_json    = $(JSON_LIBS)
 
 .PHONY: fuzz deps-tools
 

@@ -48,6 +48,7 @@
 
 _Static_assert(sizeof(enum cfg_source_type) == sizeof(int), "enum as int");
 _Static_assert(sizeof(enum cfg_output_type) == sizeof(int), "enum as int");
+_Static_assert(sizeof(enum cfg_source_format) == sizeof(int), "enum as int");
 _Static_assert(sizeof(enum cfg_sync) == sizeof(int), "enum as int");
 _Static_assert(sizeof(unsigned) == sizeof(uint32_t), "unsigned is 32 bits");
 
@@ -107,6 +108,7 @@ static setter set_num, set_size, set_dur, set_bool, set_double, set_enum, set_le
     set_str, set_path, set_handler;
 
 static const char *const source_types[] = {"file", "generate", "zmq", "kafka", NULL};
+static const char *const source_formats[] = {"tsv", "jsonl", NULL};
 static const char *const output_types[] = {"file", "zmq", "none", "kafka", NULL};
 static const char *const sync_modes[] = {"none", "periodic", "batch", NULL};
 static const char *const data_loss_modes[] = {"stop", "continue", NULL};
@@ -140,6 +142,8 @@ static const struct setting settings[] = {
 	{ "source", "type", set_enum, OFF(source_type), F_BY_SECTION, 0, 0, "file", source_types },
 	{ "source", "path", set_path, OFF(source_path), F_OPTIONAL | F_STDIN | F_BY_SECTION, 0, 0, NULL, NULL },
 	{ "source", "delimiter", set_delim, OFF(delimiter), F_BY_SECTION, 0, 0, "tab", NULL },
+	{ "source", "format", set_enum, OFF(source_format), F_BY_SECTION, 0, 0, "tsv", source_formats },
+	{ "source", "key", set_str, OFF(source_key), F_OPTIONAL | F_BY_SECTION, 0, 0, NULL, NULL },
 	{ "source", "follow", set_bool, OFF(follow), F_BY_SECTION, 0, 0, "no", NULL },
 	{ "source", "max_event_size", set_size, OFF(max_event_size), F_BY_SECTION, 16, 16 * MB, "64K", NULL },
 	{ "source", "events", set_num, OFF(gen_events), F_BY_SECTION, 1, 1000000000000ULL, "1000000", NULL },
@@ -1271,6 +1275,13 @@ static void validate_sources(struct load *st)
 		need(st, "source", c->kafka_topic, "kafka", "topic");
 		need(st, "source", c->kafka_group, "kafka", "group");
 	}
+	if (c->source_format == CFG_FORMAT_JSONL && !c->source_key)
+		report(st, origin_of(st, "source", "format"),
+		       "[source] format jsonl needs key, the top-level field that holds each "
+		       "event's key (key = account)");
+	if (c->source_format == CFG_FORMAT_TSV && c->source_key)
+		report(st, origin_of(st, "source", "key"),
+		       "[source] key names a JSON field: it needs format = jsonl");
 	if (c->output_type == CFG_OUTPUT_ZMQ)
 		need(st, "output", c->output_connect, "zmq", "connect");
 	if (c->output_type == CFG_OUTPUT_KAFKA) {

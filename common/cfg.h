@@ -26,6 +26,7 @@
 #define CFG_BATCH_MAX_MAX 1048576
 
 enum cfg_source_type { CFG_SOURCE_FILE, CFG_SOURCE_GENERATE, CFG_SOURCE_ZMQ, CFG_SOURCE_KAFKA };
+enum cfg_source_format { CFG_FORMAT_TSV, CFG_FORMAT_JSONL };
 enum cfg_output_type { CFG_OUTPUT_FILE, CFG_OUTPUT_ZMQ, CFG_OUTPUT_NONE, CFG_OUTPUT_KAFKA };
 enum cfg_sync { CFG_SYNC_NONE, CFG_SYNC_PERIODIC, CFG_SYNC_BATCH };
 enum cfg_data_loss { CFG_DATA_LOSS_STOP, CFG_DATA_LOSS_CONTINUE };
@@ -64,16 +65,18 @@ struct cfg {
 	uint64_t watchdog_ms; /* default 30s */
 
 	/* [source] */
-	enum cfg_source_type source_type; /* file | generate | zmq | kafka */
-	char *source_path;		  /* file: path or "-" for stdin */
-	char delimiter;			  /* one byte, default '\t'; "tab", "comma", ... */
-	int follow;			  /* file: keep reading as it grows */
-	uint64_t max_event_size;	  /* default 64K, 16..16M */
-	uint64_t gen_events;		  /* generate: default 1000000 */
-	uint64_t gen_keys;		  /* generate: default 10000 */
-	uint64_t gen_seed;		  /* generate: default 42 */
-	double gen_skew;		  /* generate: 0 = uniform, else Zipf exponent */
-	char *zmq_bind;			  /* zmq: endpoint to bind */
+	enum cfg_source_type source_type;     /* file | generate | zmq | kafka */
+	char *source_path;		      /* file: path or "-" for stdin */
+	char delimiter;			      /* one byte, default '\t'; "tab", "comma", ... */
+	enum cfg_source_format source_format; /* text lines: tsv | jsonl */
+	char *source_key;		      /* jsonl: the field that holds the key */
+	int follow;			      /* file: keep reading as it grows */
+	uint64_t max_event_size;	      /* default 64K, 16..16M */
+	uint64_t gen_events;		      /* generate: default 1000000 */
+	uint64_t gen_keys;		      /* generate: default 10000 */
+	uint64_t gen_seed;		      /* generate: default 42 */
+	double gen_skew;		      /* generate: 0 = uniform, else Zipf exponent */
+	char *zmq_bind;			      /* zmq: endpoint to bind */
 	char *kafka_brokers, *kafka_topic, *kafka_group;
 	enum cfg_data_loss on_data_loss; /* Kafka events deleted unread: stop | continue */
 

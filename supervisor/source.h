@@ -136,8 +136,10 @@ void sup_part_fail_data_loss(struct sup *s, unsigned p);
 /* One text line (without its newline) at `seq`, of which the first `len`
  * bytes of `total` were kept: parsed into an event and dispatched to
  * `partition` (-1: by its key), or dead-lettered (too_long, no_delimiter,
- * empty_line, empty_key, key_too_long). A trailing CR is dropped. Returns
- * what sup_dispatch returns. So a line means the same whatever carried it. */
+ * empty_line, empty_key, key_too_long; with [source] format = jsonl,
+ * event.h's event_parse_json and its reasons). A trailing CR is dropped.
+ * Returns what sup_dispatch returns. So a line means the same whatever
+ * carried it. */
 int src_line(struct source *src, int partition, uint64_t seq, const char *line, size_t len,
 	     uint64_t total);
 
@@ -149,8 +151,9 @@ size_t src_line_limit(const struct source *src);
 /* A message in two parts, key and value, as the line key<delimiter>value
  * (so that it is checked and dead-lettered exactly as a line of a file),
  * cut to src_line_limit. A key holding the delimiter or a newline would not
- * survive that: it is dead-lettered as bad_key. `buf` is the source's
- * buffer for the joined line, grown as needed. */
+ * survive that: it is dead-lettered as bad_key. With format = jsonl the
+ * value alone is the line: the JSON's key field is the event's key. `buf`
+ * is the source's buffer for the joined line, grown as needed. */
 struct src_joined {
 	char *buf;
 	size_t cap;

@@ -1,6 +1,9 @@
 /* ctl_gen.c - `ringctl gen`: the generator's data as TSV files, so that a
  * demo or a benchmark can run from a file exactly what the `generate` source
- * produces inside ringmaster (same parameters, same bytes, same seqs). */
+ * produces inside ringmaster (same parameters, same bytes, same seqs). With
+ * --format jsonl the same events are JSON lines ({"account":KEY,
+ * "type":TYPE,"amount":N}: the same state, other seqs, as the seq of a
+ * file's line is its byte offset). */
 #include "ctl.h"
 
 #include <errno.h>
@@ -32,9 +35,11 @@ static void gen_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: ringctl gen events [--events N] [--keys N] [--seed N] [--skew X]\n"
+		"                          [--format tsv|jsonl]\n"
 		"       ringctl gen accounts [--keys N] [--seed N]\n"
 		"       ringctl gen rules\n"
-		"Writes TSV to stdout. Defaults: --events %d --keys %d --seed %d --skew 0\n"
+		"Writes TSV (or JSON lines: [source] format = jsonl, key = account) to\n"
+		"stdout. Defaults: --events %d --keys %d --seed %d --skew 0\n"
 		"(uniform; a Zipf exponent such as 0.99 makes a few accounts hot).\n",
 		GEN_DEFAULT_EVENTS, GEN_DEFAULT_KEYS, GEN_DEFAULT_SEED);
 }
@@ -96,11 +101,23 @@ static int parse_skew(const char *s, double *v)
 	return 0;
 }
 
+static int parse_format(const char *s, bool *jsonl)
+{
+	if (strcmp(s, "tsv") && strcmp(s, "jsonl")) {
+		fprintf(stderr, "ringctl gen: --format wants tsv or jsonl, got '%s'\n", s);
+		return -1;
+	}
+	*jsonl = !strcmp(s, "jsonl");
+	return 0;
+}
+
 /* Store one option's value. Returns 0, -1 for a bad value (message printed),
  * or 1 for an option we do not know. */
-static int set_opt(int c, const char *arg, struct gen_params *p)
+static int set_opt(int c, const char *arg, struct gen_params *p, bool *jsonl)
 {
 	switch (c) {
+	case 'f':
+		return parse_format(arg, jsonl);
 	case 'e':
 		return parse_u64("--events", arg, &p->events);
 	case 'k':
@@ -114,14 +131,18 @@ static int set_opt(int c, const char *arg, struct gen_params *p)
 	}
 }
 
-/* Parse the options of `gen events|accounts` (--events and --skew only for
- * events). Returns 0, 1 for --help, or -1 (message printed). */
-static int parse_opts(int argc, char **argv, bool events, struct gen_params *p)
+/* Parse the options of `gen events|accounts` (--events, --skew and --format
+ * only for events). Returns 0, 1 for --help, or -1 (message printed). */
+static int parse_opts(int argc, char **argv, bool events, struct gen_params *p, bool *jsonl)
 {
 	static const struct option opts[] = {
-	    {"events", required_argument, NULL, 'e'}, {"keys", required_argument, NULL, 'k'},
-	    {"seed", required_argument, NULL, 's'},   {"skew", required_argument, NULL, 'z'},
-	    {"help", no_argument, NULL, 'h'},	      {NULL, 0, NULL, 0},
+	    {"events", required_argument, NULL, 'e'},
+	    {"keys", required_argument, NULL, 'k'},
+	    {"seed", required_argument, NULL, 's'},
+	    {"skew", required_argument, NULL, 'z'},
+	    {"format", required_argument, NULL, 'f'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	int c;
 
@@ -132,9 +153,11 @@ static int parse_opts(int argc, char **argv, bool events, struct gen_params *p)
 	while ((c = getopt_long(argc, argv, "+:", opts, NULL)) != -1) {
 		int rc = 0;
 
-		if ((c == 'e' || c == 'z') && !events) {
+		if ((c == 'e' || c == 'z' || c == 'f') && !events) {
 			fprintf(stderr, "ringctl gen accounts: --%s applies to events only\n",
-				c == 'e' ? "events" : "skew");
+				c == 'e'   ? "events"
+				: c == 'z' ? "skew"
+					   : "format");
 			return -1;
 		}
 		if (c == 'h')
@@ -143,7 +166,7 @@ static int parse_opts(int argc, char **argv, bool events, struct gen_params *p)
 			fprintf(stderr, "ringctl gen: %s needs a value\n", argv[optind - 1]);
 			return -1;
 		}
-		rc = set_opt(c, optarg, p);
+		rc = set_opt(c, optarg, p, jsonl);
 		if (rc > 0)
 			fprintf(stderr, "ringctl gen: unknown option '%s'\n", argv[optind - 1]);
 		if (rc != 0)
@@ -161,7 +184,31 @@ static int parse_opts(int argc, char **argv, bool events, struct gen_params *p)
 	return 0;
 }
 
-static int write_events(struct out *o, const struct gen_params *p)
+/* The longest JSON line: the fixed text around the three fields. */
+#define JSON_LINE_MAX (GEN_KEY_MAX + GEN_PAYLOAD_MAX + 48)
+
+/* {"account":"acct00000001","type":"deposit","amount":123} from a key and
+ * a TSV payload `type<TAB>amount`. The generator's keys, types and amounts
+ * are letters, digits and underscores: nothing to escape. */
+static size_t json_line(char *w, const char *key, size_t kl, const char *payload, size_t pl)
+{
+	const char *tab = memchr(payload, '\t', pl);
+	size_t tl = tab ? (size_t)(tab - payload) : pl;
+	char *p = w;
+
+#define PUT(s, n) (memcpy(p, (s), (n)), p += (n))
+	PUT("{\"account\":\"", 12);
+	PUT(key, kl);
+	PUT("\",\"type\":\"", 10);
+	PUT(payload, tl);
+	PUT("\",\"amount\":", 11);
+	PUT(payload + tl + 1, pl - tl - 1);
+	PUT("}\n", 2);
+#undef PUT
+	return (size_t)(p - w);
+}
+
+static int write_events(struct out *o, const struct gen_params *p, bool jsonl)
 {
 	struct gen *g = gen_new(p);
 	char key[GEN_KEY_MAX], payload[GEN_PAYLOAD_MAX];
@@ -175,10 +222,14 @@ static int write_events(struct out *o, const struct gen_params *p)
 		return 1;
 	}
 	while (gen_next(g, key, &kl, payload, &pl, &seq)) {
-		if (out_reserve(o, GEN_KEY_MAX + GEN_PAYLOAD_MAX + 2) < 0)
+		if (out_reserve(o, JSON_LINE_MAX) < 0)
 			goto out;
 		char *w = o->buf + o->len;
 
+		if (jsonl) {
+			o->len += json_line(w, key, kl, payload, pl);
+			continue;
+		}
 		memcpy(w, key, kl);
 		w[kl] = '\t';
 		memcpy(w + kl + 1, payload, pl);
@@ -224,6 +275,7 @@ int ctl_gen(int argc, char **argv)
 			       .skew = 0};
 	struct out o = {.fd = STDOUT_FILENO};
 	const char *what = argc > 1 ? argv[1] : "";
+	bool jsonl = false;
 	int rc;
 
 	if (!strcmp(what, "-h") || !strcmp(what, "--help")) {
@@ -241,7 +293,7 @@ int ctl_gen(int argc, char **argv)
 		fprintf(stderr, "ringctl gen rules: takes no options, got '%s'\n", argv[2]);
 		return 2;
 	}
-	rc = parse_opts(argc - 1, argv + 1, events, &p);
+	rc = parse_opts(argc - 1, argv + 1, events, &p, &jsonl);
 	if (rc != 0) {
 		gen_usage(rc > 0 ? stdout : stderr);
 		return rc > 0 ? 0 : 2;
@@ -252,7 +304,7 @@ int ctl_gen(int argc, char **argv)
 		return 1;
 	}
 	if (events)
-		rc = write_events(&o, &p);
+		rc = write_events(&o, &p, jsonl);
 	else if (!strcmp(what, "accounts"))
 		rc = write_accounts(&o, &p);
 	else

@@ -7,6 +7,9 @@
 #   BASELINE=/path/to/an/older/ringmaster: run it too, interleaved with this
 #   one, ROUNDS times (default 3) per partition count, and print the median
 #   of each and their ratio (what a change costs, measured in one run)
+#   FORMAT=tsv|jsonl: the same events written once by `ringctl gen events`
+#   (--format jsonl for jsonl) and read by the file source instead of the
+#   generate source, so that the two formats' ingest rates can be compared
 set -eu
 cd "$(dirname "$0")/../.."
 B=${B:-build}
@@ -14,7 +17,19 @@ EVENTS=${EVENTS:-2000000} KEYS=${KEYS:-10000} SKEW=${SKEW:-0}
 PARTS=${PARTS:-1 2 4 8 16} ROUNDS=${ROUNDS:-3}
 T=$(mktemp -d "${TMPDIR:-/tmp}/ringmaster-bench.XXXXXX")
 trap 'rm -rf "$T"' EXIT
+src="-o source.type=generate -o source.events=$EVENTS -o source.keys=$KEYS -o source.skew=$SKEW"
+case "${FORMAT:-}" in
+'') ;;
+tsv | jsonl)
+	"$B/bin/ringctl" gen events --events "$EVENTS" --keys "$KEYS" --skew "$SKEW" \
+		--format "$FORMAT" >"$T/events"
+	src="-o source.type=file -o source.path=$T/events -o source.format=$FORMAT"
+	[ "$FORMAT" = tsv ] || src="$src -o source.key=account"
+	;;
+*) echo "FORMAT: tsv or jsonl" >&2 && exit 2 ;;
+esac
 printf '%s\n' "pipeline benchmark: $EVENTS ledger events over $KEYS accounts, skew $SKEW, sync=periodic" \
+	"source: ${FORMAT:-generate}${FORMAT:+ file}" \
 	"machine: $(nproc) cores, $(uname -m), $(date -u +%Y-%m-%d)" ""
 
 # run BINARY PARTITIONS: one run; leaves its summary in $T/s.json
@@ -23,8 +38,7 @@ run() {
 	"$1" -c etc/ringmaster.ini -o ringmaster.partitions=$2 \
 		-o ringmaster.data_dir="$T/data" -o ringmaster.run_dir="$T/run" \
 		-o output.dir="$T/out" -o output.dead_letter="$T/dead.tsv" \
-		-o source.type=generate -o source.events=$EVENTS -o source.keys=$KEYS \
-		-o source.skew=$SKEW -o store.sync=periodic -o ringmaster.log_level=warn \
+		$src -o store.sync=periodic -o ringmaster.log_level=warn \
 		--summary "$T/s.json" 2>"$T/log" </dev/null || { cat "$T/log"; exit 1; }
 }
 rate() { grep -o '"events_per_second":[0-9.]*' "$T/s.json" | cut -d: -f2; }

@@ -570,6 +570,99 @@ static void test_parse_payload(void **state)
 	assert_int_equal(p.amount, 12);
 }
 
+/* A JSON payload means what the same TSV payload means: the same output
+ * line, the same state, the same rejections. */
+static void test_json_payload(void **state)
+{
+	struct fixture *f = *state;
+
+	expect(f, 1, "acct1", "{\"type\":\"deposit\",\"amount\":1000}",
+	       "1\tacct1\tdeposit\t1000\taccepted\t1000");
+	expect(f, 2, "acct1", "deposit\t1000", "2\tacct1\tdeposit\t1000\taccepted\t2000");
+	assert_string_equal(state_of(f, "acct1"), "balance=2000 count=2");
+	/* The key field, other fields and "to" are there and ignored. */
+	expect(f, 3, "acct1",
+	       " {\"account\":\"acct1\",\"to\":\"acct2\",\"amount\":200,\"type\":"
+	       "\"with\\u0064rawal\"} ",
+	       "3\tacct1\twithdrawal\t200\taccepted\t1800");
+	expect(f, 4, "acct1", "{\"type\":\"chargeback\",\"amount\":5}",
+	       "4\tacct1\tchargeback\t5\trejected\tunknown_type");
+	expect(f, 5, "acct1", "{\"type\":\"deposit\",\"amount\":-5}",
+	       "5\tacct1\tdeposit\t-5\trejected\tamount_out_of_range");
+	expect(f, 6, "acct1", "{\"type\":\"deposit\",\"amount\":9223372036854775808}",
+	       "6\tacct1\tdeposit\t9223372036854775808\trejected\tamount_out_of_range");
+	assert_int_equal(count_of(f, "accepted"), 3);
+
+	static const char *const bad[] = {
+	    "{}",
+	    "{\"type\":\"deposit\"}",		       /* no amount */
+	    "{\"amount\":5}",			       /* no type */
+	    "{\"type\":\"deposit\",\"amount\":\"5\"}", /* a string amount */
+	    "{\"type\":\"deposit\",\"amount\":5.0}",   /* cents are integers */
+	    "{\"type\":\"deposit\",\"amount\":1e3}",
+	    "{\"type\":\"\",\"amount\":5}",	 /* empty type */
+	    "{\"type\":\"a\\tb\",\"amount\":5}", /* a tab in the type */
+	    "{\"type\":5,\"amount\":5}",
+	    "{\"type\":\"deposit\",\"amount\":5,\"to\":7}", /* to, not a string */
+	    "{\"type\":\"deposit\",\"amount\":5",	    /* not JSON */
+	    "{\"type\":\"deposit\",\"amount\":5}x",
+	    /* Lines the supervisor let through, broken after their key. */
+	    "{\"account\":\"acct1\",\"type\":\"deposit\",\"amount\":5",
+	    "{\"account\":\"acct1\",\"type\":\"deposit\",\"amount\":5} {}",
+	    "{\"account\":\"acct1\",\"type\":\"deposit\",\"amount\":5,}",
+	    "{\"account\":\"acct1\",\"type\":\"dep\xffosit\",\"amount\":5}",
+	    "{\"type\":\"deposit\",\"amount\":100000000000000000000000000000000}",
+	    "[{\"type\":\"deposit\",\"amount\":5}]",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int before = f->ctx.nout;
+
+		assert_int_equal(run(f, 10 + i, "acct1", bad[i]), RM_REJECT);
+		assert_string_equal(f->ctx.reason, "malformed");
+		assert_int_equal(f->ctx.nout, before);
+	}
+	assert_string_equal(state_of(f, "acct1"), "balance=1800 count=3");
+}
+
+/* ledger_parse_payload on JSON: type and amount copied out, a type at the
+ * limit, and a '{' payload that is TSV still read as TSV. */
+static void test_parse_json_payload(void **state)
+{
+	char s[LEDGER_TYPE_MAX + 64];
+	struct ledger_payload p;
+
+	(void)state;
+	strcpy(s, "{\"type\":\"");
+	memset(s + 9, 't', LEDGER_TYPE_MAX);
+	strcpy(s + 9 + LEDGER_TYPE_MAX, "\",\"amount\":-42}");
+	assert_int_equal(ledger_parse_payload(s, strlen(s), &p), 0);
+	assert_int_equal(p.type.len, LEDGER_TYPE_MAX);
+	assert_int_equal(p.amount_text.len, 3);
+	assert_memory_equal(p.amount_text.data, "-42", 3);
+	assert_true(p.amount_fits);
+	assert_int_equal(p.amount, -42);
+	memset(s + 9, 't', LEDGER_TYPE_MAX + 1);
+	strcpy(s + 10 + LEDGER_TYPE_MAX, "\",\"amount\":-42}");
+	assert_int_equal(ledger_parse_payload(s, strlen(s), &p), -1);
+
+	/* A long escaped string: yajl's buffer outgrows its arena. */
+	static char big[3000 * 6 + 64];
+	char *b = big;
+
+	b += sprintf(b, "{\"note\":\"");
+	for (int i = 0; i < 3000; i++)
+		b += sprintf(b, "\\u0041");
+	sprintf(b, "\",\"type\":\"deposit\",\"amount\":7}");
+	assert_int_equal(ledger_parse_payload(big, strlen(big), &p), 0);
+	assert_int_equal(p.amount, 7);
+
+	strcpy(s, "{\t5");
+	assert_int_equal(ledger_parse_payload(s, strlen(s), &p), 0);
+	assert_ptr_equal(p.type.data, s);
+	assert_int_equal(p.type.len, 1);
+	assert_int_equal(p.amount, 5);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -587,6 +680,8 @@ int main(void)
 	    T(test_call_errors),
 	    T(test_long_line),
 	    T(test_parse_payload),
+	    T(test_json_payload),
+	    T(test_parse_json_payload),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,7 +11,9 @@
  *
  * A payload that is not exactly two fields, has an empty type, or whose
  * amount is not an integer (`-?[0-9]+`: "12x", "", "+5", "-" are not) is
- * malformed: rm_reject + RM_REJECT, before any other check. Otherwise the
+ * malformed: rm_reject + RM_REJECT, before any other check. A payload may
+ * also be a JSON object with the fields type, amount and to (ledger.h), so
+ * that the demo runs on JSON lines too; yajl parses it. Otherwise the
  * checks run in this order and the first that fails names the rejection:
  *
  *   unknown_type         no rule for the type
@@ -48,6 +50,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <yajl/yajl_parse.h>
+
+#include "json_arena.h"
 
 /* Table values are bounded so that amount * fee_bps (< 10^18) and every
  * delta stay far inside int64: 10^14 cents is a trillion currency units. */
@@ -405,9 +410,157 @@ static int emit_outcome(rm_ctx *ctx, struct ledger *l, const struct rm_event *ev
 	return 0;
 }
 
+/* A JSON payload read with yajl's callbacks: the top-level fields type,
+ * amount and to; anything else is skipped. */
+struct json_fields {
+	struct ledger_payload *out;
+	unsigned depth; /* maps and arrays open */
+	int field;	/* the top-level field whose value comes next */
+	int have_type;
+	int have_amount;
+};
+
+enum { F_OTHER, F_TYPE, F_AMOUNT, F_TO };
+
+/* A value of the wrong kind for its field (or a top level that is not an
+ * object) stops the parse: the payload is malformed. */
+static int json_other(void *ctx)
+{
+	struct json_fields *j = ctx;
+
+	return j->depth > 1 || (j->depth == 1 && j->field == F_OTHER);
+}
+
+static int json_bool(void *ctx, int b)
+{
+	(void)b;
+	return json_other(ctx);
+}
+
+static int json_number(void *ctx, const char *s, size_t n)
+{
+	struct json_fields *j = ctx;
+	struct ledger_payload *out = j->out;
+
+	if (j->depth != 1 || j->field != F_AMOUNT)
+		return json_other(ctx);
+	/* Cents are integers; the text is kept as written, as for TSV. */
+	if (n > sizeof(out->amount_buf) || memchr(s, '.', n) || memchr(s, 'e', n) ||
+	    memchr(s, 'E', n))
+		return 0;
+	memcpy(out->amount_buf, s, n);
+	out->amount_text = (struct rm_value){out->amount_buf, n};
+	out->amount = 0;
+	switch (parse_i64(out->amount_buf, n, &out->amount)) {
+	case PARSE_OK:
+		out->amount_fits = true;
+		break;
+	case PARSE_RANGE:
+		out->amount_fits = false;
+		out->amount = 0;
+		break;
+	default:
+		return 0;
+	}
+	j->have_amount = 1;
+	return 1;
+}
+
+static int json_string(void *ctx, const unsigned char *s, size_t n)
+{
+	struct json_fields *j = ctx;
+
+	if (j->depth != 1 || (j->field != F_TYPE && j->field != F_TO))
+		return json_other(ctx);
+	if (j->field == F_TO)
+		return 1;
+	if (n == 0 || n > LEDGER_TYPE_MAX || memchr(s, '\t', n))
+		return 0;
+	memcpy(j->out->type_buf, s, n);
+	j->out->type = (struct rm_value){j->out->type_buf, n};
+	j->have_type = 1;
+	return 1;
+}
+
+static int json_start_map(void *ctx)
+{
+	struct json_fields *j = ctx;
+
+	if (j->depth && !json_other(ctx))
+		return 0;
+	j->depth++;
+	return 1;
+}
+
+static int json_start_array(void *ctx)
+{
+	struct json_fields *j = ctx;
+
+	if (!json_other(ctx))
+		return 0;
+	j->depth++;
+	return 1;
+}
+
+static int json_end(void *ctx)
+{
+	((struct json_fields *)ctx)->depth--;
+	return 1;
+}
+
+static int json_key(void *ctx, const unsigned char *s, size_t n)
+{
+	struct json_fields *j = ctx;
+
+	if (j->depth == 1)
+		j->field = n == 4 && !memcmp(s, "type", 4)     ? F_TYPE
+			   : n == 6 && !memcmp(s, "amount", 6) ? F_AMOUNT
+			   : n == 2 && !memcmp(s, "to", 2)     ? F_TO
+							       : F_OTHER;
+	return 1;
+}
+
+static const yajl_callbacks json_callbacks = {
+    .yajl_null = json_other,
+    .yajl_boolean = json_bool,
+    .yajl_number = json_number,
+    .yajl_string = json_string,
+    .yajl_start_map = json_start_map,
+    .yajl_map_key = json_key,
+    .yajl_end_map = json_end,
+    .yajl_start_array = json_start_array,
+    .yajl_end_array = json_end,
+};
+
+/* A JSON payload; -1 when it is not one valid JSON object of the right
+ * shape (the whole payload is parsed). */
+static int parse_json_payload(const char *payload, size_t len, struct ledger_payload *out)
+{
+	struct json_arena arena;
+	yajl_alloc_funcs af = json_arena_funcs(&arena);
+	struct json_fields j = {.out = out};
+	yajl_handle h = yajl_alloc(&json_callbacks, &af, &j);
+	int ok;
+
+	if (!h)
+		return -1;
+	ok = yajl_parse(h, (const unsigned char *)payload, len) == yajl_status_ok &&
+	     yajl_complete_parse(h) == yajl_status_ok && j.have_type && j.have_amount;
+	yajl_free(h);
+	return ok ? 0 : -1;
+}
+
 int ledger_parse_payload(const char *payload, size_t len, struct ledger_payload *out)
 {
 	struct rm_value f[2];
+
+	size_t lead = 0;
+
+	/* JSON's white space: a JSON line may start with some. */
+	while (lead < len && memchr(" \t\r\n", payload[lead], 4))
+		lead++;
+	if (lead < len && payload[lead] == '{' && parse_json_payload(payload, len, out) == 0)
+		return 0;
 
 	if (split_tabs(payload, len, f, 2) != 2 || f[0].len == 0)
 		return -1;
