@@ -25,10 +25,14 @@ wait_until 120 log_has "$T/b.log" "kafka: assigned partitions [0-9],[0-9] of"
 wait_until 120 reading b 2
 assigned_b=$(grep -o "assigned partitions [0-9,]* of" "$T/b.log" | tail -1)
 wait_until 120 log_has "$T/a.log" "kafka: assigned partitions [0-9],[0-9] of"
+a_then=$(processed a)
 ok "two instances split the partitions (b: $assigned_b)"
 
-# Both at work; then a dies, workers and all.
+# Both at work (a two batches or more into its new partitions, so that the
+# changelog holds something of them for b to restore); then a dies,
+# workers and all.
 wait_until 120 eval '[ "$(processed b)" -ge 200 ]'
+wait_until 120 eval '[ "$(processed a)" -ge $((a_then + 128)) ]'
 done_before=$(( $(processed a) + $(processed b) ))
 # (none yet when a had committed nothing of b's partitions before b joined)
 restores=$(grep -c "restoring state from" "$T/b.log" || true)
