@@ -24,6 +24,11 @@ struct shm_outcome {
 	_Atomic uint64_t count;
 };
 
+/* Why the next worker dead-letters skip_seq: workers kept dying on it, or
+ * a Lua handler's guard stopped one that ran past lua_timeout. */
+#define SHM_SKIP_POISON 0u
+#define SHM_SKIP_LUA_TIMEOUT 1u
+
 /* Per partition. Only the partition's worker writes the counters; anyone
  * reads them. Counts cover committed batches only, so a worker that dies
  * mid-batch never counts an event twice. */
@@ -40,6 +45,7 @@ struct shm_worker {
 	    heartbeat_ns; /* CLOCK_MONOTONIC, bumped every batch and when idle or blocked */
 	_Atomic uint64_t current_seq; /* the event in the handler, SHM_NO_SEQ between */
 	_Atomic uint64_t skip_seq;    /* poison: the next worker dead-letters this seq */
+	_Atomic uint32_t skip_why;    /* why: SHM_SKIP_POISON or SHM_SKIP_LUA_TIMEOUT */
 	/* Bisecting a failed batch (worker.c, lifecycle.c). The worker notes
 	 * the batch in hand; after a death in it, the supervisor tells the
 	 * next worker to take at most batch_limit events per batch until it

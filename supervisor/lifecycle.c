@@ -158,6 +158,7 @@ static int note_death(struct sup *s, unsigned p)
 	log_error("event seq=%llu killed worker %u %u times: moving it to the "
 		  "dead-letter file as poison",
 		  (unsigned long long)seq, p, s->cfg.poison_after);
+	atomic_store(&st->skip_why, SHM_SKIP_POISON);
 	atomic_store(&st->skip_seq, seq);
 	w->backoff_ms = 0; /* progress: the next try starts from backoff_initial */
 	return 0;

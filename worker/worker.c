@@ -39,6 +39,7 @@
 #include "handler.h"
 #include "kout.h"
 #include "log.h"
+#include "lua_handler.h"
 #include "output.h"
 #include "proctitle.h"
 #include "store.h"
@@ -68,8 +69,7 @@ struct worker {
 	struct cfg own_cfg;    /* a->cfg with the settings of the last load */
 	struct pairs kafka;    /* own_cfg.kafka */
 	struct store_env *config, *shard;
-	const struct rm_handler *handler;
-	void *dl, *hstate;
+	struct handler hd; /* the handler, once started */
 	struct rm_ctx ctx;
 	struct ring_rec *recs;
 	struct dl_buf dead;
@@ -333,12 +333,6 @@ static int open_all(struct worker *w)
 			  strerror(-w->dead_fd));
 		return -1;
 	}
-	char msg[512];
-	w->handler = handler_load(cfg->handler, w->a->handler_fd, &w->dl, msg, sizeof(msg));
-	if (!w->handler) {
-		log_error("%s: [worker] handler: %s", cfg_origin(cfg, "worker", "handler"), msg);
-		return -1;
-	}
 	w->cap_recs = cfg->batch_max;
 	w->recs = calloc(w->cap_recs, sizeof(*w->recs));
 	if (!w->recs || ctx_init(&w->ctx, cfg, w->a->partition) != 0) {
@@ -346,6 +340,30 @@ static int open_all(struct worker *w)
 		return -1;
 	}
 	w->ctx.keep_lines = w->output->keep_lines;
+	return 0;
+}
+
+/* The next worker dead-letters `seq` as lua_timeout: the guard of a Lua
+ * handler ends this one when a call cannot be interrupted (lua_handler.h). */
+static void hard_timeout(void *arg, uint64_t seq)
+{
+	struct shm_worker *st = arg;
+	atomic_store(&st->skip_why, SHM_SKIP_LUA_TIMEOUT);
+	atomic_store(&st->skip_seq, seq);
+}
+
+/* Load the handler and run its init (no fini after a failed one). */
+static int start_handler(struct worker *w)
+{
+	char msg[1024];
+	const struct cfg *cfg = w->cfg;
+	if (handler_start(&w->hd, cfg->handler, w->a->handler_fd, NULL, &w->ctx, msg,
+			  sizeof(msg)) != 0) {
+		log_error("%s: [worker] handler: %s", cfg_origin(cfg, "worker", "handler"), msg);
+		return -1;
+	}
+	if (w->hd.script)
+		lua_handler_on_hard_timeout(w->hd.state, hard_timeout, w->a->stats);
 	return 0;
 }
 
@@ -465,9 +483,9 @@ static int handle_event(struct worker *w, const struct ring_rec *r)
 	struct rm_event ev = {r->seq, r->key, r->key_len, r->payload, r->payload_len};
 	ctx_set_event(&w->ctx, r->seq, r->key, r->key_len);
 	w->ctx.reject_reason[0] = '\0';
-	int rc = w->handler->process(&w->ctx, w->hstate, &ev);
+	int rc = w->hd.ops->process(&w->ctx, w->hd.state, &ev);
 	if (rc == RM_ERROR || w->ctx.failed || (rc != RM_OK && rc != RM_REJECT)) {
-		log_error("handler %s failed on seq=%llu key=%.*s: %s", w->handler->name,
+		log_error("handler %s failed on seq=%llu key=%.*s: %s", w->hd.ops->name,
 			  (unsigned long long)r->seq, (int)r->key_len, r->key,
 			  w->ctx.failed	   ? strerror(-w->ctx.failed)
 			  : rc == RM_ERROR ? "it returned RM_ERROR"
@@ -496,10 +514,16 @@ static long handle_batch(struct worker *w, size_t n, uint64_t *max_seq, uint64_t
 			continue;
 		}
 		if (r->seq == atomic_load_explicit(&st->skip_seq, memory_order_relaxed)) {
-			/* Workers kept dying on this event: dead-letter it. */
-			log_error("dead-lettering poison event seq=%llu key=%.*s",
+			/* Workers kept dying on this event, or one was stopped
+			 * on it (lua_timeout): dead-letter it. */
+			const char *why =
+			    atomic_load_explicit(&st->skip_why, memory_order_relaxed) ==
+				    SHM_SKIP_LUA_TIMEOUT
+				? "lua_timeout"
+				: "poison";
+			log_error("dead-lettering %s event seq=%llu key=%.*s", why,
 				  (unsigned long long)r->seq, (int)r->key_len, r->key);
-			if (dead_letter(w, r, "poison") != 0)
+			if (dead_letter(w, r, why) != 0)
 				return -1;
 		} else {
 			if (handle_event(w, r) != 0)
@@ -550,8 +574,8 @@ static int open_batch(struct worker *w)
 	if (gen != w->generation) {
 		if (apply_live(w) != 0)
 			return -1;
-		if (w->generation && w->handler->on_reload)
-			w->handler->on_reload(&w->ctx, w->hstate, gen);
+		if (w->generation && w->hd.ops->on_reload)
+			w->hd.ops->on_reload(&w->ctx, w->hd.state, gen);
 		w->generation = gen;
 	}
 	return 0;
@@ -715,9 +739,7 @@ static int loop(struct worker *w)
 
 static void close_all(struct worker *w)
 {
-	if (w->handler && w->handler->fini)
-		w->handler->fini(&w->ctx, w->hstate);
-	handler_unload(w->dl);
+	handler_stop(&w->hd, &w->ctx);
 	ctx_free(&w->ctx);
 	free(w->recs);
 	free(w->params.kv);
@@ -794,11 +816,8 @@ int wrk_main(const struct wrk_args *a)
 			status = WRK_EXIT_NO_FDS;
 		goto out;
 	}
-	if (w.handler->init && w.handler->init(&w.ctx, &w.hstate) != 0) {
-		log_error("handler %s: init failed", w.handler->name);
-		w.handler = NULL; /* no fini after a failed init */
+	if (start_handler(&w) != 0)
 		goto out;
-	}
 	int restored = restore_state(&w);
 	if (restored != 0) {
 		status = restored > 0 ? 0 : 1; /* > 0: asked to stop while restoring */
