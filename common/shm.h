@@ -46,6 +46,19 @@ struct shm_worker {
 	_Atomic uint64_t current_seq; /* the event in the handler, SHM_NO_SEQ between */
 	_Atomic uint64_t skip_seq;    /* poison: the next worker dead-letters this seq */
 	_Atomic uint32_t skip_why;    /* why: SHM_SKIP_POISON or SHM_SKIP_LUA_TIMEOUT */
+	/* A barrier through the ring (worker.c, reload.c): the supervisor
+	 * sets barrier_pos (the ring's write position then), barrier_what,
+	 * barrier_from, then bumps barrier_id. The worker commits every
+	 * record before barrier_pos, acts on the barrier between two batches
+	 * and sets barrier_done = barrier_id: each partition switches at a
+	 * batch boundary of its own, at the same point of the source. */
+	_Atomic uint64_t barrier_id;	  /* supervisor: the latest barrier */
+	_Atomic uint64_t barrier_pos;	  /* supervisor: ring position it stands at */
+	_Atomic uint64_t barrier_what;	  /* supervisor: the handler version to switch to */
+	_Atomic uint64_t barrier_from;	  /* supervisor: the version before it */
+	_Atomic uint64_t barrier_done;	  /* worker: the last barrier acted on */
+	_Atomic uint64_t handler_version; /* worker: content hash of the handler it runs */
+	_Atomic uint64_t switch_seq;	  /* worker: last seq before its last switch */
 	/* Bisecting a failed batch (worker.c, lifecycle.c). The worker notes
 	 * the batch in hand; after a death in it, the supervisor tells the
 	 * next worker to take at most batch_limit events per batch until it

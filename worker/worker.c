@@ -69,7 +69,7 @@ struct worker {
 	struct cfg own_cfg;    /* a->cfg with the settings of the last load */
 	struct pairs kafka;    /* own_cfg.kafka */
 	struct store_env *config, *shard;
-	struct handler hd; /* the handler, once started */
+	struct handler hd;	/* the handler, once started */
 	struct rm_ctx ctx;
 	struct ring_rec *recs;
 	struct dl_buf dead;
@@ -352,18 +352,93 @@ static void hard_timeout(void *arg, uint64_t seq)
 	atomic_store(&st->skip_seq, seq);
 }
 
-/* Load the handler and run its init (no fini after a failed one). */
-static int start_handler(struct worker *w)
+/* The script of handler version `version`, which a reload put in the
+ * config environment, or NULL (logged). */
+static struct lua_script *script_of(struct worker *w, uint64_t version)
+{
+	char name[64];
+	struct store_txn *txn;
+	struct store_val v;
+	struct lua_script *s = NULL;
+	snprintf(name, sizeof(name), "handler/%016llx", (unsigned long long)version);
+	int rc = store_config_read(w->config, &txn);
+	if (rc == 0) {
+		rc = store_config_get_blob(txn, name, &v);
+		if (rc == 0 && !(s = lua_script_new(w->cfg->handler, v.data, v.len)))
+			rc = -ENOMEM;
+		store_txn_abort(txn);
+	}
+	if (rc != 0)
+		log_error("%s: cannot read handler version %016llx from the config environment: %s",
+			  w->cfg->handler, (unsigned long long)version, strerror(-rc));
+	return s;
+}
+
+/* Load the handler and run its init (no fini after a failed one): the
+ * file the supervisor opened, or the version a reload's barrier says this
+ * partition runs at its acked position. */
+static int start_handler(struct worker *w, struct handler *h, uint64_t version)
 {
 	char msg[1024];
 	const struct cfg *cfg = w->cfg;
-	if (handler_start(&w->hd, cfg->handler, w->a->handler_fd, NULL, &w->ctx, msg,
-			  sizeof(msg)) != 0) {
+	struct lua_script *script = NULL;
+	if (version && handler_is_lua(cfg->handler) && !(script = script_of(w, version)))
+		return -1;
+	if (handler_start(h, cfg->handler, w->a->handler_fd, script, &w->ctx, msg, sizeof(msg)) !=
+	    0) {
 		log_error("%s: [worker] handler: %s", cfg_origin(cfg, "worker", "handler"), msg);
 		return -1;
 	}
-	if (w->hd.script)
-		lua_handler_on_hard_timeout(w->hd.state, hard_timeout, w->a->stats);
+	if (h->script)
+		lua_handler_on_hard_timeout(h->state, hard_timeout, w->a->stats);
+	atomic_store(&w->a->stats->handler_version, strtoull(h->version, NULL, 16));
+	return 0;
+}
+
+/* The version this partition runs at its acked position: the one before
+ * a barrier it has not acted on yet, else the latest (the supervisor sets
+ * both to the version it started with); 0 for a handler that is not a
+ * script (its file's). */
+static uint64_t version_at_start(struct worker *w)
+{
+	struct shm_worker *st = w->a->stats;
+	uint64_t id = atomic_load(&st->barrier_id);
+	return atomic_load(&st->barrier_done) == id ? atomic_load(&st->barrier_what)
+						    : atomic_load(&st->barrier_from);
+}
+
+/* Act on a barrier once every record before it is committed: switch to
+ * the handler version it names, between two batches. Returns 0, or -1 when
+ * the new version cannot start (logged; the old one keeps running). */
+static int pass_barrier(struct worker *w)
+{
+	struct shm_worker *st = w->a->stats;
+	uint64_t id = atomic_load(&st->barrier_id);
+	if (id == atomic_load_explicit(&st->barrier_done, memory_order_relaxed) ||
+	    w->committed_pos < atomic_load(&st->barrier_pos))
+		return 0;
+	uint64_t what = atomic_load(&st->barrier_what);
+	uint64_t was = atomic_load(&st->handler_version);
+	if (what != was) {
+		struct handler fresh;
+		if (start_handler(w, &fresh, what) != 0) {
+			atomic_store(&st->handler_version, was);
+			log_error("partition %u: handler version %016llx did not start: version "
+				  "%016llx keeps running",
+				  w->a->partition, (unsigned long long)what,
+				  (unsigned long long)was);
+			atomic_store(&st->barrier_done, id);
+			return -1;
+		}
+		handler_stop(&w->hd, &w->ctx);
+		w->hd = fresh;
+	}
+	atomic_store(&st->switch_seq, w->has_applied ? w->applied_seq : SHM_NO_SEQ);
+	log_info("partition %u: handler version %016llx -> %016llx after seq=%llu (barrier %llu)",
+		 w->a->partition, (unsigned long long)was, (unsigned long long)what,
+		 w->has_applied ? (unsigned long long)w->applied_seq : 0ull,
+		 (unsigned long long)id);
+	atomic_store(&st->barrier_done, id);
 	return 0;
 }
 
@@ -607,6 +682,18 @@ static size_t next_batch(struct worker *w, int *cut)
 	size_t n = ring_peek(w->a->ring, w->recs, max);
 	uint64_t skip = atomic_load_explicit(&st->skip_seq, memory_order_relaxed);
 	*cut = 0;
+	/* A barrier ahead: the batch ends at it (pass_barrier acts once it
+	 * is committed). */
+	if (atomic_load_explicit(&st->barrier_id, memory_order_acquire) !=
+	    atomic_load_explicit(&st->barrier_done, memory_order_relaxed)) {
+		uint64_t pos = atomic_load_explicit(&st->barrier_pos, memory_order_relaxed);
+		for (size_t i = 0; i < n; i++)
+			if (w->recs[i].end > pos) {
+				*cut = i < n;
+				n = i;
+				break;
+			}
+	}
 	for (size_t i = 0; skip != SHM_NO_SEQ && i + 1 < n; i++)
 		if (w->recs[i].seq == skip) {
 			*cut = 1;
@@ -716,8 +803,13 @@ static int loop(struct worker *w)
 		if (stop_requested && getppid() == w->parent)
 			return 0; /* asked to stop: the last batch is committed */
 		int cut;
+		pass_barrier(w);
 		size_t n = next_batch(w, &cut);
 		if (n == 0) {
+			if (cut) {
+				ring_rewind(w->a->ring); /* the barrier is next */
+				continue;
+			}
 			if (stop_requested)
 				return 0; /* the supervisor is gone and the ring drained */
 			int rc = ring_wait_data(w->a->ring, IDLE_WAIT_MS);
@@ -816,7 +908,7 @@ int wrk_main(const struct wrk_args *a)
 			status = WRK_EXIT_NO_FDS;
 		goto out;
 	}
-	if (start_handler(&w) != 0)
+	if (start_handler(&w, &w.hd, version_at_start(&w)) != 0)
 		goto out;
 	int restored = restore_state(&w);
 	if (restored != 0) {
