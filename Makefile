@@ -194,13 +194,13 @@ bench-reload: $(RINGMASTER) $(RINGCTL) etc-modes
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 \
-	  $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(INCDIR) \
+	  $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(INCDIR) \
 	  $(DESTDIR)$(SYSCONFDIR)
 	install -m 0755 $(RINGMASTER) $(RINGCTL) $(DESTDIR)$(BINDIR)/
 	install -m 0644 common/ringmaster.h $(DESTDIR)$(INCDIR)/
 	for m in man/*.[1-8]; do \
 	  install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/; done
-	for f in etc/*.ini etc/*.tsv; do [ -e "$$f" ] || continue; \
+	for f in etc/*.ini etc/*.tsv etc/*.lua; do [ -e "$$f" ] || continue; \
 	  install -m 0644 $$f $(DESTDIR)$(SYSCONFDIR)/; done
 
 uninstall:
@@ -208,7 +208,7 @@ uninstall:
 	  $(DESTDIR)$(INCDIR)/ringmaster.h
 	for m in man/*.[1-8]; do b=$${m##*/}; \
 	  rm -f $(DESTDIR)$(MANDIR)/man$${m##*.}/$$b; done
-	for f in etc/*.ini etc/*.tsv; do [ -e "$$f" ] || continue; \
+	for f in etc/*.ini etc/*.tsv etc/*.lua; do [ -e "$$f" ] || continue; \
 	  rm -f $(DESTDIR)$(SYSCONFDIR)/$${f##*/}; done
 	-rmdir $(DESTDIR)$(SYSCONFDIR) 2>/dev/null
 
