@@ -69,7 +69,7 @@ struct worker {
 	struct cfg own_cfg;    /* a->cfg with the settings of the last load */
 	struct pairs kafka;    /* own_cfg.kafka */
 	struct store_env *config, *shard;
-	struct handler hd;	/* the handler, once started */
+	struct handler hd; /* the handler, once started */
 	struct rm_ctx ctx;
 	struct ring_rec *recs;
 	struct dl_buf dead;
