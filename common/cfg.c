@@ -107,7 +107,8 @@ struct setting {
 static setter set_num, set_size, set_dur, set_bool, set_double, set_enum, set_level, set_delim,
     set_str, set_path, set_handler;
 
-static const char *const source_types[] = {"file", "generate", "zmq", "kafka", NULL};
+static const char *const source_types[] = {"file", "generate", "zmq", "kafka", "spool", NULL};
+static const char *const spool_afters[] = {"keep", "move", "delete", NULL};
 static const char *const source_formats[] = {"tsv", "jsonl", NULL};
 static const char *const output_types[] = {"file", "zmq", "none", "kafka", NULL};
 static const char *const sync_modes[] = {"none", "periodic", "batch", NULL};
@@ -145,6 +146,10 @@ static const struct setting settings[] = {
 	{ "source", "format", set_enum, OFF(source_format), F_BY_SECTION, 0, 0, "tsv", source_formats },
 	{ "source", "key", set_str, OFF(source_key), F_OPTIONAL | F_BY_SECTION, 0, 0, NULL, NULL },
 	{ "source", "follow", set_bool, OFF(follow), F_BY_SECTION, 0, 0, "no", NULL },
+	{ "source", "dir", set_path, OFF(spool_dir), F_OPTIONAL | F_BY_SECTION, 0, 0, NULL, NULL },
+	{ "source", "pattern", set_str, OFF(spool_pattern), F_BY_SECTION, 0, 0, "*", NULL },
+	{ "source", "after", set_enum, OFF(spool_after), F_BY_SECTION, 0, 0, "keep", spool_afters },
+	{ "source", "done_dir", set_path, OFF(spool_done_dir), F_OPTIONAL | F_BY_SECTION, 0, 0, NULL, NULL },
 	{ "source", "max_event_size", set_size, OFF(max_event_size), F_BY_SECTION, 16, 16 * MB, "64K", NULL },
 	{ "source", "events", set_num, OFF(gen_events), F_BY_SECTION, 1, 1000000000000ULL, "1000000", NULL },
 	{ "source", "keys", set_num, OFF(gen_keys), F_BY_SECTION, 1, 1000000000ULL, "10000", NULL },
@@ -1270,6 +1275,22 @@ static void validate_sources(struct load *st)
 	if (c->source_type == CFG_SOURCE_FILE)
 		need(st, "source", c->source_path, "file",
 		     "a path (a file, or - for standard input)");
+	if (c->source_type == CFG_SOURCE_SPOOL) {
+		need(st, "source", c->spool_dir, "spool", "dir, the directory of files to read");
+		if (c->spool_after == CFG_AFTER_MOVE && !c->spool_done_dir)
+			report(st, origin_of(st, "source", "after"),
+			       "[source] after = move needs done_dir, the directory to move "
+			       "each file to once its events are durable");
+	}
+	if (c->spool_pattern && strchr(c->spool_pattern, '/'))
+		report(st, origin_of(st, "source", "pattern"),
+		       "[source] pattern matches names in dir: it cannot hold '/', got '%s'",
+		       c->spool_pattern);
+	if (c->spool_done_dir &&
+	    (c->source_type != CFG_SOURCE_SPOOL || c->spool_after != CFG_AFTER_MOVE))
+		report(st, origin_of(st, "source", "done_dir"),
+		       "[source] done_dir is where a spool's files go with after = move: it "
+		       "needs type = spool and after = move");
 	if (c->source_type == CFG_SOURCE_ZMQ)
 		need(st, "source", c->zmq_bind, "zmq", "bind");
 	if (c->source_type == CFG_SOURCE_KAFKA) {

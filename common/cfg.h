@@ -25,7 +25,14 @@
 #define CFG_PARTITIONS_MAX 1024
 #define CFG_BATCH_MAX_MAX 1048576
 
-enum cfg_source_type { CFG_SOURCE_FILE, CFG_SOURCE_GENERATE, CFG_SOURCE_ZMQ, CFG_SOURCE_KAFKA };
+enum cfg_source_type {
+	CFG_SOURCE_FILE,
+	CFG_SOURCE_GENERATE,
+	CFG_SOURCE_ZMQ,
+	CFG_SOURCE_KAFKA,
+	CFG_SOURCE_SPOOL
+};
+enum cfg_spool_after { CFG_AFTER_KEEP, CFG_AFTER_MOVE, CFG_AFTER_DELETE };
 enum cfg_source_format { CFG_FORMAT_TSV, CFG_FORMAT_JSONL };
 enum cfg_output_type { CFG_OUTPUT_FILE, CFG_OUTPUT_ZMQ, CFG_OUTPUT_NONE, CFG_OUTPUT_KAFKA };
 enum cfg_sync { CFG_SYNC_NONE, CFG_SYNC_PERIODIC, CFG_SYNC_BATCH };
@@ -65,18 +72,22 @@ struct cfg {
 	uint64_t watchdog_ms; /* default 30s */
 
 	/* [source] */
-	enum cfg_source_type source_type;     /* file | generate | zmq | kafka */
+	enum cfg_source_type source_type;     /* file | generate | zmq | kafka | spool */
 	char *source_path;		      /* file: path or "-" for stdin */
 	char delimiter;			      /* one byte, default '\t'; "tab", "comma", ... */
 	enum cfg_source_format source_format; /* text lines: tsv | jsonl */
 	char *source_key;		      /* jsonl: the field that holds the key */
-	int follow;			      /* file: keep reading as it grows */
-	uint64_t max_event_size;	      /* default 64K, 16..16M */
-	uint64_t gen_events;		      /* generate: default 1000000 */
-	uint64_t gen_keys;		      /* generate: default 10000 */
-	uint64_t gen_seed;		      /* generate: default 42 */
-	double gen_skew;		      /* generate: 0 = uniform, else Zipf exponent */
-	char *zmq_bind;			      /* zmq: endpoint to bind */
+	int follow;	     /* file: keep reading as it grows; spool: wait for files */
+	char *spool_dir;     /* spool: the directory of files */
+	char *spool_pattern; /* spool: the glob its files match, default "*" */
+	enum cfg_spool_after spool_after; /* spool: keep | move | delete a file done */
+	char *spool_done_dir;		  /* spool, after = move: where to */
+	uint64_t max_event_size;	  /* default 64K, 16..16M */
+	uint64_t gen_events;		  /* generate: default 1000000 */
+	uint64_t gen_keys;		  /* generate: default 10000 */
+	uint64_t gen_seed;		  /* generate: default 42 */
+	double gen_skew;		  /* generate: 0 = uniform, else Zipf exponent */
+	char *zmq_bind;			  /* zmq: endpoint to bind */
 	char *kafka_brokers, *kafka_topic, *kafka_group;
 	enum cfg_data_loss on_data_loss; /* Kafka events deleted unread: stop | continue */
 

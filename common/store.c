@@ -477,3 +477,64 @@ int store_meta_put_u64s(struct store_env *e, const char *const *names, const uin
 		return -EROFS;
 	return store_map_err(store_with_write(e, meta_put_all_fn, &op, NULL));
 }
+
+struct meta_bytes {
+	struct store_env *env;
+	size_t n;
+	const char *const *names;
+	const void *const *vals;
+	const size_t *lens;
+	void *buf;
+	size_t cap, len;
+};
+
+static int meta_get_bytes_fn(MDB_txn *txn, void *arg)
+{
+	struct meta_bytes *op = arg;
+	MDB_val k = {strlen(op->names[0]), (void *)op->names[0]}, d;
+	int rc = mdb_get(txn, op->env->meta, &k, &d);
+
+	if (rc)
+		return rc;
+	op->len = d.mv_size;
+	memcpy(op->buf, d.mv_data, d.mv_size < op->cap ? d.mv_size : op->cap);
+	return 0;
+}
+
+int store_meta_get(struct store_env *e, const char *name, void *buf, size_t cap, size_t *len)
+{
+	struct meta_bytes op = {.env = e, .n = 1, .names = &name, .buf = buf, .cap = cap};
+	int rc = store_with_read(e, meta_get_bytes_fn, &op);
+
+	if (rc)
+		return store_map_err(rc);
+	*len = op.len;
+	return 0;
+}
+
+static int meta_put_bytes_fn(MDB_txn *txn, void *arg)
+{
+	struct meta_bytes *op = arg;
+	int rc = 0;
+
+	for (size_t i = 0; i < op->n && rc == 0; i++) {
+		MDB_val k = {strlen(op->names[i]), (void *)op->names[i]};
+		MDB_val d = {op->lens ? op->lens[i] : 0, (void *)op->vals[i]};
+
+		if (op->vals[i])
+			rc = mdb_put(txn, op->env->meta, &k, &d, 0);
+		else if ((rc = mdb_del(txn, op->env->meta, &k, NULL)) == MDB_NOTFOUND)
+			rc = 0;
+	}
+	return rc;
+}
+
+int store_meta_put(struct store_env *e, size_t n, const char *const *names, const void *const *vals,
+		   const size_t *lens)
+{
+	struct meta_bytes op = {.env = e, .n = n, .names = names, .vals = vals, .lens = lens};
+
+	if (e->readonly)
+		return -EROFS;
+	return store_map_err(store_with_write(e, meta_put_bytes_fn, &op, NULL));
+}

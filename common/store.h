@@ -125,6 +125,13 @@ int store_meta_put_u64(struct store_env *env, const char *name, uint64_t v);
 /* Several at once, in one write transaction: all or none. */
 int store_meta_put_u64s(struct store_env *env, const char *const *names, const uint64_t *v,
 			size_t n);
+/* Values of any bytes (a spool's file records). get: copies at most `cap`
+ * bytes into buf and sets *len to the value's whole length; -ENOENT if never
+ * put. put: n of them in one write transaction, all or none; a NULL value
+ * deletes its name. */
+int store_meta_get(struct store_env *env, const char *name, void *buf, size_t cap, size_t *len);
+int store_meta_put(struct store_env *env, size_t n, const char *const *names,
+		   const void *const *vals, const size_t *lens);
 
 /* ---- state shards ---- */
 

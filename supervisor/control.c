@@ -160,7 +160,8 @@ static void worker_row(const struct sup *s, unsigned p, uint64_t now, struct wor
 
 /* The instance as a whole, for `status` and `metrics`. */
 struct status_row {
-	const char *source, *source_name, *unit;
+	const char *source, *source_name, *unit, *file;
+	uint64_t files_done, files_waiting;
 	uint64_t pid, generation, partitions, pos, size, lag;
 	uint64_t processed, rejected, skipped, restarts, running, failed, held;
 	double uptime, rate;
@@ -181,6 +182,11 @@ static void describe_source(const struct sup *s, struct status_row *st)
 			st->size = (uint64_t)sb.st_size;
 		break;
 	}
+	case CFG_SOURCE_SPOOL:
+		st->source = c->follow ? "spool (follow)" : "spool";
+		st->source_name = c->spool_dir;
+		st->unit = "bytes"; /* of the current file */
+		break;
 	case CFG_SOURCE_GENERATE:
 		st->source = "generate";
 		st->source_name = "";
@@ -199,6 +205,9 @@ static void describe_source(const struct sup *s, struct status_row *st)
 	}
 	st->pos = s->source_pos;
 	st->lag = st->size > st->pos ? st->size - st->pos : 0;
+	st->file = s->files.files ? s->source_file : "";
+	st->files_done = s->files.files_done;
+	st->files_waiting = s->files.files_waiting;
 }
 
 static void status_row(const struct sup *s, uint64_t now, struct status_row *st)
@@ -255,6 +264,9 @@ static void render_status(const struct sup *s, enum proto_format fmt, struct pro
 	    {"source_position", "position"},
 	    {"source_size", "size"},
 	    {"source_lag", "lag"},
+	    {"source_file", "file"},
+	    {"files_done", "files done"},
+	    {"files_waiting", "files waiting"},
 	    {"events_read", "events read"},
 	    {"dispatched", "dispatched"},
 	    {"processed", "processed"},
@@ -283,6 +295,9 @@ static void render_status(const struct sup *s, enum proto_format fmt, struct pro
 	    u64_v(st.pos),
 	    u64_v(st.size),
 	    u64_v(st.lag),
+	    str_v(st.file),
+	    u64_v(st.files_done),
+	    u64_v(st.files_waiting),
 	    u64_v(s->lines),
 	    u64_v(s->dispatched),
 	    u64_v(st.processed),
@@ -402,6 +417,8 @@ static const struct metric status_metrics[] = {
        "Position reached in the source (bytes for a file, events otherwise)."),
     SM("source_lag", "gauge", M_U64, lag,
        "Source left to read, when its size is known (same unit as the position)."),
+    SM("source_files_done", "gauge", M_U64, files_done, "Spool: files read to their end."),
+    SM("source_files_waiting", "gauge", M_U64, files_waiting, "Spool: files waiting to be read."),
 };
 
 static const struct metric worker_metrics[] = {

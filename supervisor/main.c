@@ -133,6 +133,16 @@ static int check_config(const struct options *o, const struct cfg *cfg)
 			close(fd);
 		}
 	}
+	if (cfg->source_type == CFG_SOURCE_SPOOL) {
+		if ((fd = open(cfg->spool_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+			fprintf(stderr,
+				"%s: [source] dir = %s: cannot open the spool directory: %s\n",
+				cfg_origin(cfg, "source", "dir"), cfg->spool_dir, strerror(errno));
+			bad = 1;
+		} else {
+			close(fd);
+		}
+	}
 	if (store_config_check(cfg, errs, sizeof(errs)) != 0) {
 		fputs(errs, stderr);
 		bad = 1;

@@ -44,6 +44,8 @@ static uint64_t wm_source_id(const struct cfg *c)
 		snprintf(buf, sizeof(buf), "%llu/%llu/%.17g", (unsigned long long)c->gen_keys,
 			 (unsigned long long)c->gen_seed, c->gen_skew);
 		return fnv(fnv(h, "generate"), buf);
+	case CFG_SOURCE_SPOOL:
+		return fnv(fnv(h, "spool"), c->spool_dir);
 	case CFG_SOURCE_ZMQ:
 		return fnv(h, "zmq");
 	case CFG_SOURCE_KAFKA:
@@ -212,10 +214,12 @@ void wm_record(struct sup *s)
 			wm = floor;
 	}
 	if (wm != s->watermark) {
-		if (store_meta_put_u64(s->config, "watermark", wm) != 0)
+		if (store_meta_put_u64(s->config, "watermark", wm) != 0) {
 			log_warn("%s: cannot record the source watermark", s->cfg.data_dir);
-		else
+		} else {
 			s->watermark = wm;
+			sup_source_durable(s);
+		}
 	}
 	if (s->cfg.source_type == CFG_SOURCE_ZMQ)
 		store_meta_put_u64(s->config, "next_seq", s->next_seq);

@@ -40,13 +40,22 @@ enum src_result {
  * and, when a rotation is followed, the previous file's base plus its
  * length: the position in the concatenation of every file read. The
  * current file's identity and base are recorded together in the config
- * environment (src_file.c), so a watermark maps into it as seq - base. */
+ * environment (src_file.c), so a watermark maps into it as seq - base.
+ * The spool source's seq is file number << 40 | byte offset (src_spool.c).
+ * Every source's seqs are below 2^63 (SEQ_REPLAY): the seqs from 2^63 up
+ * are kept for replaying dead letters (README, "Seqs"). */
+#define SEQ_REPLAY (1ull << 63)
 
 /* Where a source is: every event below next_seq has been handed over (or
  * dead-lettered): the watermark may pass it. read and size (bytes or
  * events, 0 if unknown) are for progress and `ringctl status`. */
 struct src_pos {
 	uint64_t next_seq, read, size;
+	/* A source of many files (spool): the one being read ("" between
+	 * files), how many were read to their end and how many wait. */
+	int files;
+	const char *file;
+	uint64_t files_done, files_waiting;
 };
 
 struct source {
@@ -78,6 +87,13 @@ struct source_ops {
 	/* At the end of the run, before the workers stop. Returns 0, or an
 	 * exit status to end with (EX_TEMPFAIL: Kafka offsets not committed). */
 	int (*close)(struct source *src);
+	/* Every event below `watermark` is durable, and so is the watermark
+	 * (NULL: nothing to do then). Called after each new watermark is
+	 * recorded, and once more at the very end, after close and after the
+	 * workers stopped. */
+	void (*durable)(struct source *src, uint64_t watermark);
+	/* After all that (NULL: close freed everything). */
+	void (*release)(struct source *src);
 };
 
 #define SRC_TICK_MS 10
@@ -86,6 +102,7 @@ extern const struct source_ops src_file_ops;	 /* src_file.c */
 extern const struct source_ops src_generate_ops; /* src_generate.c */
 extern const struct source_ops src_zmq_ops;	 /* src_zmq.c */
 extern const struct source_ops src_kafka_ops;	 /* src_kafka.c */
+extern const struct source_ops src_spool_ops;	 /* src_spool.c */
 
 /* ---- the supervisor, as a source sees it ---- */
 

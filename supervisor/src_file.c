@@ -26,18 +26,16 @@
 #include "cfg.h"
 #include "log.h"
 #include "source.h"
+#include "src_reader.h"
 #include "store.h"
 
-#define READ_CHUNK (1u << 20)
 #define FOLLOW_IDLE_MS 50
-#define LONG_LINE_KEEP (1u << 20) /* bytes of an overlong line kept for the dead letter */
-#define HEAD_MAX 4096u		  /* bytes of a file's start in its fingerprint */
-#define MISSING_POLLS 4		  /* follow: a path missing this many polls was removed */
+#define MISSING_POLLS 4 /* follow: a path missing this many polls was removed */
 
 /* What a file is: see the top of this file. */
 struct src_ident {
 	uint64_t dev, ino;
-	uint64_t head_len;  /* bytes of its start fingerprinted: min(size, HEAD_MAX) */
+	uint64_t head_len;  /* bytes of its start fingerprinted: min(size, SRC_HEAD_MAX) */
 	uint64_t head_hash; /* FNV-1a of them */
 	uint64_t base;	    /* the seq of its first byte */
 };
@@ -52,64 +50,20 @@ enum rotation {
 /* The file source (or stdin): opened and checked by src_file_open before any
  * worker starts, then read by src_file_run. */
 struct src_file {
-	int fd;
-	int seekable;	/* a regular file: resume by seeking */
-	int identified; /* a regular file named by path: `ident` is what it is */
-	struct src_ident ident;
-	uint64_t read_pos;	/* file offset of the next read(2) */
+	struct src_reader r;	/* r.fd: the file; r.base: its seq base */
+	int seekable;		/* a regular file: resume by seeking */
+	int identified;		/* a regular file named by path: `ident` is what it is */
+	struct src_ident ident; /* as recorded; the reader grows the fingerprint */
 	int detached;		/* follow: the file cannot be looked at; not read */
 	unsigned missing_polls; /* follow: polls in a row its path named nothing */
 	enum rotation rotating; /* follow: finishing this file */
 	int next_fd;		/* ROT_RENAME: the file now at the path */
-	char *buf;
-	size_t cap, start, end; /* unconsumed bytes are buf[start..end) */
-	uint64_t offset;	/* file offset of buf[start]; its seq is ident.base + offset */
-	int eof;
-	/* An overlong line in progress: its first bytes, its seq and length. */
-	char *long_line;
-	size_t long_len;
-	uint64_t long_seq, long_total;
-	int in_long;
-	uint64_t next_seq; /* every line below it was handed over */
-	uint64_t size;	   /* at open, for progress; 0 for a pipe */
-	int started;	   /* a pipe was read up to the watermark */
-	int idle;	   /* follow: at the end, waiting for more */
+	uint64_t size;		/* at open, for progress; 0 for a pipe */
+	int started;		/* a pipe was read up to the watermark */
+	int idle;		/* follow: at the end, waiting for more */
 };
 
 /* ---- what a file is ---- */
-
-#define FNV_BASIS 0xcbf29ce484222325ull
-
-static uint64_t fnv1a(uint64_t h, const void *data, size_t len)
-{
-	const unsigned char *p = data;
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ p[i]) * 0x100000001b3ull;
-	return h;
-}
-
-/* The fingerprint of the first `len` (at most HEAD_MAX) bytes of fd, read
- * with pread so the read position does not move. 0; 1 when the file has
- * fewer bytes than that now; -1 on a read error (errno). */
-static int head_hash(int fd, uint64_t len, uint64_t *hash)
-{
-	unsigned char buf[HEAD_MAX];
-	size_t got = 0;
-	if (len > HEAD_MAX)
-		len = HEAD_MAX;
-	while (got < len) {
-		ssize_t n = pread(fd, buf + got, len - got, (off_t)got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		if (n == 0)
-			return 1;
-		got += (size_t)n;
-	}
-	*hash = fnv1a(FNV_BASIS, buf, got);
-	return 0;
-}
 
 /* The identity lives in the config environment's "meta" database, one u64 a
  * name, written in one transaction. IDENT_SEAL, a hash of the others, was
@@ -125,7 +79,7 @@ static const char *const ident_names[] = {"source_dev", "source_ino", "source_he
 static uint64_t ident_seal(const struct src_ident *id)
 {
 	const uint64_t v[] = {id->dev, id->ino, id->head_len, id->head_hash, id->base};
-	return fnv1a(FNV_BASIS, v, id->base ? sizeof(v) : sizeof(v) - sizeof(v[0]));
+	return src_fnv1a(SRC_FNV_BASIS, v, id->base ? sizeof(v) : sizeof(v) - sizeof(v[0]));
 }
 
 /* 0, -ENOENT when there is no (whole) record, another negative errno on a
@@ -194,7 +148,7 @@ static int refuse_moved(const struct source *src, int fd, const struct src_ident
 	char a[80], b[80], head[160];
 	uint64_t hash;
 	unsigned long long n = (unsigned long long)was->head_len;
-	int rc = head_hash(fd, was->head_len, &hash);
+	int rc = src_head_hash(fd, was->head_len, &hash);
 	if (rc < 0)
 		snprintf(head, sizeof(head), "its first bytes cannot be read: %s", strerror(errno));
 	else if (rc > 0)
@@ -220,12 +174,12 @@ static int refuse_moved(const struct source *src, int fd, const struct src_ident
 	return EX_CONFIG;
 }
 
-/* At start: is the file on f->fd (its fstat in `st`) the one this data
+/* At start: is the file on f->r.fd (its fstat in `st`) the one this data
  * directory read? A data directory that has read nothing yet takes any
  * file and records it; one that has read a file refuses another device or
  * inode, a file shorter than its watermark, and one whose first bytes
  * changed. The fingerprint is made again over more bytes while the file is
- * shorter than HEAD_MAX. Returns 0, or the exit status to refuse with. */
+ * shorter than SRC_HEAD_MAX. Returns 0, or the exit status to refuse with. */
 static int check_identity(struct source *src, struct src_file *f, const struct stat *st)
 {
 	const char *path = src->cfg->source_path;
@@ -255,11 +209,11 @@ static int check_identity(struct source *src, struct src_file *f, const struct s
 	}
 	uint64_t pos = src->resume_seq - base;
 	if (have && has_read && (was.dev != now.dev || was.ino != now.ino))
-		return refuse_moved(src, f->fd, &was, &now, pos);
+		return refuse_moved(src, f->r.fd, &was, &now, pos);
 	if (size < pos)
 		return refuse_shorter(src, size, pos, 0);
 	if (have && has_read) {
-		if ((rc = head_hash(f->fd, was.head_len, &hash)) < 0)
+		if ((rc = src_head_hash(f->r.fd, was.head_len, &hash)) < 0)
 			goto read_error;
 		if (rc > 0)
 			return refuse_shorter(src, size, was.head_len, 1);
@@ -272,13 +226,13 @@ static int check_identity(struct source *src, struct src_file *f, const struct s
 			return EX_CONFIG;
 		}
 	}
-	now.head_len = size < HEAD_MAX ? size : HEAD_MAX;
+	now.head_len = size < SRC_HEAD_MAX ? size : SRC_HEAD_MAX;
 	now.base = base;
 	if (have && has_read && now.head_len == was.head_len) {
 		f->ident = was;
 		return 0;
 	}
-	if ((rc = head_hash(f->fd, now.head_len, &now.head_hash)) < 0)
+	if ((rc = src_head_hash(f->r.fd, now.head_len, &now.head_hash)) < 0)
 		goto read_error;
 	if (rc > 0) {
 		log_error("%s shrank while it was being opened: start again when nothing "
@@ -307,11 +261,11 @@ static int fingerprint(int fd, const struct stat *st, struct src_ident *id)
 	uint64_t size = (uint64_t)st->st_size;
 	id->dev = (uint64_t)st->st_dev;
 	id->ino = (uint64_t)st->st_ino;
-	id->head_len = size < HEAD_MAX ? size : HEAD_MAX;
-	int rc = head_hash(fd, id->head_len, &id->head_hash);
+	id->head_len = size < SRC_HEAD_MAX ? size : SRC_HEAD_MAX;
+	int rc = src_head_hash(fd, id->head_len, &id->head_hash);
 	if (rc > 0) { /* shorter already: fingerprint nothing rather than guess */
 		id->head_len = 0;
-		id->head_hash = FNV_BASIS;
+		id->head_hash = SRC_FNV_BASIS;
 	}
 	return rc < 0 ? -1 : 0;
 }
@@ -335,29 +289,28 @@ static void watch_file(struct source *src, struct src_file *f)
 	int rc, fd;
 	if (f->rotating)
 		return;
-	if (fstat(f->fd, &st) != 0) {
+	if (fstat(f->r.fd, &st) != 0) {
 		snprintf(what, sizeof(what), "%s cannot be looked at (fstat: %s)", path,
 			 strerror(errno));
 		goto detach;
 	}
-	if ((uint64_t)st.st_size < f->read_pos) {
+	if ((uint64_t)st.st_size < f->r.read_pos) {
 		log_warn("%s was truncated from %llu to %llu bytes while followed: reading it "
 			 "from its start as a new file at seq=%llu",
-			 path, (unsigned long long)f->read_pos, (unsigned long long)st.st_size,
-			 (unsigned long long)(f->ident.base + f->read_pos));
+			 path, (unsigned long long)f->r.read_pos, (unsigned long long)st.st_size,
+			 (unsigned long long)(f->r.base + f->r.read_pos));
 		goto truncated;
 	}
-	if ((rc = head_hash(f->fd, f->ident.head_len, &hash)) < 0) {
+	if ((rc = src_head_hash(f->r.fd, f->r.head_len, &hash)) < 0) {
 		snprintf(what, sizeof(what), "%s cannot be read (%s)", path, strerror(errno));
 		goto detach;
 	}
-	if (rc > 0 || hash != f->ident.head_hash) {
+	if (rc > 0 || hash != f->r.head_hash) {
 		log_warn("%s was truncated while followed and written again past the %llu bytes "
 			 "read (its first %llu bytes changed): reading it from its start as a new "
 			 "file at seq=%llu",
-			 path, (unsigned long long)f->read_pos,
-			 (unsigned long long)f->ident.head_len,
-			 (unsigned long long)(f->ident.base + f->read_pos));
+			 path, (unsigned long long)f->r.read_pos, (unsigned long long)f->r.head_len,
+			 (unsigned long long)(f->r.base + f->r.read_pos));
 		goto truncated;
 	}
 	if (stat(path, &st) != 0) {
@@ -394,11 +347,11 @@ static void watch_file(struct source *src, struct src_file *f)
 	goto fine;
 truncated:
 	f->rotating = ROT_TRUNCATE;
-	f->eof = 1; /* what it held past read_pos is gone: read nothing more of it */
+	f->r.eof = 1; /* what it held past read_pos is gone: read nothing more of it */
 fine:
 	if (f->detached)
 		log_info("%s can be read again: reading it from byte %llu", path,
-			 (unsigned long long)f->read_pos);
+			 (unsigned long long)f->r.read_pos);
 	f->detached = 0;
 	return;
 detach:
@@ -418,33 +371,31 @@ detach:
 static int switch_file(struct source *src, struct src_file *f)
 {
 	const char *path = src->cfg->source_path;
-	uint64_t done = f->offset; /* == read_pos: all of it is handed over */
+	uint64_t done = f->r.offset; /* == read_pos: all of it is handed over */
 	struct src_ident id;
 	struct stat st;
 	char name[80];
 	if (f->rotating == ROT_RENAME) {
-		close(f->fd);
-		f->fd = f->next_fd;
+		close(f->r.fd);
+		f->r.fd = f->next_fd;
 		f->next_fd = -1;
-	} else if (lseek(f->fd, 0, SEEK_SET) < 0) {
+	} else if (lseek(f->r.fd, 0, SEEK_SET) < 0) {
 		log_error("%s: cannot seek: %s", path, strerror(errno));
 		return -1;
 	}
 	f->rotating = ROT_NONE;
-	if (fstat(f->fd, &st) != 0 || fingerprint(f->fd, &st, &id) != 0) {
+	if (fstat(f->r.fd, &st) != 0 || fingerprint(f->r.fd, &st, &id) != 0) {
 		log_error("%s: cannot read the source file: %s", path, strerror(errno));
 		return -1;
 	}
-	id.base = f->ident.base + done;
+	id.base = f->r.base + done;
 	if (ident_store(src, &id) != 0)
 		return -1;
 	f->ident = id;
+	src_reader_reset(&f->r, id.base, 0);
 	/* Watched by what is read of it (fill): nothing yet. */
-	f->ident.head_len = 0;
-	f->ident.head_hash = FNV_BASIS;
-	f->offset = f->read_pos = 0;
-	f->start = f->end = 0;
-	f->eof = 0;
+	f->r.head_len = 0;
+	f->r.head_hash = SRC_FNV_BASIS;
 	f->missing_polls = 0;
 	f->size = (uint64_t)st.st_size;
 	log_info("%s: reading %s from its start at seq=%llu (the file before ended at byte %llu)",
@@ -455,115 +406,19 @@ static int switch_file(struct source *src, struct src_file *f)
 
 /* ---- reading lines ---- */
 
-/* Lines that do not fit in the buffer are dead-lettered, never silently
- * cut: their first LONG_LINE_KEEP bytes are kept, and the dead letter says
- * how long the line was (truncated=TOTAL, deadletter.h). */
-static int consume_long(struct source *src, struct src_file *f, const char *p, size_t n, int done)
-{
-	if (!f->in_long) {
-		f->in_long = 1;
-		f->long_seq = f->ident.base + f->offset;
-		f->long_len = f->long_total = 0;
-	}
-	size_t keep = n;
-	if (f->long_len + keep > LONG_LINE_KEEP)
-		keep = LONG_LINE_KEEP - f->long_len;
-	memcpy(f->long_line + f->long_len, p, keep);
-	f->long_len += keep;
-	f->long_total += n;
-	if (!done)
-		return 0;
-	f->in_long = 0;
-	log_warn("line too long at seq=%llu: %llu bytes, max_event_size is %llu",
-		 (unsigned long long)f->long_seq, (unsigned long long)f->long_total,
-		 (unsigned long long)src->cfg->max_event_size);
-	return sup_dead_letter(src->sup, f->long_seq, "too_long", f->long_line, f->long_len,
-			       f->long_total);
-}
-
-/* Hand the complete lines in the buffer over, up to `budget` of them
- * (*handed counts them). 0, -EAGAIN when a ring is full (the line stays),
- * -1 when the run must stop. */
+/* No more bytes will come: the end of the input, or of a rotated file. */
 static int drain_lines(struct source *src, struct src_file *f, unsigned budget, unsigned *handed)
 {
-	/* No more bytes will come: the end of the input, or of a rotated file. */
-	int at_end = f->eof && (!src->cfg->follow || f->rotating);
-	while (f->start < f->end) {
-		char *p = f->buf + f->start;
-		size_t avail = f->end - f->start;
-		char *nl = memchr(p, '\n', avail);
-		if (!nl && !f->in_long && !at_end)
-			return 0; /* incomplete; wait for more */
-		size_t len = nl ? (size_t)(nl - p) : avail;
-		size_t used = nl ? len + 1 : len;
-		int rc;
-		if (*handed >= budget)
-			return 0;
-		if (f->in_long)
-			rc = consume_long(src, f, p, len, nl != NULL || at_end);
-		else
-			rc = src_line(src, -1, f->ident.base + f->offset, p, len, len);
-		if (rc != 0)
-			return rc == -EAGAIN ? rc : -1;
-		(*handed)++;
-		f->start += used;
-		f->offset += used;
-		/* The watermark never passes a line still being read. */
-		f->next_seq = f->in_long ? f->long_seq : f->ident.base + f->offset;
-	}
-	/* The input ended in an overlong line whose last bytes were taken
-	 * before the end was seen (no newline after it): it ends here. */
-	if (f->in_long && at_end) {
-		if (consume_long(src, f, f->buf + f->start, 0, 1) != 0)
-			return -1;
-		f->next_seq = f->ident.base + f->offset;
-	}
-	return 0;
-}
-
-static int fill(struct source *src, struct src_file *f)
-{
-	if (f->start > 0) {
-		memmove(f->buf, f->buf + f->start, f->end - f->start);
-		f->end -= f->start;
-		f->start = 0;
-	}
-	if (f->end == f->cap) {
-		/* A line longer than the buffer: it is over max_event_size
-		 * (the buffer is larger), so start dead-lettering it. */
-		if (consume_long(src, f, f->buf, f->end, 0) != 0)
-			return -1;
-		f->offset += f->end;
-		f->end = 0;
-	}
-	ssize_t n = read(f->fd, f->buf + f->end, f->cap - f->end);
-	if (n < 0)
-		return errno == EINTR ? 0 : -1;
-	if (n == 0)
-		f->eof = 1;
-	/* The fingerprint grows with what is read of the first HEAD_MAX bytes,
-	 * so a file that was short (or empty) when it was first looked at is
-	 * known by more than that when it is truncated and written again. */
-	uint64_t from = f->ident.head_len, to = f->read_pos + (uint64_t)n;
-	if (to > HEAD_MAX)
-		to = HEAD_MAX;
-	if (f->identified && from >= f->read_pos && from < to) {
-		f->ident.head_hash =
-		    fnv1a(f->ident.head_hash, f->buf + f->end + (from - f->read_pos),
-			  (size_t)(to - from));
-		f->ident.head_len = to;
-	}
-	f->end += (size_t)n;
-	f->read_pos += (uint64_t)n;
-	return 0;
+	int at_end = f->r.eof && (!src->cfg->follow || f->rotating);
+	return src_reader_drain(src, &f->r, at_end, budget, handed);
 }
 
 /* A pipe starts at the watermark by reading past the bytes before it. */
 static int skip_input(struct source *src, struct src_file *f)
 {
 	for (uint64_t left = src->resume_seq; left;) {
-		size_t n = left < f->cap ? (size_t)left : f->cap;
-		ssize_t got = read(f->fd, f->buf, n);
+		size_t n = left < f->r.cap ? (size_t)left : f->r.cap;
+		ssize_t got = read(f->r.fd, f->r.buf, n);
 		if (got < 0 && errno == EINTR)
 			continue;
 		if (got <= 0) {
@@ -585,36 +440,32 @@ static int file_open(struct source *src)
 		return EX_OSERR;
 	}
 	src->priv = f;
-	f->fd = f->next_fd = -1;
-	f->cap = READ_CHUNK;
-	if (f->cap < 2 * (src->cfg->max_event_size + 2))
-		f->cap = 2 * (src->cfg->max_event_size + 2);
-	f->buf = malloc(f->cap);
-	f->long_line = malloc(LONG_LINE_KEEP);
-	if (!f->buf || !f->long_line) {
+	f->next_fd = -1;
+	if (src_reader_init(&f->r, src->cfg->max_event_size) != 0) {
 		log_error("out of memory for the read buffer");
 		return EX_OSERR;
 	}
-	f->read_pos = f->offset = f->next_seq = src->resume_seq;
+	/* A pipe: its first read reads past the watermark. */
+	src_reader_reset(&f->r, 0, src->resume_seq);
 	if (strcmp(path, "-") == 0) {
-		f->fd = STDIN_FILENO;
-	} else if ((f->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		f->r.fd = STDIN_FILENO;
+	} else if ((f->r.fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
 		log_error("%s: [source] path = %s: cannot open the source file: %s",
 			  cfg_origin(src->cfg, "source", "path"), path, strerror(errno));
 		return 1;
 	}
 	struct stat st;
-	if (fstat(f->fd, &st) != 0) {
+	if (fstat(f->r.fd, &st) != 0) {
 		log_error("%s: [source] path = %s: cannot stat the source file: %s",
 			  cfg_origin(src->cfg, "source", "path"), path, strerror(errno));
 		return 1;
 	}
 	if (!S_ISREG(st.st_mode))
-		return 0; /* a pipe: the first read reads past the watermark */
+		return 0;
 	f->size = (uint64_t)st.st_size;
 	f->seekable = 1;
 	/* stdin cannot be identified: nothing names what it was. */
-	f->identified = f->fd != STDIN_FILENO;
+	f->identified = f->r.fd != STDIN_FILENO;
 	int rc = 0;
 	if (f->identified)
 		rc = check_identity(src, f, &st);
@@ -623,8 +474,11 @@ static int file_open(struct source *src)
 	if (rc != 0)
 		return rc;
 	/* The watermark in this file (base 0 for stdin). */
-	f->read_pos = f->offset = src->resume_seq - f->ident.base;
-	if (f->offset && lseek(f->fd, (off_t)f->offset, SEEK_SET) < 0) {
+	src_reader_reset(&f->r, f->ident.base, src->resume_seq - f->ident.base);
+	f->r.track_head = f->identified;
+	f->r.head_len = f->ident.head_len;
+	f->r.head_hash = f->ident.head_hash;
+	if (f->r.offset && lseek(f->r.fd, (off_t)f->r.offset, SEEK_SET) < 0) {
 		log_error("%s: cannot seek: %s", path, strerror(errno));
 		return 1;
 	}
@@ -636,12 +490,11 @@ static int file_close(struct source *src)
 	struct src_file *f = src->priv;
 	if (!f)
 		return 0;
-	if (f->fd > STDIN_FILENO)
-		close(f->fd);
+	if (f->r.fd > STDIN_FILENO)
+		close(f->r.fd);
 	if (f->next_fd >= 0)
 		close(f->next_fd);
-	free(f->buf);
-	free(f->long_line);
+	src_reader_free(&f->r);
 	free(f);
 	src->priv = NULL;
 	return 0;
@@ -681,7 +534,7 @@ static enum src_result file_read(struct source *src, unsigned budget)
 			return SRC_ERROR;
 		if (handed >= budget)
 			return SRC_MORE;
-		if (f->eof) {
+		if (f->r.eof) {
 			if (f->rotating) {
 				if (switch_file(src, f) != 0)
 					return SRC_ERROR;
@@ -689,13 +542,13 @@ static enum src_result file_read(struct source *src, unsigned budget)
 			}
 			if (!src->cfg->follow)
 				return SRC_END;
-			f->eof = 0;
+			f->r.eof = 0;
 			if (handed)
 				return SRC_MORE;
 			f->idle = 1;
 			return SRC_IDLE;
 		}
-		if (fill(src, f) != 0) {
+		if (src_reader_fill(src, &f->r) != 0) {
 			log_error("%s: read error: %s", src->cfg->source_path, strerror(errno));
 			return SRC_ERROR;
 		}
@@ -705,8 +558,8 @@ static enum src_result file_read(struct source *src, unsigned budget)
 static void file_position(const struct source *src, struct src_pos *pos)
 {
 	const struct src_file *f = src->priv;
-	pos->next_seq = f->next_seq;
-	pos->read = f->offset;
+	pos->next_seq = f->r.next_seq;
+	pos->read = f->r.offset;
 	pos->size = f->size;
 }
 

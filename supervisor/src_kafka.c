@@ -902,7 +902,7 @@ static void kafka_tick(struct source *src)
 static void kafka_position(const struct source *src, struct src_pos *pos)
 {
 	(void)src; /* the group's offsets are the positions (ksrc_store) */
-	*pos = (struct src_pos){0, 0, 0};
+	*pos = (struct src_pos){.next_seq = 0};
 }
 
 static int kafka_open(struct source *src)

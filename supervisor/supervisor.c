@@ -363,9 +363,14 @@ static void show_progress(struct sup *s, uint64_t now, int final)
 		double eta = frac > 0 ? secs / frac - secs : 0;
 		snprintf(where, sizeof(where), "%5.1f%%  ETA %4.0fs  ", 100.0 * frac, eta);
 	}
-	fprintf(stderr, "\r  %s%12llu events  %8.2f M events/s  %llu dead-lettered   %s", where,
-		(unsigned long long)s->lines, rate / 1e6, (unsigned long long)s->dead_lettered,
-		final ? "\n" : "");
+	char files[320] = "";
+	if (s->files.files)
+		snprintf(files, sizeof(files), "files %llu done %llu waiting %s  ",
+			 (unsigned long long)s->files.files_done,
+			 (unsigned long long)s->files.files_waiting, s->source_file);
+	fprintf(stderr, "\r  %s%s%12llu events  %8.2f M events/s  %llu dead-lettered   %s", files,
+		where, (unsigned long long)s->lines, rate / 1e6,
+		(unsigned long long)s->dead_lettered, final ? "\n" : "");
 }
 
 /* Write the dead letters the source made. One that cannot be written (a
@@ -566,11 +571,16 @@ static void wait_for_room(struct sup *s, uint64_t next_job)
 
 static void note_position(struct sup *s)
 {
-	struct src_pos pos;
+	struct src_pos pos = {.next_seq = 0};
 	s->src.ops->position(&s->src, &pos);
 	s->next_seq = pos.next_seq;
 	s->source_pos = pos.read;
 	s->source_size = pos.size;
+	if (pos.files) {
+		s->files = pos;
+		snprintf(s->source_file, sizeof(s->source_file), "%s", pos.file ? pos.file : "");
+		s->files.file = s->source_file;
+	}
 }
 
 /* Read the source until it ends, a stop is asked for, or the run fails.
@@ -740,9 +750,8 @@ static int prepare_fds(void)
 
 /* The sources, by [source] type: a new one is a file and a line here. */
 static const struct source_ops *const sources[] = {
-    [CFG_SOURCE_FILE] = &src_file_ops,
-    [CFG_SOURCE_GENERATE] = &src_generate_ops,
-    [CFG_SOURCE_ZMQ] = &src_zmq_ops,
+    [CFG_SOURCE_FILE] = &src_file_ops,	 [CFG_SOURCE_GENERATE] = &src_generate_ops,
+    [CFG_SOURCE_SPOOL] = &src_spool_ops, [CFG_SOURCE_ZMQ] = &src_zmq_ops,
     [CFG_SOURCE_KAFKA] = &src_kafka_ops,
 };
 
@@ -762,6 +771,7 @@ static int open_source(struct sup *s)
 				 .shm = &s->shm,
 				 .resume_seq = s->resume_seq};
 	s->src_open = 1;
+	s->src_release = ops->release != NULL;
 	int rc = ops->open(&s->src);
 	if (rc == 0)
 		note_position(s);
@@ -775,6 +785,14 @@ static int close_source(struct sup *s)
 		return 0;
 	s->src_open = 0;
 	return s->src.ops->close(&s->src);
+}
+
+/* The watermark reached the disk: a source may act on it (a spool moves
+ * the files done). */
+void sup_source_durable(struct sup *s)
+{
+	if ((s->src_open || s->src_release) && s->src.ops->durable)
+		s->src.ops->durable(&s->src, s->watermark);
 }
 
 /* Start, first: are the files and directories safe to use (strict_modes),
@@ -906,6 +924,7 @@ static int start(struct sup *s)
 		    (long)getpid());
 	log_info("started partitions=%u handler=%s source=%s", c->partitions, c->handler,
 		 c->source_type == CFG_SOURCE_FILE    ? c->source_path
+		 : c->source_type == CFG_SOURCE_SPOOL ? c->spool_dir
 		 : c->source_type == CFG_SOURCE_KAFKA ? c->kafka_topic
 		 : c->source_type == CFG_SOURCE_ZMQ   ? c->zmq_bind
 						      : "generate");
@@ -918,6 +937,10 @@ static void cleanup(struct sup *s)
 	if (s->control)
 		control_close(s);
 	close_source(s);
+	if (s->src_release) {
+		s->src_release = 0;
+		s->src.ops->release(&s->src);
+	}
 	dl_free(&s->dead);
 	if (s->dead_fd >= 0)
 		close(s->dead_fd);
@@ -987,6 +1010,8 @@ int sup_run(struct sup *s)
 	stop_workers(s);
 	wait_until(s, dead_letters_written, 250);
 	wm_record(s);
+	if (!s->failed)
+		sup_source_durable(s);
 	/* rc > 0: stopped cleanly, but with an exit status to tell (75: Kafka
 	 * offsets not committed). */
 	int bad = rc < 0 || s->failed || s->failed_partitions || s->held;

@@ -104,11 +104,14 @@ struct sup {
 	int progress;		    /* stderr is a terminal: show progress */
 	uint64_t source_size;	    /* bytes or events, 0 if unknown */
 	uint64_t source_pos;	    /* bytes or events read so far */
+	struct src_pos files;	    /* a source of many files: files, file, files_done, ... */
+	char source_file[256];	    /* files.file, copied */
 	uint64_t next_seq;	    /* seq of the next event the source reads */
 	uint64_t resume_seq;	    /* where the source starts (the watermark) */
 	uint64_t source_id;	    /* hash naming the source, kept in data_dir */
 	struct source src;	    /* the source; src.ops NULL until it is opened */
 	int src_open;		    /* src.ops->close is owed */
+	int src_release;	    /* src.ops->release is owed */
 	unsigned blocked;	    /* p + 1: the source waits for room in ring p */
 	size_t blocked_len[2];	    /* the key and payload that wait */
 	int dead_stuck;		    /* dead letters cannot be written: not reading */
@@ -156,6 +159,9 @@ int sup_restart_worker(struct sup *s, unsigned p, char *msg, size_t len);
 
 /* Events/s processed by worker p over the last 10 seconds. */
 double sup_worker_rate(const struct sup *s, unsigned p);
+
+/* The watermark was recorded: the source may act on what is durable. */
+void sup_source_durable(struct sup *s);
 
 const char *sup_state_name(enum sup_state st);
 const char *sup_wstate_name(enum sup_wstate st);

@@ -221,6 +221,10 @@ static void draw_status(struct screen *sc, const struct tsv *st)
 	put_line(sc, "source %s %s  position %s %s%s  lag %s", tsv_get(st, 0, "source"),
 		 tsv_get(st, 0, "source_name"), tsv_get(st, 0, "source_position"),
 		 tsv_get(st, 0, "source_unit"), pos, tsv_get(st, 0, "source_lag"));
+	if (strncmp(tsv_get(st, 0, "source"), "spool", 5) == 0)
+		put_line(sc, "files done %s  waiting %s  reading %s", tsv_get(st, 0, "files_done"),
+			 tsv_get(st, 0, "files_waiting"),
+			 *tsv_get(st, 0, "source_file") ? tsv_get(st, 0, "source_file") : "-");
 	put_line(sc,
 		 "events read %s  processed %s  events/s %.0f  dead-lettered %s  "
 		 "rejected %s  restarts %s",
