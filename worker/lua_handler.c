@@ -44,7 +44,6 @@
 
 #define GRACE_NS 1000000000ull /* the hard stop comes at least this long after the budget */
 #define REG_INST "ringmaster.inst"
-#define REG_COUNTS "ringmaster.counts"
 
 /* The value one rm.state_put or rm.state_del replaced. */
 struct undo {
@@ -62,7 +61,8 @@ struct lua_inst {
 
 	/* memory */
 	size_t mem, mem_cap;
-	int own_alloc;	 /* our allocator counts; else lua_gc after each call */
+	lua_Alloc alloc; /* LuaJIT's, which capped_alloc calls */
+	void *alloc_ud;
 	int mem_refused; /* the allocator refused: the error is lua_memory */
 
 	/* time */
@@ -81,6 +81,8 @@ struct lua_inst {
 	char *keys;
 	size_t keys_len, keys_cap;
 	size_t out_mark, lines_mark;
+	char *line; /* rm.emit's pieces */
+	size_t line_len, line_cap;
 	int counted; /* counts saved in saved_counts */
 	size_t saved_n_counts;
 	uint64_t saved_counts[SHM_OUTCOMES];
@@ -218,23 +220,19 @@ static int read_settings(param_fn get, void *arg, struct settings *st, char *err
 
 /* ---- memory ------------------------------------------------------------------- */
 
-/* Lua assumes an allocator never fails to shrink; only growth is refused. */
+/* LuaJIT's own allocator (lj_alloc) is much faster than malloc: keep it and
+ * count around it. Lua assumes an allocator never fails to shrink; only
+ * growth is refused. */
 static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
 	struct lua_inst *h = ud;
-	if (nsize == 0) {
-		free(ptr);
-		h->mem -= osize;
-		return NULL;
-	}
 	if (nsize > osize && h->mem + (nsize - osize) > h->mem_cap) {
 		h->mem_refused = 1;
 		return NULL;
 	}
-	void *p = realloc(ptr, nsize);
-	if (!p)
-		return NULL;
-	h->mem = h->mem - osize + nsize;
+	void *p = h->alloc(h->alloc_ud, ptr, osize, nsize);
+	if (p || nsize == 0)
+		h->mem = h->mem - osize + nsize;
 	return p;
 }
 
@@ -318,41 +316,28 @@ static struct lua_inst *self(lua_State *L)
 	return lua_touserdata(L, lua_upvalueindex(1));
 }
 
-/* A call the worker could not do (ctx->failed is set): the worker gives
- * the batch up, as for a C handler. The error only unwinds the script. */
-static int failed(lua_State *L, const char *what, int rc)
-{
-	return luaL_error(L, "%s failed: %s", what, strerror(-rc));
-}
+/* The calls below are made through LuaJIT's FFI by the trusted prelude
+ * (lua_handler.h): the JIT compiler compiles an FFI call into the trace,
+ * where a call through the Lua C API would end it. They must not raise Lua
+ * errors; the prelude turns their return codes into errors. */
 
-static int l_state_get(lua_State *L)
+int rm_lua_state_get(struct lua_inst *h, const char *key, size_t n, struct rm_value *v)
 {
-	struct lua_inst *h = self(L);
-	size_t n;
-	const char *key = luaL_checklstring(L, 1, &n);
-	struct rm_value v;
-	int rc = rm_state_get(h->ctx, key, n, &v);
-	if (rc < 0)
-		return failed(L, "rm.state_get", rc);
-	if (rc == RM_NOTFOUND)
-		lua_pushnil(L);
-	else
-		lua_pushlstring(L, v.data, v.len);
-	return 1;
+	return rm_state_get(h->ctx, key, n, v);
 }
 
 /* Remember what `key` holds before this event changes it. */
-static int save_old(lua_State *L, struct lua_inst *h, const char *key, size_t n)
+static int save_old(struct lua_inst *h, const char *key, size_t n)
 {
 	struct rm_value v = {NULL, 0};
 	int rc = rm_state_get(h->ctx, key, n, &v);
 	if (rc < 0)
-		return failed(L, "rm.state_get", rc);
+		return rc;
 	if (h->n_undo == h->cap_undo) {
 		size_t cap = h->cap_undo ? h->cap_undo * 2 : 16;
 		struct undo *u = realloc(h->undo, cap * sizeof(*u));
 		if (!u)
-			return failed(L, "rm.state_put", -ENOMEM);
+			return h->ctx->failed = -ENOMEM;
 		h->undo = u;
 		h->cap_undo = cap;
 	}
@@ -362,7 +347,7 @@ static int save_old(lua_State *L, struct lua_inst *h, const char *key, size_t n)
 			cap *= 2;
 		char *k = realloc(h->keys, cap);
 		if (!k)
-			return failed(L, "rm.state_put", -ENOMEM);
+			return h->ctx->failed = -ENOMEM;
 		h->keys = k;
 		h->keys_cap = cap;
 	}
@@ -372,112 +357,81 @@ static int save_old(lua_State *L, struct lua_inst *h, const char *key, size_t n)
 	return 0;
 }
 
-static int l_state_put(lua_State *L)
+int rm_lua_state_put(struct lua_inst *h, const char *key, size_t n, const char *val, size_t vn)
 {
-	struct lua_inst *h = self(L);
-	size_t n, vn;
-	const char *key = luaL_checklstring(L, 1, &n);
-	const char *val = luaL_checklstring(L, 2, &vn);
-	if (n == 0 || n > 255)
-		return luaL_error(L, "rm.state_put: a key is 1..255 bytes, got %d", (int)n);
-	save_old(L, h, key, n);
-	int rc = rm_state_put(h->ctx, key, n, val, vn);
-	if (rc < 0)
-		return failed(L, "rm.state_put", rc);
-	return 0;
+	int rc = save_old(h, key, n);
+	return rc < 0 ? rc : rm_state_put(h->ctx, key, n, val, vn);
 }
 
-static int l_state_del(lua_State *L)
+int rm_lua_state_del(struct lua_inst *h, const char *key, size_t n)
 {
-	struct lua_inst *h = self(L);
-	size_t n;
-	const char *key = luaL_checklstring(L, 1, &n);
-	if (n == 0 || n > 255)
-		return luaL_error(L, "rm.state_del: a key is 1..255 bytes, got %d", (int)n);
-	save_old(L, h, key, n);
-	int rc = rm_state_del(h->ctx, key, n);
-	if (rc < 0)
-		return failed(L, "rm.state_del", rc);
-	return 0;
+	int rc = save_old(h, key, n);
+	return rc < 0 ? rc : rm_state_del(h->ctx, key, n);
 }
 
-static int l_table_get(lua_State *L)
+int rm_lua_table_get(struct lua_inst *h, const char *table, const char *key, size_t n,
+		     struct rm_value *v)
 {
-	struct lua_inst *h = self(L);
-	size_t n;
-	const char *table = luaL_checkstring(L, 1);
-	const char *key = luaL_checklstring(L, 2, &n);
-	struct rm_value v;
-	int rc = rm_table_get(h->ctx, table, key, n, &v);
-	if (rc < 0)
-		return failed(L, "rm.table_get", rc);
-	if (rc == RM_NOTFOUND)
-		lua_pushnil(L);
-	else
-		lua_pushlstring(L, v.data, v.len);
-	return 1;
+	return rm_table_get(h->ctx, table, key, n, v);
 }
 
-static int l_emit(lua_State *L)
+int rm_lua_emit(struct lua_inst *h, const char *line, size_t n)
 {
-	struct lua_inst *h = self(L);
-	size_t n;
-	const char *line = luaL_checklstring(L, 1, &n);
 	if (memchr(line, '\n', n))
-		return luaL_error(L, "rm.emit: a line must not contain a newline");
-	int rc = rm_emit(h->ctx, line, n);
-	if (rc < 0)
-		return failed(L, "rm.emit", rc);
+		return 1;
+	return rm_emit(h->ctx, line, n);
+}
+
+/* rm.emit(a, b, ...) joins its pieces here rather than in a Lua string,
+ * which LuaJIT would intern (hash and compare) only to be copied out. */
+int rm_lua_emit_piece(struct lua_inst *h, const char *s, size_t n, int first)
+{
+	if (first)
+		h->line_len = 0;
+	if (memchr(s, '\n', n))
+		return 1;
+	if (h->line_cap - h->line_len < n) {
+		size_t cap = h->line_cap ? h->line_cap * 2 : 256;
+		while (cap - h->line_len < n)
+			cap *= 2;
+		char *l = realloc(h->line, cap);
+		if (!l)
+			return h->ctx->failed = -ENOMEM;
+		h->line = l;
+		h->line_cap = cap;
+	}
+	memcpy(h->line + h->line_len, s, n);
+	h->line_len += n;
 	return 0;
 }
 
-static int l_reject(lua_State *L)
+int rm_lua_emit_pieces(struct lua_inst *h)
 {
-	struct lua_inst *h = self(L);
-	rm_reject(h->ctx, luaL_optstring(L, 1, "rejected"));
-	lua_pushinteger(L, RM_REJECT);
-	return 1;
+	return rm_emit(h->ctx, h->line ? h->line : "", h->line_len);
+}
+
+void rm_lua_reject(struct lua_inst *h, const char *reason)
+{
+	rm_reject(h->ctx, reason);
 }
 
 /* rm_count keeps the name's pointer until the counts are published: the
- * names live in a registry table, so they outlive the event. */
-static int l_count(lua_State *L)
+ * prelude keeps every name it has passed in a table, so it outlives the
+ * event. */
+void rm_lua_count(struct lua_inst *h, const char *name)
 {
-	struct lua_inst *h = self(L);
-	luaL_checkstring(L, 1);
 	if (!h->counted) {
 		h->counted = 1;
 		h->saved_n_counts = h->ctx->n_counts;
 		for (size_t i = 0; i < h->ctx->n_counts; i++)
 			h->saved_counts[i] = h->ctx->counts[i].n;
 	}
-	lua_getfield(L, LUA_REGISTRYINDEX, REG_COUNTS);
-	lua_pushvalue(L, 1);
-	lua_rawget(L, -2);
-	const char *name = lua_tostring(L, -1);
-	if (!name) {
-		lua_pop(L, 1);
-		lua_pushvalue(L, 1);
-		lua_pushvalue(L, 1);
-		lua_rawset(L, -3);
-		lua_pushvalue(L, 1);
-		lua_rawget(L, -2);
-		name = lua_tostring(L, -1);
-	}
 	rm_count(h->ctx, name);
-	lua_pop(L, 2);
-	return 0;
 }
 
-static int l_param(lua_State *L)
+const char *rm_lua_param(struct lua_inst *h, const char *name)
 {
-	struct lua_inst *h = self(L);
-	const char *v = rm_param(h->ctx, luaL_checkstring(L, 1));
-	if (v)
-		lua_pushstring(L, v);
-	else
-		lua_pushnil(L);
-	return 1;
+	return rm_param(h->ctx, name);
 }
 
 static int l_log(lua_State *L)
@@ -625,20 +579,123 @@ static int l_json_members(lua_State *L)
 }
 
 static const luaL_Reg rm_funcs[] = {
-    {"state_get", l_state_get},
-    {"state_put", l_state_put},
-    {"state_del", l_state_del},
-    {"table_get", l_table_get},
-    {"emit", l_emit},
-    {"reject", l_reject},
-    {"count", l_count},
-    {"param", l_param},
     {"log", l_log},
     {"partition", l_partition},
     {"partitions", l_partitions},
     {"json_members", l_json_members},
     {NULL, NULL},
 };
+
+/* The trusted prelude, run before the sandbox with the instance and the rm
+ * table as arguments: it adds the per-event calls as Lua functions over FFI
+ * calls (the rm_lua_* functions above), which LuaJIT compiles into the
+ * script's traces. The script never sees ffi: only these closures. A
+ * negative return is a call the worker could not do (ctx->failed is set):
+ * the worker gives the batch up, as for a C handler; the error only unwinds
+ * the script. It returns the maker of the function the worker calls per
+ * event, which builds the event table in Lua, where it is cheap. */
+static const char prelude_lua[] =
+    "local h, rm = ...\n"
+    "local REJECT = rm.REJECT\n"
+    "local ffi = require('ffi')\n"
+    "ffi.cdef[[\n"
+    "struct rm_value { const char *data; size_t len; };\n"
+    "struct lua_inst;\n"
+    "int rm_lua_state_get(struct lua_inst *, const char *, size_t, struct rm_value *);\n"
+    "int rm_lua_state_put(struct lua_inst *, const char *, size_t, const char *, size_t);\n"
+    "int rm_lua_state_del(struct lua_inst *, const char *, size_t);\n"
+    "int rm_lua_table_get(struct lua_inst *, const char *, const char *, size_t,\n"
+    "                     struct rm_value *);\n"
+    "int rm_lua_emit(struct lua_inst *, const char *, size_t);\n"
+    "int rm_lua_emit_piece(struct lua_inst *, const char *, size_t, int);\n"
+    "int rm_lua_emit_pieces(struct lua_inst *);\n"
+    "void rm_lua_reject(struct lua_inst *, const char *);\n"
+    "void rm_lua_count(struct lua_inst *, const char *);\n"
+    "const char *rm_lua_param(struct lua_inst *, const char *);\n"
+    "char *strerror(int);\n"
+    "]]\n"
+    "local C, str, type, tostring, error, select = ffi.C, ffi.string, type, tostring, error,\n"
+    "  select\n"
+    "-- OpenResty's settings: room for the many short traces of string code\n"
+    "require('jit.opt').start('maxtrace=8000', 'maxrecord=16000', 'minstitch=3',\n"
+    "  'maxmcode=40960')\n"
+    "h = ffi.cast('struct lua_inst *', h)\n"
+    "local v = ffi.new('struct rm_value')\n"
+    "local names = {}\n"
+    "local function arg(x, i, f)\n"
+    "  local t = type(x)\n"
+    "  if t == 'string' then return x end\n"
+    "  if t == 'number' then return tostring(x) end\n"
+    "  error(\"bad argument #\" .. i .. \" to '\" .. f .. \"' (string expected, got \" .. t ..\n"
+    "        ')', 3)\n"
+    "end\n"
+    "local function failed(f, rc) error(f .. ' failed: ' .. str(C.strerror(-rc)), 3) end\n"
+    "local function key_size(f, n)\n"
+    "  if n == 0 or n > 255 then error(f .. ': a key is 1..255 bytes, got ' .. n, 3) end\n"
+    "end\n"
+    "function rm.state_get(key)\n"
+    "  key = arg(key, 1, 'state_get')\n"
+    "  local rc = C.rm_lua_state_get(h, key, #key, v)\n"
+    "  if rc == 0 then return str(v.data, v.len) end\n"
+    "  if rc < 0 then failed('rm.state_get', rc) end\n"
+    "  return nil\n"
+    "end\n"
+    "function rm.state_put(key, val)\n"
+    "  key, val = arg(key, 1, 'state_put'), arg(val, 2, 'state_put')\n"
+    "  key_size('rm.state_put', #key)\n"
+    "  local rc = C.rm_lua_state_put(h, key, #key, val, #val)\n"
+    "  if rc < 0 then failed('rm.state_put', rc) end\n"
+    "end\n"
+    "function rm.state_del(key)\n"
+    "  key = arg(key, 1, 'state_del')\n"
+    "  key_size('rm.state_del', #key)\n"
+    "  local rc = C.rm_lua_state_del(h, key, #key)\n"
+    "  if rc < 0 then failed('rm.state_del', rc) end\n"
+    "end\n"
+    "function rm.table_get(tab, key)\n"
+    "  tab, key = arg(tab, 1, 'table_get'), arg(key, 2, 'table_get')\n"
+    "  local rc = C.rm_lua_table_get(h, tab, key, #key, v)\n"
+    "  if rc == 0 then return str(v.data, v.len) end\n"
+    "  if rc < 0 then failed('rm.table_get', rc) end\n"
+    "  return nil\n"
+    "end\n"
+    "function rm.emit(line, ...)\n"
+    "  line = arg(line, 1, 'emit')\n"
+    "  local rc, n = 0, select('#', ...)\n"
+    "  if n == 0 then\n"
+    "    rc = C.rm_lua_emit(h, line, #line)\n"
+    "  else\n"
+    "    rc = C.rm_lua_emit_piece(h, line, #line, 1)\n"
+    "    for i = 1, n do\n"
+    "      if rc ~= 0 then break end\n"
+    "      local p = arg((select(i, ...)), i + 1, 'emit')\n"
+    "      rc = C.rm_lua_emit_piece(h, p, #p, 0)\n"
+    "    end\n"
+    "    if rc == 0 then rc = C.rm_lua_emit_pieces(h) end\n"
+    "  end\n"
+    "  if rc == 1 then error('rm.emit: a line must not contain a newline', 2) end\n"
+    "  if rc < 0 then failed('rm.emit', rc) end\n"
+    "end\n"
+    "function rm.reject(reason)\n"
+    "  if reason == nil then reason = 'rejected' end\n"
+    "  C.rm_lua_reject(h, arg(reason, 1, 'reject'))\n"
+    "  return REJECT\n"
+    "end\n"
+    "function rm.count(name)\n"
+    "  name = arg(name, 1, 'count')\n"
+    "  names[name] = true\n"
+    "  C.rm_lua_count(h, name)\n"
+    "end\n"
+    "function rm.param(name)\n"
+    "  local p = C.rm_lua_param(h, arg(name, 1, 'param'))\n"
+    "  if p == nil then return nil end\n"
+    "  return str(p)\n"
+    "end\n"
+    "return function(process)\n"
+    "  return function(seq, key, payload, partition)\n"
+    "    return process({seq = seq, key = key, payload = payload, partition = partition})\n"
+    "  end\n"
+    "end\n";
 
 /* ---- the state ---------------------------------------------------------------- */
 
@@ -723,6 +780,7 @@ static void free_inst(struct lua_inst *h)
 		lua_close(h->L);
 	free(h->undo);
 	free(h->keys);
+	free(h->line);
 	free(h);
 }
 
@@ -752,30 +810,35 @@ static struct lua_inst *make(const struct lua_script *s, const struct settings *
 	h->mem_cap = st->memory;
 	h->budget_ns = st->timeout_ms * 1000000u;
 	h->ref_fini = LUA_NOREF;
-	/* Some LuaJIT builds (64-bit GC) refuse a custom allocator: then the
-	 * state's size is checked after each call instead. */
-	h->L = lua_newstate(capped_alloc, h);
-	h->own_alloc = h->L != NULL;
-	if (!h->L)
-		h->L = luaL_newstate();
+	h->L = luaL_newstate();
 	if (!h->L) {
 		snprintf(err, errlen, "%s: cannot make a Lua state (out of memory)", s->name);
 		free(h);
 		return NULL;
 	}
+	h->alloc = lua_getallocf(h->L, &h->alloc_ud);
+	h->mem =
+	    (size_t)lua_gc(h->L, LUA_GCCOUNT, 0) * 1024u + (size_t)lua_gc(h->L, LUA_GCCOUNTB, 0);
+	lua_setallocf(h->L, capped_alloc, h);
 	lua_State *L = h->L;
 	luaL_openlibs(L);
 	lua_pushlightuserdata(L, h);
 	lua_setfield(L, LUA_REGISTRYINDEX, REG_INST);
-	lua_newtable(L);
-	lua_setfield(L, LUA_REGISTRYINDEX, REG_COUNTS);
 	lua_pushcfunction(L, traceback);
 	h->ref_trace = luaL_ref(L, LUA_REGISTRYINDEX);
 
+	fill_rm(L, h);
+	if (luaL_loadbuffer(L, prelude_lua, strlen(prelude_lua), "=prelude") != 0)
+		goto lua_fail;
+	lua_pushlightuserdata(L, h);
+	lua_pushvalue(L, -3);
+	if (lua_pcall(L, 2, 1, 0) != 0)
+		goto lua_fail;
+	int ref_wrap = luaL_ref(L, LUA_REGISTRYINDEX);
 	const char *setup = st->unsafe ? unsafe_lua : sandbox_lua;
 	if (luaL_loadbuffer(L, setup, strlen(setup), "=sandbox") != 0)
 		goto lua_fail;
-	fill_rm(L, h);
+	lua_insert(L, -2);
 	if (lua_pcall(L, 1, 1, 0) != 0)
 		goto lua_fail;
 	h->ref_env = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -799,6 +862,10 @@ static struct lua_inst *make(const struct lua_script *s, const struct settings *
 		snprintf(err, errlen, "%s: the script defines no function process(event)", s->name);
 		goto fail;
 	}
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ref_wrap);
+	lua_insert(L, -2);
+	if (lua_pcall(L, 1, 1, 0) != 0)
+		goto lua_fail;
 	h->ref_process = luaL_ref(L, LUA_REGISTRYINDEX);
 	lua_getfield(L, -1, "fini");
 	if (lua_isfunction(L, -1))
@@ -853,18 +920,6 @@ static const char *failure(struct lua_inst *h, int rc)
 	return "lua_error";
 }
 
-/* After a call: a state grown past lua_memory where the allocator could
- * not refuse, or a refusal, leaves garbage to collect. */
-static int over_memory(struct lua_inst *h)
-{
-	if (h->own_alloc)
-		return 0;
-	if ((size_t)lua_gc(h->L, LUA_GCCOUNT, 0) * 1024u <= h->mem_cap)
-		return 0;
-	lua_gc(h->L, LUA_GCCOLLECT, 0);
-	return (size_t)lua_gc(h->L, LUA_GCCOUNT, 0) * 1024u > h->mem_cap;
-}
-
 /* Call the function below the traceback handler at the top with nargs
  * arguments and one result. Returns 0, or the reason it failed with the
  * message logged. */
@@ -876,12 +931,12 @@ static const char *call(struct lua_inst *h, int nargs, uint64_t seq, const char 
 	enter(h, seq);
 	int rc = lua_pcall(L, nargs, 1, base);
 	leave(h);
-	if (rc == 0 && !over_memory(h)) {
+	if (rc == 0) {
 		lua_remove(L, base);
 		return NULL;
 	}
-	const char *why = rc ? failure(h, rc) : "lua_memory";
-	const char *msg = rc ? lua_tostring(L, -1) : NULL;
+	const char *why = failure(h, rc);
+	const char *msg = lua_tostring(L, -1);
 	if (!strcmp(why, "lua_memory"))
 		rm_log(h->ctx, RM_LOG_ERROR,
 		       "%s: %s seq=%llu: lua_memory: the Lua state would grow past lua_memory "
@@ -929,16 +984,11 @@ static int lua_process(rm_ctx *ctx, void *state, const struct rm_event *ev)
 	h->counted = 0;
 	lua_rawgeti(L, LUA_REGISTRYINDEX, h->ref_trace);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, h->ref_process);
-	lua_createtable(L, 0, 4);
 	lua_pushnumber(L, (lua_Number)ev->seq);
-	lua_setfield(L, -2, "seq");
 	lua_pushlstring(L, ev->key, ev->key_len);
-	lua_setfield(L, -2, "key");
 	lua_pushlstring(L, ev->payload, ev->payload_len);
-	lua_setfield(L, -2, "payload");
 	lua_pushinteger(L, (lua_Integer)ctx->partition);
-	lua_setfield(L, -2, "partition");
-	const char *why = call(h, 1, ev->seq, "process");
+	const char *why = call(h, 4, ev->seq, "process");
 	if (ctx->failed)
 		return RM_ERROR; /* the worker could not do a call: as in C */
 	int rc = RM_OK;
