@@ -46,6 +46,10 @@ struct shm_worker {
 	_Atomic uint64_t current_seq; /* the event in the handler, SHM_NO_SEQ between */
 	_Atomic uint64_t skip_seq;    /* poison: the next worker dead-letters this seq */
 	_Atomic uint32_t skip_why;    /* why: SHM_SKIP_POISON or SHM_SKIP_LUA_TIMEOUT */
+	/* worker: events the handler failed on in a row without dying (a Lua
+	 * error or timeout), dead-lettered; at fail_after it exits
+	 * WRK_EXIT_HANDLER_FAILED instead. The supervisor zeroes it. */
+	_Atomic uint32_t handler_fails;
 	/* A barrier through the ring (worker.c, reload.c): the supervisor
 	 * sets barrier_pos (the ring's write position then), barrier_what,
 	 * barrier_from, then bumps barrier_id. The worker commits every

@@ -1009,8 +1009,10 @@ static int lua_process(rm_ctx *ctx, void *state, const struct rm_event *ev)
 		}
 	}
 	undo_event(h);
-	if (why)
+	if (why) {
 		rm_reject(ctx, why);
+		ctx->event_failed = 1;
+	}
 	return RM_REJECT;
 }
 

@@ -75,6 +75,7 @@ struct worker {
 	struct dl_buf dead;
 	int dead_fd, lock_fd;
 	int sync_failed;		 /* an fsync failed: exit WRK_EXIT_SYNC_FAILED */
+	int handler_failed;		 /* fail_after failures: exit WRK_EXIT_HANDLER_FAILED */
 	uint64_t committed_pos;		 /* ring position after the last committed batch */
 	uint64_t synced_pos;		 /* ... as of the last completed sync */
 	const struct output_ops *output; /* [output] type */
@@ -549,8 +550,25 @@ static int dead_letter(struct worker *w, const struct ring_rec *r, const char *w
 			    r->payload, r->payload_len);
 }
 
+/* The handler failed on `r` without dying (`why`: lua_error...): one more
+ * failure in a row. Returns 0 to dead-letter it, or 1 when that makes
+ * fail_after: the worker stops before it (WRK_EXIT_HANDLER_FAILED), so
+ * that it waits in the ring as after fail_after poison events. */
+static int note_failure(struct worker *w, const struct ring_rec *r, const char *why)
+{
+	struct shm_worker *st = w->a->stats;
+	uint32_t n = atomic_fetch_add_explicit(&st->handler_fails, 1, memory_order_relaxed) + 1;
+	if (n < w->cfg->fail_after)
+		return 0;
+	log_error("partition %u: the handler failed on %u events in a row (fail_after), the "
+		  "last seq=%llu (%s): committing the events before it and stopping",
+		  w->a->partition, n, (unsigned long long)r->seq, why);
+	w->handler_failed = 1;
+	return 1;
+}
+
 /* Run the handler on one event. Returns 0 (done, or rejected and
- * dead-lettered) or -1 (logged). */
+ * dead-lettered), 1 (not done: note_failure) or -1 (logged). */
 static int handle_event(struct worker *w, const struct ring_rec *r)
 {
 	struct shm_worker *st = w->a->stats;
@@ -558,6 +576,7 @@ static int handle_event(struct worker *w, const struct ring_rec *r)
 	struct rm_event ev = {r->seq, r->key, r->key_len, r->payload, r->payload_len};
 	ctx_set_event(&w->ctx, r->seq, r->key, r->key_len);
 	w->ctx.reject_reason[0] = '\0';
+	w->ctx.event_failed = 0;
 	int rc = w->hd.ops->process(&w->ctx, w->hd.state, &ev);
 	if (rc == RM_ERROR || w->ctx.failed || (rc != RM_OK && rc != RM_REJECT)) {
 		log_error("handler %s failed on seq=%llu key=%.*s: %s", w->hd.ops->name,
@@ -567,6 +586,10 @@ static int handle_event(struct worker *w, const struct ring_rec *r)
 					   : "it returned an unknown code");
 		return -1;
 	}
+	if (!w->ctx.event_failed)
+		atomic_store_explicit(&st->handler_fails, 0, memory_order_relaxed);
+	else if (note_failure(w, r, w->ctx.reject_reason))
+		return 1;
 	if (rc == RM_REJECT)
 		return dead_letter(w, r,
 				   w->ctx.reject_reason[0] ? w->ctx.reject_reason : "rejected");
@@ -591,19 +614,22 @@ static long handle_batch(struct worker *w, size_t n, uint64_t *max_seq, uint64_t
 		if (r->seq == atomic_load_explicit(&st->skip_seq, memory_order_relaxed)) {
 			/* Workers kept dying on this event, or one was stopped
 			 * on it (lua_timeout): dead-letter it. */
-			const char *why =
-			    atomic_load_explicit(&st->skip_why, memory_order_relaxed) ==
-				    SHM_SKIP_LUA_TIMEOUT
-				? "lua_timeout"
-				: "poison";
+			int timeout = atomic_load_explicit(&st->skip_why, memory_order_relaxed) ==
+				      SHM_SKIP_LUA_TIMEOUT;
+			const char *why = timeout ? "lua_timeout" : "poison";
+			if (timeout && note_failure(w, r, why))
+				return last;
 			log_error("dead-lettering %s event seq=%llu key=%.*s", why,
 				  (unsigned long long)r->seq, (int)r->key_len, r->key);
 			if (dead_letter(w, r, why) != 0)
 				return -1;
 		} else {
-			if (handle_event(w, r) != 0)
+			int rc = handle_event(w, r);
+			if (rc < 0)
 				return -1;
-			*good_seq = r->seq; /* the handler finished it */
+			if (rc > 0)
+				return last; /* fail_after: it stays in the ring */
+			*good_seq = r->seq;  /* the handler finished it */
 		}
 		*max_seq = r->seq;
 		(*processed)++;
@@ -727,6 +753,15 @@ static int run_batch(struct worker *w, size_t n)
 	long applied = handle_batch(w, n, &max_seq, &processed, &good_seq);
 	if (applied < 0)
 		goto fail;
+	if (w->handler_failed) {
+		/* Commit and ack what came before the event it stopped on. */
+		while (n && w->recs[n - 1].seq > max_seq)
+			n--;
+		if (n == 0) {
+			close_batch(w);
+			return 0;
+		}
+	}
 	if (applied > 0) {
 		int rc = 0;
 		/* Before the commit: a batch that never commits is redone and
@@ -794,6 +829,8 @@ fail:
 	return -1;
 }
 
+/* Returns 0 when asked to stop or the ring is closed, 1 when the handler
+ * failed (note_failure), -1 on an error (logged). */
 static int loop(struct worker *w)
 {
 	struct shm_worker *st = w->a->stats;
@@ -823,6 +860,8 @@ static int loop(struct worker *w)
 		}
 		if (run_batch(w, n) != 0)
 			return -1;
+		if (w->handler_failed)
+			return 1;
 		if (cut)
 			ring_rewind(w->a->ring); /* read on from the batch's end (acked) */
 		atomic_fetch_add_explicit(&st->busy_ns, shm_now_ns() - t0, memory_order_relaxed);
@@ -927,9 +966,10 @@ int wrk_main(const struct wrk_args *a)
 		  w.output->name);
 	/* At the end, sync = none too: a clean stop leaves everything on disk
 	 * (the supervisor then marks the data_dir safe across a reboot). */
-	if (loop(&w) == 0 &&
+	int rc = loop(&w);
+	if (rc >= 0 &&
 	    (w.cfg->sync == CFG_SYNC_BATCH || w.synced_pos == w.committed_pos || sync_all(&w) == 0))
-		status = 0;
+		status = rc ? WRK_EXIT_HANDLER_FAILED : 0;
 out:
 	close_all(&w);
 	return w.sync_failed ? WRK_EXIT_SYNC_FAILED : status;
