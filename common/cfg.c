@@ -775,9 +775,10 @@ static int set_handler(struct load *st, const struct setting *s, const char *v, 
 	if (so || lua)
 		return set_path(st, s, v, base);
 	if (strchr(v, '/') || !valid_name(v, "_-", NAME_MAX_LEN))
-		return bad(
-		    st, s,
-		    "must be a built-in handler like ledger or a path ending in .so, got '%s'", v);
+		return bad(st, s,
+			   "must be a built-in handler like ledger or a path ending in .so or "
+			   ".lua, got '%s'",
+			   v);
 	replace(st, field_of(st, s), strdup(v));
 	return 0;
 }
