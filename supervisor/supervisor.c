@@ -277,6 +277,12 @@ int sup_dispatch(struct sup *s, int partition, uint64_t seq, const char *key, si
 	struct ring *r = s->shm.rings[p];
 	struct sup_worker *w = &s->workers[p];
 	struct shm_worker *st = &s->shm.workers[p];
+	if (seq >= SEQ_REPLAY) {
+		log_error("the source reached seq=%llu: seqs from 2^63 up are kept for replays, "
+			  "so this data_dir can take no more events from it",
+			  (unsigned long long)seq);
+		return -1;
+	}
 	if (w->held || (w->state == WK_FAILED && w->fail == FAIL_SYNC))
 		return hold(s, p, seq);
 	int rc = ring_put(r, seq, key, key_len, payload, payload_len);

@@ -148,7 +148,22 @@ rc=0
 assert_eq "exit status of a start with a cut file" 78 $rc
 # read to its end or not when it was killed: either way it is refused
 grep -Eq "$K/in/day-01.tsv (is shorter \(10000 bytes\) than what data_dir $K/data applied of it|was cut after it was read to its end) as spool file 2" "$K/log2" || { cat "$K/log2"; fail "cut file not named"; }
-ok "a done file changed: the run stops naming it, a start refuses it; a file cut while down: refused"
+# a file cut while it is read: the run stops, naming it
+L=$T/l
+mkdir -p "$L/in"
+cp "$T/day-00.tsv" "$T/day-01.tsv" "$L/in/"
+"$RINGMASTER" -c "$T/t.ini" $(spool l "$L/in" -o handler.sleep_us=200 -o source.follow=yes) 2>"$L/log" &
+lpid=$!
+BG_PIDS+=($lpid)
+lin() { status_is "$L/run/control.sock" '.source_file == "day-01.tsv"'; }
+wait_until 30 lin
+truncate -s 10000 "$L/in/day-01.tsv"
+rc=0
+wait $lpid || rc=$?
+assert_eq "exit status after the file being read was cut" 1 $rc
+grep -Eq "error .*$L/in/day-01.tsv (shrank while it was read|was cut after it was read to its end) as spool file 2" "$L/log" \
+	|| { tail -5 "$L/log"; fail "the cut file is not named"; }
+ok "a done file changed: the run stops naming it, a start refuses it; a file cut while read or while down: refused"
 
 # 4. after = delete
 E=$T/e

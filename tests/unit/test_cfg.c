@@ -745,7 +745,7 @@ static void test_bad_values(void **state)
 	    "demo.ini:10: [ringmaster] data_dir must not be empty\n"
 	    "demo.ini:11: [ringmaster] stop_timeout must be a duration like 250ms, 5s, 1m or 1h, "
 	    "got '1.5s' (not a whole number)\n"
-	    "demo.ini:13: [source] type must be one of file, generate, zmq, kafka, got 'socket'\n"
+	    "demo.ini:13: [source] type must be one of file, generate, zmq, kafka, spool, got 'socket'\n"
 	    "demo.ini:14: [source] follow must be yes/no, true/false, on/off or 1/0, got 'maybe'\n"
 	    "demo.ini:15: [source] skew must be a number like 0.99, got 'x'\n"
 	    "demo.ini:16: [source] bind must be a ZeroMQ endpoint like tcp://*:5555, got "
