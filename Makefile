@@ -5,7 +5,7 @@
 #   make asan test  the same in build-asan/ with ASan and UBSan (make asan alone too)
 #   make run        build and run the demo on etc/ringmaster.ini
 #   make bench      every benchmark (bench-ring, bench-pipeline, bench-reload,
-#                   bench-seed, bench-kafka)
+#                   bench-seed, bench-kafka, bench-lua-swap)
 #   make deps       install the Debian packages the build needs
 #   make format     clang-format every C file (format-check: fail on any that differs)
 #   make install    PREFIX=/usr/local DESTDIR=
@@ -175,7 +175,7 @@ run: all etc-modes
 test: $(RINGMASTER) $(RINGCTL) $(PLUGINS) $(TEST_PLUGINS) $(UNIT_BINS) $(BENCH_BINS) etc-modes
 	@$(build-modes); B=$(B) ASAN=$(ASAN) tests/run.sh
 
-bench: bench-ring bench-pipeline bench-reload
+bench: bench-ring bench-pipeline bench-reload bench-lua-swap
 
 bench-ring: $(B)/tests/bench/ring_bench
 	$(B)/tests/bench/ring_bench
@@ -189,6 +189,11 @@ soak: $(RINGMASTER) $(RINGCTL) $(TEST_PLUGINS)
 
 bench-reload: $(RINGMASTER) $(RINGCTL) etc-modes
 	@B=$(B) tests/bench/reload_dip.sh
+
+# The dip of a live swap of etc/ledger.lua under full load (issue 15).
+.PHONY: bench-lua-swap
+bench-lua-swap: $(RINGMASTER) $(RINGCTL) etc-modes
+	@B=$(B) tests/bench/lua_swap.sh
 
 # ---- install ----------------------------------------------------------------
 
