@@ -5,7 +5,7 @@
 #   make asan test  the same in build-asan/ with ASan and UBSan (make asan alone too)
 #   make run        build and run the demo on etc/ringmaster.ini
 #   make bench      every benchmark (bench-ring, bench-pipeline, bench-reload,
-#                   bench-seed, bench-kafka)
+#                   bench-seed, bench-kafka, bench-lua-swap)
 #   make deps       install the Debian packages the build needs
 #   make format     clang-format every C file (format-check: fail on any that differs)
 #   make install    PREFIX=/usr/local DESTDIR=
@@ -24,8 +24,8 @@ PKG_CONFIG ?= pkg-config
 
 # Packages: Debian names, and the pkg-config modules that prove them present.
 DEB_PKGS := libzmq3-dev liblmdb-dev libinih-dev libcmocka-dev librdkafka-dev libyajl-dev \
-	pkg-config procps
-PC_MODS  := libzmq lmdb inih cmocka rdkafka yajl
+	libluajit2-5.1-dev pkg-config procps
+PC_MODS  := libzmq lmdb inih cmocka rdkafka yajl luajit
 
 ifneq ($(filter asan,$(MAKECMDGOALS)),)
 ASAN := 1
@@ -43,7 +43,7 @@ endif
 
 # Deferred (=) so pkg-config runs after `deps` has installed what was missing.
 PC_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PC_MODS) 2>/dev/null)
-PC_LIBS   = $(shell $(PKG_CONFIG) --libs libzmq lmdb inih rdkafka yajl 2>/dev/null)
+PC_LIBS   = $(shell $(PKG_CONFIG) --libs libzmq lmdb inih rdkafka yajl luajit 2>/dev/null)
 # The ledger handler (built into the daemon, and alone for the fuzzer and the
 # seed benchmark) reads JSON payloads through yajl.
 JSON_LIBS   = $(shell $(PKG_CONFIG) --libs yajl 2>/dev/null)
@@ -175,7 +175,7 @@ run: all etc-modes
 test: $(RINGMASTER) $(RINGCTL) $(PLUGINS) $(TEST_PLUGINS) $(UNIT_BINS) $(BENCH_BINS) etc-modes
 	@$(build-modes); B=$(B) ASAN=$(ASAN) tests/run.sh
 
-bench: bench-ring bench-pipeline bench-reload
+bench: bench-ring bench-pipeline bench-reload bench-lua-swap
 
 bench-ring: $(B)/tests/bench/ring_bench
 	$(B)/tests/bench/ring_bench
@@ -190,17 +190,22 @@ soak: $(RINGMASTER) $(RINGCTL) $(TEST_PLUGINS)
 bench-reload: $(RINGMASTER) $(RINGCTL) etc-modes
 	@B=$(B) tests/bench/reload_dip.sh
 
+# The dip of a live swap of etc/ledger.lua under full load (issue 15).
+.PHONY: bench-lua-swap
+bench-lua-swap: $(RINGMASTER) $(RINGCTL) etc-modes
+	@B=$(B) tests/bench/lua_swap.sh
+
 # ---- install ----------------------------------------------------------------
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 \
-	  $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(INCDIR) \
+	  $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(INCDIR) \
 	  $(DESTDIR)$(SYSCONFDIR)
 	install -m 0755 $(RINGMASTER) $(RINGCTL) $(DESTDIR)$(BINDIR)/
 	install -m 0644 common/ringmaster.h $(DESTDIR)$(INCDIR)/
 	for m in man/*.[1-8]; do \
 	  install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/; done
-	for f in etc/*.ini etc/*.tsv; do [ -e "$$f" ] || continue; \
+	for f in etc/*.ini etc/*.tsv etc/*.lua; do [ -e "$$f" ] || continue; \
 	  install -m 0644 $$f $(DESTDIR)$(SYSCONFDIR)/; done
 
 uninstall:
@@ -208,7 +213,7 @@ uninstall:
 	  $(DESTDIR)$(INCDIR)/ringmaster.h
 	for m in man/*.[1-8]; do b=$${m##*/}; \
 	  rm -f $(DESTDIR)$(MANDIR)/man$${m##*.}/$$b; done
-	for f in etc/*.ini etc/*.tsv; do [ -e "$$f" ] || continue; \
+	for f in etc/*.ini etc/*.tsv etc/*.lua; do [ -e "$$f" ] || continue; \
 	  rm -f $(DESTDIR)$(SYSCONFDIR)/$${f##*/}; done
 	-rmdir $(DESTDIR)$(SYSCONFDIR) 2>/dev/null
 

@@ -762,20 +762,23 @@ static int set_path(struct load *st, const struct setting *s, const char *v, con
 }
 
 /* A built-in handler's name is kept as is; anything that looks like a file
- * (a '/' or a .so suffix) must be a shared object and becomes a path. */
+ * (a '/', a .so or a .lua suffix) must be a shared object or a Lua script
+ * and becomes a path. */
 static int set_handler(struct load *st, const struct setting *s, const char *v, const char *base)
 {
 	size_t n = strlen(v);
 	bool so = n > 3 && strcmp(v + n - 3, ".so") == 0;
+	bool lua = n > 4 && strcmp(v + n - 4, ".lua") == 0;
 
 	if (!*v)
 		return bad(st, s, "must not be empty");
-	if (so)
+	if (so || lua)
 		return set_path(st, s, v, base);
 	if (strchr(v, '/') || !valid_name(v, "_-", NAME_MAX_LEN))
-		return bad(
-		    st, s,
-		    "must be a built-in handler like ledger or a path ending in .so, got '%s'", v);
+		return bad(st, s,
+			   "must be a built-in handler like ledger or a path ending in .so or "
+			   ".lua, got '%s'",
+			   v);
 	replace(st, field_of(st, s), strdup(v));
 	return 0;
 }

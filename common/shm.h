@@ -24,6 +24,11 @@ struct shm_outcome {
 	_Atomic uint64_t count;
 };
 
+/* Why the next worker dead-letters skip_seq: workers kept dying on it, or
+ * a Lua handler's guard stopped one that ran past lua_timeout. */
+#define SHM_SKIP_POISON 0u
+#define SHM_SKIP_LUA_TIMEOUT 1u
+
 /* Per partition. Only the partition's worker writes the counters; anyone
  * reads them. Counts cover committed batches only, so a worker that dies
  * mid-batch never counts an event twice. */
@@ -40,6 +45,24 @@ struct shm_worker {
 	    heartbeat_ns; /* CLOCK_MONOTONIC, bumped every batch and when idle or blocked */
 	_Atomic uint64_t current_seq; /* the event in the handler, SHM_NO_SEQ between */
 	_Atomic uint64_t skip_seq;    /* poison: the next worker dead-letters this seq */
+	_Atomic uint32_t skip_why;    /* why: SHM_SKIP_POISON or SHM_SKIP_LUA_TIMEOUT */
+	/* worker: events the handler failed on in a row without dying (a Lua
+	 * error or timeout), dead-lettered; at fail_after it exits
+	 * WRK_EXIT_HANDLER_FAILED instead. The supervisor zeroes it. */
+	_Atomic uint32_t handler_fails;
+	/* A barrier through the ring (worker.c, reload.c): the supervisor
+	 * sets barrier_pos (the ring's write position then), barrier_what,
+	 * barrier_from, then bumps barrier_id. The worker commits every
+	 * record before barrier_pos, acts on the barrier between two batches
+	 * and sets barrier_done = barrier_id: each partition switches at a
+	 * batch boundary of its own, at the same point of the source. */
+	_Atomic uint64_t barrier_id;	  /* supervisor: the latest barrier */
+	_Atomic uint64_t barrier_pos;	  /* supervisor: ring position it stands at */
+	_Atomic uint64_t barrier_what;	  /* supervisor: the handler version to switch to */
+	_Atomic uint64_t barrier_from;	  /* supervisor: the version before it */
+	_Atomic uint64_t barrier_done;	  /* worker: the last barrier acted on */
+	_Atomic uint64_t handler_version; /* worker: content hash of the handler it runs */
+	_Atomic uint64_t switch_seq;	  /* worker: last seq before its last switch */
 	/* Bisecting a failed batch (worker.c, lifecycle.c). The worker notes
 	 * the batch in hand; after a death in it, the supervisor tells the
 	 * next worker to take at most batch_limit events per batch until it

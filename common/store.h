@@ -109,6 +109,13 @@ struct store_live {
 };
 int store_config_live(struct store_txn *txn, struct store_live *out);
 
+/* A named blob in the config environment's meta database (a handler
+ * version's script, under "handler/<version>"): put in a transaction of
+ * its own; got in a read transaction, pointing into the map. 0 or a
+ * negative error (-ENOENT when absent). */
+int store_config_put_blob(struct store_env *env, const char *name, const void *data, size_t len);
+int store_config_get_blob(struct store_txn *txn, const char *name, struct store_val *val);
+
 /* Small named values in the config environment's "meta" database
  * (e.g. "watermark"), for the supervisor. get: -ENOENT if never put; it
  * reads inside the env's open read transaction if there is one. put: its own

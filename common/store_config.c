@@ -697,3 +697,38 @@ out:
 	table_rows_free(ld.tables, cfg->n_tables);
 	return rc;
 }
+
+/* ---- handler versions ------------------------------------------------------ */
+
+struct blob_op {
+	MDB_dbi dbi;
+	const char *name;
+	const void *data;
+	size_t len;
+};
+
+static int blob_put_fn(MDB_txn *txn, void *arg)
+{
+	struct blob_op *op = arg;
+	MDB_val k = {strlen(op->name), (void *)op->name}, d = {op->len, (void *)op->data};
+	return mdb_put(txn, op->dbi, &k, &d, 0);
+}
+
+int store_config_put_blob(struct store_env *e, const char *name, const void *data, size_t len)
+{
+	struct blob_op op = {e->meta, name, data, len};
+	if (e->readonly)
+		return -EROFS;
+	return store_map_err(store_with_write(e, blob_put_fn, &op, NULL));
+}
+
+int store_config_get_blob(struct store_txn *t, const char *name, struct store_val *val)
+{
+	const char *data;
+	size_t len;
+	int rc = get_pairs(t->txn, t->env->meta, name, &data, &len);
+	if (rc)
+		return store_map_err(rc);
+	*val = (struct store_val){data, len};
+	return 0;
+}

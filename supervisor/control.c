@@ -111,6 +111,8 @@ struct worker_row {
 	uint64_t processed, skipped, rejected, batches, applied_seq, lag;
 	uint64_t batch_p50, batch_p99, commit_p50_us, commit_p99_us;
 	double rate, busy_s, wait_s;
+	char version[17]; /* the handler version it runs, "" before it says */
+	uint64_t switch_seq;
 };
 
 static void worker_row(const struct sup *s, unsigned p, uint64_t now, struct worker_row *r)
@@ -150,6 +152,10 @@ static void worker_row(const struct sup *s, unsigned p, uint64_t now, struct wor
 	r->rate = sup_worker_rate(s, p);
 	r->busy_s = (double)atomic_load(&sw->busy_ns) / 1e9;
 	r->wait_s = (double)atomic_load(&sw->wait_ns) / 1e9;
+	uint64_t v = atomic_load(&sw->handler_version);
+	if (v)
+		snprintf(r->version, sizeof(r->version), "%016llx", (unsigned long long)v);
+	r->switch_seq = atomic_load(&sw->barrier_done) ? atomic_load(&sw->switch_seq) : 0;
 }
 
 /* The instance as a whole, for `status` and `metrics`. */
@@ -326,6 +332,8 @@ static const struct proto_column worker_cols[] = {
     {"batch_p99", "BATCH99"},
     {"commit_p50_us", "COMMIT50us"},
     {"commit_p99_us", "COMMIT99us"},
+    {"handler_version", "VERSION"},
+    {"switch_seq", "SWITCHED"},
     {"last_exit", "LAST EXIT"},
 };
 #define WORKER_COLS (sizeof(worker_cols) / sizeof(worker_cols[0]))
@@ -349,6 +357,8 @@ static void worker_values(const struct worker_row *r, struct proto_value *v)
 	    u64_v(r->batch_p99),
 	    u64_v(r->commit_p50_us),
 	    u64_v(r->commit_p99_us),
+	    str_v(r->version),
+	    u64_v(r->switch_seq),
 	    str_v(r->last_exit),
 	};
 	_Static_assert(sizeof(row) / sizeof(row[0]) == WORKER_COLS, "one value per column");

@@ -96,6 +96,23 @@ static void describe_status(int status, char *buf, size_t size)
 		snprintf(buf, size, "wait status 0x%x", status);
 }
 
+/* The handler of partition p could not finish n events in a row, the last
+ * `seq`: the partition fails until `ringctl restart-worker`. */
+static void handler_failed(struct sup *s, unsigned p, unsigned n, uint64_t seq)
+{
+	struct sup_worker *w = &s->workers[p];
+	w->state = WK_FAILED;
+	w->fail = FAIL_HANDLER;
+	s->failed_partitions++;
+	snprintf(w->last_exit, sizeof(w->last_exit),
+		 "failed: the handler could not finish %u events in a row", n);
+	log_error("partition %u failed: its handler could not finish %u events in a row "
+		  "(fail_after), the last seq=%llu: not restarting it. Its events wait in its "
+		  "ring, held back once that is full; the rest goes on. Fix the handler or its "
+		  "tables, then run: ringctl restart-worker %u",
+		  p, n, (unsigned long long)seq, p);
+}
+
 /* An event the handler could not finish, poison_after times: one more in
  * a row. Returns 1 when that makes fail_after: the partition fails. */
 static int note_unfinished(struct sup *s, unsigned p, uint64_t seq)
@@ -109,16 +126,7 @@ static int note_unfinished(struct sup *s, unsigned p, uint64_t seq)
 	w->last_fail_seq = seq;
 	if (w->fails_in_row < s->cfg.fail_after)
 		return 0;
-	w->state = WK_FAILED;
-	w->fail = FAIL_HANDLER;
-	s->failed_partitions++;
-	snprintf(w->last_exit, sizeof(w->last_exit),
-		 "failed: the handler could not finish %u events in a row", w->fails_in_row);
-	log_error("partition %u failed: its handler could not finish %u events in a row "
-		  "(fail_after), the last seq=%llu: not restarting it. Its events wait in its "
-		  "ring, held back once that is full; the rest goes on. Fix the handler or its "
-		  "tables, then run: ringctl restart-worker %u",
-		  p, w->fails_in_row, (unsigned long long)seq, p);
+	handler_failed(s, p, w->fails_in_row, seq);
 	return 1;
 }
 
@@ -158,6 +166,7 @@ static int note_death(struct sup *s, unsigned p)
 	log_error("event seq=%llu killed worker %u %u times: moving it to the "
 		  "dead-letter file as poison",
 		  (unsigned long long)seq, p, s->cfg.poison_after);
+	atomic_store(&st->skip_why, SHM_SKIP_POISON);
 	atomic_store(&st->skip_seq, seq);
 	w->backoff_ms = 0; /* progress: the next try starts from backoff_initial */
 	return 0;
@@ -192,6 +201,13 @@ static void worker_exited(struct sup *s, unsigned p, int status, int closing)
 			    "it again",
 			    p, (long)pid, WRK_EXIT_NO_FDS);
 		sup_fail(s, EX_OSERR);
+		return;
+	}
+	if (WIFEXITED(status) && WEXITSTATUS(status) == WRK_EXIT_HANDLER_FAILED && !w->releasing) {
+		/* Failures it survived (Lua errors), fail_after in a row. */
+		struct shm_worker *st = &s->shm.workers[p];
+		handler_failed(s, p, atomic_exchange(&st->handler_fails, 0),
+			       atomic_exchange(&st->current_seq, SHM_NO_SEQ));
 		return;
 	}
 	if ((WIFEXITED(status) && WEXITSTATUS(status) == WRK_EXIT_SYNC_FAILED) ||
@@ -430,6 +446,7 @@ int lc_acquire(struct sup *s, unsigned p)
 	w->backoff_ms = s->cfg.backoff_initial_ms;
 	w->poison_deaths = 0;
 	w->fails_in_row = 0;
+	atomic_store(&st->handler_fails, 0);
 	w->releasing = 0;
 	return lc_spawn(s, p);
 }
@@ -478,6 +495,7 @@ int sup_restart_worker(struct sup *s, unsigned p, char *msg, size_t len)
 		}
 		w->fail = FAIL_NONE;
 		w->fails_in_row = w->poison_deaths = 0;
+		atomic_store(&s->shm.workers[p].handler_fails, 0);
 		w->backoff_ms = 0;
 		s->failed_partitions--;
 		if (lc_spawn(s, p) != 0) {

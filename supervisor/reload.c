@@ -11,9 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sysexits.h>
 #include <unistd.h>
 
+#include "handler.h"
 #include "log.h"
+#include "lua_handler.h"
 #include "notify.h"
 #include "safety.h"
 #include "store.h"
@@ -241,8 +244,106 @@ static void apply_live(struct cfg *c, struct cfg *n)
 			  c->log_file ? c->log_file : "stderr");
 }
 
+/* A Lua script changed under the same path: open it with the file checks,
+ * compile it and run its top level in a child (handler_check), before any
+ * worker hears of it. Returns 0 with *out the new version's script (NULL
+ * when it did not change, or the handler is not a Lua script), or -1 with
+ * msg filled (file:line): the reload fails and nothing changes. */
+static int lua_prepare(struct sup *s, const struct cfg *n, struct lua_script **out, char *msg,
+		       size_t len)
+{
+	int fd;
+	*out = NULL;
+	if (!handler_is_lua(n->handler) || strcmp(n->handler, s->cfg.handler) != 0)
+		return 0; /* a new path needs a restart (cfg_restart_notes) */
+	if (handler_open(n, &fd, msg, len) != 0)
+		return -1;
+	struct lua_script *script = lua_script_read(n->handler, fd, msg, len);
+	if (!script || script->hash == s->handler_version || handler_check(n, fd, msg, len) != 0) {
+		int rc = script && script->hash == s->handler_version ? 0 : -1;
+		if (rc == 0)
+			msg[0] = '\0';
+		lua_script_free(script);
+		close(fd);
+		return rc;
+	}
+	close(fd);
+	for (unsigned p = 0; p < s->cfg.partitions; p++) {
+		struct shm_worker *st = &s->shm.workers[p];
+		if (atomic_load(&st->barrier_id) != atomic_load(&st->barrier_done)) {
+			snprintf(msg, len,
+				 "%s: partition %u has not switched to the last version yet: "
+				 "reload again once it has (ringctl workers)\n",
+				 n->handler, p);
+			lua_script_free(script);
+			return -1;
+		}
+	}
+	*out = script;
+	return 0;
+}
+
+/* Where workers read a version's script: "handler/<16 hex digits>". */
+static int put_script(struct sup *s, const struct lua_script *script, char *msg, size_t len)
+{
+	char name[64], v[17];
+	lua_script_version(script, v);
+	snprintf(name, sizeof(name), "handler/%s", v);
+	int rc = store_config_put_blob(s->config, name, script->text, script->len);
+	if (rc != 0)
+		snprintf(msg, len, "%s: cannot store version %s in the config environment: %s\n",
+			 script->name, v, strerror(-rc));
+	return rc ? -1 : 0;
+}
+
+int sup_handler_record(struct sup *s)
+{
+	char msg[512];
+	if (!handler_is_lua(s->cfg.handler))
+		return 0;
+	struct lua_script *script =
+	    lua_script_read(s->cfg.handler, s->handler_fd, msg, sizeof(msg));
+	if (!script || put_script(s, script, msg, sizeof(msg)) != 0) {
+		log_error("%s", msg);
+		lua_script_free(script);
+		return script ? EX_OSERR : EX_CONFIG;
+	}
+	s->handler_version = script->hash;
+	for (unsigned p = 0; p < s->cfg.partitions; p++) {
+		atomic_store(&s->shm.workers[p].barrier_what, script->hash);
+		atomic_store(&s->shm.workers[p].barrier_from, script->hash);
+	}
+	lua_script_free(script);
+	return 0;
+}
+
+/* Put the new version where workers read it, then a barrier in every
+ * ring at its write position: each partition switches once it has
+ * committed everything before it, so every event before that point ran
+ * the old version and every later one the new. Returns 0 or -1 (msg). */
+static int lua_switch(struct sup *s, struct lua_script *script, char *msg, size_t len)
+{
+	char v[17];
+	if (put_script(s, script, msg, len) != 0)
+		return -1;
+	lua_script_version(script, v);
+	for (unsigned p = 0; p < s->cfg.partitions; p++) {
+		struct shm_worker *st = &s->shm.workers[p];
+		atomic_store(&st->barrier_pos, ring_write_pos(s->shm.rings[p]));
+		atomic_store(&st->barrier_from, s->handler_version);
+		atomic_store(&st->barrier_what, script->hash);
+		atomic_fetch_add_explicit(&st->barrier_id, 1, memory_order_release);
+	}
+	log_info("reload: %s: version %016llx -> %s, each partition switches at a batch "
+		 "boundary of its own",
+		 script->name, (unsigned long long)s->handler_version, v);
+	s->handler_version = script->hash;
+	return 0;
+}
+
 int sup_reload(struct sup *s, char *msg, size_t len)
 {
+	struct lua_script *script = NULL;
 	struct cfg n;
 	struct cfg_errors errs = {0};
 	enum sup_state was = s->state;
@@ -258,7 +359,9 @@ int sup_reload(struct sup *s, char *msg, size_t len)
 	}
 	uint64_t gen;
 	if (safety_check_files(&n, s->config_path, msg, len) != 0 ||
-	    store_config_load(s->config, &n, &gen, msg, len) != 0) {
+	    lua_prepare(s, &n, &script, msg, len) != 0 ||
+	    store_config_load(s->config, &n, &gen, msg, len) != 0 ||
+	    (script && lua_switch(s, script, msg, len) != 0)) {
 		cfg_free(&n);
 		goto out;
 	}
@@ -268,6 +371,7 @@ int sup_reload(struct sup *s, char *msg, size_t len)
 	s->generation = gen;
 	rc = 0;
 out:
+	lua_script_free(script);
 	s->state = was;
 	if (rc == 0) {
 		log_info("reload done generation=%llu", (unsigned long long)s->generation);

@@ -24,4 +24,11 @@ void wm_record(struct sup *s);
 
 void wm_free(struct sup *s);
 
+/* At start, for a Lua handler: read the script the supervisor opened and
+ * checked, keep it in the config environment under its version (content
+ * hash), and tell every partition to run that version; workers load the
+ * script from there, never from the file again. Returns 0, or EX_CONFIG /
+ * EX_OSERR (logged). */
+int sup_handler_record(struct sup *s);
+
 #endif

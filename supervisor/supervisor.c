@@ -876,6 +876,8 @@ static int launch(struct sup *s)
 	}
 	for (unsigned p = 0; p < c->partitions; p++)
 		s->workers[p].state = WK_STOPPED; /* until it is forked */
+	if ((rc = sup_handler_record(s)) != 0)
+		return rc;
 	if (install_signals() != 0) {
 		log_error("cannot install signal handlers: %s", strerror(errno));
 		return EX_OSERR;

@@ -84,10 +84,11 @@ struct sup {
 	enum sup_state state;
 	uint64_t generation; /* of the config environment's tables */
 	int pid_fd;
-	int data_lock_fd;     /* lock on data_dir/lock: one instance a data_dir */
-	int handler_fd;	      /* the handler .so, opened and checked once; -1 */
-	uint64_t data_dir_id; /* random, made with the data_dir: owner marks */
-	int force_recover;    /* --force-recover: resume after an unsafe reboot */
+	int data_lock_fd;	  /* lock on data_dir/lock: one instance a data_dir */
+	int handler_fd;		  /* the handler .so, opened and checked once; -1 */
+	uint64_t handler_version; /* content hash of the Lua script running; 0 */
+	uint64_t data_dir_id;	  /* random, made with the data_dir: owner marks */
+	int force_recover;	  /* --force-recover: resume after an unsafe reboot */
 
 	int dead_fd;	    /* dead-letter file, O_APPEND */
 	struct dl_buf dead; /* source-side dead letters not yet written */

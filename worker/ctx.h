@@ -68,6 +68,9 @@ struct rm_ctx {
 
 	char reject_reason[64];
 	int failed; /* -errno from a call that could not be done */
+	/* The handler failed on the event and rejected it for that (a Lua
+	 * error, not a business rule): it counts towards fail_after. */
+	int event_failed;
 };
 
 int ctx_init(struct rm_ctx *c, const struct cfg *cfg, unsigned partition);

@@ -21,6 +21,7 @@
 
 #include "cfg.h"
 #include "handlers/ledger.h"
+#include "lua_handler.h"
 #include "safety.h"
 
 /* How long a check child may take to load a handler (its constructors). */
@@ -37,6 +38,17 @@ static int ends_with(const char *s, const char *suffix)
 {
 	size_t n = strlen(s), m = strlen(suffix);
 	return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+int handler_is_lua(const char *spec)
+{
+	return ends_with(spec, ".lua");
+}
+
+/* A file the supervisor opens and checks: a .so or a .lua. */
+static int is_file(const char *spec)
+{
+	return ends_with(spec, ".so") || ends_with(spec, ".lua");
 }
 
 static int validate(const char *spec, const struct rm_handler *h, char *err, size_t errlen)
@@ -62,7 +74,8 @@ static const struct rm_handler *builtin(const char *spec, char *err, size_t errl
 		if (strcmp(spec, builtins[i].name) == 0)
 			return builtins[i].handler;
 	snprintf(err, errlen,
-		 "unknown handler '%s': use a built-in (ledger) or a path ending in .so", spec);
+		 "unknown handler '%s': use a built-in (ledger) or a path ending in .so or .lua",
+		 spec);
 	return NULL;
 }
 
@@ -70,6 +83,10 @@ const struct rm_handler *handler_load(const char *spec, int fd, void **dl, char 
 {
 	char proc[64];
 	*dl = NULL;
+	if (handler_is_lua(spec)) {
+		snprintf(err, errlen, "%s: a Lua script is started with handler_start", spec);
+		return NULL;
+	}
 	if (!ends_with(spec, ".so"))
 		return builtin(spec, err, errlen);
 	if (fd < 0) {
@@ -123,7 +140,7 @@ int handler_open(const struct cfg *c, int *fd, char *err, size_t errlen)
 	if (errlen)
 		err[0] = '\0';
 	prefix_of(c, prefix, sizeof(prefix));
-	if (!ends_with(c->handler, ".so")) {
+	if (!is_file(c->handler)) {
 		if (builtin(c->handler, err, errlen))
 			return 0;
 		char why[256];
@@ -143,13 +160,27 @@ int handler_open(const struct cfg *c, int *fd, char *err, size_t errlen)
 	return 0;
 }
 
+/* A Lua script compiles and its top level runs in the sandbox. */
+static int check_lua(const struct cfg *c, int fd, char *msg, size_t len)
+{
+	struct lua_script *s = lua_script_read(c->handler, fd, msg, len);
+	if (!s)
+		return -1;
+	int rc = lua_handler_check(s, c->params, c->n_params, msg, len);
+	lua_script_free(s);
+	return rc;
+}
+
 /* The child's side: load, then report on the pipe. Whatever the handler's
- * constructors do (exit, abort, hang) shows as no report. */
+ * constructors (or a script's top level) do (exit, abort, hang) shows as
+ * no report. */
 static void check_child(const struct cfg *c, int fd, int out)
 {
 	char msg[1024];
 	void *dl;
-	if (handler_load(c->handler, fd, &dl, msg, sizeof(msg)))
+	if (handler_is_lua(c->handler)
+		? check_lua(c, fd, msg, sizeof(msg)) == 0
+		: handler_load(c->handler, fd, &dl, msg, sizeof(msg)) != NULL)
 		snprintf(msg, sizeof(msg), "ok");
 	ssize_t n = write(out, msg, strlen(msg));
 	_exit(n < 0 ? 2 : 0); /* no destructors, no atexit: not ours to run */
@@ -214,7 +245,7 @@ int handler_check(const struct cfg *c, int fd, char *err, size_t errlen)
 	char prefix[512], report[1024], how[128];
 	void *dl;
 	prefix_of(c, prefix, sizeof(prefix));
-	if (!ends_with(c->handler, ".so")) {
+	if (!is_file(c->handler)) {
 		if (handler_load(c->handler, -1, &dl, report, sizeof(report)))
 			return 0;
 		snprintf(err, errlen, "%s%s", prefix, report);
@@ -246,8 +277,8 @@ int handler_check(const struct cfg *c, int fd, char *err, size_t errlen)
 	close(p[0]);
 	if (status == -1) {
 		snprintf(err, errlen,
-			 "%s%s: loading it did not finish within %d s (a constructor that "
-			 "hangs?)",
+			 "%s%s: loading it did not finish within %d s (a constructor, or a "
+			 "script's top level, that hangs?)",
 			 prefix, c->handler, CHECK_TIMEOUT_MS / 1000);
 		return -1;
 	}
@@ -262,4 +293,66 @@ int handler_check(const struct cfg *c, int fd, char *err, size_t errlen)
 		 "%s%s: loading it ended the process (%s): its constructors must return", prefix,
 		 c->handler, how);
 	return -1;
+}
+
+int handler_file_version(int fd, char buf[17])
+{
+	char block[65536];
+	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a, as lua_script's hash */
+	off_t off = 0;
+	for (;;) {
+		ssize_t n = pread(fd, block, sizeof(block), off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			break;
+		for (ssize_t i = 0; i < n; i++)
+			h = (h ^ (unsigned char)block[i]) * 0x100000001b3ull;
+		off += n;
+	}
+	snprintf(buf, 17, "%016llx", (unsigned long long)h);
+	return 0;
+}
+
+int handler_start(struct handler *h, const char *spec, int fd, struct lua_script *script,
+		  rm_ctx *ctx, char *err, size_t errlen)
+{
+	*h = (struct handler){0};
+	if (handler_is_lua(spec)) {
+		if (!script && !(script = lua_script_read(spec, fd, err, errlen)))
+			return -1;
+		if (lua_handler_start(script, ctx, &h->state, err, errlen) != 0) {
+			lua_script_free(script);
+			return -1;
+		}
+		h->ops = &lua_handler;
+		h->script = script;
+		lua_script_version(script, h->version);
+		return 0;
+	}
+	h->ops = handler_load(spec, fd, &h->dl, err, errlen);
+	if (!h->ops)
+		return -1;
+	if (fd >= 0)
+		handler_file_version(fd, h->version);
+	else
+		snprintf(h->version, sizeof(h->version), "builtin");
+	if (h->ops->init && h->ops->init(ctx, &h->state) != 0) {
+		snprintf(err, errlen, "handler %s: init failed", h->ops->name);
+		handler_unload(h->dl);
+		*h = (struct handler){0};
+		return -1;
+	}
+	return 0;
+}
+
+void handler_stop(struct handler *h, rm_ctx *ctx)
+{
+	if (h->ops && h->ops->fini)
+		h->ops->fini(ctx, h->state);
+	handler_unload(h->dl);
+	lua_script_free(h->script);
+	*h = (struct handler){0};
 }

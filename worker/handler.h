@@ -1,6 +1,7 @@
-/* handler.h - find the handler a config names: a built-in by name, or a
- * shared object (a path ending in .so) loaded with dlopen through a
- * descriptor the supervisor opened and checked once. */
+/* handler.h - find the handler a config names: a built-in by name, a
+ * shared object (a path ending in .so) loaded with dlopen, or a Lua script
+ * (a path ending in .lua) run by LuaJIT (lua_handler.h), the files through
+ * a descriptor the supervisor opened and checked once. */
 #ifndef RM_HANDLER_H
 #define RM_HANDLER_H
 
@@ -9,8 +10,12 @@
 #include "ringmaster.h"
 
 struct cfg;
+struct lua_script;
 
-/* The supervisor, once at start: open the .so `[worker] handler` names with
+/* 1 when `spec` names a Lua script, 0 otherwise. */
+int handler_is_lua(const char *spec);
+
+/* The supervisor, once at start: open the .so or .lua `[worker] handler` names with
  * safety_open (checked when strict_modes is on) and leave its descriptor in
  * *fd (O_CLOEXEC: inherited by forked workers, not by programs they run).
  * A built-in leaves *fd = -1. Returns 0, or -1 with err filled, each line
@@ -28,6 +33,31 @@ int handler_open(const struct cfg *c, int *fd, char *err, size_t errlen);
 const struct rm_handler *handler_load(const char *spec, int fd, void **dl, char *err,
 				      size_t errlen);
 void handler_unload(void *dl);
+
+/* A handler running in a worker: its callbacks, the state its init made,
+ * and its version. */
+struct handler {
+	const struct rm_handler *ops;
+	void *state;
+	void *dl;		   /* the .so's dlopen handle, or NULL */
+	struct lua_script *script; /* a Lua handler's script, or NULL */
+	char version[17];	   /* content hash (16 hex digits); "builtin" */
+};
+
+/* Load and start the handler `spec` names (open on `fd`, or a built-in),
+ * running its init with ctx; a Lua handler runs `script` when it is not
+ * NULL (a new version from a reload; h takes it over), else the file on
+ * fd. Returns 0, or -1 with err filled; on failure h is left empty and
+ * nothing needs stopping. */
+int handler_start(struct handler *h, const char *spec, int fd, struct lua_script *script,
+		  rm_ctx *ctx, char *err, size_t errlen);
+
+/* Run the handler's fini and unload it; h is left empty. */
+void handler_stop(struct handler *h, rm_ctx *ctx);
+
+/* The content hash of the file open on fd, as 16 hex digits in buf. 0 or
+ * -errno. */
+int handler_file_version(int fd, char buf[17]);
 
 /* Check that the handler open on `fd` loads, in a child process, so that its
  * constructors cannot end, or fake the success of, the caller (ringmaster -t

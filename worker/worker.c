@@ -39,6 +39,7 @@
 #include "handler.h"
 #include "kout.h"
 #include "log.h"
+#include "lua_handler.h"
 #include "output.h"
 #include "proctitle.h"
 #include "store.h"
@@ -68,13 +69,13 @@ struct worker {
 	struct cfg own_cfg;    /* a->cfg with the settings of the last load */
 	struct pairs kafka;    /* own_cfg.kafka */
 	struct store_env *config, *shard;
-	const struct rm_handler *handler;
-	void *dl, *hstate;
+	struct handler hd; /* the handler, once started */
 	struct rm_ctx ctx;
 	struct ring_rec *recs;
 	struct dl_buf dead;
 	int dead_fd, lock_fd;
 	int sync_failed;		 /* an fsync failed: exit WRK_EXIT_SYNC_FAILED */
+	int handler_failed;		 /* fail_after failures: exit WRK_EXIT_HANDLER_FAILED */
 	uint64_t committed_pos;		 /* ring position after the last committed batch */
 	uint64_t synced_pos;		 /* ... as of the last completed sync */
 	const struct output_ops *output; /* [output] type */
@@ -333,12 +334,6 @@ static int open_all(struct worker *w)
 			  strerror(-w->dead_fd));
 		return -1;
 	}
-	char msg[512];
-	w->handler = handler_load(cfg->handler, w->a->handler_fd, &w->dl, msg, sizeof(msg));
-	if (!w->handler) {
-		log_error("%s: [worker] handler: %s", cfg_origin(cfg, "worker", "handler"), msg);
-		return -1;
-	}
 	w->cap_recs = cfg->batch_max;
 	w->recs = calloc(w->cap_recs, sizeof(*w->recs));
 	if (!w->recs || ctx_init(&w->ctx, cfg, w->a->partition) != 0) {
@@ -346,6 +341,105 @@ static int open_all(struct worker *w)
 		return -1;
 	}
 	w->ctx.keep_lines = w->output->keep_lines;
+	return 0;
+}
+
+/* The next worker dead-letters `seq` as lua_timeout: the guard of a Lua
+ * handler ends this one when a call cannot be interrupted (lua_handler.h). */
+static void hard_timeout(void *arg, uint64_t seq)
+{
+	struct shm_worker *st = arg;
+	atomic_store(&st->skip_why, SHM_SKIP_LUA_TIMEOUT);
+	atomic_store(&st->skip_seq, seq);
+}
+
+/* The script of handler version `version`, which a reload put in the
+ * config environment, or NULL (logged). */
+static struct lua_script *script_of(struct worker *w, uint64_t version)
+{
+	char name[64];
+	struct store_txn *txn;
+	struct store_val v;
+	struct lua_script *s = NULL;
+	snprintf(name, sizeof(name), "handler/%016llx", (unsigned long long)version);
+	int rc = store_config_read(w->config, &txn);
+	if (rc == 0) {
+		rc = store_config_get_blob(txn, name, &v);
+		if (rc == 0 && !(s = lua_script_new(w->cfg->handler, v.data, v.len)))
+			rc = -ENOMEM;
+		store_txn_abort(txn);
+	}
+	if (rc != 0)
+		log_error("%s: cannot read handler version %016llx from the config environment: %s",
+			  w->cfg->handler, (unsigned long long)version, strerror(-rc));
+	return s;
+}
+
+/* Load the handler and run its init (no fini after a failed one): the
+ * file the supervisor opened, or the version a reload's barrier says this
+ * partition runs at its acked position. */
+static int start_handler(struct worker *w, struct handler *h, uint64_t version)
+{
+	char msg[1024];
+	const struct cfg *cfg = w->cfg;
+	struct lua_script *script = NULL;
+	if (version && handler_is_lua(cfg->handler) && !(script = script_of(w, version)))
+		return -1;
+	if (handler_start(h, cfg->handler, w->a->handler_fd, script, &w->ctx, msg, sizeof(msg)) !=
+	    0) {
+		log_error("%s: [worker] handler: %s", cfg_origin(cfg, "worker", "handler"), msg);
+		return -1;
+	}
+	if (h->script)
+		lua_handler_on_hard_timeout(h->state, hard_timeout, w->a->stats);
+	atomic_store(&w->a->stats->handler_version, strtoull(h->version, NULL, 16));
+	return 0;
+}
+
+/* The version this partition runs at its acked position: the one before
+ * a barrier it has not acted on yet, else the latest (the supervisor sets
+ * both to the version it started with); 0 for a handler that is not a
+ * script (its file's). */
+static uint64_t version_at_start(struct worker *w)
+{
+	struct shm_worker *st = w->a->stats;
+	uint64_t id = atomic_load(&st->barrier_id);
+	return atomic_load(&st->barrier_done) == id ? atomic_load(&st->barrier_what)
+						    : atomic_load(&st->barrier_from);
+}
+
+/* Act on a barrier once every record before it is committed: switch to
+ * the handler version it names, between two batches. Returns 0, or -1 when
+ * the new version cannot start (logged; the old one keeps running). */
+static int pass_barrier(struct worker *w)
+{
+	struct shm_worker *st = w->a->stats;
+	uint64_t id = atomic_load(&st->barrier_id);
+	if (id == atomic_load_explicit(&st->barrier_done, memory_order_relaxed) ||
+	    w->committed_pos < atomic_load(&st->barrier_pos))
+		return 0;
+	uint64_t what = atomic_load(&st->barrier_what);
+	uint64_t was = atomic_load(&st->handler_version);
+	if (what != was) {
+		struct handler fresh;
+		if (start_handler(w, &fresh, what) != 0) {
+			atomic_store(&st->handler_version, was);
+			log_error("partition %u: handler version %016llx did not start: version "
+				  "%016llx keeps running",
+				  w->a->partition, (unsigned long long)what,
+				  (unsigned long long)was);
+			atomic_store(&st->barrier_done, id);
+			return -1;
+		}
+		handler_stop(&w->hd, &w->ctx);
+		w->hd = fresh;
+	}
+	atomic_store(&st->switch_seq, w->has_applied ? w->applied_seq : SHM_NO_SEQ);
+	log_info("partition %u: handler version %016llx -> %016llx after seq=%llu (barrier %llu)",
+		 w->a->partition, (unsigned long long)was, (unsigned long long)what,
+		 w->has_applied ? (unsigned long long)w->applied_seq : 0ull,
+		 (unsigned long long)id);
+	atomic_store(&st->barrier_done, id);
 	return 0;
 }
 
@@ -456,8 +550,25 @@ static int dead_letter(struct worker *w, const struct ring_rec *r, const char *w
 			    r->payload, r->payload_len);
 }
 
+/* The handler failed on `r` without dying (`why`: lua_error...): one more
+ * failure in a row. Returns 0 to dead-letter it, or 1 when that makes
+ * fail_after: the worker stops before it (WRK_EXIT_HANDLER_FAILED), so
+ * that it waits in the ring as after fail_after poison events. */
+static int note_failure(struct worker *w, const struct ring_rec *r, const char *why)
+{
+	struct shm_worker *st = w->a->stats;
+	uint32_t n = atomic_fetch_add_explicit(&st->handler_fails, 1, memory_order_relaxed) + 1;
+	if (n < w->cfg->fail_after)
+		return 0;
+	log_error("partition %u: the handler failed on %u events in a row (fail_after), the "
+		  "last seq=%llu (%s): committing the events before it and stopping",
+		  w->a->partition, n, (unsigned long long)r->seq, why);
+	w->handler_failed = 1;
+	return 1;
+}
+
 /* Run the handler on one event. Returns 0 (done, or rejected and
- * dead-lettered) or -1 (logged). */
+ * dead-lettered), 1 (not done: note_failure) or -1 (logged). */
 static int handle_event(struct worker *w, const struct ring_rec *r)
 {
 	struct shm_worker *st = w->a->stats;
@@ -465,15 +576,20 @@ static int handle_event(struct worker *w, const struct ring_rec *r)
 	struct rm_event ev = {r->seq, r->key, r->key_len, r->payload, r->payload_len};
 	ctx_set_event(&w->ctx, r->seq, r->key, r->key_len);
 	w->ctx.reject_reason[0] = '\0';
-	int rc = w->handler->process(&w->ctx, w->hstate, &ev);
+	w->ctx.event_failed = 0;
+	int rc = w->hd.ops->process(&w->ctx, w->hd.state, &ev);
 	if (rc == RM_ERROR || w->ctx.failed || (rc != RM_OK && rc != RM_REJECT)) {
-		log_error("handler %s failed on seq=%llu key=%.*s: %s", w->handler->name,
+		log_error("handler %s failed on seq=%llu key=%.*s: %s", w->hd.ops->name,
 			  (unsigned long long)r->seq, (int)r->key_len, r->key,
 			  w->ctx.failed	   ? strerror(-w->ctx.failed)
 			  : rc == RM_ERROR ? "it returned RM_ERROR"
 					   : "it returned an unknown code");
 		return -1;
 	}
+	if (!w->ctx.event_failed)
+		atomic_store_explicit(&st->handler_fails, 0, memory_order_relaxed);
+	else if (note_failure(w, r, w->ctx.reject_reason))
+		return 1;
 	if (rc == RM_REJECT)
 		return dead_letter(w, r,
 				   w->ctx.reject_reason[0] ? w->ctx.reject_reason : "rejected");
@@ -496,15 +612,24 @@ static long handle_batch(struct worker *w, size_t n, uint64_t *max_seq, uint64_t
 			continue;
 		}
 		if (r->seq == atomic_load_explicit(&st->skip_seq, memory_order_relaxed)) {
-			/* Workers kept dying on this event: dead-letter it. */
-			log_error("dead-lettering poison event seq=%llu key=%.*s",
+			/* Workers kept dying on this event, or one was stopped
+			 * on it (lua_timeout): dead-letter it. */
+			int timeout = atomic_load_explicit(&st->skip_why, memory_order_relaxed) ==
+				      SHM_SKIP_LUA_TIMEOUT;
+			const char *why = timeout ? "lua_timeout" : "poison";
+			if (timeout && note_failure(w, r, why))
+				return last;
+			log_error("dead-lettering %s event seq=%llu key=%.*s", why,
 				  (unsigned long long)r->seq, (int)r->key_len, r->key);
-			if (dead_letter(w, r, "poison") != 0)
+			if (dead_letter(w, r, why) != 0)
 				return -1;
 		} else {
-			if (handle_event(w, r) != 0)
+			int rc = handle_event(w, r);
+			if (rc < 0)
 				return -1;
-			*good_seq = r->seq; /* the handler finished it */
+			if (rc > 0)
+				return last; /* fail_after: it stays in the ring */
+			*good_seq = r->seq;  /* the handler finished it */
 		}
 		*max_seq = r->seq;
 		(*processed)++;
@@ -550,8 +675,8 @@ static int open_batch(struct worker *w)
 	if (gen != w->generation) {
 		if (apply_live(w) != 0)
 			return -1;
-		if (w->generation && w->handler->on_reload)
-			w->handler->on_reload(&w->ctx, w->hstate, gen);
+		if (w->generation && w->hd.ops->on_reload)
+			w->hd.ops->on_reload(&w->ctx, w->hd.state, gen);
 		w->generation = gen;
 	}
 	return 0;
@@ -583,6 +708,18 @@ static size_t next_batch(struct worker *w, int *cut)
 	size_t n = ring_peek(w->a->ring, w->recs, max);
 	uint64_t skip = atomic_load_explicit(&st->skip_seq, memory_order_relaxed);
 	*cut = 0;
+	/* A barrier ahead: the batch ends at it (pass_barrier acts once it
+	 * is committed). */
+	if (atomic_load_explicit(&st->barrier_id, memory_order_acquire) !=
+	    atomic_load_explicit(&st->barrier_done, memory_order_relaxed)) {
+		uint64_t pos = atomic_load_explicit(&st->barrier_pos, memory_order_relaxed);
+		for (size_t i = 0; i < n; i++)
+			if (w->recs[i].end > pos) {
+				*cut = i < n;
+				n = i;
+				break;
+			}
+	}
 	for (size_t i = 0; skip != SHM_NO_SEQ && i + 1 < n; i++)
 		if (w->recs[i].seq == skip) {
 			*cut = 1;
@@ -616,6 +753,15 @@ static int run_batch(struct worker *w, size_t n)
 	long applied = handle_batch(w, n, &max_seq, &processed, &good_seq);
 	if (applied < 0)
 		goto fail;
+	if (w->handler_failed) {
+		/* Commit and ack what came before the event it stopped on. */
+		while (n && w->recs[n - 1].seq > max_seq)
+			n--;
+		if (n == 0) {
+			close_batch(w);
+			return 0;
+		}
+	}
 	if (applied > 0) {
 		int rc = 0;
 		/* Before the commit: a batch that never commits is redone and
@@ -683,6 +829,8 @@ fail:
 	return -1;
 }
 
+/* Returns 0 when asked to stop or the ring is closed, 1 when the handler
+ * failed (note_failure), -1 on an error (logged). */
 static int loop(struct worker *w)
 {
 	struct shm_worker *st = w->a->stats;
@@ -692,8 +840,13 @@ static int loop(struct worker *w)
 		if (stop_requested && getppid() == w->parent)
 			return 0; /* asked to stop: the last batch is committed */
 		int cut;
+		pass_barrier(w);
 		size_t n = next_batch(w, &cut);
 		if (n == 0) {
+			if (cut) {
+				ring_rewind(w->a->ring); /* the barrier is next */
+				continue;
+			}
 			if (stop_requested)
 				return 0; /* the supervisor is gone and the ring drained */
 			int rc = ring_wait_data(w->a->ring, IDLE_WAIT_MS);
@@ -707,6 +860,8 @@ static int loop(struct worker *w)
 		}
 		if (run_batch(w, n) != 0)
 			return -1;
+		if (w->handler_failed)
+			return 1;
 		if (cut)
 			ring_rewind(w->a->ring); /* read on from the batch's end (acked) */
 		atomic_fetch_add_explicit(&st->busy_ns, shm_now_ns() - t0, memory_order_relaxed);
@@ -715,9 +870,7 @@ static int loop(struct worker *w)
 
 static void close_all(struct worker *w)
 {
-	if (w->handler && w->handler->fini)
-		w->handler->fini(&w->ctx, w->hstate);
-	handler_unload(w->dl);
+	handler_stop(&w->hd, &w->ctx);
 	ctx_free(&w->ctx);
 	free(w->recs);
 	free(w->params.kv);
@@ -794,11 +947,8 @@ int wrk_main(const struct wrk_args *a)
 			status = WRK_EXIT_NO_FDS;
 		goto out;
 	}
-	if (w.handler->init && w.handler->init(&w.ctx, &w.hstate) != 0) {
-		log_error("handler %s: init failed", w.handler->name);
-		w.handler = NULL; /* no fini after a failed init */
+	if (start_handler(&w, &w.hd, version_at_start(&w)) != 0)
 		goto out;
-	}
 	int restored = restore_state(&w);
 	if (restored != 0) {
 		status = restored > 0 ? 0 : 1; /* > 0: asked to stop while restoring */
@@ -816,9 +966,10 @@ int wrk_main(const struct wrk_args *a)
 		  w.output->name);
 	/* At the end, sync = none too: a clean stop leaves everything on disk
 	 * (the supervisor then marks the data_dir safe across a reboot). */
-	if (loop(&w) == 0 &&
+	int rc = loop(&w);
+	if (rc >= 0 &&
 	    (w.cfg->sync == CFG_SYNC_BATCH || w.synced_pos == w.committed_pos || sync_all(&w) == 0))
-		status = 0;
+		status = rc ? WRK_EXIT_HANDLER_FAILED : 0;
 out:
 	close_all(&w);
 	return w.sync_failed ? WRK_EXIT_SYNC_FAILED : status;

@@ -28,10 +28,17 @@ struct wrk_args {
  * stops and exits with the same status (EX_OSERR). */
 #define WRK_EXIT_NO_FDS 71
 
+/* Exit status of a worker whose handler failed on fail_after events in a
+ * row without dying (Lua errors, dead-lettered): it committed the events
+ * before the last one, and its partition is failed like after fail_after
+ * poison events, until `ringctl restart-worker`. */
+#define WRK_EXIT_HANDLER_FAILED 75
+
 /* The body of a forked worker. Returns the process exit status:
  * 0 after the ring was closed and drained (or after SIGTERM, drained),
  * WRK_EXIT_SYNC_FAILED when an fsync failed, WRK_EXIT_NO_FDS when it could
- * not start for lack of file descriptors, 1 on another error (logged).
+ * not start for lack of file descriptors, WRK_EXIT_HANDLER_FAILED after
+ * fail_after handler failures in a row, 1 on another error (logged).
  * Never returns into the supervisor's code: the caller passes the value to
  * _exit(). */
 int wrk_main(const struct wrk_args *a);

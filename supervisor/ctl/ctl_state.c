@@ -108,7 +108,7 @@ int ctl_dump_state(const struct cfg *cfg, int argc, char **argv)
 		}
 		store_close(env);
 	}
-	if (rc == 0) {
+	if (rc == 0 && ps.n) { /* qsort wants an array, even of none */
 		qsort(ps.lines, ps.n, sizeof(*ps.lines), by_key);
 		for (size_t i = 0; i < ps.n; i++) {
 			const char *k = ps.lines[i];

@@ -7,6 +7,8 @@
 #   BASELINE=/path/to/an/older/ringmaster: run it too, interleaved with this
 #   one, ROUNDS times (default 3) per partition count, and print the median
 #   of each and their ratio (what a change costs, measured in one run)
+#   HANDLERS (default "ledger etc/ledger.lua"): the C ledger and the same
+#   logic in Lua, a row each per partition count, and Lua's share of C
 #   FORMAT=tsv|jsonl: the same events written once by `ringctl gen events`
 #   (--format jsonl for jsonl) and read by the file source instead of the
 #   generate source, so that the two formats' ingest rates can be compared
@@ -32,10 +34,14 @@ printf '%s\n' "pipeline benchmark: $EVENTS ledger events over $KEYS accounts, sk
 	"source: ${FORMAT:-generate}${FORMAT:+ file}" \
 	"machine: $(nproc) cores, $(uname -m), $(date -u +%Y-%m-%d)" ""
 
-# run BINARY PARTITIONS: one run; leaves its summary in $T/s.json
+HANDLERS=${HANDLERS:-ledger etc/ledger.lua}
+handler=ledger
+# run BINARY PARTITIONS: one run with $handler; leaves its summary in $T/s.json
 run() {
+	local h=$handler
+	case $h in */*) h=$PWD/$h ;; esac
 	rm -rf "$T/data" "$T/out" "$T/run" "$T/dead.tsv" "$T/.dead.tsv.owner"
-	"$1" -c etc/ringmaster.ini -o ringmaster.partitions=$2 \
+	"$1" -c etc/ringmaster.ini -o ringmaster.partitions=$2 -o worker.handler="$h" \
 		-o ringmaster.data_dir="$T/data" -o ringmaster.run_dir="$T/run" \
 		-o output.dir="$T/out" -o output.dead_letter="$T/dead.tsv" \
 		$src -o store.sync=periodic -o ringmaster.log_level=warn \
@@ -60,14 +66,20 @@ if [ -n "${BASELINE:-}" ]; then
 	exit 0
 fi
 
-printf '%-11s %14s %10s %10s %10s\n' partitions events/s seconds busy% wait%
+printf '%-11s %-15s %14s %10s %10s %10s %8s\n' partitions handler events/s seconds busy% wait% of-C
 for p in $PARTS; do
-	run "$B/bin/ringmaster" "$p"
-	j=$(cat "$T/s.json")
-	sum() { grep -o "\"$1\":[0-9.]*" <<<"$j" | cut -d: -f2 | awk '{ t += $1 } END { print t + 0 }'; }
-	busy=$(sum busy_seconds) wait=$(sum wait_seconds)
-	secs=$(grep -o '"wall_seconds":[0-9.]*' <<<"$j" | cut -d: -f2)
-	awk -v p="$p" -v r="$(rate)" -v s="$secs" -v b="$busy" -v w="$wait" 'BEGIN {
-		t = b + w; if (t == 0) t = 1
-		printf "%-11s %14.0f %10.2f %9.1f%% %9.1f%%\n", p, r, s, 100 * b / t, 100 * w / t }'
+	c_rate=0
+	for handler in $HANDLERS; do
+		run "$B/bin/ringmaster" "$p"
+		j=$(cat "$T/s.json")
+		sum() { grep -o "\"$1\":[0-9.]*" <<<"$j" | cut -d: -f2 | awk '{ t += $1 } END { print t + 0 }'; }
+		busy=$(sum busy_seconds) wait=$(sum wait_seconds)
+		secs=$(grep -o '"wall_seconds":[0-9.]*' <<<"$j" | cut -d: -f2)
+		[ "$handler" = ledger ] && c_rate=$(rate)
+		awk -v p="$p" -v h="${handler##*/}" -v r="$(rate)" -v s="$secs" -v b="$busy" \
+			-v w="$wait" -v c="$c_rate" 'BEGIN {
+			t = b + w; if (t == 0) t = 1
+			printf "%-11s %-15s %14.0f %10.2f %9.1f%% %9.1f%% %7.0f%%\n", p, h, r, s,
+				100 * b / t, 100 * w / t, (c > 0 ? 100 * r / c : 0) }'
+	done
 done

@@ -736,7 +736,7 @@ static void test_bad_values(void **state)
 	    "demo.ini:4: [worker] watchdog must be a duration like 250ms, 5s, 1m or 1h, got '5x' "
 	    "(bad unit; use ms, s, m or h)\n"
 	    "demo.ini:5: [worker] handler must be a built-in handler like ledger or a path ending "
-	    "in .so, got 'my handler'\n"
+	    "in .so or .lua, got 'my handler'\n"
 	    "demo.ini:7: [ringmaster] partitions must be a whole number, got 'four' (digits only)\n"
 	    "demo.ini:8: [ringmaster] name must be 1..63 characters of A-Z a-z 0-9 . _ -, got 'a "
 	    "b'\n"
@@ -775,7 +775,7 @@ static void test_handler_names(void **state)
 	}
 	load_fails(MINIMAL "[worker]\nhandler = lib/handler\n", NO_OV,
 		   "demo.ini:4: [worker] handler must be a built-in handler like ledger or a path "
-		   "ending in .so, got 'lib/handler'\n");
+		   "ending in .so or .lua, got 'lib/handler'\n");
 	load_fails(MINIMAL "[worker]\nhandler =\n", NO_OV,
 		   "demo.ini:4: [worker] handler must not be empty\n");
 }

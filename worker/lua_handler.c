@@ -1,0 +1,1085 @@
+/* lua_handler.c - Lua handlers (see lua_handler.h and ringmaster-lua(7)).
+ *
+ * Each worker runs its own LuaJIT state. The rm table is C closures over
+ * the handler's instance, calling the same rm_* functions as a C handler,
+ * so a Lua handler commits, dead-letters and recovers exactly like one.
+ *
+ * Three ways a script can go wrong without taking the worker down:
+ *
+ *   an error     process runs under lua_pcall with a traceback handler;
+ *   memory       the state's allocator refuses to grow past lua_memory
+ *                (where LuaJIT allows a custom allocator; where it does
+ *                not, the state's size is checked after each call);
+ *   time         a guard thread watches how long the current call has
+ *                run. Past lua_timeout it sets a hook that raises an
+ *                error at the next instruction the interpreter runs. A
+ *                loop LuaJIT has compiled never runs the hook, so past
+ *                twice the budget (and at least a second more) the guard
+ *                ends the process, after telling the worker's shared
+ *                memory which event to dead-letter next time.
+ *
+ * A failed or rejected event leaves no effect: every rm.state_put and
+ * rm.state_del records the value it replaces, and the output and counts of
+ * the batch are cut back to where the event began. */
+#include "lua_handler.h"
+
+#include <errno.h>
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <yajl/yajl_parse.h>
+
+#include "cfg.h"
+#include "ctx.h"
+#include "json_arena.h"
+#include "log.h"
+#include "shm.h"
+
+#define GRACE_NS 1000000000ull /* the hard stop comes at least this long after the budget */
+#define REG_INST "ringmaster.inst"
+
+/* The value one rm.state_put or rm.state_del replaced. */
+struct undo {
+	size_t key_off, key_len;
+	int present;
+	const char *val; /* in the LMDB map or ctx's arena: valid for the batch */
+	size_t val_len;
+};
+
+struct lua_inst {
+	lua_State *L;
+	rm_ctx *ctx;
+	char name[256];
+	int ref_env, ref_process, ref_fini, ref_trace;
+
+	/* memory */
+	size_t mem, mem_cap;
+	lua_Alloc alloc; /* LuaJIT's, which capped_alloc calls */
+	void *alloc_ud;
+	int mem_refused; /* the allocator refused: the error is lua_memory */
+
+	/* time */
+	uint64_t budget_ns;
+	_Atomic uint64_t in_since; /* when the current call began, 0 outside */
+	_Atomic uint64_t in_seq;
+	_Atomic int hooked, timed_out, guard_stop;
+	pthread_t guard;
+	int guard_running;
+	void (*hard_fn)(void *arg, uint64_t seq);
+	void *hard_arg;
+
+	/* undo of the current event */
+	struct undo *undo;
+	size_t n_undo, cap_undo;
+	char *keys;
+	size_t keys_len, keys_cap;
+	size_t out_mark, lines_mark;
+	char *line; /* rm.emit's pieces */
+	size_t line_len, line_cap;
+	int counted; /* counts saved in saved_counts */
+	size_t saved_n_counts;
+	uint64_t saved_counts[SHM_OUTCOMES];
+};
+
+struct settings {
+	uint64_t memory, timeout_ms;
+	int unsafe;
+};
+
+/* ---- scripts ---------------------------------------------------------------- */
+
+static uint64_t fnv1a(const char *s, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
+	return h;
+}
+
+struct lua_script *lua_script_new(const char *name, const char *text, size_t len)
+{
+	struct lua_script *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->name = strdup(name);
+	s->text = malloc(len + 1);
+	if (!s->name || !s->text) {
+		lua_script_free(s);
+		return NULL;
+	}
+	memcpy(s->text, text, len);
+	s->text[len] = '\0';
+	s->len = len;
+	s->hash = fnv1a(text, len);
+	return s;
+}
+
+void lua_script_free(struct lua_script *s)
+{
+	if (!s)
+		return;
+	free(s->name);
+	free(s->text);
+	free(s);
+}
+
+void lua_script_version(const struct lua_script *s, char buf[17])
+{
+	snprintf(buf, 17, "%016llx", (unsigned long long)s->hash);
+}
+
+struct lua_script *lua_script_read(const char *name, int fd, char *err, size_t errlen)
+{
+	size_t len = 0, cap = 64 * 1024;
+	char *buf = malloc(cap);
+	struct lua_script *s = NULL;
+	if (!buf)
+		goto nomem;
+	for (;;) {
+		if (len == cap) {
+			char *nb = realloc(buf, cap * 2);
+			if (!nb)
+				goto nomem;
+			buf = nb;
+			cap *= 2;
+		}
+		ssize_t n = pread(fd, buf + len, cap - len, (off_t)len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			snprintf(err, errlen, "%s: cannot read: %s", name, strerror(errno));
+			free(buf);
+			return NULL;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	s = lua_script_new(name, buf, len);
+	free(buf);
+	if (s)
+		return s;
+nomem:
+	free(buf);
+	snprintf(err, errlen, "%s: out of memory reading the script", name);
+	return NULL;
+}
+
+/* ---- settings ----------------------------------------------------------------- */
+
+typedef const char *(*param_fn)(void *arg, const char *name);
+
+static const char *param_of_ctx(void *arg, const char *name)
+{
+	return rm_param(arg, name);
+}
+
+struct kv_list {
+	const struct cfg_kv *kv;
+	size_t n;
+};
+
+static const char *param_of_list(void *arg, const char *name)
+{
+	const struct kv_list *l = arg;
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->kv[i].key, name) == 0)
+			return l->kv[i].value;
+	return NULL;
+}
+
+static int read_settings(param_fn get, void *arg, struct settings *st, char *err, size_t errlen)
+{
+	const char *v, *why;
+	*st = (struct settings){LUA_DEFAULT_MEMORY, LUA_DEFAULT_TIMEOUT_MS, 0};
+	if ((v = get(arg, "lua_memory")) &&
+	    (cfg_parse_size(v, &st->memory, &why) != 0 || st->memory < (1u << 20))) {
+		snprintf(err, errlen,
+			 "[handler] lua_memory: must be a size of 1M or more, got '%s'", v);
+		return -1;
+	}
+	if ((v = get(arg, "lua_timeout")) &&
+	    (cfg_parse_duration_ms(v, &st->timeout_ms, &why) != 0 || st->timeout_ms < 1)) {
+		snprintf(err, errlen,
+			 "[handler] lua_timeout: must be a duration of 1ms or more, got '%s'", v);
+		return -1;
+	}
+	if ((v = get(arg, "lua_unsafe")) && cfg_parse_bool(v, &st->unsafe, &why) != 0) {
+		snprintf(err, errlen, "[handler] lua_unsafe: must be yes or no, got '%s'", v);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- memory ------------------------------------------------------------------- */
+
+/* LuaJIT's own allocator (lj_alloc) is much faster than malloc: keep it and
+ * count around it. Lua assumes an allocator never fails to shrink; only
+ * growth is refused. */
+static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+	struct lua_inst *h = ud;
+	if (nsize > osize && h->mem + (nsize - osize) > h->mem_cap) {
+		h->mem_refused = 1;
+		return NULL;
+	}
+	void *p = h->alloc(h->alloc_ud, ptr, osize, nsize);
+	if (p || nsize == 0)
+		h->mem = h->mem - osize + nsize;
+	return p;
+}
+
+/* ---- time --------------------------------------------------------------------- */
+
+static uint64_t now_ns(void)
+{
+	return shm_now_ns();
+}
+
+static struct lua_inst *inst_of(lua_State *L)
+{
+	lua_getfield(L, LUA_REGISTRYINDEX, REG_INST);
+	struct lua_inst *h = lua_touserdata(L, -1);
+	lua_pop(L, 1);
+	return h;
+}
+
+static void timeout_hook(lua_State *L, lua_Debug *ar)
+{
+	(void)ar;
+	struct lua_inst *h = inst_of(L);
+	uint64_t since = atomic_load(&h->in_since);
+	lua_sethook(L, NULL, 0, 0);
+	atomic_store(&h->hooked, 0);
+	if (!since || now_ns() - since < h->budget_ns)
+		return; /* set late, for a call that has ended since */
+	atomic_store(&h->timed_out, 1);
+	luaL_error(L, "lua_timeout: the call ran for more than %llu ms (lua_timeout)",
+		   (unsigned long long)(h->budget_ns / 1000000u));
+}
+
+static void *guard_main(void *arg)
+{
+	struct lua_inst *h = arg;
+	uint64_t tick = h->budget_ns / 4;
+	uint64_t hard =
+	    2 * h->budget_ns > h->budget_ns + GRACE_NS ? 2 * h->budget_ns : h->budget_ns + GRACE_NS;
+	if (tick < 1000000u)
+		tick = 1000000u;
+	if (tick > 100000000u)
+		tick = 100000000u;
+	struct timespec ts = {(time_t)(tick / 1000000000u), (long)(tick % 1000000000u)};
+	while (!atomic_load(&h->guard_stop)) {
+		nanosleep(&ts, NULL);
+		uint64_t since = atomic_load(&h->in_since);
+		if (!since)
+			continue;
+		uint64_t ran = now_ns() - since;
+		if (ran > h->budget_ns && !atomic_exchange(&h->hooked, 1))
+			lua_sethook(h->L, timeout_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT,
+				    100);
+		if (ran > hard) {
+			uint64_t seq = atomic_load(&h->in_seq);
+			log_error("%s: a call has run for %llu ms, past lua_timeout (%llu ms) "
+				  "in code LuaJIT compiled, which cannot be interrupted: "
+				  "ending the worker; the next one dead-letters seq=%llu as "
+				  "lua_timeout",
+				  h->name, (unsigned long long)(ran / 1000000u),
+				  (unsigned long long)(h->budget_ns / 1000000u),
+				  (unsigned long long)seq);
+			if (h->hard_fn)
+				h->hard_fn(h->hard_arg, seq);
+			_exit(1);
+		}
+	}
+	return NULL;
+}
+
+void lua_handler_on_hard_timeout(void *state, void (*fn)(void *arg, uint64_t seq), void *arg)
+{
+	struct lua_inst *h = state;
+	h->hard_fn = fn;
+	h->hard_arg = arg;
+}
+
+/* ---- the rm table ----------------------------------------------------------- */
+
+static struct lua_inst *self(lua_State *L)
+{
+	return lua_touserdata(L, lua_upvalueindex(1));
+}
+
+/* The calls below are made through LuaJIT's FFI by the trusted prelude
+ * (lua_handler.h): the JIT compiler compiles an FFI call into the trace,
+ * where a call through the Lua C API would end it. They must not raise Lua
+ * errors; the prelude turns their return codes into errors. */
+
+int rm_lua_state_get(struct lua_inst *h, const char *key, size_t n, struct rm_value *v)
+{
+	return rm_state_get(h->ctx, key, n, v);
+}
+
+/* Remember what `key` holds before this event changes it. */
+static int save_old(struct lua_inst *h, const char *key, size_t n)
+{
+	struct rm_value v = {NULL, 0};
+	int rc = rm_state_get(h->ctx, key, n, &v);
+	if (rc < 0)
+		return rc;
+	if (h->n_undo == h->cap_undo) {
+		size_t cap = h->cap_undo ? h->cap_undo * 2 : 16;
+		struct undo *u = realloc(h->undo, cap * sizeof(*u));
+		if (!u)
+			return h->ctx->failed = -ENOMEM;
+		h->undo = u;
+		h->cap_undo = cap;
+	}
+	if (h->keys_cap - h->keys_len < n) {
+		size_t cap = h->keys_cap ? h->keys_cap * 2 : 4096;
+		while (cap - h->keys_len < n)
+			cap *= 2;
+		char *k = realloc(h->keys, cap);
+		if (!k)
+			return h->ctx->failed = -ENOMEM;
+		h->keys = k;
+		h->keys_cap = cap;
+	}
+	memcpy(h->keys + h->keys_len, key, n);
+	h->undo[h->n_undo++] = (struct undo){h->keys_len, n, rc == RM_FOUND, v.data, v.len};
+	h->keys_len += n;
+	return 0;
+}
+
+int rm_lua_state_put(struct lua_inst *h, const char *key, size_t n, const char *val, size_t vn)
+{
+	int rc = save_old(h, key, n);
+	return rc < 0 ? rc : rm_state_put(h->ctx, key, n, val, vn);
+}
+
+int rm_lua_state_del(struct lua_inst *h, const char *key, size_t n)
+{
+	int rc = save_old(h, key, n);
+	return rc < 0 ? rc : rm_state_del(h->ctx, key, n);
+}
+
+int rm_lua_table_get(struct lua_inst *h, const char *table, const char *key, size_t n,
+		     struct rm_value *v)
+{
+	return rm_table_get(h->ctx, table, key, n, v);
+}
+
+int rm_lua_emit(struct lua_inst *h, const char *line, size_t n)
+{
+	if (memchr(line, '\n', n))
+		return 1;
+	return rm_emit(h->ctx, line, n);
+}
+
+/* rm.emit(a, b, ...) joins its pieces here rather than in a Lua string,
+ * which LuaJIT would intern (hash and compare) only to be copied out. */
+int rm_lua_emit_piece(struct lua_inst *h, const char *s, size_t n, int first)
+{
+	if (first)
+		h->line_len = 0;
+	if (memchr(s, '\n', n))
+		return 1;
+	if (h->line_cap - h->line_len < n) {
+		size_t cap = h->line_cap ? h->line_cap * 2 : 256;
+		while (cap - h->line_len < n)
+			cap *= 2;
+		char *l = realloc(h->line, cap);
+		if (!l)
+			return h->ctx->failed = -ENOMEM;
+		h->line = l;
+		h->line_cap = cap;
+	}
+	memcpy(h->line + h->line_len, s, n);
+	h->line_len += n;
+	return 0;
+}
+
+int rm_lua_emit_pieces(struct lua_inst *h)
+{
+	return rm_emit(h->ctx, h->line ? h->line : "", h->line_len);
+}
+
+void rm_lua_reject(struct lua_inst *h, const char *reason)
+{
+	rm_reject(h->ctx, reason);
+}
+
+/* rm_count keeps the name's pointer until the counts are published: the
+ * prelude keeps every name it has passed in a table, so it outlives the
+ * event. */
+void rm_lua_count(struct lua_inst *h, const char *name)
+{
+	if (!h->counted) {
+		h->counted = 1;
+		h->saved_n_counts = h->ctx->n_counts;
+		for (size_t i = 0; i < h->ctx->n_counts; i++)
+			h->saved_counts[i] = h->ctx->counts[i].n;
+	}
+	rm_count(h->ctx, name);
+}
+
+const char *rm_lua_param(struct lua_inst *h, const char *name)
+{
+	return rm_param(h->ctx, name);
+}
+
+static int l_log(lua_State *L)
+{
+	struct lua_inst *h = self(L);
+	static const char *const levels[] = {"error", "warn", "info", "debug", NULL};
+	int level = lua_type(L, 1) == LUA_TNUMBER ? (int)lua_tointeger(L, 1)
+						  : luaL_checkoption(L, 1, NULL, levels);
+	if (level < RM_LOG_ERROR || level > RM_LOG_DEBUG)
+		return luaL_error(L, "rm.log: no level %d", level);
+	rm_log(h->ctx, level, "%s", luaL_checkstring(L, 2));
+	return 0;
+}
+
+static int l_partition(lua_State *L)
+{
+	lua_pushinteger(L, (lua_Integer)rm_partition(self(L)->ctx));
+	return 1;
+}
+
+static int l_partitions(lua_State *L)
+{
+	lua_pushinteger(L, (lua_Integer)rm_partitions(self(L)->ctx));
+	return 1;
+}
+
+/* rm.json_members(text): the members of a JSON object, in order, as a flat
+ * list name, kind, value, name, kind, value...; nil when the text is not
+ * exactly one valid JSON object. kind is "string", "number", "object",
+ * "array", "boolean" or "null"; value is the string's text, the number as
+ * written, or nil for the others. */
+struct json_walk {
+	lua_State *L;
+	unsigned depth;
+	int n; /* list entries so far */
+};
+
+static void json_put(struct json_walk *j, const char *kind, const char *s, size_t n)
+{
+	lua_State *L = j->L;
+	lua_pushstring(L, kind);
+	lua_rawseti(L, -2, ++j->n);
+	if (s)
+		lua_pushlstring(L, s, n);
+	else
+		lua_pushboolean(L, 0);
+	lua_rawseti(L, -2, ++j->n);
+}
+
+static int json_scalar(struct json_walk *j, const char *kind, const char *s, size_t n)
+{
+	if (j->depth == 0)
+		return 0; /* the top level must be an object */
+	if (j->depth == 1)
+		json_put(j, kind, s, n);
+	return 1;
+}
+
+static int jw_null(void *c)
+{
+	return json_scalar(c, "null", NULL, 0);
+}
+
+static int jw_bool(void *c, int b)
+{
+	(void)b;
+	return json_scalar(c, "boolean", NULL, 0);
+}
+
+static int jw_number(void *c, const char *s, size_t n)
+{
+	return json_scalar(c, "number", s, n);
+}
+
+static int jw_string(void *c, const unsigned char *s, size_t n)
+{
+	return json_scalar(c, "string", (const char *)s, n);
+}
+
+static int jw_start(struct json_walk *j, const char *kind)
+{
+	if (j->depth == 1)
+		json_put(j, kind, NULL, 0);
+	if (j->depth == 0 && kind[0] == 'a')
+		return 0; /* the top level must be an object */
+	j->depth++;
+	return 1;
+}
+
+static int jw_start_map(void *c)
+{
+	return jw_start(c, "object");
+}
+
+static int jw_start_array(void *c)
+{
+	return jw_start(c, "array");
+}
+
+static int jw_end(void *c)
+{
+	((struct json_walk *)c)->depth--;
+	return 1;
+}
+
+static int jw_key(void *c, const unsigned char *s, size_t n)
+{
+	struct json_walk *j = c;
+	if (j->depth == 1) {
+		lua_pushlstring(j->L, (const char *)s, n);
+		lua_rawseti(j->L, -2, ++j->n);
+	}
+	return 1;
+}
+
+static const yajl_callbacks walk_callbacks = {
+    .yajl_null = jw_null,
+    .yajl_boolean = jw_bool,
+    .yajl_number = jw_number,
+    .yajl_string = jw_string,
+    .yajl_start_map = jw_start_map,
+    .yajl_map_key = jw_key,
+    .yajl_end_map = jw_end,
+    .yajl_start_array = jw_start_array,
+    .yajl_end_array = jw_end,
+};
+
+static int l_json_members(lua_State *L)
+{
+	size_t len;
+	const char *text = luaL_checklstring(L, 1, &len);
+	struct json_arena arena;
+	yajl_alloc_funcs af = json_arena_funcs(&arena);
+	struct json_walk j = {.L = L};
+	lua_newtable(L);
+	yajl_handle y = yajl_alloc(&walk_callbacks, &af, &j);
+	if (!y)
+		return luaL_error(L, "rm.json_members: out of memory");
+	int ok = yajl_parse(y, (const unsigned char *)text, len) == yajl_status_ok &&
+		 yajl_complete_parse(y) == yajl_status_ok;
+	yajl_free(y);
+	if (!ok)
+		lua_pushnil(L);
+	return 1;
+}
+
+static const luaL_Reg rm_funcs[] = {
+    {"log", l_log},
+    {"partition", l_partition},
+    {"partitions", l_partitions},
+    {"json_members", l_json_members},
+    {NULL, NULL},
+};
+
+/* The trusted prelude, run before the sandbox with the instance and the rm
+ * table as arguments: it adds the per-event calls as Lua functions over FFI
+ * calls (the rm_lua_* functions above), which LuaJIT compiles into the
+ * script's traces. The script never sees ffi: only these closures. A
+ * negative return is a call the worker could not do (ctx->failed is set):
+ * the worker gives the batch up, as for a C handler; the error only unwinds
+ * the script. It returns the maker of the function the worker calls per
+ * event, which builds the event table in Lua, where it is cheap. */
+static const char prelude_lua[] =
+    "local h, rm = ...\n"
+    "local REJECT = rm.REJECT\n"
+    "local ffi = require('ffi')\n"
+    "ffi.cdef[[\n"
+    "struct rm_value { const char *data; size_t len; };\n"
+    "struct lua_inst;\n"
+    "int rm_lua_state_get(struct lua_inst *, const char *, size_t, struct rm_value *);\n"
+    "int rm_lua_state_put(struct lua_inst *, const char *, size_t, const char *, size_t);\n"
+    "int rm_lua_state_del(struct lua_inst *, const char *, size_t);\n"
+    "int rm_lua_table_get(struct lua_inst *, const char *, const char *, size_t,\n"
+    "                     struct rm_value *);\n"
+    "int rm_lua_emit(struct lua_inst *, const char *, size_t);\n"
+    "int rm_lua_emit_piece(struct lua_inst *, const char *, size_t, int);\n"
+    "int rm_lua_emit_pieces(struct lua_inst *);\n"
+    "void rm_lua_reject(struct lua_inst *, const char *);\n"
+    "void rm_lua_count(struct lua_inst *, const char *);\n"
+    "const char *rm_lua_param(struct lua_inst *, const char *);\n"
+    "char *strerror(int);\n"
+    "]]\n"
+    "local C, str, type, tostring, error, select = ffi.C, ffi.string, type, tostring, error,\n"
+    "  select\n"
+    "-- OpenResty's settings: room for the many short traces of string code\n"
+    "require('jit.opt').start('maxtrace=8000', 'maxrecord=16000', 'minstitch=3',\n"
+    "  'maxmcode=40960')\n"
+    "h = ffi.cast('struct lua_inst *', h)\n"
+    "local v = ffi.new('struct rm_value')\n"
+    "local names = {}\n"
+    "local function arg(x, i, f)\n"
+    "  local t = type(x)\n"
+    "  if t == 'string' then return x end\n"
+    "  if t == 'number' then return tostring(x) end\n"
+    "  error(\"bad argument #\" .. i .. \" to '\" .. f .. \"' (string expected, got \" .. t ..\n"
+    "        ')', 3)\n"
+    "end\n"
+    "local function failed(f, rc) error(f .. ' failed: ' .. str(C.strerror(-rc)), 3) end\n"
+    "local function key_size(f, n)\n"
+    "  if n == 0 or n > 255 then error(f .. ': a key is 1..255 bytes, got ' .. n, 3) end\n"
+    "end\n"
+    "function rm.state_get(key)\n"
+    "  key = arg(key, 1, 'state_get')\n"
+    "  local rc = C.rm_lua_state_get(h, key, #key, v)\n"
+    "  if rc == 0 then return str(v.data, v.len) end\n"
+    "  if rc < 0 then failed('rm.state_get', rc) end\n"
+    "  return nil\n"
+    "end\n"
+    "function rm.state_put(key, val)\n"
+    "  key, val = arg(key, 1, 'state_put'), arg(val, 2, 'state_put')\n"
+    "  key_size('rm.state_put', #key)\n"
+    "  local rc = C.rm_lua_state_put(h, key, #key, val, #val)\n"
+    "  if rc < 0 then failed('rm.state_put', rc) end\n"
+    "end\n"
+    "function rm.state_del(key)\n"
+    "  key = arg(key, 1, 'state_del')\n"
+    "  key_size('rm.state_del', #key)\n"
+    "  local rc = C.rm_lua_state_del(h, key, #key)\n"
+    "  if rc < 0 then failed('rm.state_del', rc) end\n"
+    "end\n"
+    "function rm.table_get(tab, key)\n"
+    "  tab, key = arg(tab, 1, 'table_get'), arg(key, 2, 'table_get')\n"
+    "  local rc = C.rm_lua_table_get(h, tab, key, #key, v)\n"
+    "  if rc == 0 then return str(v.data, v.len) end\n"
+    "  if rc < 0 then failed('rm.table_get', rc) end\n"
+    "  return nil\n"
+    "end\n"
+    "function rm.emit(line, ...)\n"
+    "  line = arg(line, 1, 'emit')\n"
+    "  local rc, n = 0, select('#', ...)\n"
+    "  if n == 0 then\n"
+    "    rc = C.rm_lua_emit(h, line, #line)\n"
+    "  else\n"
+    "    rc = C.rm_lua_emit_piece(h, line, #line, 1)\n"
+    "    for i = 1, n do\n"
+    "      if rc ~= 0 then break end\n"
+    "      local p = arg((select(i, ...)), i + 1, 'emit')\n"
+    "      rc = C.rm_lua_emit_piece(h, p, #p, 0)\n"
+    "    end\n"
+    "    if rc == 0 then rc = C.rm_lua_emit_pieces(h) end\n"
+    "  end\n"
+    "  if rc == 1 then error('rm.emit: a line must not contain a newline', 2) end\n"
+    "  if rc < 0 then failed('rm.emit', rc) end\n"
+    "end\n"
+    "function rm.reject(reason)\n"
+    "  if reason == nil then reason = 'rejected' end\n"
+    "  C.rm_lua_reject(h, arg(reason, 1, 'reject'))\n"
+    "  return REJECT\n"
+    "end\n"
+    "function rm.count(name)\n"
+    "  name = arg(name, 1, 'count')\n"
+    "  names[name] = true\n"
+    "  C.rm_lua_count(h, name)\n"
+    "end\n"
+    "function rm.param(name)\n"
+    "  local p = C.rm_lua_param(h, arg(name, 1, 'param'))\n"
+    "  if p == nil then return nil end\n"
+    "  return str(p)\n"
+    "end\n"
+    "return function(process)\n"
+    "  return function(seq, key, payload, partition)\n"
+    "    return process({seq = seq, key = key, payload = payload, partition = partition})\n"
+    "  end\n"
+    "end\n";
+
+/* ---- the state ---------------------------------------------------------------- */
+
+/* Builds the script's environment from the rm table (its argument): the
+ * safe parts of the standard library, copied so that the script cannot
+ * change what the runtime uses. string.dump goes (strings reach the string
+ * table through their metatable). */
+static const char sandbox_lua[] =
+    "local rm = ...\n"
+    "local env = {}\n"
+    "for _, k in ipairs{'assert','error','ipairs','next','pairs','pcall','xpcall','select',\n"
+    "  'tonumber','tostring','type','unpack','rawequal','rawget','rawset','setmetatable',\n"
+    "  'getmetatable'} do env[k] = _G[k] end\n"
+    "local function copy(t) local c = {} for k, v in pairs(t) do c[k] = v end return c end\n"
+    "string.dump = nil\n"
+    "env.string, env.table, env.math = copy(string), copy(table), copy(math)\n"
+    "env.bit, env.coroutine = copy(bit), copy(coroutine)\n"
+    "env.os = {time = os.time, clock = os.clock, date = os.date, difftime = os.difftime}\n"
+    "env.rm, env._G = rm, env\n"
+    "return env\n";
+
+static const char unsafe_lua[] = "local rm = ...\n"
+				 "_G.rm = rm\n"
+				 "return _G\n";
+
+static void fill_rm(lua_State *L, struct lua_inst *h)
+{
+	lua_newtable(L);
+	for (const luaL_Reg *f = rm_funcs; f->name; f++) {
+		lua_pushlightuserdata(L, h);
+		lua_pushcclosure(L, f->func, 1);
+		lua_setfield(L, -2, f->name);
+	}
+	static const struct {
+		const char *name;
+		int v;
+	} consts[] = {{"OK", RM_OK},
+		      {"REJECT", RM_REJECT},
+		      {"ERROR", RM_ERROR},
+		      {"LOG_ERROR", RM_LOG_ERROR},
+		      {"LOG_WARN", RM_LOG_WARN},
+		      {"LOG_INFO", RM_LOG_INFO},
+		      {"LOG_DEBUG", RM_LOG_DEBUG}};
+	for (size_t i = 0; i < sizeof(consts) / sizeof(consts[0]); i++) {
+		lua_pushinteger(L, consts[i].v);
+		lua_setfield(L, -2, consts[i].name);
+	}
+}
+
+/* The message of the error on top of the stack, with a traceback. */
+static int traceback(lua_State *L)
+{
+	const char *msg = lua_tostring(L, 1);
+	if (!msg)
+		msg = "(an error object that is not a string)";
+	luaL_Buffer b;
+	luaL_buffinit(L, &b);
+	luaL_addstring(&b, msg);
+	lua_Debug ar;
+	luaL_addstring(&b, " | traceback:");
+	for (int level = 1; level < 12 && lua_getstack(L, level, &ar); level++) {
+		if (!lua_getinfo(L, "Sln", &ar))
+			break;
+		char line[320];
+		snprintf(line, sizeof(line), " %s:%d%s%s", ar.short_src, ar.currentline,
+			 ar.name ? " in " : "", ar.name ? ar.name : "");
+		luaL_addstring(&b, line);
+	}
+	luaL_pushresult(&b);
+	return 1;
+}
+
+static void free_inst(struct lua_inst *h)
+{
+	if (!h)
+		return;
+	if (h->guard_running) {
+		atomic_store(&h->guard_stop, 1);
+		pthread_join(h->guard, NULL);
+	}
+	if (h->L)
+		lua_close(h->L);
+	free(h->undo);
+	free(h->keys);
+	free(h->line);
+	free(h);
+}
+
+/* Copy the error message of a failed lua_load or lua_pcall into err. */
+static void take_error(struct lua_inst *h, char *err, size_t errlen)
+{
+	const char *msg = lua_tostring(h->L, -1);
+	if (h->mem_refused)
+		snprintf(err, errlen, "%s: the script needs more than lua_memory (%zu bytes)",
+			 h->name, h->mem_cap);
+	else
+		snprintf(err, errlen, "%s", msg ? msg : "error without a message");
+	lua_pop(h->L, 1);
+}
+
+/* Make the state, compile the script and run its top level in its
+ * environment. Returns the instance, or NULL with err filled. */
+static struct lua_inst *make(const struct lua_script *s, const struct settings *st, char *err,
+			     size_t errlen)
+{
+	struct lua_inst *h = calloc(1, sizeof(*h));
+	if (!h) {
+		snprintf(err, errlen, "%s: out of memory", s->name);
+		return NULL;
+	}
+	snprintf(h->name, sizeof(h->name), "%s", s->name);
+	h->mem_cap = st->memory;
+	h->budget_ns = st->timeout_ms * 1000000u;
+	h->ref_fini = LUA_NOREF;
+	h->L = luaL_newstate();
+	if (!h->L) {
+		snprintf(err, errlen, "%s: cannot make a Lua state (out of memory)", s->name);
+		free(h);
+		return NULL;
+	}
+	h->alloc = lua_getallocf(h->L, &h->alloc_ud);
+	h->mem =
+	    (size_t)lua_gc(h->L, LUA_GCCOUNT, 0) * 1024u + (size_t)lua_gc(h->L, LUA_GCCOUNTB, 0);
+	lua_setallocf(h->L, capped_alloc, h);
+	lua_State *L = h->L;
+	luaL_openlibs(L);
+	lua_pushlightuserdata(L, h);
+	lua_setfield(L, LUA_REGISTRYINDEX, REG_INST);
+	lua_pushcfunction(L, traceback);
+	h->ref_trace = luaL_ref(L, LUA_REGISTRYINDEX);
+
+	fill_rm(L, h);
+	if (luaL_loadbuffer(L, prelude_lua, strlen(prelude_lua), "=prelude") != 0)
+		goto lua_fail;
+	lua_pushlightuserdata(L, h);
+	lua_pushvalue(L, -3);
+	if (lua_pcall(L, 2, 1, 0) != 0)
+		goto lua_fail;
+	int ref_wrap = luaL_ref(L, LUA_REGISTRYINDEX);
+	const char *setup = st->unsafe ? unsafe_lua : sandbox_lua;
+	if (luaL_loadbuffer(L, setup, strlen(setup), "=sandbox") != 0)
+		goto lua_fail;
+	lua_insert(L, -2);
+	if (lua_pcall(L, 1, 1, 0) != 0)
+		goto lua_fail;
+	h->ref_env = luaL_ref(L, LUA_REGISTRYINDEX);
+
+	/* "@path": messages name the file and line. Text only in the
+	 * sandbox: bytecode can break out of the VM. */
+	char chunk[300];
+	snprintf(chunk, sizeof(chunk), "@%s", s->name);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, h->ref_trace);
+	if (luaL_loadbufferx(L, s->text, s->len, chunk, st->unsafe ? "bt" : "t") != 0)
+		goto lua_fail;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, h->ref_env);
+	lua_setfenv(L, -2);
+	if (lua_pcall(L, 0, 0, -2) != 0)
+		goto lua_fail;
+	lua_pop(L, 1); /* traceback */
+
+	lua_rawgeti(L, LUA_REGISTRYINDEX, h->ref_env);
+	lua_getfield(L, -1, "process");
+	if (!lua_isfunction(L, -1)) {
+		snprintf(err, errlen, "%s: the script defines no function process(event)", s->name);
+		goto fail;
+	}
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ref_wrap);
+	lua_insert(L, -2);
+	if (lua_pcall(L, 1, 1, 0) != 0)
+		goto lua_fail;
+	h->ref_process = luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_getfield(L, -1, "fini");
+	if (lua_isfunction(L, -1))
+		h->ref_fini = luaL_ref(L, LUA_REGISTRYINDEX);
+	else
+		lua_pop(L, 1);
+	lua_pop(L, 1);
+	return h;
+lua_fail:
+	take_error(h, err, errlen);
+fail:
+	free_inst(h);
+	return NULL;
+}
+
+int lua_handler_check(const struct lua_script *s, const struct cfg_kv *params, size_t n_params,
+		      char *err, size_t errlen)
+{
+	struct settings st;
+	struct kv_list l = {params, n_params};
+	if (read_settings(param_of_list, &l, &st, err, errlen) != 0)
+		return -1;
+	struct lua_inst *h = make(s, &st, err, errlen);
+	if (!h)
+		return -1;
+	free_inst(h);
+	return 0;
+}
+
+/* ---- calls -------------------------------------------------------------------- */
+
+static void enter(struct lua_inst *h, uint64_t seq)
+{
+	atomic_store(&h->in_seq, seq);
+	atomic_store(&h->in_since, now_ns());
+}
+
+static void leave(struct lua_inst *h)
+{
+	atomic_store(&h->in_since, 0);
+	if (atomic_exchange(&h->hooked, 0))
+		lua_sethook(h->L, NULL, 0, 0);
+}
+
+/* What went wrong in a call: lua_timeout, lua_memory or lua_error. */
+static const char *failure(struct lua_inst *h, int rc)
+{
+	if (atomic_exchange(&h->timed_out, 0))
+		return "lua_timeout";
+	if (h->mem_refused || rc == LUA_ERRMEM)
+		return "lua_memory";
+	return "lua_error";
+}
+
+/* Call the function below the traceback handler at the top with nargs
+ * arguments and one result. Returns 0, or the reason it failed with the
+ * message logged. */
+static const char *call(struct lua_inst *h, int nargs, uint64_t seq, const char *what)
+{
+	lua_State *L = h->L;
+	int base = lua_gettop(L) - nargs - 1; /* the traceback handler's index */
+	h->mem_refused = 0;
+	enter(h, seq);
+	int rc = lua_pcall(L, nargs, 1, base);
+	leave(h);
+	if (rc == 0) {
+		lua_remove(L, base);
+		return NULL;
+	}
+	const char *why = failure(h, rc);
+	const char *msg = lua_tostring(L, -1);
+	if (!strcmp(why, "lua_memory"))
+		rm_log(h->ctx, RM_LOG_ERROR,
+		       "%s: %s seq=%llu: lua_memory: the Lua state would grow past lua_memory "
+		       "(%zu bytes; [handler] lua_memory raises it)%s%s",
+		       h->name, what, (unsigned long long)seq, h->mem_cap, msg ? ": " : "",
+		       msg ? msg : "");
+	else
+		rm_log(h->ctx, RM_LOG_ERROR, "%s: %s seq=%llu: %s: %s", h->name, what,
+		       (unsigned long long)seq, why, msg ? msg : "error without a message");
+	lua_settop(L, base - 1);
+	lua_gc(L, LUA_GCCOLLECT, 0);
+	return why;
+}
+
+/* Undo what the event did: state changes newest first, then output lines
+ * and counts. */
+static void undo_event(struct lua_inst *h)
+{
+	rm_ctx *c = h->ctx;
+	while (h->n_undo) {
+		const struct undo *u = &h->undo[--h->n_undo];
+		const char *key = h->keys + u->key_off;
+		if (u->present)
+			rm_state_put(c, key, u->key_len, u->val, u->val_len);
+		else
+			rm_state_del(c, key, u->key_len);
+	}
+	c->out_len = h->out_mark;
+	c->n_lines = h->lines_mark;
+	if (h->counted) {
+		c->n_counts = h->saved_n_counts;
+		for (size_t i = 0; i < c->n_counts; i++)
+			c->counts[i].n = h->saved_counts[i];
+	}
+}
+
+static int lua_process(rm_ctx *ctx, void *state, const struct rm_event *ev)
+{
+	struct lua_inst *h = state;
+	lua_State *L = h->L;
+	h->ctx = ctx;
+	h->n_undo = h->keys_len = 0;
+	h->out_mark = ctx->out_len;
+	h->lines_mark = ctx->n_lines;
+	h->counted = 0;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, h->ref_trace);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, h->ref_process);
+	lua_pushnumber(L, (lua_Number)ev->seq);
+	lua_pushlstring(L, ev->key, ev->key_len);
+	lua_pushlstring(L, ev->payload, ev->payload_len);
+	lua_pushinteger(L, (lua_Integer)ctx->partition);
+	const char *why = call(h, 4, ev->seq, "process");
+	if (ctx->failed)
+		return RM_ERROR; /* the worker could not do a call: as in C */
+	int rc = RM_OK;
+	if (!why) {
+		if (lua_isnumber(L, -1))
+			rc = (int)lua_tointeger(L, -1);
+		else if (!lua_isnil(L, -1) && !(lua_isboolean(L, -1) && lua_toboolean(L, -1)))
+			rc = -1;
+		lua_pop(L, 1);
+		if (rc == RM_OK || rc == RM_ERROR)
+			return rc;
+		if (rc != RM_REJECT) {
+			rm_log(ctx, RM_LOG_ERROR,
+			       "%s: process seq=%llu: lua_error: it returned neither nothing, "
+			       "rm.OK, rm.REJECT nor rm.ERROR",
+			       h->name, (unsigned long long)ev->seq);
+			why = "lua_error";
+		}
+	}
+	undo_event(h);
+	if (why) {
+		rm_reject(ctx, why);
+		ctx->event_failed = 1;
+	}
+	return RM_REJECT;
+}
+
+static void lua_fini(rm_ctx *ctx, void *state)
+{
+	struct lua_inst *h = state;
+	if (!h)
+		return;
+	if (h->ref_fini != LUA_NOREF) {
+		h->ctx = ctx;
+		lua_rawgeti(h->L, LUA_REGISTRYINDEX, h->ref_trace);
+		lua_rawgeti(h->L, LUA_REGISTRYINDEX, h->ref_fini);
+		if (!call(h, 0, SHM_NO_SEQ, "fini"))
+			lua_pop(h->L, 1);
+	}
+	free_inst(h);
+}
+
+const struct rm_handler lua_handler = {
+    .abi_version = RM_ABI_VERSION,
+    .name = "lua",
+    .init = NULL,
+    .process = lua_process,
+    .fini = lua_fini,
+    .on_reload = NULL,
+};
+
+int lua_handler_start(const struct lua_script *s, rm_ctx *ctx, void **state, char *err,
+		      size_t errlen)
+{
+	struct settings st;
+	if (read_settings(param_of_ctx, ctx, &st, err, errlen) != 0)
+		return -1;
+	struct lua_inst *h = make(s, &st, err, errlen);
+	if (!h)
+		return -1;
+	h->ctx = ctx;
+	if (pthread_create(&h->guard, NULL, guard_main, h) != 0) {
+		snprintf(err, errlen, "%s: cannot start the lua_timeout guard thread", s->name);
+		free_inst(h);
+		return -1;
+	}
+	h->guard_running = 1;
+	lua_State *L = h->L;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, h->ref_env);
+	lua_getfield(L, -1, "init");
+	lua_remove(L, -2);
+	if (lua_isfunction(L, -1)) {
+		lua_rawgeti(L, LUA_REGISTRYINDEX, h->ref_trace);
+		lua_insert(L, -2);
+		const char *why = call(h, 0, SHM_NO_SEQ, "init");
+		if (why) {
+			snprintf(err, errlen, "%s: init() failed (%s, see the log)", s->name, why);
+			free_inst(h);
+			return -1;
+		}
+		int ok = lua_isnil(L, -1) || lua_toboolean(L, -1) ||
+			 (lua_isnumber(L, -1) && lua_tointeger(L, -1) == 0);
+		lua_pop(L, 1);
+		if (!ok) {
+			snprintf(err, errlen, "%s: init() returned false: not starting", s->name);
+			free_inst(h);
+			return -1;
+		}
+	} else {
+		lua_pop(L, 1);
+	}
+	*state = h;
+	return 0;
+}

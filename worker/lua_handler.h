@@ -1,0 +1,90 @@
+/* lua_handler.h - handlers written in Lua and run by LuaJIT: `[worker]
+ * handler = path.lua`. The script defines process(event) and, if it wants,
+ * init() and fini(); it reaches the worker through the `rm` table, the same
+ * calls as the C ABI (ringmaster.h). See ringmaster-lua(7).
+ *
+ * A script runs sandboxed (no io, os.execute, require, bytecode, ffi) unless
+ * `[handler] lua_unsafe = yes`. An error in process dead-letters the event
+ * as `lua_error` (the message and traceback go to the log); a call that
+ * outlasts `[handler] lua_timeout` is stopped and its event dead-lettered as
+ * `lua_timeout`; a state that would grow past `[handler] lua_memory` fails
+ * the call as `lua_memory`. A dead-lettered event leaves no effect: its
+ * state changes, output lines and counts are undone. */
+#ifndef RM_LUA_HANDLER_H
+#define RM_LUA_HANDLER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ringmaster.h"
+
+struct cfg_kv;
+
+/* One version of a script: its text and its content hash. */
+struct lua_script {
+	char *name; /* the path, for messages and chunk names */
+	char *text;
+	size_t len;
+	uint64_t hash; /* FNV-1a of the text: the version `ringctl workers` shows */
+};
+
+/* Defaults of the [handler] settings the Lua runtime reads. */
+#define LUA_DEFAULT_MEMORY (256ull << 20)
+#define LUA_DEFAULT_TIMEOUT_MS 1000u
+
+/* Read the script open on `fd` (from its start, with pread: the descriptor
+ * is shared with other processes) into a new lua_script named `name`.
+ * Returns it, or NULL with err filled. */
+struct lua_script *lua_script_read(const char *name, int fd, char *err, size_t errlen);
+
+/* A lua_script of `len` bytes at `text` (copied). NULL on ENOMEM. */
+struct lua_script *lua_script_new(const char *name, const char *text, size_t len);
+void lua_script_free(struct lua_script *s);
+
+/* The version as text: 16 hex digits. */
+void lua_script_version(const struct lua_script *s, char buf[17]);
+
+/* The callbacks of every Lua handler (init is NULL: see lua_handler_start). */
+extern const struct rm_handler lua_handler;
+
+/* Make a Lua state for `s` in this worker, run the script's top level and
+ * its init(), with the [handler] settings ctx serves (rm_param). Returns 0
+ * and the state for lua_handler's callbacks in *state, or -1 with err
+ * filled ("etc/x.lua:12: ..."). */
+int lua_handler_start(const struct lua_script *s, rm_ctx *ctx, void **state, char *err,
+		      size_t errlen);
+
+/* What a call that outlasts its budget by as much again (JIT-compiled code
+ * does not run the hook that stops it) does: fn(arg, seq of the event) from
+ * the guard thread, which then ends the process. The worker points it at
+ * its shared memory, so that the next worker dead-letters the event. */
+void lua_handler_on_hard_timeout(void *state, void (*fn)(void *arg, uint64_t seq), void *arg);
+
+/* Check that `s` compiles and runs its top level in a sandbox with the
+ * given [handler] settings, and defines process: ringmaster -t, and the
+ * supervisor before a reload tells any worker. Returns 0, or -1 with err
+ * filled with file:line and the message. Runs no init(). */
+int lua_handler_check(const struct lua_script *s, const struct cfg_kv *params, size_t n_params,
+		      char *err, size_t errlen);
+
+/* For the trusted prelude only (lua_handler.c), which calls them through
+ * LuaJIT's FFI, declared there with ffi.cdef: the rm.* calls a script makes
+ * per event. They take the instance (lua_handler_start's state) and return
+ * as the rm_* function of the same name does; state_put and state_del also
+ * record the value they replace, so that a failed event is undone; emit
+ * returns 1 for a line with a newline; emit_piece adds to a line (a new one
+ * when `first`) that emit_pieces emits. */
+struct lua_inst;
+int rm_lua_state_get(struct lua_inst *h, const char *key, size_t n, struct rm_value *v);
+int rm_lua_state_put(struct lua_inst *h, const char *key, size_t n, const char *val, size_t vn);
+int rm_lua_state_del(struct lua_inst *h, const char *key, size_t n);
+int rm_lua_table_get(struct lua_inst *h, const char *table, const char *key, size_t n,
+		     struct rm_value *v);
+int rm_lua_emit(struct lua_inst *h, const char *line, size_t n);
+int rm_lua_emit_piece(struct lua_inst *h, const char *s, size_t n, int first);
+int rm_lua_emit_pieces(struct lua_inst *h);
+void rm_lua_reject(struct lua_inst *h, const char *reason);
+void rm_lua_count(struct lua_inst *h, const char *name);
+const char *rm_lua_param(struct lua_inst *h, const char *name);
+
+#endif
