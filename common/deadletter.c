@@ -1,5 +1,6 @@
 /* deadletter.c - format and write dead-letter lines (see deadletter.h). */
 #include "deadletter.h"
+#include "utf8.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,34 +22,6 @@ static int reserve(struct dl_buf *b, size_t n)
 	b->data = d;
 	b->cap = cap;
 	return 0;
-}
-
-/* The length of the valid UTF-8 character of two to four bytes at s (n
- * bytes there), or 0: not a lead byte, a continuation byte missing, an
- * overlong form, a surrogate, or past U+10FFFF. */
-static size_t utf8_char(const unsigned char *s, size_t n)
-{
-	uint32_t cp, min;
-	size_t len;
-
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		len = 2, cp = s[0] & 0x1fu, min = 0x80;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		len = 3, cp = s[0] & 0x0fu, min = 0x800;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		len = 4, cp = s[0] & 0x07u, min = 0x10000;
-	else
-		return 0;
-	if (n < len)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3fu);
-	}
-	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
 }
 
 /* Worst case 4 bytes out per byte in (\xHH). */
@@ -80,7 +53,7 @@ static void put_escaped(struct dl_buf *b, const char *str, size_t len)
 		default:
 			if (c >= 0x20 && c < 0x7f) {
 				*o++ = (char)c;
-			} else if (c >= 0x80 && (n = utf8_char(s + i, len - i)) != 0) {
+			} else if (c >= 0x80 && (n = utf8_len(s + i, len - i)) != 0) {
 				memcpy(o, s + i, n);
 				o += n;
 				i += n - 1;

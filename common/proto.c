@@ -6,6 +6,7 @@
  * splits and looks things up. Messages quote at most a short prefix of what
  * they got, so an error reply stays one short line whatever was sent. */
 #include "proto.h"
+#include "utf8.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -15,7 +16,7 @@
 
 #include "cfg.h"
 
-#define FMT_TEXT (1u << PROTO_FMT_TEXT)
+#define FMT_JSON ((1u << PROTO_FMT_TEXT) | (1u << PROTO_FMT_JSON))
 #define FMT_ALL ((1u << PROTO_FMT_TEXT) | (1u << PROTO_FMT_JSON) | (1u << PROTO_FMT_TSV))
 #define QUOTE_MAX 32 /* bytes of a bad token quoted in a message */
 #define CELL_MAX 160 /* bytes of one table cell shown to people */
@@ -26,16 +27,16 @@ static const struct proto_command commands[] = {
      "instance, state, config, source position and lag, totals"},
     {"workers", PROTO_CMD_WORKERS, 0, 0, PROTO_ARG_NONE, FMT_ALL, "workers",
      "per partition: pid, state, ring, events/s, lag, latency"},
-    {"metrics", PROTO_CMD_METRICS, 0, 0, PROTO_ARG_NONE, FMT_TEXT, "metrics",
+    {"metrics", PROTO_CMD_METRICS, 0, 0, PROTO_ARG_NONE, FMT_JSON, "metrics",
      "all of it in Prometheus text format"},
-    {"reload", PROTO_CMD_RELOAD, 0, 0, PROTO_ARG_NONE, FMT_TEXT, "reload",
+    {"reload", PROTO_CMD_RELOAD, 0, 0, PROTO_ARG_NONE, FMT_JSON, "reload",
      "re-read config and tables (SIGHUP); fails if bad"},
-    {"stop", PROTO_CMD_STOP, 0, 0, PROTO_ARG_NONE, FMT_TEXT, "stop", "stop gracefully (SIGTERM)"},
-    {"restart-worker", PROTO_CMD_RESTART_WORKER, 1, 1, PROTO_ARG_PARTITION, FMT_TEXT,
+    {"stop", PROTO_CMD_STOP, 0, 0, PROTO_ARG_NONE, FMT_JSON, "stop", "stop gracefully (SIGTERM)"},
+    {"restart-worker", PROTO_CMD_RESTART_WORKER, 1, 1, PROTO_ARG_PARTITION, FMT_JSON,
      "restart-worker N", "restart worker N gracefully"},
-    {"ping", PROTO_CMD_PING, 0, 0, PROTO_ARG_NONE, FMT_TEXT, "ping",
+    {"ping", PROTO_CMD_PING, 0, 0, PROTO_ARG_NONE, FMT_JSON, "ping",
      "check that the supervisor answers"},
-    {"help", PROTO_CMD_HELP, 0, 0, PROTO_ARG_NONE, FMT_TEXT, "help", "list the commands"},
+    {"help", PROTO_CMD_HELP, 0, 0, PROTO_ARG_NONE, FMT_JSON, "help", "list the commands"},
 };
 
 static const char *const format_names[] = {"text", "--json", "--tsv"};
@@ -282,35 +283,6 @@ void proto_buf_printf(struct proto_buf *b, const char *fmt, ...)
 
 /* ---- JSON strings ---- */
 
-/* Length of the valid UTF-8 sequence at p (n bytes left), 0 if invalid:
- * overlong forms, surrogates and code points past U+10FFFF are invalid. */
-static size_t utf8_len(const unsigned char *p, size_t n)
-{
-	unsigned char c = p[0];
-	size_t len;
-	uint32_t cp, min;
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf) {
-		len = 2, cp = c & 0x1fu, min = 0x80;
-	} else if ((c & 0xf0) == 0xe0) {
-		len = 3, cp = c & 0x0fu, min = 0x800;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		len = 4, cp = c & 0x07u, min = 0x10000;
-	} else {
-		return 0;
-	}
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (p[i] & 0x3fu);
-	}
-	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
-}
 
 void proto_json_string(struct proto_buf *b, const char *s, size_t len)
 {
@@ -567,6 +539,8 @@ void proto_render_help(struct proto_buf *b)
 		char usage[96];
 		snprintf(usage, sizeof(usage), "%s%s", c->usage,
 			 c->formats == FMT_ALL ? " [--json|--tsv]" : "");
+		/* every command takes --json (ringctl --json): said once, in
+		 * ringctl's usage, not on each line */
 		proto_buf_printf(b, "  %-26s %s\n", usage, c->help);
 	}
 }

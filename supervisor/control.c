@@ -581,6 +581,26 @@ static int do_restart(struct sup *s, unsigned p, struct proto_buf *b)
 	return 0;
 }
 
+/* --json of a command whose reply is a message: {"ok": ..., "command":
+ * ..., "message": ...}, the message without its last newline. */
+static void json_reply(const char *cmd, size_t cmd_len, int rc, struct proto_buf *b)
+{
+	struct proto_buf j;
+	size_t len = b->len;
+	if (len && b->data[len - 1] == '\n')
+		len--;
+	proto_buf_init(&j);
+	proto_buf_printf(&j, "{\"ok\":%s,\"command\":", rc == 0 ? "true" : "false");
+	proto_json_string(&j, cmd, cmd_len);
+	proto_buf_printf(&j, ",\"message\":");
+	proto_json_string(&j, b->data ? b->data : "", len);
+	proto_buf_printf(&j, "}\n");
+	proto_buf_free(b);
+	*b = j;
+}
+
+static int serve(struct sup *s, const struct proto_request *req, struct proto_buf *b);
+
 /* Serve one request frame into body; 0 for an ok reply, -1 for an error. */
 static int handle(struct sup *s, const void *frame, size_t len, struct proto_buf *b)
 {
@@ -589,9 +609,26 @@ static int handle(struct sup *s, const void *frame, size_t len, struct proto_buf
 	if (proto_parse(frame, len, s->cfg.partitions, &req, err, sizeof(err)) != 0) {
 		log_debug("control: bad request: %s", err);
 		proto_buf_printf(b, "%s\n", err);
+		/* a refused request that asked for JSON gets its error as JSON */
+		if (memmem(frame, len, "--json", 6)) {
+			const char *p = frame;
+			size_t n = 0;
+			while (n < len && p[n] != ' ' && p[n] != '\t')
+				n++;
+			json_reply(p, n, -1, b);
+		}
 		return -1;
 	}
-	switch (req.cmd->id) {
+	int rc = serve(s, &req, b);
+	if (req.format == PROTO_FMT_JSON && req.cmd->id != PROTO_CMD_STATUS &&
+	    req.cmd->id != PROTO_CMD_WORKERS)
+		json_reply(req.cmd->name, strlen(req.cmd->name), rc, b);
+	return rc;
+}
+
+static int serve(struct sup *s, const struct proto_request *req, struct proto_buf *b)
+{
+	switch (req->cmd->id) {
 	case PROTO_CMD_HELP:
 		proto_render_help(b);
 		return 0;
@@ -599,10 +636,10 @@ static int handle(struct sup *s, const void *frame, size_t len, struct proto_buf
 		proto_buf_printf(b, "pong\n");
 		return 0;
 	case PROTO_CMD_STATUS:
-		render_status(s, req.format, b);
+		render_status(s, req->format, b);
 		return 0;
 	case PROTO_CMD_WORKERS:
-		return render_workers(s, req.format, b);
+		return render_workers(s, req->format, b);
 	case PROTO_CMD_METRICS:
 		return render_metrics(s, b);
 	case PROTO_CMD_RELOAD:
@@ -613,7 +650,7 @@ static int handle(struct sup *s, const void *frame, size_t len, struct proto_buf
 		proto_buf_printf(b, "stopping\n");
 		return 0;
 	case PROTO_CMD_RESTART_WORKER:
-		return do_restart(s, (unsigned)req.value[0], b);
+		return do_restart(s, (unsigned)req->value[0], b);
 	}
 	proto_buf_printf(b, "command not served\n");
 	return -1;

@@ -10,10 +10,12 @@
  * reply (the supervisor made room for others, or is short of
  * descriptors). Each has its own message; all exit 3. */
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cfg.h"
@@ -22,7 +24,8 @@
 
 int ctl_is_remote(const char *name)
 {
-	return strcmp(name, "top") == 0 || proto_find(name, strlen(name)) != NULL;
+	return strcmp(name, "top") == 0 || strcmp(name, "wait") == 0 ||
+	       proto_find(name, strlen(name)) != NULL;
 }
 
 /* Aim at `socket` (a path; "ipc://PATH", as earlier versions took, is the
@@ -178,7 +181,8 @@ static int ctl_remote(struct ctl_client *c, int argc, char **argv)
 		fprintf(stderr, "ringctl: %s\n", err);
 		goto out;
 	}
-	if (r.ok)
+	/* --json: errors are JSON too, on stdout for the script that parses it */
+	if (r.ok || c->json)
 		print_body(stdout, "", &r.body);
 	else
 		print_body(stderr, "ringctl: ", &r.body);
@@ -193,6 +197,70 @@ out:
 	return rc;
 }
 
+#define WAIT_DEFAULT_MS 30000
+#define WAIT_RETRY_MS 50
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ringctl wait [-t T]: until the instance answers a status request, or T
+ * (30s) passed. Silent when it answers (exit 0); else the last reason it
+ * could not be reached (exit 3). For scripts that start ringmaster in the
+ * background and talk to it next. */
+static int ctl_wait(struct ctl_client *c, int argc, char **argv)
+{
+	int limit_ms = WAIT_DEFAULT_MS, ch;
+	while ((ch = getopt(argc, argv, "t:")) != -1) {
+		if (ch != 't' || ctl_parse_timeout(optarg, &limit_ms) != 0) {
+			fprintf(stderr, "usage: ringctl wait [-t TIMEOUT]\n");
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "ringctl: wait takes no argument, got '%s'\n", argv[optind]);
+		return 2;
+	}
+	char *status[] = {"status"};
+	struct proto_buf req;
+	char err[PROTO_ERR_LEN + 512] = "";
+	uint64_t end = now_ms() + (uint64_t)limit_ms;
+	int rc = CTL_EXIT_CONNECT, json = c->json;
+	proto_buf_init(&req);
+	c->json = 0;
+	if (build_request(c, 1, status, &req) != 0) {
+		rc = 1;
+		goto out;
+	}
+	for (;;) {
+		uint64_t now = now_ms();
+		if (now >= end)
+			break;
+		struct ctl_reply r;
+		c->timeout_ms = (int)(end - now);
+		if ((rc = ctl_call(c, req.data, &r, err, sizeof(err))) == 0) {
+			rc = r.ok ? 0 : 1;
+			if (!r.ok)
+				print_body(stderr, "ringctl: ", &r.body);
+			proto_buf_free(&r.body);
+			goto out;
+		}
+		if (rc != CTL_EXIT_CONNECT)
+			break;
+		usleep(WAIT_RETRY_MS * 1000);
+	}
+	fprintf(stderr, "ringctl: wait: no answer within %d ms: %s\n", limit_ms,
+		err[0] ? err : "timed out");
+	rc = rc ? rc : CTL_EXIT_CONNECT;
+out:
+	c->json = json;
+	proto_buf_free(&req);
+	return rc;
+}
+
 int ctl_remote_main(const char *socket, const char *run_dir, int timeout_ms, int json, int argc,
 		    char **argv)
 {
@@ -202,6 +270,8 @@ int ctl_remote_main(const char *socket, const char *run_dir, int timeout_ms, int
 		return rc;
 	if (strcmp(argv[0], "top") == 0)
 		return ctl_top(&c, argc, argv);
+	if (strcmp(argv[0], "wait") == 0)
+		return ctl_wait(&c, argc, argv);
 	return ctl_remote(&c, argc, argv);
 }
 
@@ -225,11 +295,14 @@ void ctl_remote_usage(FILE *f)
 	fprintf(f,
 		"\ncommands for a running ringmaster (its control socket):\n%s"
 		"  %-26s %s\n"
+		"  %-26s %s\n"
 		"\n"
 		"  -s, --socket PATH  the control socket (default: run_dir/control.sock of -c)\n"
 		"  -t, --timeout T    give up on an answer after T (default 5s)\n"
-		"      --json         JSON output (status, workers)\n",
+		"      --json         JSON output: status and workers as objects, every other\n"
+		"                     command as {\"ok\", \"command\", \"message\"}\n",
 		b.data ? b.data : "", "top [-n COUNT] [-d DELAY]",
-		"a live view of the workers; q quits");
+		"a live view of the workers; q quits", "wait [-t TIMEOUT]",
+		"until the instance answers (default 30s)");
 	proto_buf_free(&b);
 }

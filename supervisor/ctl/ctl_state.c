@@ -10,6 +10,22 @@
 #include "ctl.h"
 #include "partition.h"
 #include "store.h"
+#include "utf8.h"
+
+/* A value as text when it is (UTF-8, no control byte), else "hex:" and
+ * its bytes in hex: a binary value is never cut at a NUL or split over
+ * lines. */
+static void print_value(const void *data, size_t len)
+{
+	const unsigned char *p = data;
+	if (utf8_is_line(p, len)) {
+		fwrite(p, 1, len, stdout);
+		return;
+	}
+	fputs("hex:", stdout);
+	for (size_t i = 0; i < len; i++)
+		printf("%02x", p[i]);
+}
 
 static int open_shard(const struct cfg *cfg, unsigned p, struct store_env **env)
 {
@@ -42,9 +58,11 @@ int ctl_state(const struct cfg *cfg, int argc, char **argv)
 	int rc = store_shard_read(env, &txn);
 	if (rc == 0) {
 		rc = store_state_get(txn, key, len, &v);
-		if (rc == 0)
-			printf("%s\tpartition=%u\t%.*s\n", key, p, (int)v.len,
-			       (const char *)v.data);
+		if (rc == 0) {
+			printf("%s\tpartition=%u\t", key, p);
+			print_value(v.data, v.len);
+			putchar('\n');
+		}
 		else if (rc == -ENOENT)
 			fprintf(stderr, "ringctl: %s: no state (partition %u)\n", key, p);
 		store_txn_abort(txn);
@@ -56,7 +74,7 @@ int ctl_state(const struct cfg *cfg, int argc, char **argv)
 }
 
 struct pairs {
-	char **lines; /* "key\tvalue" */
+	char **lines; /* key, NUL, value length (size_t), value */
 	size_t n, cap;
 };
 
@@ -71,13 +89,13 @@ static int collect(void *arg, const struct store_val *key, const struct store_va
 		ps->lines = l;
 		ps->cap = cap;
 	}
-	char *line = malloc(key->len + val->len + 2);
+	char *line = malloc(key->len + 1 + sizeof(size_t) + val->len);
 	if (!line)
 		return -ENOMEM;
 	memcpy(line, key->data, key->len);
 	line[key->len] = '\0'; /* sorts by key first: '\0' is below every byte */
-	memcpy(line + key->len + 1, val->data, val->len);
-	line[key->len + 1 + val->len] = '\0';
+	memcpy(line + key->len + 1, &val->len, sizeof(size_t));
+	memcpy(line + key->len + 1 + sizeof(size_t), val->data, val->len);
 	ps->lines[ps->n++] = line;
 	return 0;
 }
@@ -112,7 +130,11 @@ int ctl_dump_state(const struct cfg *cfg, int argc, char **argv)
 		qsort(ps.lines, ps.n, sizeof(*ps.lines), by_key);
 		for (size_t i = 0; i < ps.n; i++) {
 			const char *k = ps.lines[i];
-			printf("%s\t%s\n", k, k + strlen(k) + 1);
+			size_t vlen;
+			memcpy(&vlen, k + strlen(k) + 1, sizeof(vlen));
+			printf("%s\t", k);
+			print_value(k + strlen(k) + 1 + sizeof(vlen), vlen);
+			putchar('\n');
 		}
 	}
 	for (size_t i = 0; i < ps.n; i++)

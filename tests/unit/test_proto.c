@@ -126,7 +126,7 @@ static void test_unknown_command_and_option(void **unused)
 		"unknown command 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...' (try 'help')");
 	refused("status --yaml", 13, "unknown option '--yaml' (options: --json, --tsv)");
 	refused("status --json --tsv", 19, "give one of --json and --tsv, not both");
-	refused("metrics --json", 14, "'metrics' has no --json form");
+	refused("metrics --tsv", 13, "'metrics' has no --tsv form");
 	refused("stop --tsv", 10, "'stop' has no --tsv form");
 }
 
