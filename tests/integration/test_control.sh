@@ -109,7 +109,7 @@ expect 2 "unknown command 'frobnicate'" "$RINGCTL" $C frobnicate
 expect 2 "'restart-worker' takes 1 argument (usage: restart-worker N), got 0" \
 	"$RINGCTL" $C restart-worker
 expect 2 "'status' takes no arguments, got 1" "$RINGCTL" $C status now
-expect 2 "'metrics' has no --json form" "$RINGCTL" $C --json metrics
+expect 2 "'metrics' has no --tsv form" "$RINGCTL" $C metrics --tsv
 expect 1 "ringctl: 'restart-worker': no partition 9 (partitions are 0..3)" \
 	"$RINGCTL" $C restart-worker 9
 expect 2 "-t 0" "$RINGCTL" $C -t 0 status
