@@ -609,14 +609,14 @@ static int handle(struct sup *s, const void *frame, size_t len, struct proto_buf
 	if (proto_parse(frame, len, s->cfg.partitions, &req, err, sizeof(err)) != 0) {
 		log_debug("control: bad request: %s", err);
 		proto_buf_printf(b, "%s\n", err);
-		/* a refused request that asked for JSON gets its error as JSON */
-		if (memmem(frame, len, "--json", 6)) {
-			const char *p = frame;
-			size_t n = 0;
-			while (n < len && p[n] != ' ' && p[n] != '\t')
-				n++;
+		/* a refused request for a known command that asked for JSON
+		 * gets its error as JSON */
+		const char *p = frame;
+		size_t n = 0;
+		while (n < len && p[n] != ' ' && p[n] != '\t')
+			n++;
+		if (proto_find(p, n) && memmem(frame, len, " --json", 7))
 			json_reply(p, n, -1, b);
-		}
 		return -1;
 	}
 	int rc = serve(s, &req, b);
