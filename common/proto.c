@@ -283,7 +283,6 @@ void proto_buf_printf(struct proto_buf *b, const char *fmt, ...)
 
 /* ---- JSON strings ---- */
 
-
 void proto_json_string(struct proto_buf *b, const char *s, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)s;

@@ -62,8 +62,7 @@ int ctl_state(const struct cfg *cfg, int argc, char **argv)
 			printf("%s\tpartition=%u\t", key, p);
 			print_value(v.data, v.len);
 			putchar('\n');
-		}
-		else if (rc == -ENOENT)
+		} else if (rc == -ENOENT)
 			fprintf(stderr, "ringctl: %s: no state (partition %u)\n", key, p);
 		store_txn_abort(txn);
 	}
