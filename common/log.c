@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -15,8 +16,19 @@
 static struct {
 	char role[32];
 	int level;
-	int fd; /* -1: stderr */
-} logger = {"ringmaster", LOG_LEVEL_INFO, -1};
+	int fd;			      /* -1: stderr */
+	_Atomic uint64_t *generation; /* log_follow */
+	uint64_t seen;
+	const char *path;
+} logger = {"ringmaster", LOG_LEVEL_INFO, -1, NULL, 0, NULL};
+
+void log_follow(_Atomic uint64_t *generation, const char *path)
+{
+	logger.generation = path ? generation : NULL;
+	logger.path = path;
+	if (generation)
+		logger.seen = atomic_load_explicit(generation, memory_order_relaxed);
+}
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
@@ -83,6 +95,13 @@ void log_vwrite(int level, const char *fmt, va_list ap)
 	if (level > logger.level)
 		return;
 	int saved_errno = errno;
+	if (logger.generation) {
+		uint64_t g = atomic_load_explicit(logger.generation, memory_order_acquire);
+		if (g != logger.seen) {
+			logger.seen = g;
+			log_open(logger.path); /* on failure the old file stays */
+		}
+	}
 	char buf[4096];
 	struct timespec ts;
 	struct tm tm;

@@ -11,6 +11,7 @@
 #define RM_LOG_H
 
 #include <stdarg.h>
+#include <stdint.h>
 
 enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
 
@@ -36,6 +37,12 @@ int log_fd(void);
  * destination from the fork server (forksrv.h): a log_file reopened since
  * the server was forked is not in its memory. */
 void log_use_fd(int fd);
+
+/* Reopen `path` (log_open) before the next record whenever *generation
+ * has moved since the last look: a worker follows its supervisor's reopen
+ * for logrotate without a signal of its own. NULL path: never. The string
+ * must outlive the process's logging. */
+void log_follow(_Atomic uint64_t *generation, const char *path);
 
 void log_write(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void log_vwrite(int level, const char *fmt, va_list ap);

@@ -86,7 +86,10 @@ struct shm_worker {
 	_Atomic uint64_t durable_seq;  /* applied_seq as of the last sync */
 	_Atomic uint64_t durable_pos;  /* ring position: every record below it is durable */
 	_Atomic uint64_t durable_next; /* seq of the record at durable_pos then, or SHM_NO_SEQ */
-	_Atomic uint32_t sync_failed;  /* an fsync failed: never restart on those pages */
+	/* supervisor: bumped when it reopens its log file (SIGUSR1, SIGHUP):
+	 * the worker reopens log_file before its next record (log_follow) */
+	_Atomic uint64_t log_generation;
+	_Atomic uint32_t sync_failed; /* an fsync failed: never restart on those pages */
 	/* Log2 histograms for percentiles: events per batch, and commit
 	 * latency in microseconds. */
 	_Atomic uint64_t batch_hist[SHM_HIST_BUCKETS];

@@ -87,6 +87,7 @@ static void __attribute__((noreturn)) run_worker(const struct cfg *cfg, struct s
 	set_handled_signals(SIG_DFL);
 	if (log_fd >= 0)
 		log_use_fd(log_fd);
+	log_follow(&shm->workers[p].log_generation, cfg->log_file);
 	struct wrk_args a = {.cfg = cfg,
 			     .partition = p,
 			     .ring = shm->rings[p],

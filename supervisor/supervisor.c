@@ -38,7 +38,8 @@
 
 volatile sig_atomic_t sup_stop;
 volatile sig_atomic_t sup_child;
-static volatile sig_atomic_t sup_hup; /* SIGHUP: reload (job_reload) */
+static volatile sig_atomic_t sup_hup;  /* SIGHUP: reload (job_reload) */
+static volatile sig_atomic_t sup_usr1; /* SIGUSR1: reopen the log file (job_reopen) */
 
 /* One stop is often signalled twice at once: timeout(1) sends SIGTERM to
  * its child and then to its whole process group, which holds the child
@@ -77,6 +78,12 @@ static void on_hup(int sig)
 	sup_hup = 1;
 }
 
+static void on_usr1(int sig)
+{
+	(void)sig;
+	sup_usr1 = 1;
+}
+
 static int install_signals(void)
 {
 	struct sigaction sa = {.sa_handler = on_stop};
@@ -94,6 +101,9 @@ static int install_signals(void)
 	sa.sa_handler = on_hup;
 	sa.sa_flags = 0;
 	if (sigaction(SIGHUP, &sa, NULL))
+		return -1;
+	sa.sa_handler = on_usr1;
+	if (sigaction(SIGUSR1, &sa, NULL))
 		return -1;
 	signal(SIGPIPE, SIG_IGN);
 	return 0;
@@ -411,13 +421,35 @@ static void job_supervise(struct sup *s, uint64_t now)
 	lc_supervise(s, s->closing);
 }
 
+/* The log file again at its path, as nginx does on SIGUSR1: logrotate
+ * renamed it. The workers follow before their next record (log_follow). */
+static void reopen_log(struct sup *s)
+{
+	if (!s->cfg.log_file)
+		return;
+	int rc = log_open(s->cfg.log_file);
+	if (rc != 0) {
+		log_error("%s: cannot reopen the log file: %s; logging where it was",
+			  s->cfg.log_file, strerror(-rc));
+		return;
+	}
+	for (unsigned p = 0; p < s->cfg.partitions; p++)
+		atomic_fetch_add(&s->shm.workers[p].log_generation, 1);
+	log_info("log file reopened: %s", s->cfg.log_file);
+}
+
 static void job_reload(struct sup *s, uint64_t now)
 {
 	char msg[8192];
 	(void)now;
+	if (sup_usr1) {
+		sup_usr1 = 0;
+		reopen_log(s);
+	}
 	if (!sup_hup)
 		return;
 	sup_hup = 0;
+	reopen_log(s);
 	sup_reload(s, msg, sizeof(msg));
 }
 
@@ -476,7 +508,7 @@ static const struct sup_job {
 	int (*wanted)(const struct sup *s); /* NULL: always; else only when it says so */
 } jobs[] = {
     {"supervise", 0, job_supervise, 1, NULL}, /* reap, restart after backoff, watchdog */
-    {"reload", 0, job_reload, 0, NULL},	      /* SIGHUP */
+    {"reload", 0, job_reload, 0, NULL},	      /* SIGHUP; SIGUSR1: reopen the log */
     {"rates", 1000, job_rates, 1, NULL},      /* events/s per worker */
     /* A restart redoes at most this much of the source (the workers skip
      * what they applied anyway). */
