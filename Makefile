@@ -364,6 +364,16 @@ $(CONTROL_CLIENT): $(B)/obj/tests/integration/control_client.o $(LIBCOMMON)
 test: $(CONTROL_CLIENT)
 # ---- end of control socket client -------------------------------------------
 
+# $(B)/tests/logcheck: every log record a test produced is logfmt a strict
+# parser reads (tests/integration/logcheck.c, run by lib.sh at each test's end).
+LOGCHECK := $(B)/tests/logcheck
+
+$(LOGCHECK): $(B)/obj/tests/integration/logcheck.o
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) $^ -o $@
+
+test: $(LOGCHECK)
+
 # ---- fault injection (issue 11) ---------------------------------------------
 # $(B)/tests/libfailsync.so: fsync/fdatasync fail with EIO on demand
 # (tests/faults/failsync.c). An LD_PRELOAD library, built without the

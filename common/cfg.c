@@ -108,6 +108,7 @@ static setter set_num, set_size, set_dur, set_bool, set_double, set_enum, set_le
     set_str, set_path, set_handler;
 
 static const char *const source_types[] = {"file", "generate", "zmq", "kafka", "spool", NULL};
+static const char *const log_formats[] = {"logfmt", "json", NULL};
 static const char *const spool_afters[] = {"keep", "move", "delete", NULL};
 static const char *const source_formats[] = {"tsv", "jsonl", NULL};
 static const char *const output_types[] = {"file", "zmq", "none", "kafka", NULL};
@@ -133,6 +134,7 @@ static const struct setting settings[] = {
 	{ "ringmaster", "name", set_str, OFF(name), F_NAME, 0, 0, "ringmaster", NULL },
 	{ "ringmaster", "log_level", set_level, OFF(log_level), F_LIVE, 0, 0, "info", NULL },
 	{ "ringmaster", "log_file", set_path, OFF(log_file), F_OPTIONAL | F_LIVE, 0, 0, NULL, NULL },
+	{ "ringmaster", "log_format", set_enum, OFF(log_format), 0, 0, 0, "logfmt", log_formats },
 	{ "ringmaster", "stop_timeout", set_dur, OFF(stop_timeout_ms), F_LIVE, 100, HOUR, "10s", NULL },
 	/* live: a reload checks the files it reads with the new value */
 	{ "ringmaster", "strict_modes", set_bool, OFF(strict_modes), F_LIVE, 0, 0, "yes", NULL },

@@ -61,6 +61,7 @@ struct cfg {
 	char *data_dir;		  /* default "var/data" */
 	char *run_dir;		  /* default "var/run" */
 	int log_level;		  /* enum log_level; "error|warn|info|debug" */
+	int log_format;		  /* enum log_format: logfmt | json */
 	char *log_file;		  /* NULL = stderr */
 	uint64_t stop_timeout_ms; /* default 10s */
 	int strict_modes;	  /* refuse group/other-writable files, default yes */

@@ -1,12 +1,17 @@
-/* log.h - one line per record, logfmt-ish, on stderr (or a log file):
+/* log.h - one line per record on stderr (or a log file), logfmt:
  *
- *   2026-11-27T23:26:51.123Z info supervisor pid=4242 workers started partitions=4
+ *   ts=2026-11-27T23:26:51.123Z level=info proc=supervisor pid=4242 msg="workers
+ *   started partitions=4" partitions=4
  *
- * time (UTC, ISO 8601 with milliseconds), level, role ("supervisor",
- * "worker/3", "ringctl"), pid, then the message and key=value fields as the
- * caller formats them. The logger is per process (set once after fork), which
- * is the one piece of module state outside signal flags that we allow.
- */
+ * (one line), or one JSON object with the same names (log_set_format).
+ * time (UTC, ISO 8601 with milliseconds), level, process ("supervisor",
+ * "worker/3", "ringctl"), pid, the message as the caller formats it, then
+ * the values in it as fields of their own: its words key=value, and a
+ * leading path ("/srv/x: cannot open ..." gives path=/srv/x). A value is
+ * quoted when it must be, with JSON's escapes (invalid UTF-8 as U+FFFD), so
+ * any logfmt parser reads every line. The logger is per process (set once
+ * after fork), which is the one piece of module state outside signal flags
+ * that we allow. */
 #ifndef RM_LOG_H
 #define RM_LOG_H
 
@@ -14,10 +19,12 @@
 #include <stdint.h>
 
 enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
+enum log_format { LOG_FORMAT_LOGFMT, LOG_FORMAT_JSON };
 
 /* Set the role shown on each line and the threshold. Call again after fork. */
 void log_init(const char *role, int level);
 void log_set_level(int level);
+void log_set_format(int format); /* enum log_format */
 
 /* Parse "error|warn|info|debug" into a level; -1 if none matches. */
 int log_level_parse(const char *s);

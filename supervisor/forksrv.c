@@ -172,6 +172,7 @@ serve(int sock, const struct cfg *cfg, struct shm *shm, pid_t supervisor, int ha
 	log_use_fd(-1);		 /* its records go to stderr: it writes none but this */
 	close_other_fds(sock, handler_fd);
 	log_init("fork-server", cfg->log_level);
+	log_set_format(cfg->log_format);
 	proctitle_set("rm-forksrv", "ringmaster: fork server (%s)", cfg->name);
 	for (;;) {
 		struct fs_request rq;

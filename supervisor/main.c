@@ -192,6 +192,7 @@ int main(int argc, char **argv)
 		return EX_CONFIG;
 	}
 	log_init("supervisor", s.cfg.log_level);
+	log_set_format(s.cfg.log_format);
 	if (o.test_only)
 		rc = check_config(&o, &s.cfg);
 	else

@@ -928,6 +928,7 @@ int wrk_main(const struct wrk_args *a)
 	char role[32];
 	snprintf(role, sizeof(role), "worker/%u", a->partition);
 	log_init(role, a->cfg->log_level);
+	log_set_format(a->cfg->log_format);
 	proctitle_set("rm-worker", "ringmaster: worker %u (%s)", a->partition, a->cfg->name);
 	atomic_store(&a->stats->pid, (int32_t)getpid());
 	atomic_store(&a->stats->started_ns, shm_now_ns());

@@ -63,6 +63,7 @@ static int run_with_cfg(const struct ctl_opts *o, int argc, char **argv)
 	if (load_cfg(o, &cfg) != 0)
 		return EX_CONFIG;
 	log_init("ringctl", cfg.log_level);
+	log_set_format(cfg.log_format);
 	int rc;
 	if (strcmp(argv[0], "state") == 0)
 		rc = ctl_state(&cfg, argc, argv);

@@ -11,8 +11,19 @@ CONTROL_CLIENT=${CONTROL_CLIENT:-$TOP/${B:-build}/tests/control_client}
 BG_PIDS=() # background instances the test started: killed on exit
 # Their workers too: one stuck where it cannot see its supervisor die (an
 # ASan allocator lock taken across fork) would spin on for ever.
+# At the end, every log record the test produced must be logfmt a parser
+# reads (logcheck.c): a test that passes fails if one is not.
+LOGCHECK=${LOGCHECK:-$TOP/${B:-build}/tests/logcheck}
+check_logs() {
+	local files
+	[ -x "$LOGCHECK" ] || return 0
+	files=$(grep -rlI --exclude-dir=data -e '^ts=' "$T" 2>/dev/null) || return 0
+	# shellcheck disable=SC2086
+	"$LOGCHECK" $files >&2 || { echo "FAIL: log records that are not logfmt (above)" >&2; return 1; }
+}
 trap 'rc=$?; set +e; for p in "${BG_PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
 	pkill -KILL -f "^ringmaster: worker [0-9]+ \($NAME\)" 2>/dev/null
+	[ $rc -ne 0 ] || check_logs || rc=1
 	[ $rc -eq 0 ] && rm -rf "$T" || echo "kept $T for a look"; exit $rc' EXIT
 trap 'exit 143' TERM # a test timed out: the EXIT trap still cleans up
 

@@ -75,7 +75,7 @@ for mode in abort exit0 _exit0 error unknown; do
 		-o output.dead_letter="$d/dead.tsv" -o ringmaster.run_dir="$d/run" \
 		--summary "$d.json" 2>"$d.log" || rc=$?
 	[ $rc = 1 ] || { tail -20 "$d.log"; fail "$mode: exit $rc, not 1"; }
-	log_has "$d.log" "error supervisor .*partition 1 failed: its handler could not finish 4 events in a row" ||
+	log_has "$d.log" "level=error proc=supervisor .*partition 1 failed: its handler could not finish 4 events in a row" ||
 		{ tail -20 "$d.log"; fail "$mode: no error naming the failed partition"; }
 	grep -q '"failed_partitions":\[1\]' "$d.json" || fail "$mode: summary: $(cat "$d.json")"
 	grep -q 'failed partitions: p1 (handler)' "$d.log" || fail "$mode: the text summary does not name p1"

@@ -73,7 +73,7 @@ kill -HUP $sup
 wait_until 10 log_has "$T/b.log" "reload done"
 old=$(worker_pid 1)
 kill -KILL "$old"
-wait_until 10 log_has "$T/b.log" "debug worker/1 pid=[0-9]* worker started partition=1"
+wait_until 10 log_has "$T/b.log" "level=debug proc=worker/1 pid=[0-9]* msg=\"worker started partition=1"
 ! log_has "$T/a.log" "worker started" || fail "a restarted worker logged to the old log file"
 ! log_has "$T/stderr.log" "worker started" || fail "a restarted worker logged to stderr"
 ok "after a reload, a restarted worker logs to the new log_file, at the new log_level"

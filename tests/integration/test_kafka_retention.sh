@@ -19,7 +19,7 @@ wait_until 60 processed_is a 10000
 log_has "$T/a.log" "partition 0: no committed offset and nothing applied: starting at its log start, offset 0" ||
 	fail "a new group did not say where it starts"
 # The mock cluster implements no CreateTopics: a warning, and the topic as it is.
-log_has "$T/a.log" "warn supervisor .*kafka: the cluster cannot \(create\|describe\) topics (.*): .*changelog topic $CHANGELOG .*as it is" ||
+log_has "$T/a.log" "level=warn proc=supervisor .*kafka: the cluster cannot \(create\|describe\) topics (.*): .*changelog topic $CHANGELOG .*as it is" ||
 	fail "no warning that the changelog topic could not be created"
 kafka_stop a
 
@@ -34,7 +34,7 @@ ask() { # WHAT FILTER: jq -e on ringctl --json WHAT, false if it does not answer
 }
 kafka_run a
 wait_until 60 log_has "$T/a.log" "kafka: partition 0: offsets 10000\.\.$((low - 1)) were deleted by the topic's retention before this group processed them: $lost events lost"
-log_has "$T/a.log" "error supervisor .*kafka: partition 0 failed" || fail "no error saying the partition failed"
+log_has "$T/a.log" "level=error proc=supervisor .*kafka: partition 0 failed" || fail "no error saying the partition failed"
 wait_until 30 ask workers '.[0].state == "failed"'
 "$RINGCTL" -c "$T/a.ini" metrics | grep -q "^ringmaster_kafka_offsets_lost_total{partition=\"0\"} $lost\$" ||
 	fail "the metrics do not count $lost lost offsets"

@@ -57,7 +57,7 @@ copy_truncate() { # N [refill]: cp, truncate (what a writer adds meanwhile is lo
 	truncate -s 0 "$P"
 	truncations=$((truncations + 1))
 	[ "${2:-}" = refill ] \
-		|| wait_until 10 log_has "$D/log" "warn .* $P was truncated" $truncations
+		|| wait_until 10 log_has "$D/log" "level=warn .*$P was truncated" $truncations
 }
 
 : >"$P"
@@ -100,7 +100,7 @@ rename_rotation 11
 write_chunk $((n++))
 wait_until 20 processed
 stop "at the end"
-[ $truncations -eq "$(grep -c "warn .* $P was truncated" "$D/log")" ] \
+[ $truncations -eq "$(grep -c "level=warn .*$P was truncated" "$D/log")" ] \
 	|| { grep "truncated" "$D/log"; fail "one warning a truncation"; }
 log_has "$D/log" "another file at that path" 6 || fail "renames not logged"
 ! grep -q "not reading it" "$D/log" || fail "the file was detached"

@@ -30,7 +30,7 @@ expect_refusal() { # DIR PATTERN WHAT: exit 78, the message, nothing processed
 	assert_same_file "$3: outputs" "$1/out.before" "$1/out.after"
 	"$RINGCTL" -c "$T/t.ini" $(at "$1") dump-state >"$1/state.after"
 	assert_same_file "$3: state" "$1/state.before" "$1/state.after"
-	ok "$3: refused: $(grep -o 'error supervisor pid=[0-9]* .*' "$1/refused.log" | cut -d' ' -f4- | head -1)"
+	ok "$3: refused: $(grep -o 'level=error proc=supervisor pid=[0-9]* msg=.*' "$1/refused.log" | cut -d' ' -f4- | head -1)"
 }
 
 # ---- 1. another file at the path of the one a finished run read ----
@@ -136,7 +136,7 @@ size=$(stat -c %s "$D/events.tsv")
 follow_start "$D" 2000
 : >"$D/events.tsv"
 printf 'acctNEW00001\tdeposit\t5\n' >>"$D/events.tsv"
-wait_until 5 log_has "$D/log" "warn .* $D/events.tsv was truncated from $size to [0-9]* bytes while followed: reading it from its start as a new file at seq=$size"
+wait_until 5 log_has "$D/log" "level=warn .*$D/events.tsv was truncated from $size to [0-9]* bytes while followed: reading it from its start as a new file at seq=$size"
 wait_until 5 processed "$D" '.processed + .handler_rejected == 2001'
 sleep 0.3 # a few more polls: still one warning
 assert_eq "truncation warnings" 1 "$(grep -c "was truncated" "$D/log")"
@@ -153,10 +153,10 @@ mv "$D/events.tsv" "$D/events.tsv.1"
 printf 'acctNEW00002\tdeposit\t5\n' >"$D/events.tsv"
 ino_new=$(stat -c %i "$D/events.tsv")
 # mv then create: the moment the path names nothing is not taken for a removal.
-wait_until 5 log_has "$D/log" "info .* $D/events.tsv: another file at that path (device [0-9:]* inode $ino_new, was device [0-9:]* inode $ino_old)"
+wait_until 5 log_has "$D/log" "level=info .*$D/events.tsv: another file at that path (device [0-9:]* inode $ino_new, was device [0-9:]* inode $ino_old)"
 wait_until 5 processed "$D" '.processed + .handler_rejected == 2001'
 sleep 0.3
-assert_eq "replacement warnings" 0 "$(grep -c "warn .*was removed" "$D/log")"
+assert_eq "replacement warnings" 0 "$(grep -c "level=warn .*was removed" "$D/log")"
 printf 'acct00000007\tdeposit\t5\n' >>"$D/events.tsv"
 wait_until 5 processed "$D" '.processed + .handler_rejected == 2002'
 follow_stop "$D" "replaced while followed"
@@ -167,7 +167,7 @@ mkdir -p "$D"
 "$RINGCTL" gen events --events 500 --keys 100 --seed 10 >"$D/events.tsv"
 follow_start "$D" 500
 rm "$D/events.tsv"
-wait_until 5 log_has "$D/log" "warn .* $D/events.tsv was removed while followed"
+wait_until 5 log_has "$D/log" "level=warn .*$D/events.tsv was removed while followed"
 follow_stop "$D" "removed while followed"
 ok "removal while followed: warned, exit 0"
 

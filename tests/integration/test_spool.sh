@@ -124,7 +124,7 @@ printf 'acct00000003\tdeposit\t100\n' >>"$C/in/day-00.tsv"
 rc=0
 wait $cpid || rc=$?
 assert_eq "exit status after a done file changed" 1 $rc
-log_has "$C/log" "error .*$C/in/day-00.tsv grew after it was read to its end as spool file 1 .*Its new bytes are not read" \
+log_has "$C/log" "level=error .*$C/in/day-00.tsv grew after it was read to its end as spool file 1 .*Its new bytes are not read" \
 	|| { tail -5 "$C/log"; fail "no error naming the changed file"; }
 rc=0
 "$RINGMASTER" -c "$T/t.ini" $(spool c "$C/in") 2>"$C/log2" || rc=$?
@@ -161,7 +161,7 @@ truncate -s 10000 "$L/in/day-01.tsv"
 rc=0
 wait $lpid || rc=$?
 assert_eq "exit status after the file being read was cut" 1 $rc
-grep -Eq "error .*$L/in/day-01.tsv (shrank while it was read|was cut after it was read to its end) as spool file 2" "$L/log" \
+grep -Eq "level=error .*$L/in/day-01.tsv (shrank while it was read|was cut after it was read to its end) as spool file 2" "$L/log" \
 	|| { tail -5 "$L/log"; fail "the cut file is not named"; }
 ok "a done file changed: the run stops naming it, a start refuses it; a file cut while read or while down: refused"
 
