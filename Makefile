@@ -166,7 +166,7 @@ $(B)/tests/bench/%: $(B)/obj/tests/bench/%.o $(LIBWORKER) $(LIBCOMMON)
 # own: the directories above the checkout are the user's to fix (the
 # message says which and how).
 etc-modes:
-	@chmod go-w . etc etc/*.ini etc/*.tsv
+	@chmod go-w . etc etc/*.ini etc/*.tsv etc/*.lua
 build-modes = chmod go-w $(B) $(B)/handlers $(B)/test-handlers $(wildcard $(B)/handlers/*.so $(B)/test-handlers/*.so) 2>/dev/null || true
 
 run: all etc-modes
