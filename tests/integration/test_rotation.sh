@@ -33,10 +33,12 @@ processed() { # every line written so far is applied
 	st=$("$RINGCTL" -s "$D/run/control.sock" status --json) \
 		&& jq -e ".processed + .handler_rejected == $written - $before" <<<"$st"
 }
-start() {
+start() { # and wait until it answers: it has opened the path by then, so a
+	# rotation right after is one it follows (a slow start would miss it)
 	"$RINGMASTER" -c "$T/t.ini" $(at) 2>>"$D/log" &
 	fpid=$!
 	BG_PIDS+=($fpid)
+	"$RINGCTL" -s "$D/run/control.sock" wait -t 30s
 }
 stop() { # WHAT: SIGTERM stops it with 0
 	kill -TERM $fpid
