@@ -108,6 +108,12 @@ wait_until() {
 	done
 }
 
+# log_messages FILE: each log record's msg, unescaped; other lines as they are.
+log_messages() {
+	sed -E 's/^ts=[^ ]+ level=[a-z]+ proc=[^ ]+ pid=[0-9]+ msg=("(([^"\\]|\\.)*)"|([^ ]*)).*$/\2\4/' "$1" |
+		sed -E 's/\\"/"/g; s/\\t/\t/g; s/\\\\/\\/g'
+}
+
 # log_has FILE PATTERN [COUNT]: FILE has at least COUNT (1) lines matching.
 log_has() { [ "$(grep -c -- "$2" "$1" 2>/dev/null)" -ge "${3:-1}" ]; }
 

@@ -23,7 +23,7 @@ expect() { # exit-code command... : stderr in $T/err
 	[ "$rc" = "$want" ] || { cat "$T/stdout" "$T/err" >&2; fail "$*: exit $rc, expected $want"; }
 }
 # messages: stderr without the log records' prefix
-messages() { sed -E 's/^[0-9TZ:.-]+ [a-z]+ [a-z/0-9]+ pid=[0-9]+ //' "$T/err"; }
+messages() { log_messages "$T/err"; }
 
 # ---- table errors, in the INI file's order, each naming its INI line ----
 printf 'acct1\tactive\t0\n\tno key\nacct2\tactive\t0\nacct1\tdup\n' >"$T/bad_accounts.tsv"
