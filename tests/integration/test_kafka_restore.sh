@@ -32,8 +32,8 @@ kafka_run one -o kafka.fetch.max.bytes=16384 -o kafka.max.partition.fetch.bytes=
 # changelog (its log says so) and is still at it, or false.
 restoring() {
 	local p pid
-	read -r p pid < <(sed -n 's/.* worker\/\([0-9]*\) pid=\([0-9]*\) partition [0-9]*: restoring state from .*/\1 \2/p' "$T/one.log" | head -1) &&
-		[ -n "$pid" ] && ! log_has "$T/one.log" "worker/$p pid=$pid partition $p: restored" &&
+	read -r p pid < <(sed -n 's/.* proc=worker\/\([0-9]*\) pid=\([0-9]*\) msg="partition [0-9]*: restoring state from .*/\1 \2/p' "$T/one.log" | head -1) &&
+		[ -n "$pid" ] && ! log_has "$T/one.log" "proc=worker/$p pid=$pid msg=\"partition $p: restored" &&
 		kill -0 "$pid" 2>/dev/null && echo "$p $pid"
 }
 got=
