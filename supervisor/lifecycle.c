@@ -36,6 +36,7 @@
 
 #include "forksrv.h"
 #include "log.h"
+#include "reload.h"
 #include "supervisor.h"
 #include "worker.h"
 
@@ -208,6 +209,10 @@ static void worker_exited(struct sup *s, unsigned p, int status, int closing)
 		struct shm_worker *st = &s->shm.workers[p];
 		handler_failed(s, p, atomic_exchange(&st->handler_fails, 0),
 			       atomic_exchange(&st->current_seq, SHM_NO_SEQ));
+		return;
+	}
+	if (WIFEXITED(status) && WEXITSTATUS(status) == WRK_EXIT_SWITCH_FAILED && !w->releasing) {
+		sup_switch_failed(s, p);
 		return;
 	}
 	if ((WIFEXITED(status) && WEXITSTATUS(status) == WRK_EXIT_SYNC_FAILED) ||
@@ -448,6 +453,7 @@ int lc_acquire(struct sup *s, unsigned p)
 	w->fails_in_row = 0;
 	atomic_store(&st->handler_fails, 0);
 	w->releasing = 0;
+	sup_barrier_settle(s, p);
 	return lc_spawn(s, p);
 }
 
@@ -498,6 +504,7 @@ int sup_restart_worker(struct sup *s, unsigned p, char *msg, size_t len)
 		atomic_store(&s->shm.workers[p].handler_fails, 0);
 		w->backoff_ms = 0;
 		s->failed_partitions--;
+		sup_barrier_settle(s, p);
 		if (lc_spawn(s, p) != 0) {
 			snprintf(msg, len, "cannot start worker %u (see the log)", p);
 			return -1;

@@ -244,6 +244,53 @@ static void apply_live(struct cfg *c, struct cfg *n)
 			  c->log_file ? c->log_file : "stderr");
 }
 
+/* Partition p has no worker to act on a barrier, and gets none until an
+ * operator or the Kafka group acts: it is failed, or not ours. */
+static int no_worker(const struct sup *s, unsigned p)
+{
+	enum sup_wstate st = s->workers[p].state;
+	return st == WK_FAILED || st == WK_UNOWNED;
+}
+
+/* A barrier in ring p: version `what` from the ring's write position on.
+ * A partition with no worker does not hold a reload up: it runs `what`
+ * from wherever it resumes (its switch seq says where). */
+static void set_barrier(struct sup *s, unsigned p, uint64_t what)
+{
+	struct shm_worker *st = &s->shm.workers[p];
+	int idle = no_worker(s, p);
+	atomic_store(&st->barrier_pos, idle ? 0 : ring_write_pos(s->shm.rings[p]));
+	atomic_store(&st->barrier_from, idle ? what : s->handler_version);
+	atomic_store(&st->barrier_what, what);
+	atomic_fetch_add_explicit(&st->barrier_id, 1, memory_order_release);
+}
+
+void sup_barrier_settle(struct sup *s, unsigned p)
+{
+	struct shm_worker *st = &s->shm.workers[p];
+	if (atomic_load(&st->barrier_id) == atomic_load(&st->barrier_done))
+		return;
+	atomic_store(&st->barrier_from, atomic_load(&st->barrier_what));
+	atomic_store(&st->barrier_pos, 0);
+}
+
+void sup_switch_failed(struct sup *s, unsigned p)
+{
+	struct sup_worker *w = &s->workers[p];
+	uint64_t v = atomic_load(&s->shm.workers[p].barrier_what);
+	w->state = WK_FAILED;
+	w->fail = FAIL_HANDLER;
+	s->failed_partitions++;
+	snprintf(w->last_exit, sizeof(w->last_exit),
+		 "failed: handler version %016llx did not start", (unsigned long long)v);
+	log_error("partition %u failed: handler version %016llx did not start in its worker "
+		  "(see above), though it passed the reload's check: not restarting it. Its "
+		  "events after its switch wait in its ring, held back once that is full; the "
+		  "rest goes on. Fix the handler and reload, then run: ringctl restart-worker %u "
+		  "(it resumes on the version running then)",
+		  p, (unsigned long long)v, p);
+}
+
 /* A Lua script changed under the same path: open it with the file checks,
  * compile it and run its top level in a child (handler_check), before any
  * worker hears of it. Returns 0 with *out the new version's script (NULL
@@ -259,7 +306,8 @@ static int lua_prepare(struct sup *s, const struct cfg *n, struct lua_script **o
 	if (handler_open(n, &fd, msg, len) != 0)
 		return -1;
 	struct lua_script *script = lua_script_read(n->handler, fd, msg, len);
-	if (!script || script->hash == s->handler_version || handler_check(n, fd, msg, len) != 0) {
+	if (!script || script->hash == s->handler_version ||
+	    handler_check_init(n, fd, msg, len) != 0) {
 		int rc = script && script->hash == s->handler_version ? 0 : -1;
 		if (rc == 0)
 			msg[0] = '\0';
@@ -270,7 +318,8 @@ static int lua_prepare(struct sup *s, const struct cfg *n, struct lua_script **o
 	close(fd);
 	for (unsigned p = 0; p < s->cfg.partitions; p++) {
 		struct shm_worker *st = &s->shm.workers[p];
-		if (atomic_load(&st->barrier_id) != atomic_load(&st->barrier_done)) {
+		if (!no_worker(s, p) &&
+		    atomic_load(&st->barrier_id) != atomic_load(&st->barrier_done)) {
 			snprintf(msg, len,
 				 "%s: partition %u has not switched to the last version yet: "
 				 "reload again once it has (ringctl workers)\n",
@@ -327,13 +376,8 @@ static int lua_switch(struct sup *s, struct lua_script *script, char *msg, size_
 	if (put_script(s, script, msg, len) != 0)
 		return -1;
 	lua_script_version(script, v);
-	for (unsigned p = 0; p < s->cfg.partitions; p++) {
-		struct shm_worker *st = &s->shm.workers[p];
-		atomic_store(&st->barrier_pos, ring_write_pos(s->shm.rings[p]));
-		atomic_store(&st->barrier_from, s->handler_version);
-		atomic_store(&st->barrier_what, script->hash);
-		atomic_fetch_add_explicit(&st->barrier_id, 1, memory_order_release);
-	}
+	for (unsigned p = 0; p < s->cfg.partitions; p++)
+		set_barrier(s, p, script->hash);
 	log_info("reload: %s: version %016llx -> %s, each partition switches at a batch "
 		 "boundary of its own",
 		 script->name, (unsigned long long)s->handler_version, v);

@@ -31,4 +31,14 @@ void wm_free(struct sup *s);
  * EX_OSERR (logged). */
 int sup_handler_record(struct sup *s);
 
+/* Partition p is resumed (restart-worker) or assigned (Kafka) with no
+ * worker having acted on its last barrier: it runs the version that
+ * barrier brought from where it resumes, not the one before it. */
+void sup_barrier_settle(struct sup *s, unsigned p);
+
+/* Partition p's worker exited WRK_EXIT_SWITCH_FAILED: a reload's handler
+ * version did not start there. The partition fails (FAIL_HANDLER), logged
+ * with the version, until `ringctl restart-worker`. */
+void sup_switch_failed(struct sup *s, unsigned p);
+
 #endif

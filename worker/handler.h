@@ -66,4 +66,12 @@ int handler_file_version(int fd, char buf[17]);
  * -1 with err filled, starting with the file and line of the setting. */
 int handler_check(const struct cfg *c, int fd, char *err, size_t errlen);
 
+/* As handler_check, and the child also runs the handler's init() (a
+ * script's, or a .so's) with c's [handler] params and an rm_ctx that reads
+ * the tables of the config environment in c's data_dir as they are now,
+ * as partition 0 (init may read tables and params and log; its state
+ * calls fail): the supervisor, before a reload switches any worker to a
+ * new version. */
+int handler_check_init(const struct cfg *c, int fd, char *err, size_t errlen);
+
 #endif
