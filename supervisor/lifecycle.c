@@ -61,7 +61,7 @@ static void forksrv_lost(struct sup *s, const char *how)
 int lc_spawn(struct sup *s, unsigned p)
 {
 	struct sup_worker *w = &s->workers[p];
-	pid_t pid = fs_spawn(&s->forksrv, p, log_fd());
+	pid_t pid = fs_spawn(&s->forksrv, p, log_fd(), sup_handler_fd(s, p));
 	if (pid == -EPIPE) {
 		forksrv_lost(s, "is gone");
 		w->state = WK_STOPPED;
@@ -268,6 +268,15 @@ static void worker_exited(struct sup *s, unsigned p, int status, int closing)
 		return;
 	}
 	w->restarts++;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == WRK_EXIT_RELOAD) {
+		log_info("worker %u (pid %ld) stopped at its barrier to load handler version "
+			 "%016llx: starting it again",
+			 p, (long)pid,
+			 (unsigned long long)atomic_load(&s->shm.workers[p].barrier_what));
+		w->backoff_ms = 0;
+		lc_spawn(s, p);
+		return;
+	}
 	if (clean && w->restart_requested) {
 		log_info("worker %u (pid %ld) stopped for a restart: starting it again", p,
 			 (long)pid);
@@ -385,6 +394,7 @@ void lc_supervise(struct sup *s, int closing)
 		}
 	}
 	watchdog(s, now);
+	sup_handler_swap_step(s);
 }
 
 unsigned lc_alive(const struct sup *s)

@@ -15,9 +15,9 @@ struct lua_script;
 /* 1 when `spec` names a Lua script, 0 otherwise. */
 int handler_is_lua(const char *spec);
 
-/* The supervisor, once at start: open the .so or .lua `[worker] handler` names with
- * safety_open (checked when strict_modes is on) and leave its descriptor in
- * *fd (O_CLOEXEC: inherited by forked workers, not by programs they run).
+/* The supervisor, at start and when a reload finds the file changed: open
+ * the .so or .lua `[worker] handler` names with safety_open (checked when
+ * strict_modes is on) and leave its descriptor in *fd (O_CLOEXEC: inherited by forked workers, not by programs they run).
  * A built-in leaves *fd = -1. Returns 0, or -1 with err filled, each line
  * starting with the file and line of the setting ("c.ini:12: [worker]
  * handler: /srv/h is writable by group or others ..."). Runs no code of the

@@ -77,6 +77,7 @@ struct worker {
 	int sync_failed;		 /* an fsync failed: exit WRK_EXIT_SYNC_FAILED */
 	int handler_failed;		 /* fail_after failures: exit WRK_EXIT_HANDLER_FAILED */
 	int switch_failed;		 /* a new version did not start: WRK_EXIT_SWITCH_FAILED */
+	int reload_exit;		 /* at a barrier for a new .so: WRK_EXIT_RELOAD */
 	uint64_t committed_pos;		 /* ring position after the last committed batch */
 	uint64_t synced_pos;		 /* ... as of the last completed sync */
 	const struct output_ops *output; /* [output] type */
@@ -422,9 +423,10 @@ static uint64_t version_at_start(struct worker *w)
 
 /* Act on a barrier once every record before it is committed: switch to
  * the handler version it names, between two batches. Returns 0, or -1
- * when the new version cannot start (logged): the worker stops with
- * everything before the barrier committed, and its partition fails
- * (WRK_EXIT_SWITCH_FAILED) rather than run on the old version unseen. */
+ * when the worker stops here with everything before the barrier
+ * committed: for a new .so (WRK_EXIT_RELOAD), or when the new version
+ * cannot start (logged): its partition fails (WRK_EXIT_SWITCH_FAILED)
+ * rather than run on the old version unseen. */
 static int pass_barrier(struct worker *w)
 {
 	struct shm_worker *st = w->a->stats;
@@ -434,6 +436,19 @@ static int pass_barrier(struct worker *w)
 		return 0;
 	uint64_t what = atomic_load(&st->barrier_what);
 	uint64_t was = atomic_load(&st->handler_version);
+	if (what != was && w->hd.dl) {
+		/* A new .so: the fork server holds it, so the next worker loads
+		 * it; this one stops here, everything before it committed. */
+		atomic_store(&st->switch_seq, w->has_applied ? w->applied_seq : SHM_NO_SEQ);
+		log_info("partition %u: handler version %016llx -> %016llx after seq=%llu (barrier "
+			 "%llu): restarting on the new library",
+			 w->a->partition, (unsigned long long)was, (unsigned long long)what,
+			 w->has_applied ? (unsigned long long)w->applied_seq : 0ull,
+			 (unsigned long long)id);
+		atomic_store(&st->barrier_done, id);
+		w->reload_exit = 1;
+		return -1;
+	}
 	if (what != was) {
 		struct handler fresh;
 		if (start_handler(w, &fresh, what) != 0) {
@@ -993,9 +1008,10 @@ int wrk_main(const struct wrk_args *a)
 	int rc = loop(&w);
 	if (rc >= 0 &&
 	    (w.cfg->sync == CFG_SYNC_BATCH || w.synced_pos == w.committed_pos || sync_all(&w) == 0))
-		status = w.switch_failed ? WRK_EXIT_SWITCH_FAILED
-			 : rc		 ? WRK_EXIT_HANDLER_FAILED
-					 : 0;
+		status = w.reload_exit	   ? WRK_EXIT_RELOAD
+			 : w.switch_failed ? WRK_EXIT_SWITCH_FAILED
+			 : rc		   ? WRK_EXIT_HANDLER_FAILED
+					   : 0;
 out:
 	close_all(&w);
 	return w.sync_failed ? WRK_EXIT_SYNC_FAILED : status;
