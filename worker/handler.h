@@ -17,10 +17,11 @@ int handler_is_lua(const char *spec);
 
 /* The supervisor, at start and when a reload finds the file changed: open
  * the .so or .lua `[worker] handler` names with safety_open (checked when
- * strict_modes is on) and leave its descriptor in *fd (O_CLOEXEC: inherited by forked workers, not by programs they run).
- * A built-in leaves *fd = -1. Returns 0, or -1 with err filled, each line
- * starting with the file and line of the setting ("c.ini:12: [worker]
- * handler: /srv/h is writable by group or others ..."). Runs no code of the
+ * strict_modes is on) and leave its descriptor in *fd (O_CLOEXEC:
+ * inherited by forked workers, not by programs they run). A built-in
+ * leaves *fd = -1. Returns 0, or -1 with err filled, each line starting
+ * with the file and line of the setting ("c.ini:12: [worker] handler:
+ * /srv/h is writable by group or others ..."). Runs no code of the
  * handler's. */
 int handler_open(const struct cfg *c, int *fd, char *err, size_t errlen);
 
