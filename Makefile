@@ -146,6 +146,16 @@ $(B)/test-handlers/%.so: $(B)/pic/tests/handlers/%.o
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -shared $< -o $@
 
+# test_so_swap.sh swaps swap_tag.so for a variant with another tag, and
+# refuses one that declares another ABI version.
+TEST_PLUGINS += $(B)/test-handlers/swap_tag_v2.so $(B)/test-handlers/swap_tag_badabi.so
+$(B)/pic/tests/handlers/swap_tag_v2.o: tests/handlers/swap_tag.c | deps-check
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -fPIC -DSWAP_TAG='"v2"' -c $< -o $@
+$(B)/pic/tests/handlers/swap_tag_badabi.o: tests/handlers/swap_tag.c | deps-check
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -fPIC -DSWAP_ABI=999 -c $< -o $@
+
 $(B)/tests/unit/%: $(B)/obj/tests/unit/%.o $(LIBWORKER) $(LIBCOMMON)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -rdynamic $^ $(LIBS) $(CMOCKA_LIBS) -o $@

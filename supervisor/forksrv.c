@@ -1,11 +1,11 @@
 /* forksrv.c - see forksrv.h.
  *
  * The protocol, on an AF_UNIX SOCK_SEQPACKET pair (one message, one
- * request or answer, never split): the supervisor sends {seq, partition}
- * with its log descriptor attached; the server answers {seq, partition,
- * pid or errno}. The server handles one request at a time: it forks an
- * intermediate process, which forks the worker, writes the worker's pid
- * into a pipe and exits; the server reaps it and answers. */
+ * request or answer, never split): the supervisor sends {seq, partition,
+ * fds} with its log descriptor and the handler's attached (fds says which
+ * came); the server answers {seq, partition, pid or errno}. The server handles one request at a
+ * time: it forks an intermediate process, which forks the worker, writes the worker's pid into a
+ * pipe and exits; the server reaps it and answers. */
 #include "forksrv.h"
 
 #include <dirent.h>
@@ -28,9 +28,13 @@
 #include "shm.h"
 #include "worker.h"
 
+#define FS_LOG_FD 1u	 /* the request carries a log descriptor */
+#define FS_HANDLER_FD 2u /* ... and the handler's (after it, when both) */
+
 struct fs_request {
 	uint32_t seq;
 	uint32_t partition;
+	uint32_t fds; /* FS_LOG_FD | FS_HANDLER_FD */
 };
 
 struct fs_reply {
@@ -135,27 +139,38 @@ static pid_t spawn(int sock, const struct cfg *cfg, struct shm *shm, unsigned p,
 	return n == (ssize_t)sizeof(v) ? v : -EIO;
 }
 
-/* One request, and the descriptor that came with it (-1 if none). Returns
- * what recvmsg returns. */
-static ssize_t recv_request(int sock, struct fs_request *rq, int *fd)
+/* One request, and the descriptors that came with it (-1 if none).
+ * Returns what recvmsg returns. */
+static ssize_t recv_request(int sock, struct fs_request *rq, int *log_fd, int *handler_fd)
 {
 	union {
-		char buf[CMSG_SPACE(sizeof(int))];
+		char buf[CMSG_SPACE(2 * sizeof(int))];
 		struct cmsghdr align;
 	} ctl;
+	int fds[2] = {-1, -1};
+	size_t n_fds = 0;
 	struct iovec iov = {rq, sizeof(*rq)};
 	struct msghdr msg = {.msg_iov = &iov,
 			     .msg_iovlen = 1,
 			     .msg_control = ctl.buf,
 			     .msg_controllen = sizeof(ctl.buf)};
-	*fd = -1;
+	*log_fd = *handler_fd = -1;
 	ssize_t n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
 	if (n <= 0)
 		return n;
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
 		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
-		    c->cmsg_len == CMSG_LEN(sizeof(int)))
-			memcpy(fd, CMSG_DATA(c), sizeof(int));
+		    c->cmsg_len <= CMSG_LEN(sizeof(fds))) {
+			n_fds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			memcpy(fds, CMSG_DATA(c), n_fds * sizeof(int));
+		}
+	size_t i = 0;
+	if ((rq->fds & FS_LOG_FD) && i < n_fds)
+		*log_fd = fds[i++];
+	if ((rq->fds & FS_HANDLER_FD) && i < n_fds)
+		*handler_fd = fds[i++];
+	for (; i < n_fds; i++)
+		close(fds[i]); /* not asked for */
 	return n;
 }
 
@@ -175,9 +190,9 @@ serve(int sock, const struct cfg *cfg, struct shm *shm, pid_t supervisor, int ha
 	log_set_format(cfg->log_format);
 	proctitle_set("rm-forksrv", "ringmaster: fork server (%s)", cfg->name);
 	for (;;) {
-		struct fs_request rq;
-		int log_fd;
-		ssize_t n = recv_request(sock, &rq, &log_fd);
+		struct fs_request rq = {0};
+		int log_fd, new_handler_fd;
+		ssize_t n = recv_request(sock, &rq, &log_fd, &new_handler_fd);
 		if (n == 0)
 			_exit(0); /* the supervisor closed its end, or is gone */
 		if (n < 0 && errno == EINTR)
@@ -187,11 +202,15 @@ serve(int sock, const struct cfg *cfg, struct shm *shm, pid_t supervisor, int ha
 			_exit(EX_OSERR);
 		}
 		struct fs_reply rp = {rq.seq, rq.partition, -EINVAL};
+		/* A reload may have brought a new .so: the request names the
+		 * one this worker loads. */
 		if (n == (ssize_t)sizeof(rq) && rq.partition < cfg->partitions)
-			rp.pid =
-			    spawn(sock, cfg, shm, rq.partition, log_fd, supervisor, handler_fd);
+			rp.pid = spawn(sock, cfg, shm, rq.partition, log_fd, supervisor,
+				       new_handler_fd >= 0 ? new_handler_fd : handler_fd);
 		if (log_fd >= 0)
 			close(log_fd);
+		if (new_handler_fd >= 0)
+			close(new_handler_fd);
 		if (send(sock, &rp, sizeof(rp), MSG_NOSIGNAL) != (ssize_t)sizeof(rp))
 			_exit(errno == EPIPE || errno == ECONNRESET ? 0 : EX_OSERR);
 	}
@@ -223,35 +242,48 @@ int fs_start(struct forksrv *fs, const struct cfg *cfg, struct shm *shm, int han
 	return 0;
 }
 
-static int send_request(struct forksrv *fs, const struct fs_request *rq, int log_fd)
+/* Attach the descriptors rq->fds names to msg. */
+static void attach_fds(struct msghdr *msg, void *buf, size_t len, const struct fs_request *rq,
+		       int log_fd, int handler_fd)
+{
+	int fds[2];
+	size_t n = 0;
+	if (rq->fds & FS_LOG_FD)
+		fds[n++] = log_fd;
+	if (rq->fds & FS_HANDLER_FD)
+		fds[n++] = handler_fd;
+	msg->msg_control = n ? buf : NULL;
+	msg->msg_controllen = n ? CMSG_SPACE(n * sizeof(int)) : 0;
+	if (!n)
+		return;
+	memset(buf, 0, len);
+	struct cmsghdr *c = CMSG_FIRSTHDR(msg);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(n * sizeof(int));
+	memcpy(CMSG_DATA(c), fds, n * sizeof(int));
+}
+
+static int send_request(struct forksrv *fs, struct fs_request *rq, int log_fd, int handler_fd)
 {
 	union {
-		char buf[CMSG_SPACE(sizeof(int))];
+		char buf[CMSG_SPACE(2 * sizeof(int))];
 		struct cmsghdr align;
 	} ctl;
 	struct iovec iov = {(void *)rq, sizeof(*rq)};
 	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
-	if (log_fd >= 0) {
-		memset(&ctl, 0, sizeof(ctl));
-		msg.msg_control = ctl.buf;
-		msg.msg_controllen = sizeof(ctl.buf);
-		struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &log_fd, sizeof(int));
-	}
+	rq->fds = (log_fd >= 0 ? FS_LOG_FD : 0) | (handler_fd >= 0 ? FS_HANDLER_FD : 0);
+	attach_fds(&msg, ctl.buf, sizeof(ctl.buf), rq, log_fd, handler_fd);
 	for (;;) {
 		ssize_t n = sendmsg(fs->fd, &msg, MSG_NOSIGNAL);
 		if (n == (ssize_t)sizeof(*rq))
 			return 0;
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0 && errno == EBADF && log_fd >= 0) {
+		if (n < 0 && errno == EBADF && (rq->fds & FS_LOG_FD)) {
 			/* No log descriptor to pass (stderr closed): the server's. */
-			log_fd = -1;
-			msg.msg_control = NULL;
-			msg.msg_controllen = 0;
+			rq->fds &= ~FS_LOG_FD;
+			attach_fds(&msg, ctl.buf, sizeof(ctl.buf), rq, -1, handler_fd);
 			continue;
 		}
 		return n < 0 ? -errno : -EIO;
@@ -266,12 +298,12 @@ static void gone(struct forksrv *fs)
 	fs->fd = -1;
 }
 
-pid_t fs_spawn(struct forksrv *fs, unsigned p, int log_fd)
+pid_t fs_spawn(struct forksrv *fs, unsigned p, int log_fd, int handler_fd)
 {
 	if (fs->lost || fs->fd < 0)
 		return -EPIPE;
-	struct fs_request rq = {++fs->seq, p};
-	int rc = send_request(fs, &rq, log_fd);
+	struct fs_request rq = {++fs->seq, p, 0};
+	int rc = send_request(fs, &rq, log_fd, handler_fd);
 	if (rc == -EPIPE || rc == -ECONNRESET) {
 		gone(fs);
 		return -EPIPE;

@@ -18,7 +18,8 @@
  *
  * The server's memory is a copy of the supervisor's at start. What changes
  * at run time reaches new workers otherwise: each request carries the
- * supervisor's log destination (SCM_RIGHTS), and a worker takes the
+ * supervisor's log destination and the handler .so the partition runs
+ * (SCM_RIGHTS), and a worker takes the
  * settings a reload may have changed from the config environment
  * (store_config_live). The rest of what a worker takes from its parent is
  * fixed for the run ([ringmaster] partitions, data_dir, ...: a reload
@@ -57,12 +58,14 @@ int fs_start(struct forksrv *fs, const struct cfg *cfg, struct shm *shm, int han
 
 /* Have the server fork the worker of partition p, logging to log_fd (a
  * descriptor of the caller's, passed along; < 0: the server's standard
- * error), and wait up to FS_REPLY_TIMEOUT_MS for its pid. The worker is
+ * error) and loading the handler .so open on handler_fd (passed along
+ * too, as a reload may have opened a new one; < 0: the one fs_start
+ * got), and wait up to FS_REPLY_TIMEOUT_MS for its pid. The worker is
  * the caller's child (reparented) by the time it starts working. Returns
  * the pid, or -EPIPE when the server is gone (fs->lost is set), -ETIMEDOUT
  * when it did not answer in time (a worker it starts later is killed when
  * its answer comes in, see fs_spawn), or the -errno of its failed fork. */
-pid_t fs_spawn(struct forksrv *fs, unsigned p, int log_fd);
+pid_t fs_spawn(struct forksrv *fs, unsigned p, int log_fd, int handler_fd);
 
 /* pid (from waitpid) was the server: it is gone (fs->lost is set).
  * Returns 1 if so, 0 when pid is another process. */

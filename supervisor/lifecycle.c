@@ -36,6 +36,7 @@
 
 #include "forksrv.h"
 #include "log.h"
+#include "reload.h"
 #include "supervisor.h"
 #include "worker.h"
 
@@ -60,7 +61,7 @@ static void forksrv_lost(struct sup *s, const char *how)
 int lc_spawn(struct sup *s, unsigned p)
 {
 	struct sup_worker *w = &s->workers[p];
-	pid_t pid = fs_spawn(&s->forksrv, p, log_fd());
+	pid_t pid = fs_spawn(&s->forksrv, p, log_fd(), sup_handler_fd(s, p));
 	if (pid == -EPIPE) {
 		forksrv_lost(s, "is gone");
 		w->state = WK_STOPPED;
@@ -210,6 +211,10 @@ static void worker_exited(struct sup *s, unsigned p, int status, int closing)
 			       atomic_exchange(&st->current_seq, SHM_NO_SEQ));
 		return;
 	}
+	if (WIFEXITED(status) && WEXITSTATUS(status) == WRK_EXIT_SWITCH_FAILED && !w->releasing) {
+		sup_switch_failed(s, p);
+		return;
+	}
 	if ((WIFEXITED(status) && WEXITSTATUS(status) == WRK_EXIT_SYNC_FAILED) ||
 	    atomic_load(&s->shm.workers[p].sync_failed)) {
 		/* Not even when releasing: the pages are suspect wherever they go. */
@@ -263,6 +268,15 @@ static void worker_exited(struct sup *s, unsigned p, int status, int closing)
 		return;
 	}
 	w->restarts++;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == WRK_EXIT_RELOAD) {
+		log_info("worker %u (pid %ld) stopped at its barrier to load handler version "
+			 "%016llx: starting it again",
+			 p, (long)pid,
+			 (unsigned long long)atomic_load(&s->shm.workers[p].barrier_what));
+		w->backoff_ms = 0;
+		lc_spawn(s, p);
+		return;
+	}
 	if (clean && w->restart_requested) {
 		log_info("worker %u (pid %ld) stopped for a restart: starting it again", p,
 			 (long)pid);
@@ -380,6 +394,7 @@ void lc_supervise(struct sup *s, int closing)
 		}
 	}
 	watchdog(s, now);
+	sup_handler_swap_step(s);
 }
 
 unsigned lc_alive(const struct sup *s)
@@ -448,6 +463,7 @@ int lc_acquire(struct sup *s, unsigned p)
 	w->fails_in_row = 0;
 	atomic_store(&st->handler_fails, 0);
 	w->releasing = 0;
+	sup_barrier_settle(s, p);
 	return lc_spawn(s, p);
 }
 
@@ -498,6 +514,7 @@ int sup_restart_worker(struct sup *s, unsigned p, char *msg, size_t len)
 		atomic_store(&s->shm.workers[p].handler_fails, 0);
 		w->backoff_ms = 0;
 		s->failed_partitions--;
+		sup_barrier_settle(s, p);
 		if (lc_spawn(s, p) != 0) {
 			snprintf(msg, len, "cannot start worker %u (see the log)", p);
 			return -1;

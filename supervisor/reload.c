@@ -244,6 +244,74 @@ static void apply_live(struct cfg *c, struct cfg *n)
 			  c->log_file ? c->log_file : "stderr");
 }
 
+/* Partition p has no worker to act on a barrier, and gets none until an
+ * operator or the Kafka group acts: it is failed, or not ours. */
+static int no_worker(const struct sup *s, unsigned p)
+{
+	enum sup_wstate st = s->workers[p].state;
+	return st == WK_FAILED || st == WK_UNOWNED;
+}
+
+/* A barrier in ring p: version `what` from the ring's write position on,
+ * version `from` before it. A partition with no worker does not hold a
+ * reload up: it runs `what` from wherever it resumes (its switch seq says
+ * where). */
+static void set_barrier(struct sup *s, unsigned p, uint64_t from, uint64_t what)
+{
+	struct shm_worker *st = &s->shm.workers[p];
+	int idle = no_worker(s, p);
+	atomic_store(&st->barrier_pos, idle ? 0 : ring_write_pos(s->shm.rings[p]));
+	atomic_store(&st->barrier_from, idle ? what : from);
+	atomic_store(&st->barrier_what, what);
+	atomic_fetch_add_explicit(&st->barrier_id, 1, memory_order_release);
+}
+
+void sup_barrier_settle(struct sup *s, unsigned p)
+{
+	struct shm_worker *st = &s->shm.workers[p];
+	if (atomic_load(&st->barrier_id) == atomic_load(&st->barrier_done))
+		return;
+	atomic_store(&st->barrier_from, atomic_load(&st->barrier_what));
+	atomic_store(&st->barrier_pos, 0);
+}
+
+void sup_switch_failed(struct sup *s, unsigned p)
+{
+	struct sup_worker *w = &s->workers[p];
+	uint64_t v = atomic_load(&s->shm.workers[p].barrier_what);
+	w->state = WK_FAILED;
+	w->fail = FAIL_HANDLER;
+	s->failed_partitions++;
+	snprintf(w->last_exit, sizeof(w->last_exit),
+		 "failed: handler version %016llx did not start", (unsigned long long)v);
+	log_error("partition %u failed: handler version %016llx did not start in its worker "
+		  "(see above), though it passed the reload's check: not restarting it. Its "
+		  "events after its switch wait in its ring, held back once that is full; the "
+		  "rest goes on. Fix the handler and reload, then run: ringctl restart-worker %u "
+		  "(it resumes on the version running then)",
+		  p, (unsigned long long)v, p);
+}
+
+/* A reload that brings a new version waits until the last one runs
+ * everywhere: a running partition that has not switched yet, or workers
+ * still to restart for a .so, refuse it. Returns 0 or -1 (msg). */
+static int last_swap_done(const struct sup *s, const char *name, char *msg, size_t len)
+{
+	for (unsigned p = 0; p < s->cfg.partitions; p++) {
+		const struct shm_worker *st = &s->shm.workers[p];
+		if ((s->swap_active && p >= s->swap_next) ||
+		    (!no_worker(s, p) &&
+		     atomic_load(&st->barrier_id) != atomic_load(&st->barrier_done))) {
+			snprintf(msg, len,
+				 "%s: partition %u has not switched to the last version yet: "
+				 "reload again once it has (ringctl workers)\n",
+				 name, p);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /* A Lua script changed under the same path: open it with the file checks,
  * compile it and run its top level in a child (handler_check), before any
  * worker hears of it. Returns 0 with *out the new version's script (NULL
@@ -259,7 +327,8 @@ static int lua_prepare(struct sup *s, const struct cfg *n, struct lua_script **o
 	if (handler_open(n, &fd, msg, len) != 0)
 		return -1;
 	struct lua_script *script = lua_script_read(n->handler, fd, msg, len);
-	if (!script || script->hash == s->handler_version || handler_check(n, fd, msg, len) != 0) {
+	if (!script || script->hash == s->handler_version ||
+	    handler_check_init(n, fd, msg, len) != 0) {
 		int rc = script && script->hash == s->handler_version ? 0 : -1;
 		if (rc == 0)
 			msg[0] = '\0';
@@ -268,19 +337,113 @@ static int lua_prepare(struct sup *s, const struct cfg *n, struct lua_script **o
 		return rc;
 	}
 	close(fd);
-	for (unsigned p = 0; p < s->cfg.partitions; p++) {
-		struct shm_worker *st = &s->shm.workers[p];
-		if (atomic_load(&st->barrier_id) != atomic_load(&st->barrier_done)) {
-			snprintf(msg, len,
-				 "%s: partition %u has not switched to the last version yet: "
-				 "reload again once it has (ringctl workers)\n",
-				 n->handler, p);
-			lua_script_free(script);
-			return -1;
-		}
+	if (last_swap_done(s, n->handler, msg, len) != 0) {
+		lua_script_free(script);
+		return -1;
 	}
 	*out = script;
 	return 0;
+}
+
+static int is_so(const char *spec)
+{
+	size_t n = strlen(spec);
+	return n > 3 && strcmp(spec + n - 3, ".so") == 0;
+}
+
+/* A .so changed under the same path (its content hash): open it with the
+ * file checks and load it, and run its init, in a child (handler_check_init:
+ * the ABI version and the rest), before any worker hears of it. Returns 0
+ * with *fd_out the new file (-1 when it did not change, or the handler is
+ * no .so) and *version its hash, or -1 with msg filled: the reload fails
+ * and the old library keeps running everywhere. */
+static int so_prepare(struct sup *s, const struct cfg *n, int *fd_out, uint64_t *version, char *msg,
+		      size_t len)
+{
+	char v[17];
+	int fd, rc;
+	*fd_out = -1;
+	if (!is_so(n->handler) || strcmp(n->handler, s->cfg.handler) != 0)
+		return 0; /* a new path needs a restart (cfg_restart_notes) */
+	if (handler_open(n, &fd, msg, len) != 0)
+		return -1;
+	if ((rc = handler_file_version(fd, v)) != 0) {
+		snprintf(msg, len, "%s: cannot read: %s\n", n->handler, strerror(-rc));
+		close(fd);
+		return -1;
+	}
+	*version = strtoull(v, NULL, 16);
+	if (*version == s->handler_version) {
+		close(fd);
+		return 0;
+	}
+	if (last_swap_done(s, n->handler, msg, len) != 0 ||
+	    handler_check_init(n, fd, msg, len) != 0) {
+		close(fd);
+		return -1;
+	}
+	*fd_out = fd;
+	return 0;
+}
+
+/* Swap to the .so open on fd: the fork server gets it with each new
+ * worker (sup_handler_fd), and sup_handler_swap_step restarts the
+ * workers on it one at a time, each at a barrier of its own. */
+static void so_switch(struct sup *s, int fd, uint64_t version)
+{
+	log_info("reload: %s: version %016llx -> %016llx: restarting the workers one at a time, "
+		 "each at a batch boundary of its own",
+		 s->cfg.handler, (unsigned long long)s->handler_version,
+		 (unsigned long long)version);
+	s->swap_fd_old = s->handler_fd;
+	s->swap_version_old = s->handler_version;
+	s->handler_fd = fd;
+	s->handler_version = version;
+	s->swap_active = 1;
+	s->swap_next = 0;
+	s->swap_busy = 0;
+	sup_handler_swap_step(s);
+}
+
+void sup_handler_swap_step(struct sup *s)
+{
+	while (s->swap_active) {
+		unsigned p = s->swap_next;
+		if (p == s->cfg.partitions) {
+			close(s->swap_fd_old);
+			s->swap_fd_old = -1;
+			s->swap_active = 0;
+			log_info("reload: %s: every partition runs version %016llx", s->cfg.handler,
+				 (unsigned long long)s->handler_version);
+			return;
+		}
+		const struct shm_worker *st = &s->shm.workers[p];
+		const struct sup_worker *w = &s->workers[p];
+		if (!s->swap_busy) {
+			set_barrier(s, p, s->swap_version_old, s->handler_version);
+			s->swap_busy = 1;
+		}
+		/* Its turn ends once its new worker runs the new library, or
+		 * when it has no worker to wait for (failed, not ours). */
+		int alive = w->state == WK_RUNNING || w->state == WK_BACKOFF;
+		if (alive && (atomic_load(&st->barrier_done) != atomic_load(&st->barrier_id) ||
+			      atomic_load(&st->handler_version) != s->handler_version ||
+			      w->state != WK_RUNNING))
+			return;
+		s->swap_busy = 0;
+		s->swap_next++;
+	}
+}
+
+int sup_handler_fd(const struct sup *s, unsigned p)
+{
+	const struct shm_worker *st = &s->shm.workers[p];
+	if (!s->swap_active)
+		return s->handler_fd;
+	uint64_t id = atomic_load(&st->barrier_id);
+	uint64_t v = atomic_load(&st->barrier_done) == id ? atomic_load(&st->barrier_what)
+							  : atomic_load(&st->barrier_from);
+	return v == s->swap_version_old ? s->swap_fd_old : s->handler_fd;
 }
 
 /* Where workers read a version's script: "handler/<16 hex digits>". */
@@ -296,9 +459,29 @@ static int put_script(struct sup *s, const struct lua_script *script, char *msg,
 	return rc ? -1 : 0;
 }
 
+/* The version every partition starts with. */
+static void record_version(struct sup *s, uint64_t version)
+{
+	s->handler_version = version;
+	for (unsigned p = 0; p < s->cfg.partitions; p++) {
+		atomic_store(&s->shm.workers[p].barrier_what, version);
+		atomic_store(&s->shm.workers[p].barrier_from, version);
+	}
+}
+
 int sup_handler_record(struct sup *s)
 {
-	char msg[512];
+	char msg[512], v[17];
+	s->swap_fd_old = -1;
+	if (is_so(s->cfg.handler) && s->handler_fd >= 0) {
+		int rc = handler_file_version(s->handler_fd, v);
+		if (rc != 0) {
+			log_error("%s: cannot read: %s", s->cfg.handler, strerror(-rc));
+			return EX_OSERR;
+		}
+		record_version(s, strtoull(v, NULL, 16));
+		return 0;
+	}
 	if (!handler_is_lua(s->cfg.handler))
 		return 0;
 	struct lua_script *script =
@@ -308,11 +491,7 @@ int sup_handler_record(struct sup *s)
 		lua_script_free(script);
 		return script ? EX_OSERR : EX_CONFIG;
 	}
-	s->handler_version = script->hash;
-	for (unsigned p = 0; p < s->cfg.partitions; p++) {
-		atomic_store(&s->shm.workers[p].barrier_what, script->hash);
-		atomic_store(&s->shm.workers[p].barrier_from, script->hash);
-	}
+	record_version(s, script->hash);
 	lua_script_free(script);
 	return 0;
 }
@@ -327,13 +506,8 @@ static int lua_switch(struct sup *s, struct lua_script *script, char *msg, size_
 	if (put_script(s, script, msg, len) != 0)
 		return -1;
 	lua_script_version(script, v);
-	for (unsigned p = 0; p < s->cfg.partitions; p++) {
-		struct shm_worker *st = &s->shm.workers[p];
-		atomic_store(&st->barrier_pos, ring_write_pos(s->shm.rings[p]));
-		atomic_store(&st->barrier_from, s->handler_version);
-		atomic_store(&st->barrier_what, script->hash);
-		atomic_fetch_add_explicit(&st->barrier_id, 1, memory_order_release);
-	}
+	for (unsigned p = 0; p < s->cfg.partitions; p++)
+		set_barrier(s, p, s->handler_version, script->hash);
 	log_info("reload: %s: version %016llx -> %s, each partition switches at a batch "
 		 "boundary of its own",
 		 script->name, (unsigned long long)s->handler_version, v);
@@ -344,6 +518,8 @@ static int lua_switch(struct sup *s, struct lua_script *script, char *msg, size_
 int sup_reload(struct sup *s, char *msg, size_t len)
 {
 	struct lua_script *script = NULL;
+	int so_fd = -1;
+	uint64_t so_version = 0;
 	struct cfg n;
 	struct cfg_errors errs = {0};
 	enum sup_state was = s->state;
@@ -360,11 +536,16 @@ int sup_reload(struct sup *s, char *msg, size_t len)
 	uint64_t gen;
 	if (safety_check_files(&n, s->config_path, msg, len) != 0 ||
 	    lua_prepare(s, &n, &script, msg, len) != 0 ||
+	    so_prepare(s, &n, &so_fd, &so_version, msg, len) != 0 ||
 	    store_config_load(s->config, &n, &gen, msg, len) != 0 ||
 	    (script && lua_switch(s, script, msg, len) != 0)) {
+		if (so_fd >= 0)
+			close(so_fd);
 		cfg_free(&n);
 		goto out;
 	}
+	if (so_fd >= 0)
+		so_switch(s, so_fd, so_version);
 	cfg_restart_notes(&s->cfg, &n, msg, len);
 	apply_live(&s->cfg, &n);
 	cfg_free(&n);

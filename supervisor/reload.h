@@ -27,8 +27,30 @@ void wm_free(struct sup *s);
 /* At start, for a Lua handler: read the script the supervisor opened and
  * checked, keep it in the config environment under its version (content
  * hash), and tell every partition to run that version; workers load the
- * script from there, never from the file again. Returns 0, or EX_CONFIG /
- * EX_OSERR (logged). */
+ * script from there, never from the file again. For a .so: its content
+ * hash is the version. Returns 0, or EX_CONFIG / EX_OSERR (logged). */
 int sup_handler_record(struct sup *s);
+
+/* A reload found the .so changed: restart the workers on the new one,
+ * one partition at a time. Each gets a barrier at its ring's write
+ * position once the one before runs the new library; its worker commits
+ * everything before it and exits (WRK_EXIT_RELOAD), and its next worker
+ * loads the new file. Called on every turn of the loop; nothing to do
+ * when no swap is under way. */
+void sup_handler_swap_step(struct sup *s);
+
+/* The .so descriptor a new worker of partition p gets: the old library's
+ * until its partition's swap barrier is passed, then the new one's. */
+int sup_handler_fd(const struct sup *s, unsigned p);
+
+/* Partition p is resumed (restart-worker) or assigned (Kafka) with no
+ * worker having acted on its last barrier: it runs the version that
+ * barrier brought from where it resumes, not the one before it. */
+void sup_barrier_settle(struct sup *s, unsigned p);
+
+/* Partition p's worker exited WRK_EXIT_SWITCH_FAILED: a reload's handler
+ * version did not start there. The partition fails (FAIL_HANDLER), logged
+ * with the version, until `ringctl restart-worker`. */
+void sup_switch_failed(struct sup *s, unsigned p);
 
 #endif

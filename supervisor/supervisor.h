@@ -86,9 +86,16 @@ struct sup {
 	int pid_fd;
 	int data_lock_fd;	  /* lock on data_dir/lock: one instance a data_dir */
 	int handler_fd;		  /* the handler .so, opened and checked once; -1 */
-	uint64_t handler_version; /* content hash of the Lua script running; 0 */
+	uint64_t handler_version; /* content hash of the handler file (Lua or .so); 0 */
 	uint64_t data_dir_id;	  /* random, made with the data_dir: owner marks */
 	int force_recover;	  /* --force-recover: resume after an unsafe reboot */
+
+	/* A .so swap restarting the workers one at a time (reload.c). */
+	int swap_active;
+	unsigned swap_next;	   /* the partition whose turn it is */
+	int swap_busy;		   /* its barrier is set */
+	int swap_fd_old;	   /* the library it replaces, until every partition is done */
+	uint64_t swap_version_old; /* and its version */
 
 	int dead_fd;	    /* dead-letter file, O_APPEND */
 	struct dl_buf dead; /* source-side dead letters not yet written */

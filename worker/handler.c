@@ -20,9 +20,11 @@
 #include <unistd.h>
 
 #include "cfg.h"
+#include "ctx.h"
 #include "handlers/ledger.h"
 #include "lua_handler.h"
 #include "safety.h"
+#include "store.h"
 
 /* How long a check child may take to load a handler (its constructors). */
 #define CHECK_TIMEOUT_MS 10000
@@ -160,27 +162,84 @@ int handler_open(const struct cfg *c, int *fd, char *err, size_t errlen)
 	return 0;
 }
 
-/* A Lua script compiles and its top level runs in the sandbox. */
-static int check_lua(const struct cfg *c, int fd, char *msg, size_t len)
+/* What init() gets in a check child: the config environment's tables as
+ * they are now and c's [handler] params, as partition 0. The child exits
+ * without closing any of it. Returns the ctx, or NULL with msg filled. */
+static struct store_env *init_env;
+
+static rm_ctx *init_ctx(const struct cfg *c, char *msg, size_t len)
 {
+	static struct rm_ctx ctx;
+	struct store_env *env;
+	char err[STORE_ERR_LEN];
+	if (store_config_open(c->data_dir, c->map_size, 1, &env, err) != 0) {
+		snprintf(msg, len, "%s: cannot run init(): %s", c->handler, err);
+		return NULL;
+	}
+	int rc = ctx_init(&ctx, c, 0);
+	if (rc == 0)
+		rc = store_config_read(env, &ctx.cfg_txn);
+	if (rc != 0) {
+		snprintf(msg, len, "%s: cannot run init(): the config environment: %s", c->handler,
+			 strerror(-rc));
+		return NULL;
+	}
+	init_env = env;
+	return &ctx;
+}
+
+/* Leave no reader slot behind in the config environment. */
+static void init_ctx_end(rm_ctx *ctx)
+{
+	if (!ctx)
+		return;
+	store_txn_abort(ctx->cfg_txn);
+	ctx->cfg_txn = NULL;
+	store_close(init_env);
+}
+
+/* A Lua script compiles and its top level runs in the sandbox (and its
+ * init(), with_init). */
+static int check_lua(const struct cfg *c, int fd, int with_init, char *msg, size_t len)
+{
+	rm_ctx *ctx = NULL;
+	if (with_init && !(ctx = init_ctx(c, msg, len)))
+		return -1;
 	struct lua_script *s = lua_script_read(c->handler, fd, msg, len);
 	if (!s)
 		return -1;
-	int rc = lua_handler_check(s, c->params, c->n_params, msg, len);
+	int rc = lua_handler_check(s, c->params, c->n_params, ctx, msg, len);
+	init_ctx_end(ctx);
 	lua_script_free(s);
 	return rc;
 }
 
+/* A .so loads (and its init returns 0, with_init). */
+static int check_so(const struct cfg *c, int fd, int with_init, char *msg, size_t len)
+{
+	void *dl, *state = NULL;
+	rm_ctx *ctx = NULL;
+	const struct rm_handler *h = handler_load(c->handler, fd, &dl, msg, len);
+	if (!h || (with_init && !(ctx = init_ctx(c, msg, len))))
+		return -1;
+	int rc = ctx && h->init ? h->init(ctx, &state) : 0;
+	init_ctx_end(ctx);
+	if (rc != 0) {
+		snprintf(msg, len, "%s: handler %s: init failed (see the log)", c->handler,
+			 h->name);
+		return -1;
+	}
+	return 0;
+}
+
 /* The child's side: load, then report on the pipe. Whatever the handler's
- * constructors (or a script's top level) do (exit, abort, hang) shows as
- * no report. */
-static void check_child(const struct cfg *c, int fd, int out)
+ * constructors (or a script's top level, or its init) do (exit, abort,
+ * hang) shows as no report. */
+static void check_child(const struct cfg *c, int fd, int with_init, int out)
 {
 	char msg[1024];
-	void *dl;
-	if (handler_is_lua(c->handler)
-		? check_lua(c, fd, msg, sizeof(msg)) == 0
-		: handler_load(c->handler, fd, &dl, msg, sizeof(msg)) != NULL)
+	if (handler_is_lua(c->handler) ? check_lua(c, fd, with_init, msg, sizeof(msg)) == 0
+				       : check_so(c, fd, with_init, msg, sizeof(msg)) == 0)
 		snprintf(msg, sizeof(msg), "ok");
 	ssize_t n = write(out, msg, strlen(msg));
 	_exit(n < 0 ? 2 : 0); /* no destructors, no atexit: not ours to run */
@@ -240,7 +299,7 @@ static int wait_child(pid_t pid, int in, char *report, size_t len)
 	return status;
 }
 
-int handler_check(const struct cfg *c, int fd, char *err, size_t errlen)
+static int check(const struct cfg *c, int fd, int with_init, char *err, size_t errlen)
 {
 	char prefix[512], report[1024], how[128];
 	void *dl;
@@ -270,7 +329,7 @@ int handler_check(const struct cfg *c, int fd, char *err, size_t errlen)
 	}
 	if (pid == 0) {
 		close(p[0]);
-		check_child(c, fd, p[1]);
+		check_child(c, fd, with_init, p[1]);
 	}
 	close(p[1]);
 	int status = wait_child(pid, p[0], report, sizeof(report));
@@ -293,6 +352,16 @@ int handler_check(const struct cfg *c, int fd, char *err, size_t errlen)
 		 "%s%s: loading it ended the process (%s): its constructors must return", prefix,
 		 c->handler, how);
 	return -1;
+}
+
+int handler_check(const struct cfg *c, int fd, char *err, size_t errlen)
+{
+	return check(c, fd, 0, err, errlen);
+}
+
+int handler_check_init(const struct cfg *c, int fd, char *err, size_t errlen)
+{
+	return check(c, fd, 1, err, errlen);
 }
 
 int handler_file_version(int fd, char buf[17])

@@ -15,12 +15,13 @@ struct lua_script;
 /* 1 when `spec` names a Lua script, 0 otherwise. */
 int handler_is_lua(const char *spec);
 
-/* The supervisor, once at start: open the .so or .lua `[worker] handler` names with
- * safety_open (checked when strict_modes is on) and leave its descriptor in
- * *fd (O_CLOEXEC: inherited by forked workers, not by programs they run).
- * A built-in leaves *fd = -1. Returns 0, or -1 with err filled, each line
- * starting with the file and line of the setting ("c.ini:12: [worker]
- * handler: /srv/h is writable by group or others ..."). Runs no code of the
+/* The supervisor, at start and when a reload finds the file changed: open
+ * the .so or .lua `[worker] handler` names with safety_open (checked when
+ * strict_modes is on) and leave its descriptor in *fd (O_CLOEXEC:
+ * inherited by forked workers, not by programs they run). A built-in
+ * leaves *fd = -1. Returns 0, or -1 with err filled, each line starting
+ * with the file and line of the setting ("c.ini:12: [worker] handler:
+ * /srv/h is writable by group or others ..."). Runs no code of the
  * handler's. */
 int handler_open(const struct cfg *c, int *fd, char *err, size_t errlen);
 
@@ -65,5 +66,13 @@ int handler_file_version(int fd, char buf[17]);
  * before reporting, or takes more than 10 s, fails the check. Returns 0, or
  * -1 with err filled, starting with the file and line of the setting. */
 int handler_check(const struct cfg *c, int fd, char *err, size_t errlen);
+
+/* As handler_check, and the child also runs the handler's init() (a
+ * script's, or a .so's) with c's [handler] params and an rm_ctx that reads
+ * the tables of the config environment in c's data_dir as they are now,
+ * as partition 0 (init may read tables and params and log; its state
+ * calls fail): the supervisor, before a reload switches any worker to a
+ * new version. */
+int handler_check_init(const struct cfg *c, int fd, char *err, size_t errlen);
 
 #endif

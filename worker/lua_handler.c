@@ -86,6 +86,7 @@ struct lua_inst {
 	int counted; /* counts saved in saved_counts */
 	size_t saved_n_counts;
 	uint64_t saved_counts[SHM_OUTCOMES];
+	char last_error[512]; /* the first line of the last failed call's message */
 };
 
 struct settings {
@@ -881,8 +882,10 @@ fail:
 	return NULL;
 }
 
+static int run_init(struct lua_inst *h, rm_ctx *ctx, char *err, size_t errlen);
+
 int lua_handler_check(const struct lua_script *s, const struct cfg_kv *params, size_t n_params,
-		      char *err, size_t errlen)
+		      rm_ctx *ctx, char *err, size_t errlen)
 {
 	struct settings st;
 	struct kv_list l = {params, n_params};
@@ -891,8 +894,10 @@ int lua_handler_check(const struct lua_script *s, const struct cfg_kv *params, s
 	struct lua_inst *h = make(s, &st, err, errlen);
 	if (!h)
 		return -1;
-	free_inst(h);
-	return 0;
+	int rc = ctx ? run_init(h, ctx, err, errlen) : 0;
+	if (rc == 0)
+		free_inst(h);
+	return rc;
 }
 
 /* ---- calls -------------------------------------------------------------------- */
@@ -946,6 +951,8 @@ static const char *call(struct lua_inst *h, int nargs, uint64_t seq, const char 
 	else
 		rm_log(h->ctx, RM_LOG_ERROR, "%s: %s seq=%llu: %s: %s", h->name, what,
 		       (unsigned long long)seq, why, msg ? msg : "error without a message");
+	snprintf(h->last_error, sizeof(h->last_error), "%.*s", msg ? (int)strcspn(msg, "\n") : 0,
+		 msg ? msg : "");
 	lua_settop(L, base - 1);
 	lua_gc(L, LUA_GCCOLLECT, 0);
 	return why;
@@ -1040,18 +1047,13 @@ const struct rm_handler lua_handler = {
     .on_reload = NULL,
 };
 
-int lua_handler_start(const struct lua_script *s, rm_ctx *ctx, void **state, char *err,
-		      size_t errlen)
+/* Start the lua_timeout guard and run the script's init(), if it has one.
+ * Returns 0, or -1 with err filled and h freed. */
+static int run_init(struct lua_inst *h, rm_ctx *ctx, char *err, size_t errlen)
 {
-	struct settings st;
-	if (read_settings(param_of_ctx, ctx, &st, err, errlen) != 0)
-		return -1;
-	struct lua_inst *h = make(s, &st, err, errlen);
-	if (!h)
-		return -1;
 	h->ctx = ctx;
 	if (pthread_create(&h->guard, NULL, guard_main, h) != 0) {
-		snprintf(err, errlen, "%s: cannot start the lua_timeout guard thread", s->name);
+		snprintf(err, errlen, "%s: cannot start the lua_timeout guard thread", h->name);
 		free_inst(h);
 		return -1;
 	}
@@ -1060,26 +1062,39 @@ int lua_handler_start(const struct lua_script *s, rm_ctx *ctx, void **state, cha
 	lua_rawgeti(L, LUA_REGISTRYINDEX, h->ref_env);
 	lua_getfield(L, -1, "init");
 	lua_remove(L, -2);
-	if (lua_isfunction(L, -1)) {
-		lua_rawgeti(L, LUA_REGISTRYINDEX, h->ref_trace);
-		lua_insert(L, -2);
-		const char *why = call(h, 0, SHM_NO_SEQ, "init");
-		if (why) {
-			snprintf(err, errlen, "%s: init() failed (%s, see the log)", s->name, why);
-			free_inst(h);
-			return -1;
-		}
-		int ok = lua_isnil(L, -1) || lua_toboolean(L, -1) ||
-			 (lua_isnumber(L, -1) && lua_tointeger(L, -1) == 0);
+	if (!lua_isfunction(L, -1)) {
 		lua_pop(L, 1);
-		if (!ok) {
-			snprintf(err, errlen, "%s: init() returned false: not starting", s->name);
-			free_inst(h);
-			return -1;
-		}
-	} else {
-		lua_pop(L, 1);
+		return 0;
 	}
+	lua_rawgeti(L, LUA_REGISTRYINDEX, h->ref_trace);
+	lua_insert(L, -2);
+	const char *why = call(h, 0, SHM_NO_SEQ, "init");
+	if (why) {
+		snprintf(err, errlen, "%s: init() failed (%s): %s", h->name, why,
+			 h->last_error[0] ? h->last_error : "see the log");
+		free_inst(h);
+		return -1;
+	}
+	int ok = lua_isnil(L, -1) || lua_toboolean(L, -1) ||
+		 (lua_isnumber(L, -1) && lua_tointeger(L, -1) == 0);
+	lua_pop(L, 1);
+	if (!ok) {
+		snprintf(err, errlen, "%s: init() returned false: not starting", h->name);
+		free_inst(h);
+		return -1;
+	}
+	return 0;
+}
+
+int lua_handler_start(const struct lua_script *s, rm_ctx *ctx, void **state, char *err,
+		      size_t errlen)
+{
+	struct settings st;
+	if (read_settings(param_of_ctx, ctx, &st, err, errlen) != 0)
+		return -1;
+	struct lua_inst *h = make(s, &st, err, errlen);
+	if (!h || run_init(h, ctx, err, errlen) != 0)
+		return -1;
 	*state = h;
 	return 0;
 }

@@ -62,10 +62,12 @@ void lua_handler_on_hard_timeout(void *state, void (*fn)(void *arg, uint64_t seq
 
 /* Check that `s` compiles and runs its top level in a sandbox with the
  * given [handler] settings, and defines process: ringmaster -t, and the
- * supervisor before a reload tells any worker. Returns 0, or -1 with err
- * filled with file:line and the message. Runs no init(). */
+ * supervisor before a reload tells any worker. With a ctx (the reload's
+ * check child: it reads the config environment's tables), also run its
+ * init(), as a worker would. Returns 0, or -1 with err filled with
+ * file:line and the message. */
 int lua_handler_check(const struct lua_script *s, const struct cfg_kv *params, size_t n_params,
-		      char *err, size_t errlen);
+		      rm_ctx *ctx, char *err, size_t errlen);
 
 /* For the trusted prelude only (lua_handler.c), which calls them through
  * LuaJIT's FFI, declared there with ffi.cdef: the rm.* calls a script makes

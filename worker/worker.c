@@ -76,6 +76,8 @@ struct worker {
 	int dead_fd, lock_fd;
 	int sync_failed;		 /* an fsync failed: exit WRK_EXIT_SYNC_FAILED */
 	int handler_failed;		 /* fail_after failures: exit WRK_EXIT_HANDLER_FAILED */
+	int switch_failed;		 /* a new version did not start: WRK_EXIT_SWITCH_FAILED */
+	int reload_exit;		 /* at a barrier for a new .so: WRK_EXIT_RELOAD */
 	uint64_t committed_pos;		 /* ring position after the last committed batch */
 	uint64_t synced_pos;		 /* ... as of the last completed sync */
 	const struct output_ops *output; /* [output] type */
@@ -385,8 +387,19 @@ static int start_handler(struct worker *w, struct handler *h, uint64_t version)
 	struct lua_script *script = NULL;
 	if (version && handler_is_lua(cfg->handler) && !(script = script_of(w, version)))
 		return -1;
-	if (handler_start(h, cfg->handler, w->a->handler_fd, script, &w->ctx, msg, sizeof(msg)) !=
-	    0) {
+	/* init may read tables: a view of the config environment for it, and
+	 * nothing else it did (state, output) outlives it. */
+	int rc = store_config_read(w->config, &w->ctx.cfg_txn);
+	if (rc != 0) {
+		log_error("cannot begin a transaction: %s", strerror(-rc));
+		lua_script_free(script);
+		return -1;
+	}
+	rc = handler_start(h, cfg->handler, w->a->handler_fd, script, &w->ctx, msg, sizeof(msg));
+	store_txn_abort(w->ctx.cfg_txn);
+	w->ctx.cfg_txn = NULL;
+	ctx_reset(&w->ctx);
+	if (rc != 0) {
 		log_error("%s: [worker] handler: %s", cfg_origin(cfg, "worker", "handler"), msg);
 		return -1;
 	}
@@ -409,8 +422,11 @@ static uint64_t version_at_start(struct worker *w)
 }
 
 /* Act on a barrier once every record before it is committed: switch to
- * the handler version it names, between two batches. Returns 0, or -1 when
- * the new version cannot start (logged; the old one keeps running). */
+ * the handler version it names, between two batches. Returns 0, or -1
+ * when the worker stops here with everything before the barrier
+ * committed: for a new .so (WRK_EXIT_RELOAD), or when the new version
+ * cannot start (logged): its partition fails (WRK_EXIT_SWITCH_FAILED)
+ * rather than run on the old version unseen. */
 static int pass_barrier(struct worker *w)
 {
 	struct shm_worker *st = w->a->stats;
@@ -420,15 +436,31 @@ static int pass_barrier(struct worker *w)
 		return 0;
 	uint64_t what = atomic_load(&st->barrier_what);
 	uint64_t was = atomic_load(&st->handler_version);
+	if (what != was && w->hd.dl) {
+		/* A new .so: the fork server holds it, so the next worker loads
+		 * it; this one stops here, everything before it committed. */
+		atomic_store(&st->switch_seq, w->has_applied ? w->applied_seq : SHM_NO_SEQ);
+		log_info("partition %u: handler version %016llx -> %016llx after seq=%llu (barrier "
+			 "%llu): restarting on the new library",
+			 w->a->partition, (unsigned long long)was, (unsigned long long)what,
+			 w->has_applied ? (unsigned long long)w->applied_seq : 0ull,
+			 (unsigned long long)id);
+		atomic_store(&st->barrier_done, id);
+		w->reload_exit = 1;
+		return -1;
+	}
 	if (what != was) {
 		struct handler fresh;
 		if (start_handler(w, &fresh, what) != 0) {
 			atomic_store(&st->handler_version, was);
-			log_error("partition %u: handler version %016llx did not start: version "
-				  "%016llx keeps running",
-				  w->a->partition, (unsigned long long)what,
-				  (unsigned long long)was);
-			atomic_store(&st->barrier_done, id);
+			log_error(
+			    "partition %u: handler version %016llx did not start at its switch "
+			    "(barrier %llu; see above): stopping with every event up to "
+			    "seq=%llu done by version %016llx; the partition fails",
+			    w->a->partition, (unsigned long long)what, (unsigned long long)id,
+			    w->has_applied ? (unsigned long long)w->applied_seq : 0ull,
+			    (unsigned long long)was);
+			w->switch_failed = 1;
 			return -1;
 		}
 		handler_stop(&w->hd, &w->ctx);
@@ -830,7 +862,8 @@ fail:
 }
 
 /* Returns 0 when asked to stop or the ring is closed, 1 when the handler
- * failed (note_failure), -1 on an error (logged). */
+ * failed (note_failure) or a new version did not start (pass_barrier),
+ * -1 on an error (logged). */
 static int loop(struct worker *w)
 {
 	struct shm_worker *st = w->a->stats;
@@ -840,7 +873,8 @@ static int loop(struct worker *w)
 		if (stop_requested && getppid() == w->parent)
 			return 0; /* asked to stop: the last batch is committed */
 		int cut;
-		pass_barrier(w);
+		if (pass_barrier(w) != 0)
+			return 1;
 		size_t n = next_batch(w, &cut);
 		if (n == 0) {
 			if (cut) {
@@ -948,8 +982,13 @@ int wrk_main(const struct wrk_args *a)
 			status = WRK_EXIT_NO_FDS;
 		goto out;
 	}
-	if (start_handler(&w, &w.hd, version_at_start(&w)) != 0)
+	if (start_handler(&w, &w.hd, version_at_start(&w)) != 0) {
+		/* A version a reload brought: the partition fails, as at a
+		 * switch, rather than restart for ever. */
+		if (atomic_load(&a->stats->barrier_id))
+			status = WRK_EXIT_SWITCH_FAILED;
 		goto out;
+	}
 	int restored = restore_state(&w);
 	if (restored != 0) {
 		status = restored > 0 ? 0 : 1; /* > 0: asked to stop while restoring */
@@ -970,7 +1009,10 @@ int wrk_main(const struct wrk_args *a)
 	int rc = loop(&w);
 	if (rc >= 0 &&
 	    (w.cfg->sync == CFG_SYNC_BATCH || w.synced_pos == w.committed_pos || sync_all(&w) == 0))
-		status = rc ? WRK_EXIT_HANDLER_FAILED : 0;
+		status = w.reload_exit	   ? WRK_EXIT_RELOAD
+			 : w.switch_failed ? WRK_EXIT_SWITCH_FAILED
+			 : rc		   ? WRK_EXIT_HANDLER_FAILED
+					   : 0;
 out:
 	close_all(&w);
 	return w.sync_failed ? WRK_EXIT_SYNC_FAILED : status;

@@ -34,11 +34,24 @@ struct wrk_args {
  * poison events, until `ringctl restart-worker`. */
 #define WRK_EXIT_HANDLER_FAILED 75
 
+/* Exit status of a worker whose handler version, brought by a reload,
+ * did not start (its init failed) at its barrier or at its start: it
+ * committed every event before the barrier, and its partition is failed
+ * (FAIL_HANDLER) until `ringctl restart-worker`. */
+#define WRK_EXIT_SWITCH_FAILED 76
+
+/* Exit status of a worker that reached a reload's barrier for a new .so:
+ * it committed every event before it and stops, and the supervisor forks
+ * its next worker at once, on the new library. */
+#define WRK_EXIT_RELOAD 77
+
 /* The body of a forked worker. Returns the process exit status:
  * 0 after the ring was closed and drained (or after SIGTERM, drained),
  * WRK_EXIT_SYNC_FAILED when an fsync failed, WRK_EXIT_NO_FDS when it could
  * not start for lack of file descriptors, WRK_EXIT_HANDLER_FAILED after
- * fail_after handler failures in a row, 1 on another error (logged).
+ * fail_after handler failures in a row, WRK_EXIT_SWITCH_FAILED when a
+ * reload's handler version did not start, WRK_EXIT_RELOAD at a barrier
+ * for a new .so, 1 on another error (logged).
  * Never returns into the supervisor's code: the caller passes the value to
  * _exit(). */
 int wrk_main(const struct wrk_args *a);
