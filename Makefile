@@ -8,15 +8,32 @@
 #                   bench-seed, bench-kafka, bench-lua-swap)
 #   make deps       install the Debian packages the build needs
 #   make format     clang-format every C file (format-check: fail on any that differs)
-#   make install    PREFIX=/usr/local DESTDIR=
+#   make install    prefix=/usr/local DESTDIR= (GNU directory names; see below)
+#   make uninstall  remove what make install put there
+#   make deb        build/ringmaster_VERSION_ARCH.deb (etc/debian/)
 #   make clean
 
-PREFIX   ?= /usr/local
-DESTDIR  ?=
-BINDIR   ?= $(PREFIX)/bin
-MANDIR   ?= $(PREFIX)/share/man
-INCDIR   ?= $(PREFIX)/include
-SYSCONFDIR ?= $(PREFIX)/etc/ringmaster
+# Installation directories, with the GNU coding standards' names (lower
+# case; override any on the command line). The upper-case PREFIX, BINDIR,
+# MANDIR and INCDIR of earlier versions still work.
+PREFIX        ?= /usr/local
+DESTDIR       ?=
+prefix        ?= $(PREFIX)
+exec_prefix   ?= $(prefix)
+bindir        ?= $(or $(BINDIR),$(exec_prefix)/bin)
+sbindir       ?= $(exec_prefix)/sbin
+datarootdir   ?= $(prefix)/share
+mandir        ?= $(or $(MANDIR),$(datarootdir)/man)
+docdir        ?= $(datarootdir)/doc/ringmaster
+includedir    ?= $(or $(INCDIR),$(prefix)/include)
+sysconfdir    ?= $(prefix)/etc
+localstatedir ?= $(prefix)/var
+runstatedir   ?= $(localstatedir)/run
+systemdunitdir ?= $(prefix)/lib/systemd/system
+bashcompdir   ?= $(datarootdir)/bash-completion/completions
+# The installed configuration's directory; ringctl and ringmaster look
+# there when no -c is given and ./etc/ringmaster.ini does not exist.
+confdir       := $(sysconfdir)/ringmaster
 
 VERSION  := 0.1.0
 CC       ?= cc
@@ -197,25 +214,47 @@ bench-lua-swap: $(RINGMASTER) $(RINGCTL) etc-modes
 
 # ---- install ----------------------------------------------------------------
 
+# The installed configuration is etc/ringmaster.ini with installed paths:
+# state under $(localstatedir)/lib/ringmaster, run_dir under
+# $(runstatedir)/ringmaster, a zmq source on 127.0.0.1:5555 (a daemon's
+# source: it runs until stopped), logs to stderr (the journal). The tables
+# are installed beside it, where its relative paths find them.
+INI_SED = -e '1s|.*|; ringmaster.ini - installed by make install (from etc/ringmaster.ini): a zmq source|' \
+	-e 's|^name = demo      |name = ringmaster |' \
+	-e 's|= \.\./var/run |= $(runstatedir)/ringmaster |' \
+	-e 's|= \.\./var/|= $(localstatedir)/lib/ringmaster/|' \
+	-e 's|^type = generate  |type = zmq       |' \
+	-e 's|^bind = *;|bind = tcp://127.0.0.1:5555 ;|'
+# The unit names the binary and the configuration by their installed paths.
+UNIT_SED = -e 's|/usr/local/sbin/|$(sbindir)/|g' -e 's|/usr/local/etc/ringmaster/|$(confdir)/|g'
+MAN_PAGES := $(wildcard man/*.[1-8])
+EXAMPLES  := worker/handlers/example_counter.c $(wildcard etc/*.lua)
+TABLES    := $(wildcard etc/*.tsv)
+
 install: all
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 \
-	  $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(INCDIR) \
-	  $(DESTDIR)$(SYSCONFDIR)
-	install -m 0755 $(RINGMASTER) $(RINGCTL) $(DESTDIR)$(BINDIR)/
-	install -m 0644 common/ringmaster.h $(DESTDIR)$(INCDIR)/
-	for m in man/*.[1-8]; do \
-	  install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/; done
-	for f in etc/*.ini etc/*.tsv etc/*.lua; do [ -e "$$f" ] || continue; \
-	  install -m 0644 $$f $(DESTDIR)$(SYSCONFDIR)/; done
+	@[ -z "$(SYSCONFDIR)" ] || { echo "install: SYSCONFDIR is gone: set sysconfdir=DIR, the directory" \
+	  "that holds ringmaster/ (the config goes to \$$(sysconfdir)/ringmaster)" >&2; exit 2; }
+	install -d $(DESTDIR)$(bindir) $(DESTDIR)$(sbindir) $(DESTDIR)$(includedir) \
+	  $(DESTDIR)$(confdir) $(DESTDIR)$(docdir)/examples $(DESTDIR)$(systemdunitdir) \
+	  $(DESTDIR)$(bashcompdir) $(addprefix $(DESTDIR)$(mandir)/man,1 3 5 7 8)
+	install -m 0755 $(RINGMASTER) $(DESTDIR)$(sbindir)/
+	install -m 0755 $(RINGCTL) $(DESTDIR)$(bindir)/
+	install -m 0644 common/ringmaster.h $(DESTDIR)$(includedir)/
+	for m in $(MAN_PAGES); do install -m 0644 $$m $(DESTDIR)$(mandir)/man$${m##*.}/; done
+	sed $(INI_SED) etc/ringmaster.ini > $(B)/ringmaster.ini.installed
+	install -m 0644 $(B)/ringmaster.ini.installed $(DESTDIR)$(confdir)/ringmaster.ini
+	install -m 0644 $(TABLES) $(DESTDIR)$(confdir)/
+	install -m 0644 $(EXAMPLES) $(DESTDIR)$(docdir)/examples/
+	sed $(UNIT_SED) etc/ringmaster.service > $(B)/ringmaster.service.installed
+	install -m 0644 $(B)/ringmaster.service.installed $(DESTDIR)$(systemdunitdir)/ringmaster.service
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/ringmaster $(DESTDIR)$(BINDIR)/ringctl \
-	  $(DESTDIR)$(INCDIR)/ringmaster.h
-	for m in man/*.[1-8]; do b=$${m##*/}; \
-	  rm -f $(DESTDIR)$(MANDIR)/man$${m##*.}/$$b; done
-	for f in etc/*.ini etc/*.tsv etc/*.lua; do [ -e "$$f" ] || continue; \
-	  rm -f $(DESTDIR)$(SYSCONFDIR)/$${f##*/}; done
-	-rmdir $(DESTDIR)$(SYSCONFDIR) 2>/dev/null
+	rm -f $(DESTDIR)$(sbindir)/ringmaster $(DESTDIR)$(bindir)/ringctl \
+	  $(DESTDIR)$(includedir)/ringmaster.h $(DESTDIR)$(systemdunitdir)/ringmaster.service \
+	  $(DESTDIR)$(confdir)/ringmaster.ini $(addprefix $(DESTDIR)$(confdir)/,$(notdir $(TABLES))) \
+	  $(addprefix $(DESTDIR)$(docdir)/examples/,$(notdir $(EXAMPLES)))
+	for m in $(MAN_PAGES); do rm -f $(DESTDIR)$(mandir)/man$${m##*.}/$${m##*/}; done
+	-rmdir $(DESTDIR)$(confdir) $(DESTDIR)$(docdir)/examples $(DESTDIR)$(docdir) 2>/dev/null
 
 # Every C file of the tree, formatted by .clang-format (clang-format 14,
 # Debian's); `make format-check` fails on any that differs (CI runs it).
