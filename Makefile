@@ -137,6 +137,17 @@ $(B)/pic/%.o: %.c | deps-check
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -fPIC -c $< -o $@
 
+# The installed configuration's path is compiled into cfg_path.o alone;
+# the stamp changes (and rebuilds it) only when sysconfdir does.
+$(B)/sysconfdir.stamp: FORCE
+	@mkdir -p $(@D); echo '$(sysconfdir)' | cmp -s - $@ || echo '$(sysconfdir)' > $@
+
+$(B)/obj/common/cfg_path.o: $(B)/sysconfdir.stamp
+$(B)/obj/common/cfg_path.o: private ALL_CFLAGS += -DRM_SYSCONFDIR='"$(sysconfdir)"'
+
+.PHONY: FORCE
+FORCE:
+
 $(LIBCOMMON): $(call obj,$(COMMON_SRC))
 	@mkdir -p $(@D)
 	$(AR) rcs $@ $^

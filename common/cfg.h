@@ -143,6 +143,13 @@ int cfg_load(const char *path, char *const *overrides, size_t n_overrides, struc
 	     struct cfg_errors *errs);
 
 void cfg_free(struct cfg *c);
+
+/* The configuration to use without -c: ./etc/ringmaster.ini when it
+ * exists (a source tree), else cfg_installed_path(), which is
+ * $(sysconfdir)/ringmaster/ringmaster.ini as `make install` put it
+ * (compiled in as RM_SYSCONFDIR). */
+const char *cfg_default_path(void);
+const char *cfg_installed_path(void);
 void cfg_errors_free(struct cfg_errors *errs);
 
 /* Where a setting's value came from, for a message about it made after the

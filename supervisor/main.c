@@ -109,7 +109,10 @@ static int parse_options(int argc, char **argv, struct options *o)
 		return EX_USAGE;
 	}
 	if (!o->config) {
-		fprintf(stderr, "ringmaster: no configuration file; give one with -c FILE\n");
+		fprintf(stderr,
+			"ringmaster: no configuration file; give one with -c FILE (the installed "
+			"one is %s)\n",
+			cfg_installed_path());
 		usage(stderr);
 		return EX_USAGE;
 	}
