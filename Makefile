@@ -267,6 +267,41 @@ uninstall:
 	for m in $(MAN_PAGES); do rm -f $(DESTDIR)$(mandir)/man$${m##*.}/$${m##*/}; done
 	-rmdir $(DESTDIR)$(confdir) $(DESTDIR)$(docdir)/examples $(DESTDIR)$(docdir) 2>/dev/null
 
+# ---- Debian package ---------------------------------------------------------
+# `make deb`: build/ringmaster_VERSION_ARCH.deb, from an install staged in
+# build/deb/pkg/debian/ringmaster with Debian's directories, built in
+# build/deb (the installed config path is compiled in), with the control
+# file and maintainer scripts of etc/debian/. Depends is what
+# dpkg-shlibdeps (dpkg-dev, installed here when missing) finds the binaries
+# link against, plus adduser for postinst; every file under /etc is a
+# conffile. dpkg-deb --root-owner-group: no fakeroot needed.
+DEB_ARCH   = $(shell dpkg --print-architecture)
+DEB_FILE   = build/ringmaster_$(VERSION)_$(DEB_ARCH).deb
+DEB_TOP    := build/deb/pkg
+DEB_ROOT   := $(DEB_TOP)/debian/ringmaster
+DEB_DIRS   := prefix=/usr sysconfdir=/etc localstatedir=/var runstatedir=/run \
+	systemdunitdir=/lib/systemd/system
+
+.PHONY: deb
+deb:
+	@$(MAKE) --no-print-directory deps EXTRA_DEB_PKGS=dpkg-dev
+	rm -rf $(DEB_TOP)
+	$(MAKE) --no-print-directory B=build/deb $(DEB_DIRS) DESTDIR=$(CURDIR)/$(DEB_ROOT) install
+	strip --strip-debug $(DEB_ROOT)/usr/sbin/ringmaster $(DEB_ROOT)/usr/bin/ringctl
+	gzip -9n $(DEB_ROOT)/usr/share/man/man*/*
+	install -d -m 0755 $(DEB_ROOT)/DEBIAN $(DEB_ROOT)/var/lib/ringmaster
+	install -m 0755 etc/debian/postinst etc/debian/prerm etc/debian/postrm $(DEB_ROOT)/DEBIAN/
+	cd $(DEB_ROOT) && find etc -type f | LC_ALL=C sort | sed 's|^|/|' > DEBIAN/conffiles
+	printf 'Source: ringmaster\n\nPackage: ringmaster\nArchitecture: any\n' > $(DEB_TOP)/debian/control
+	cd $(DEB_TOP) && dpkg-shlibdeps -O debian/ringmaster/usr/sbin/ringmaster \
+	  debian/ringmaster/usr/bin/ringctl | sed -n 's/^shlibs:Depends=//p' > ../depends
+	@[ -s build/deb/depends ] || { echo "deb: dpkg-shlibdeps found no dependencies" >&2; exit 1; }
+	sed -e 's|@VERSION@|$(VERSION)|' -e 's|@ARCH@|$(DEB_ARCH)|' \
+	  -e "s|@SIZE@|$$(du -sk --exclude=DEBIAN $(DEB_ROOT) | cut -f1)|" \
+	  -e "s#@DEPENDS@#$$(cat build/deb/depends)#" etc/debian/control > $(DEB_ROOT)/DEBIAN/control
+	dpkg-deb --root-owner-group -Zxz --build $(DEB_ROOT) $(DEB_FILE)
+	@echo "deb: $(DEB_FILE)"; dpkg-deb -f $(DEB_FILE) Depends
+
 # Every C file of the tree, formatted by .clang-format (clang-format 14,
 # Debian's); `make format-check` fails on any that differs (CI runs it).
 FORMAT_SRC = $(shell find common worker supervisor tests -name '*.[ch]' | LC_ALL=C sort)
