@@ -258,12 +258,15 @@ install: all
 	install -m 0644 $(EXAMPLES) $(DESTDIR)$(docdir)/examples/
 	sed $(UNIT_SED) etc/ringmaster.service > $(B)/ringmaster.service.installed
 	install -m 0644 $(B)/ringmaster.service.installed $(DESTDIR)$(systemdunitdir)/ringmaster.service
+	install -m 0644 etc/ringmaster.bash-completion $(DESTDIR)$(bashcompdir)/ringmaster
+	ln -sf ringmaster $(DESTDIR)$(bashcompdir)/ringctl
 
 uninstall:
 	rm -f $(DESTDIR)$(sbindir)/ringmaster $(DESTDIR)$(bindir)/ringctl \
 	  $(DESTDIR)$(includedir)/ringmaster.h $(DESTDIR)$(systemdunitdir)/ringmaster.service \
 	  $(DESTDIR)$(confdir)/ringmaster.ini $(addprefix $(DESTDIR)$(confdir)/,$(notdir $(TABLES))) \
-	  $(addprefix $(DESTDIR)$(docdir)/examples/,$(notdir $(EXAMPLES)))
+	  $(addprefix $(DESTDIR)$(docdir)/examples/,$(notdir $(EXAMPLES))) \
+	  $(DESTDIR)$(bashcompdir)/ringmaster $(DESTDIR)$(bashcompdir)/ringctl
 	for m in $(MAN_PAGES); do rm -f $(DESTDIR)$(mandir)/man$${m##*.}/$${m##*/}; done
 	-rmdir $(DESTDIR)$(confdir) $(DESTDIR)$(docdir)/examples $(DESTDIR)$(docdir) 2>/dev/null
 

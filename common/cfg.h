@@ -21,6 +21,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define CFG_PARTITIONS_MAX 1024
 #define CFG_BATCH_MAX_MAX 1048576
@@ -150,6 +151,12 @@ void cfg_free(struct cfg *c);
  * (compiled in as RM_SYSCONFDIR). */
 const char *cfg_default_path(void);
 const char *cfg_installed_path(void);
+
+/* Print every setting of the table, one a line, as "section.key", with a
+ * tab and its values, space-separated, when they are a closed set (enums,
+ * booleans, log levels): what the bash completion offers after -o. The
+ * free-form [handler], [kafka] and [table.NAME] keys are not listed. */
+void cfg_list_settings(FILE *f);
 void cfg_errors_free(struct cfg_errors *errs);
 
 /* Where a setting's value came from, for a message about it made after the

@@ -91,10 +91,15 @@ static int run_remote(const struct ctl_opts *o, int argc, char **argv)
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-	    {"config", required_argument, NULL, 'c'}, {"set", required_argument, NULL, 'o'},
-	    {"socket", required_argument, NULL, 's'}, {"timeout", required_argument, NULL, 't'},
-	    {"json", no_argument, NULL, 'J'},	      {"version", no_argument, NULL, 'V'},
-	    {"help", no_argument, NULL, 'h'},	      {NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'},
+	    {"set", required_argument, NULL, 'o'},
+	    {"socket", required_argument, NULL, 's'},
+	    {"timeout", required_argument, NULL, 't'},
+	    {"json", no_argument, NULL, 'J'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"list-settings", no_argument, NULL, 'L'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct ctl_opts o = {.config = NULL, .timeout_ms = CTL_TIMEOUT_MS};
 	int ch;
@@ -123,6 +128,9 @@ int main(int argc, char **argv)
 			break;
 		case 'V':
 			printf("ringctl %s\n", RM_VERSION);
+			return 0;
+		case 'L':
+			cfg_list_settings(stdout);
 			return 0;
 		case 'h':
 			usage(stdout);
