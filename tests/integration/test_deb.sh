@@ -89,7 +89,8 @@ for f in ringmaster.ini rules.tsv accounts.tsv; do
 done
 for f in /usr/sbin/ringmaster /usr/bin/ringctl /lib/systemd/system/ringmaster.service \
 	/usr/share/man/man8/ringmaster.8.gz /usr/include/ringmaster.h \
-	/usr/share/doc/ringmaster/examples/example_counter.c; do
+	/usr/share/doc/ringmaster/examples/example_counter.c /usr/share/bash-completion/completions/ringmaster \
+	/usr/share/bash-completion/completions/ringctl; do
 	[ -e "$root$f" ] || fail "$f is not installed"
 done
 [ -e "$root/etc/systemd/system/multi-user.target.wants/ringmaster.service" ] \
