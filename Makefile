@@ -8,15 +8,32 @@
 #                   bench-seed, bench-kafka, bench-lua-swap)
 #   make deps       install the Debian packages the build needs
 #   make format     clang-format every C file (format-check: fail on any that differs)
-#   make install    PREFIX=/usr/local DESTDIR=
+#   make install    prefix=/usr/local DESTDIR= (GNU directory names; see below)
+#   make uninstall  remove what make install put there
+#   make deb        build/ringmaster_VERSION_ARCH.deb (etc/debian/)
 #   make clean
 
-PREFIX   ?= /usr/local
-DESTDIR  ?=
-BINDIR   ?= $(PREFIX)/bin
-MANDIR   ?= $(PREFIX)/share/man
-INCDIR   ?= $(PREFIX)/include
-SYSCONFDIR ?= $(PREFIX)/etc/ringmaster
+# Installation directories, with the GNU coding standards' names (lower
+# case; override any on the command line). The upper-case PREFIX, BINDIR,
+# MANDIR and INCDIR of earlier versions still work.
+PREFIX        ?= /usr/local
+DESTDIR       ?=
+prefix        ?= $(PREFIX)
+exec_prefix   ?= $(prefix)
+bindir        ?= $(or $(BINDIR),$(exec_prefix)/bin)
+sbindir       ?= $(exec_prefix)/sbin
+datarootdir   ?= $(prefix)/share
+mandir        ?= $(or $(MANDIR),$(datarootdir)/man)
+docdir        ?= $(datarootdir)/doc/ringmaster
+includedir    ?= $(or $(INCDIR),$(prefix)/include)
+sysconfdir    ?= $(prefix)/etc
+localstatedir ?= $(prefix)/var
+runstatedir   ?= $(localstatedir)/run
+systemdunitdir ?= $(prefix)/lib/systemd/system
+bashcompdir   ?= $(datarootdir)/bash-completion/completions
+# The installed configuration's directory; ringctl and ringmaster look
+# there when no -c is given and ./etc/ringmaster.ini does not exist.
+confdir       := $(sysconfdir)/ringmaster
 
 VERSION  := 0.1.0
 CC       ?= cc
@@ -120,6 +137,17 @@ $(B)/pic/%.o: %.c | deps-check
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -fPIC -c $< -o $@
 
+# The installed configuration's path is compiled into cfg_path.o alone;
+# the stamp changes (and rebuilds it) only when sysconfdir does.
+$(B)/sysconfdir.stamp: FORCE
+	@mkdir -p $(@D); echo '$(sysconfdir)' | cmp -s - $@ || echo '$(sysconfdir)' > $@
+
+$(B)/obj/common/cfg_path.o: $(B)/sysconfdir.stamp
+$(B)/obj/common/cfg_path.o: private ALL_CFLAGS += -DRM_SYSCONFDIR='"$(sysconfdir)"'
+
+.PHONY: FORCE
+FORCE:
+
 $(LIBCOMMON): $(call obj,$(COMMON_SRC))
 	@mkdir -p $(@D)
 	$(AR) rcs $@ $^
@@ -207,25 +235,85 @@ bench-lua-swap: $(RINGMASTER) $(RINGCTL) etc-modes
 
 # ---- install ----------------------------------------------------------------
 
+# The installed configuration is etc/ringmaster.ini with installed paths:
+# state under $(localstatedir)/lib/ringmaster, run_dir under
+# $(runstatedir)/ringmaster, a zmq source on 127.0.0.1:5555 (a daemon's
+# source: it runs until stopped), logs to stderr (the journal). The tables
+# are installed beside it, where its relative paths find them.
+INI_SED = -e '1s|.*|; ringmaster.ini - installed by make install (from etc/ringmaster.ini): a zmq source|' \
+	-e 's|^name = demo      |name = ringmaster |' \
+	-e 's|= \.\./var/run |= $(runstatedir)/ringmaster |' \
+	-e 's|= \.\./var/|= $(localstatedir)/lib/ringmaster/|' \
+	-e 's|^type = generate  |type = zmq       |' \
+	-e 's|^bind = *;|bind = tcp://127.0.0.1:5555 ;|'
+# The unit names the binary and the configuration by their installed paths.
+UNIT_SED = -e 's|/usr/local/sbin/|$(sbindir)/|g' -e 's|/usr/local/etc/ringmaster/|$(confdir)/|g'
+MAN_PAGES := $(wildcard man/*.[1-8])
+EXAMPLES  := worker/handlers/example_counter.c $(wildcard etc/*.lua)
+TABLES    := $(wildcard etc/*.tsv)
+
 install: all
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 \
-	  $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(INCDIR) \
-	  $(DESTDIR)$(SYSCONFDIR)
-	install -m 0755 $(RINGMASTER) $(RINGCTL) $(DESTDIR)$(BINDIR)/
-	install -m 0644 common/ringmaster.h $(DESTDIR)$(INCDIR)/
-	for m in man/*.[1-8]; do \
-	  install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/; done
-	for f in etc/*.ini etc/*.tsv etc/*.lua; do [ -e "$$f" ] || continue; \
-	  install -m 0644 $$f $(DESTDIR)$(SYSCONFDIR)/; done
+	@[ -z "$(SYSCONFDIR)" ] || { echo "install: SYSCONFDIR is gone: set sysconfdir=DIR, the directory" \
+	  "that holds ringmaster/ (the config goes to \$$(sysconfdir)/ringmaster)" >&2; exit 2; }
+	install -d $(DESTDIR)$(bindir) $(DESTDIR)$(sbindir) $(DESTDIR)$(includedir) \
+	  $(DESTDIR)$(confdir) $(DESTDIR)$(docdir)/examples $(DESTDIR)$(systemdunitdir) \
+	  $(DESTDIR)$(bashcompdir) $(addprefix $(DESTDIR)$(mandir)/man,1 3 5 7 8)
+	install -m 0755 $(RINGMASTER) $(DESTDIR)$(sbindir)/
+	install -m 0755 $(RINGCTL) $(DESTDIR)$(bindir)/
+	install -m 0644 common/ringmaster.h $(DESTDIR)$(includedir)/
+	for m in $(MAN_PAGES); do install -m 0644 $$m $(DESTDIR)$(mandir)/man$${m##*.}/; done
+	sed $(INI_SED) etc/ringmaster.ini > $(B)/ringmaster.ini.installed
+	install -m 0644 $(B)/ringmaster.ini.installed $(DESTDIR)$(confdir)/ringmaster.ini
+	install -m 0644 $(TABLES) $(DESTDIR)$(confdir)/
+	install -m 0644 $(EXAMPLES) $(DESTDIR)$(docdir)/examples/
+	sed $(UNIT_SED) etc/ringmaster.service > $(B)/ringmaster.service.installed
+	install -m 0644 $(B)/ringmaster.service.installed $(DESTDIR)$(systemdunitdir)/ringmaster.service
+	install -m 0644 etc/ringmaster.bash-completion $(DESTDIR)$(bashcompdir)/ringmaster
+	ln -sf ringmaster $(DESTDIR)$(bashcompdir)/ringctl
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/ringmaster $(DESTDIR)$(BINDIR)/ringctl \
-	  $(DESTDIR)$(INCDIR)/ringmaster.h
-	for m in man/*.[1-8]; do b=$${m##*/}; \
-	  rm -f $(DESTDIR)$(MANDIR)/man$${m##*.}/$$b; done
-	for f in etc/*.ini etc/*.tsv etc/*.lua; do [ -e "$$f" ] || continue; \
-	  rm -f $(DESTDIR)$(SYSCONFDIR)/$${f##*/}; done
-	-rmdir $(DESTDIR)$(SYSCONFDIR) 2>/dev/null
+	rm -f $(DESTDIR)$(sbindir)/ringmaster $(DESTDIR)$(bindir)/ringctl \
+	  $(DESTDIR)$(includedir)/ringmaster.h $(DESTDIR)$(systemdunitdir)/ringmaster.service \
+	  $(DESTDIR)$(confdir)/ringmaster.ini $(addprefix $(DESTDIR)$(confdir)/,$(notdir $(TABLES))) \
+	  $(addprefix $(DESTDIR)$(docdir)/examples/,$(notdir $(EXAMPLES))) \
+	  $(DESTDIR)$(bashcompdir)/ringmaster $(DESTDIR)$(bashcompdir)/ringctl
+	for m in $(MAN_PAGES); do rm -f $(DESTDIR)$(mandir)/man$${m##*.}/$${m##*/}; done
+	-rmdir $(DESTDIR)$(confdir) $(DESTDIR)$(docdir)/examples $(DESTDIR)$(docdir) 2>/dev/null
+
+# ---- Debian package ---------------------------------------------------------
+# `make deb`: build/ringmaster_VERSION_ARCH.deb, from an install staged in
+# build/deb/pkg/debian/ringmaster with Debian's directories, built in
+# build/deb (the installed config path is compiled in), with the control
+# file and maintainer scripts of etc/debian/. Depends is what
+# dpkg-shlibdeps (dpkg-dev, installed here when missing) finds the binaries
+# link against, plus adduser for postinst; every file under /etc is a
+# conffile. dpkg-deb --root-owner-group: no fakeroot needed.
+DEB_ARCH   = $(shell dpkg --print-architecture)
+DEB_FILE   = build/ringmaster_$(VERSION)_$(DEB_ARCH).deb
+DEB_TOP    := build/deb/pkg
+DEB_ROOT   := $(DEB_TOP)/debian/ringmaster
+DEB_DIRS   := prefix=/usr sysconfdir=/etc localstatedir=/var runstatedir=/run \
+	systemdunitdir=/lib/systemd/system
+
+.PHONY: deb
+deb:
+	@$(MAKE) --no-print-directory deps EXTRA_DEB_PKGS=dpkg-dev
+	rm -rf $(DEB_TOP)
+	$(MAKE) --no-print-directory B=build/deb $(DEB_DIRS) DESTDIR=$(CURDIR)/$(DEB_ROOT) install
+	strip --strip-debug $(DEB_ROOT)/usr/sbin/ringmaster $(DEB_ROOT)/usr/bin/ringctl
+	gzip -9n $(DEB_ROOT)/usr/share/man/man*/*
+	install -d -m 0755 $(DEB_ROOT)/DEBIAN $(DEB_ROOT)/var/lib/ringmaster
+	install -m 0755 etc/debian/postinst etc/debian/prerm etc/debian/postrm $(DEB_ROOT)/DEBIAN/
+	cd $(DEB_ROOT) && find etc -type f | LC_ALL=C sort | sed 's|^|/|' > DEBIAN/conffiles
+	printf 'Source: ringmaster\n\nPackage: ringmaster\nArchitecture: any\n' > $(DEB_TOP)/debian/control
+	cd $(DEB_TOP) && dpkg-shlibdeps -O debian/ringmaster/usr/sbin/ringmaster \
+	  debian/ringmaster/usr/bin/ringctl | sed -n 's/^shlibs:Depends=//p' > ../depends
+	@[ -s build/deb/depends ] || { echo "deb: dpkg-shlibdeps found no dependencies" >&2; exit 1; }
+	sed -e 's|@VERSION@|$(VERSION)|' -e 's|@ARCH@|$(DEB_ARCH)|' \
+	  -e "s|@SIZE@|$$(du -sk --exclude=DEBIAN $(DEB_ROOT) | cut -f1)|" \
+	  -e "s#@DEPENDS@#$$(cat build/deb/depends)#" etc/debian/control > $(DEB_ROOT)/DEBIAN/control
+	dpkg-deb --root-owner-group -Zxz --build $(DEB_ROOT) $(DEB_FILE)
+	@echo "deb: $(DEB_FILE)"; dpkg-deb -f $(DEB_FILE) Depends
 
 # Every C file of the tree, formatted by .clang-format (clang-format 14,
 # Debian's); `make format-check` fails on any that differs (CI runs it).

@@ -180,6 +180,24 @@ static const struct setting settings[] = {
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
 
+/* For shell completion (ringmaster --list-settings): every setting as
+ * "section.key", then a tab and its values when they are a closed set. */
+void cfg_list_settings(FILE *f)
+{
+	static const char *const bools[] = {"yes", "no", NULL};
+	static const char *const levels[] = {"error", "warn", "info", "debug", NULL};
+	for (size_t i = 0; i < N_SETTINGS; i++) {
+		const struct setting *st = &settings[i];
+		const char *const *names = st->set == set_bool	  ? bools
+					   : st->set == set_level ? levels
+								  : st->names;
+		fprintf(f, "%s.%s", st->section, st->key);
+		for (size_t k = 0; names && names[k]; k++)
+			fprintf(f, "%c%s", k ? ' ' : '\t', names[k]);
+		fputc('\n', f);
+	}
+}
+
 enum line_kind { LINE_NONE, LINE_CONT, LINE_SECTION, LINE_BAD_SECTION, LINE_PAIR };
 
 struct load {

@@ -21,6 +21,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define CFG_PARTITIONS_MAX 1024
 #define CFG_BATCH_MAX_MAX 1048576
@@ -144,6 +145,19 @@ int cfg_load(const char *path, char *const *overrides, size_t n_overrides, struc
 	     struct cfg_errors *errs);
 
 void cfg_free(struct cfg *c);
+
+/* The configuration to use without -c: ./etc/ringmaster.ini when it
+ * exists (a source tree), else cfg_installed_path(), which is
+ * $(sysconfdir)/ringmaster/ringmaster.ini as `make install` put it
+ * (compiled in as RM_SYSCONFDIR). */
+const char *cfg_default_path(void);
+const char *cfg_installed_path(void);
+
+/* Print every setting of the table, one a line, as "section.key", with a
+ * tab and its values, space-separated, when they are a closed set (enums,
+ * booleans, log levels): what the bash completion offers after -o. The
+ * free-form [handler], [kafka] and [table.NAME] keys are not listed. */
+void cfg_list_settings(FILE *f);
 void cfg_errors_free(struct cfg_errors *errs);
 
 /* Where a setting's value came from, for a message about it made after the

@@ -2,6 +2,7 @@
  * on libsystemd would cost more than it saves. */
 #include "notify.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -38,4 +39,27 @@ void notify_send(const char *fmt, ...)
 	socklen_t salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
 	(void)!sendto(fd, msg, (size_t)n, MSG_NOSIGNAL, (struct sockaddr *)&sa, salen);
 	close(fd);
+}
+
+unsigned long long notify_watchdog_usec(void)
+{
+	const char *usec = getenv("WATCHDOG_USEC"), *pid = getenv("WATCHDOG_PID");
+	unsigned long long v = 0;
+	if (usec && *usec) {
+		char *end;
+		errno = 0;
+		v = strtoull(usec, &end, 10);
+		if (errno || *end || usec[0] == '-')
+			v = 0;
+	}
+	if (v && pid && *pid) {
+		char *end;
+		errno = 0;
+		long p = strtol(pid, &end, 10);
+		if (errno || *end || p != (long)getpid())
+			v = 0;
+	}
+	unsetenv("WATCHDOG_USEC");
+	unsetenv("WATCHDOG_PID");
+	return v;
 }

@@ -31,6 +31,7 @@ static void usage(FILE *f)
 		   "      --summary FILE    write the end-of-run summary as JSON to FILE\n"
 		   "      --force-recover   resume from a data_dir that sync = none left\n"
 		   "                        across a reboot (it may have lost events)\n"
+		   "      --list-settings   print every setting (section.key) and exit\n"
 		   "  -V, --version         print the version and exit\n"
 		   "  -h, --help            print this help and exit\n"
 		   "\n"
@@ -64,10 +65,15 @@ struct options {
 static int parse_options(int argc, char **argv, struct options *o)
 {
 	static const struct option longopts[] = {
-	    {"config", required_argument, NULL, 'c'},  {"set", required_argument, NULL, 'o'},
-	    {"test", no_argument, NULL, 't'},	       {"summary", required_argument, NULL, 'S'},
-	    {"force-recover", no_argument, NULL, 'F'}, {"version", no_argument, NULL, 'V'},
-	    {"help", no_argument, NULL, 'h'},	       {NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'},
+	    {"set", required_argument, NULL, 'o'},
+	    {"test", no_argument, NULL, 't'},
+	    {"summary", required_argument, NULL, 'S'},
+	    {"force-recover", no_argument, NULL, 'F'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"list-settings", no_argument, NULL, 'L'},
+	    {NULL, 0, NULL, 0},
 	};
 	int ch;
 	while ((ch = getopt_long(argc, argv, "c:o:tVh", longopts, NULL)) != -1) {
@@ -95,6 +101,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case 'V':
 			printf("ringmaster %s\n", RM_VERSION);
 			return -1;
+		case 'L':
+			cfg_list_settings(stdout);
+			return -1;
 		case 'h':
 			usage(stdout);
 			return -1;
@@ -109,7 +118,10 @@ static int parse_options(int argc, char **argv, struct options *o)
 		return EX_USAGE;
 	}
 	if (!o->config) {
-		fprintf(stderr, "ringmaster: no configuration file; give one with -c FILE\n");
+		fprintf(stderr,
+			"ringmaster: no configuration file; give one with -c FILE (the installed "
+			"one is %s)\n",
+			cfg_installed_path());
 		usage(stderr);
 		return EX_USAGE;
 	}

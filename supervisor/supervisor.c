@@ -496,6 +496,26 @@ static void job_source(struct sup *s, uint64_t now)
 	s->src.ops->tick(&s->src);
 }
 
+/* systemd's WatchdogSec=: the loop is alive while it turns, whatever its
+ * partitions do (a failed one is for /healthz and the metrics; it must not
+ * get the whole instance killed). Also sent from the nested wait, so a
+ * long library call that keeps serving the loop is not taken for a hang. */
+static int sd_watchdog_on(const struct sup *s)
+{
+	return s->sd_watchdog_ns != 0;
+}
+
+/* Checked at every turn against its own deadline (its period is only
+ * known at start); the loop turns at least every 250 ms (the watermark
+ * job), the nested wait every second, and WatchdogSec= is seconds. */
+static void job_sd_watchdog(struct sup *s, uint64_t now)
+{
+	if (now < s->sd_watchdog_next)
+		return;
+	notify_send("WATCHDOG=1");
+	s->sd_watchdog_next = now + s->sd_watchdog_ns;
+}
+
 /* Everything the supervisor does now and then, in one table, as Redis's
  * serverCron: each job runs when `period_ms` has passed since it last ran
  * (0: at every turn of the loop: cheap checks of flags and deadlines). The
@@ -516,6 +536,7 @@ static const struct sup_job {
     {"dead letters", 250, job_dead_letters, 0, dead_letters_stuck}, /* retry a failed write */
     {"progress", 250, job_progress, 0, progress_shown},
     {"source", SRC_TICK_MS, job_source, 0, source_ticks}, /* Kafka: offsets, ready partitions */
+    {"systemd watchdog", 0, job_sd_watchdog, 1, sd_watchdog_on}, /* WatchdogSec= */
 };
 #define N_JOBS (sizeof(jobs) / sizeof(jobs[0]))
 
@@ -960,6 +981,12 @@ static int start(struct sup *s)
 	s->state = SUP_RUNNING;
 	notify_send("READY=1\nSTATUS=running, %u workers\nMAINPID=%ld", c->partitions,
 		    (long)getpid());
+	/* Half the interval, as sd_watchdog_enabled(3) advises; the first
+	 * WATCHDOG=1 goes at the loop's first turn. */
+	s->sd_watchdog_ns = notify_watchdog_usec() * 1000 / 2;
+	if (s->sd_watchdog_ns)
+		log_info("systemd watchdog: WATCHDOG=1 every %llu ms",
+			 (unsigned long long)(s->sd_watchdog_ns / MS));
 	log_info("started partitions=%u handler=%s source=%s", c->partitions, c->handler,
 		 c->source_type == CFG_SOURCE_FILE    ? c->source_path
 		 : c->source_type == CFG_SOURCE_SPOOL ? c->spool_dir

@@ -128,6 +128,8 @@ struct sup {
 	uint64_t stop_deadline;	    /* then kill them (after a stop request) */
 	uint64_t last_poll_ns;	    /* the last look at the control socket */
 	uint64_t *job_next;	    /* [jobs]: when each periodic job runs next */
+	uint64_t sd_watchdog_ns;    /* WATCHDOG=1 this often (WatchdogSec/2); 0: off */
+	uint64_t sd_watchdog_next;  /* and next at this time */
 	struct pollfd *pfds;	    /* the source's, then the control socket's */
 	uint64_t watermark;	    /* the last one recorded */
 	struct wm_part *wm_parts;   /* [partitions]: what each worker made durable */

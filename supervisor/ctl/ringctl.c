@@ -19,22 +19,25 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: ringctl [-c FILE | -s SOCKET] [-o section.key=value ...] [--json]\n"
-		   "               [-t TIMEOUT] COMMAND [ARGS]\n"
-		   "\n"
-		   "commands:\n"
-		   "  state KEY          a key's state and partition (reads the shards)\n"
-		   "  dump-state         every key and its state, sorted by key\n"
-		   "  gen events [--events N] [--keys N] [--seed N] [--skew X]\n"
-		   "  gen accounts [--keys N] [--seed N]\n"
-		   "  gen rules          generated ledger data, as TSV on stdout\n"
-		   "  send [-e ENDPOINT] [--frames] [FILE]\n"
-		   "                     push TSV lines to a zmq source (default: [source] bind)\n"
-		   "\n"
-		   "  -c, --config FILE  ringmaster's configuration (default etc/ringmaster.ini)\n"
-		   "  -o, --set S.K=V    override a setting of FILE (repeatable)\n"
-		   "  -V, --version      print the version\n"
-		   "  -h, --help         print this help\n");
+	fprintf(f,
+		"usage: ringctl [-c FILE | -s SOCKET] [-o section.key=value ...] [--json]\n"
+		"               [-t TIMEOUT] COMMAND [ARGS]\n"
+		"\n"
+		"commands:\n"
+		"  state KEY          a key's state and partition (reads the shards)\n"
+		"  dump-state         every key and its state, sorted by key\n"
+		"  gen events [--events N] [--keys N] [--seed N] [--skew X]\n"
+		"  gen accounts [--keys N] [--seed N]\n"
+		"  gen rules          generated ledger data, as TSV on stdout\n"
+		"  send [-e ENDPOINT] [--frames] [FILE]\n"
+		"                     push TSV lines to a zmq source (default: [source] bind)\n"
+		"\n"
+		"  -c, --config FILE  ringmaster's configuration (default: etc/ringmaster.ini if\n"
+		"                     it exists, else %s)\n"
+		"  -o, --set S.K=V    override a setting of FILE (repeatable)\n"
+		"  -V, --version      print the version\n"
+		"  -h, --help         print this help\n",
+		cfg_installed_path());
 	ctl_remote_usage(f);
 }
 
@@ -89,12 +92,17 @@ static int run_remote(const struct ctl_opts *o, int argc, char **argv)
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-	    {"config", required_argument, NULL, 'c'}, {"set", required_argument, NULL, 'o'},
-	    {"socket", required_argument, NULL, 's'}, {"timeout", required_argument, NULL, 't'},
-	    {"json", no_argument, NULL, 'J'},	      {"version", no_argument, NULL, 'V'},
-	    {"help", no_argument, NULL, 'h'},	      {NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'},
+	    {"set", required_argument, NULL, 'o'},
+	    {"socket", required_argument, NULL, 's'},
+	    {"timeout", required_argument, NULL, 't'},
+	    {"json", no_argument, NULL, 'J'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"list-settings", no_argument, NULL, 'L'},
+	    {NULL, 0, NULL, 0},
 	};
-	struct ctl_opts o = {.config = "etc/ringmaster.ini", .timeout_ms = CTL_TIMEOUT_MS};
+	struct ctl_opts o = {.config = NULL, .timeout_ms = CTL_TIMEOUT_MS};
 	int ch;
 	/* '+': stop at the command, so its own options are left to it. */
 	while ((ch = getopt_long(argc, argv, "+c:o:s:t:Vh", longopts, NULL)) != -1) {
@@ -122,6 +130,9 @@ int main(int argc, char **argv)
 		case 'V':
 			printf("ringctl %s\n", RM_VERSION);
 			return 0;
+		case 'L':
+			cfg_list_settings(stdout);
+			return 0;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -135,6 +146,8 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (!o.config)
+		o.config = cfg_default_path();
 	char **cmd = argv + optind;
 	int n = argc - optind;
 	optind = 0; /* subcommands parse their own options (0: from scratch) */
