@@ -385,11 +385,12 @@ FUZZ_INIH_LIBS = $(shell $(PKG_CONFIG) --libs inih 2>/dev/null)
 
 # Beyond common/NAME.c: cfg_* drive cfg.c (which logs through log.c and
 # reads through inih), the two cfg_load targets share their checks.
-FUZZ_DEPS_cfg_value    := common/cfg.c common/log.c
-FUZZ_DEPS_cfg_file     := common/cfg.c common/log.c tests/fuzz/cfg_props.c
+FUZZ_DEPS_cfg_value    := common/cfg.c common/log.c common/utf8.c
+FUZZ_DEPS_cfg_file     := common/cfg.c common/log.c common/utf8.c tests/fuzz/cfg_props.c
 FUZZ_DEPS_cfg_override := $(FUZZ_DEPS_cfg_file)
 FUZZ_DEPS_ledger       := worker/handlers/ledger.c
 FUZZ_DEPS_event_json   := common/event.c
+FUZZ_DEPS_proto        := common/proto.c common/utf8.c
 FUZZ_LIBS_cfg_value     = $(FUZZ_INIH_LIBS)
 FUZZ_LIBS_cfg_file      = $(FUZZ_INIH_LIBS)
 FUZZ_LIBS_cfg_override  = $(FUZZ_INIH_LIBS)
