@@ -95,6 +95,13 @@ struct rm_handler {
  */
 #define RM_HANDLER_SYMBOL "rm_handler_entry"
 
+/* A plugin may also say which [handler] settings it reads (rm_param), so
+ * that one it never reads (a typo: limt = 3) is warned about by
+ * `ringmaster -t`, at start and at a reload that loads it:
+ *   const char *const rm_handler_params[] = {"limit", "tag", NULL};
+ * Without it, [handler] settings are not checked. */
+#define RM_PARAMS_SYMBOL "rm_handler_params"
+
 /* Look `key` up in reference table `table` (a [table.NAME] of the config).
  * Returns RM_FOUND and fills *val, RM_NOTFOUND (unknown key or unknown
  * table), or a negative error. */

@@ -1,6 +1,9 @@
 -- counter.lua - a small Lua handler: counts events per key, tags each
 -- output line with the [handler] tag parameter, and counts new and seen
 -- keys for the summary (rm.count). See ringmaster-lua(7).
+-- The [handler] settings it reads (rm.param): any other is warned about.
+params = {"tag"}
+
 local tag = "x"
 
 function init()

@@ -173,6 +173,8 @@ static int check_config(const struct options *o, const struct cfg *cfg)
 	    handler_check(cfg, fd, err, sizeof(err)) != 0) {
 		fprintf(stderr, "%s\n", err);
 		bad = 1;
+	} else {
+		fputs(err, stderr); /* warnings: settings the handler never reads */
 	}
 	if (fd >= 0)
 		close(fd);

@@ -884,6 +884,7 @@ static int check_and_lock(struct sup *s)
 		log_lines(LOG_LEVEL_ERROR, "", err);
 		return EX_CONFIG;
 	}
+	log_lines(LOG_LEVEL_WARN, "", err); /* settings the handler never reads */
 	if (lock_pid_file(s) != 0 || own_lock_data_dir(s) != 0)
 		return EX_CANTCREAT;
 	if (own_wait_for_orphans(s) != 0)

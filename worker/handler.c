@@ -32,8 +32,9 @@
 static const struct {
 	const char *name;
 	const struct rm_handler *handler;
+	const char *params; /* the [handler] settings it reads, one space apart */
 } builtins[] = {
-    {"ledger", &ledger_handler},
+    {"ledger", &ledger_handler, ""},
 };
 
 static int ends_with(const char *s, const char *suffix)
@@ -129,6 +130,48 @@ void handler_unload(void *dl)
 		dlclose(dl);
 }
 
+/* ---- [handler] settings the handler never reads ---- */
+
+static int listed(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+	for (const char *p = list; (p = strstr(p, name)); p += n)
+		if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0'))
+			return 1;
+	return 0;
+}
+
+/* A line in out for each [handler] setting not in `reads` (the names the
+ * handler declares, one space apart): a typo (limt = 3) would else pass
+ * silently. */
+static void unread_params(const struct cfg *c, const char *reads, char *out, size_t len)
+{
+	size_t used = strnlen(out, len);
+	for (size_t i = 0; i < c->n_params && used < len; i++) {
+		const char *key = c->params[i].key;
+		if (listed(reads, key))
+			continue;
+		used += (size_t)snprintf(
+		    out + used, len - used,
+		    "%s: [handler] %s: the handler never reads it (it reads: %s)\n",
+		    cfg_origin(c, "handler", key), key, reads[0] ? reads : "no [handler] setting");
+	}
+}
+
+/* The names in a .so's rm_handler_params, one space apart; 0 when it has
+ * none (it does not say what it reads). */
+static int so_params(void *dl, char *out, size_t len)
+{
+	const char *const *names = dl ? dlsym(dl, RM_PARAMS_SYMBOL) : NULL;
+	size_t used = 0;
+	out[0] = '\0';
+	if (!names)
+		return 0;
+	for (size_t i = 0; names[i] && used < len; i++)
+		used += (size_t)snprintf(out + used, len - used, "%s%s", used ? " " : "", names[i]);
+	return 1;
+}
+
 /* "FILE:LINE: [worker] handler: ", what every message here starts with. */
 static void prefix_of(const struct cfg *c, char *buf, size_t len)
 {
@@ -200,7 +243,8 @@ static void init_ctx_end(rm_ctx *ctx)
 
 /* A Lua script compiles and its top level runs in the sandbox (and its
  * init(), with_init). */
-static int check_lua(const struct cfg *c, int fd, int with_init, char *msg, size_t len)
+static int check_lua(const struct cfg *c, int fd, int with_init, char *msg, size_t len, char *warn,
+		     size_t warn_len)
 {
 	rm_ctx *ctx = NULL;
 	if (with_init && !(ctx = init_ctx(c, msg, len)))
@@ -210,12 +254,19 @@ static int check_lua(const struct cfg *c, int fd, int with_init, char *msg, size
 		return -1;
 	int rc = lua_handler_check(s, c->params, c->n_params, ctx, msg, len);
 	init_ctx_end(ctx);
+	char reads[1024];
+	if (rc == 0 &&
+	    lua_handler_params(s, c->params, c->n_params, reads, sizeof(reads), msg, len) > 0) {
+		warn[0] = '\0';
+		unread_params(c, reads, warn, warn_len);
+	}
 	lua_script_free(s);
 	return rc;
 }
 
 /* A .so loads (and its init returns 0, with_init). */
-static int check_so(const struct cfg *c, int fd, int with_init, char *msg, size_t len)
+static int check_so(const struct cfg *c, int fd, int with_init, char *msg, size_t len, char *warn,
+		    size_t warn_len)
 {
 	void *dl, *state = NULL;
 	rm_ctx *ctx = NULL;
@@ -229,6 +280,9 @@ static int check_so(const struct cfg *c, int fd, int with_init, char *msg, size_
 			 h->name);
 		return -1;
 	}
+	char reads[1024];
+	if (so_params(dl, reads, sizeof(reads)))
+		unread_params(c, reads, warn, warn_len);
 	return 0;
 }
 
@@ -237,10 +291,11 @@ static int check_so(const struct cfg *c, int fd, int with_init, char *msg, size_
  * hang) shows as no report. */
 static void check_child(const struct cfg *c, int fd, int with_init, int out)
 {
-	char msg[1024];
-	if (handler_is_lua(c->handler) ? check_lua(c, fd, with_init, msg, sizeof(msg)) == 0
-				       : check_so(c, fd, with_init, msg, sizeof(msg)) == 0)
-		snprintf(msg, sizeof(msg), "ok");
+	char msg[1024], warn[2048] = "";
+	if (handler_is_lua(c->handler)
+		? check_lua(c, fd, with_init, msg, sizeof(msg), warn, sizeof(warn)) == 0
+		: check_so(c, fd, with_init, msg, sizeof(msg), warn, sizeof(warn)) == 0)
+		snprintf(msg, sizeof(msg), "ok\n%s", warn);
 	ssize_t n = write(out, msg, strlen(msg));
 	_exit(n < 0 ? 2 : 0); /* no destructors, no atexit: not ours to run */
 }
@@ -301,14 +356,19 @@ static int wait_child(pid_t pid, int in, char *report, size_t len)
 
 static int check(const struct cfg *c, int fd, int with_init, char *err, size_t errlen)
 {
-	char prefix[512], report[1024], how[128];
+	char prefix[512], report[3200], how[128];
 	void *dl;
 	prefix_of(c, prefix, sizeof(prefix));
 	if (!is_file(c->handler)) {
-		if (handler_load(c->handler, -1, &dl, report, sizeof(report)))
-			return 0;
-		snprintf(err, errlen, "%s%s", prefix, report);
-		return -1;
+		if (!handler_load(c->handler, -1, &dl, report, sizeof(report))) {
+			snprintf(err, errlen, "%s%s", prefix, report);
+			return -1;
+		}
+		err[0] = '\0';
+		for (size_t i = 0; i < sizeof(builtins) / sizeof(builtins[0]); i++)
+			if (strcmp(c->handler, builtins[i].name) == 0)
+				unread_params(c, builtins[i].params, err, errlen);
+		return 0;
 	}
 	int p[2];
 	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0) {
@@ -341,8 +401,10 @@ static int check(const struct cfg *c, int fd, int with_init, char *err, size_t e
 			 prefix, c->handler, CHECK_TIMEOUT_MS / 1000);
 		return -1;
 	}
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && strcmp(report, "ok") == 0)
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && strncmp(report, "ok\n", 3) == 0) {
+		snprintf(err, errlen, "%s", report + 3); /* warnings, if any */
 		return 0;
+	}
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && report[0]) {
 		snprintf(err, errlen, "%s%s", prefix, report);
 		return -1;

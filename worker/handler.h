@@ -64,7 +64,10 @@ int handler_file_version(int fd, char buf[17]);
  * constructors cannot end, or fake the success of, the caller (ringmaster -t
  * and the supervisor before it forks workers). A child that exits or dies
  * before reporting, or takes more than 10 s, fails the check. Returns 0, or
- * -1 with err filled, starting with the file and line of the setting. */
+ * -1 with err filled, starting with the file and line of the setting. On 0,
+ * err holds warnings, a line each ("" when none): the [handler] settings a
+ * handler that declares what it reads (RM_PARAMS_SYMBOL, a Lua script's
+ * params table) never reads. */
 int handler_check(const struct cfg *c, int fd, char *err, size_t errlen);
 
 /* As handler_check, and the child also runs the handler's init() (a

@@ -900,6 +900,40 @@ int lua_handler_check(const struct lua_script *s, const struct cfg_kv *params, s
 	return rc;
 }
 
+int lua_handler_params(const struct lua_script *s, const struct cfg_kv *params, size_t n_params,
+		       char *out, size_t out_len, char *err, size_t errlen)
+{
+	struct settings st;
+	struct kv_list l = {params, n_params};
+	if (read_settings(param_of_list, &l, &st, err, errlen) != 0)
+		return -1;
+	struct lua_inst *h = make(s, &st, err, errlen);
+	if (!h)
+		return -1;
+	lua_State *L = h->L;
+	int said = 0;
+	size_t used = (size_t)snprintf(out, out_len, "lua_unsafe lua_timeout lua_memory");
+	lua_rawgeti(L, LUA_REGISTRYINDEX, h->ref_env);
+	lua_getfield(L, -1, "params");
+	if (lua_istable(L, -1)) {
+		said = 1;
+		for (int i = 1;; i++) {
+			lua_rawgeti(L, -1, i);
+			const char *name =
+			    lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+			if (name && used < out_len)
+				used += (size_t)snprintf(out + used, out_len - used, " %s", name);
+			int end = lua_isnil(L, -1);
+			lua_pop(L, 1);
+			if (end)
+				break;
+		}
+	}
+	lua_pop(L, 2);
+	free_inst(h);
+	return said;
+}
+
 /* ---- calls -------------------------------------------------------------------- */
 
 static void enter(struct lua_inst *h, uint64_t seq)

@@ -69,6 +69,14 @@ void lua_handler_on_hard_timeout(void *state, void (*fn)(void *arg, uint64_t seq
 int lua_handler_check(const struct lua_script *s, const struct cfg_kv *params, size_t n_params,
 		      rm_ctx *ctx, char *err, size_t errlen);
 
+/* The [handler] settings the script says it reads: its top-level table
+ * `params = {"tag", "limit"}`, as names one space apart in `out` (plus
+ * the runtime's own: lua_unsafe, lua_timeout, lua_memory). Returns 1 when
+ * it says, 0 when it has no such table (nothing can be checked), or -1
+ * with err filled when the script does not load. */
+int lua_handler_params(const struct lua_script *s, const struct cfg_kv *params, size_t n_params,
+		       char *out, size_t out_len, char *err, size_t errlen);
+
 /* For the trusted prelude only (lua_handler.c), which calls them through
  * LuaJIT's FFI, declared there with ffi.cdef: the rm.* calls a script makes
  * per event. They take the instance (lua_handler_start's state) and return

@@ -64,6 +64,10 @@ static void faulty_fini(rm_ctx *ctx, void *state)
 		ledger_handler.fini(ctx, state);
 }
 
+/* The [handler] settings it reads: any other is warned about. */
+const char *const rm_handler_params[] = {"crash_payload", "hang_payload",   "sleep_us",
+					 "fail_mode",	  "fail_partition", NULL};
+
 const struct rm_handler rm_handler_entry = {
     .abi_version = RM_ABI_VERSION,
     .name = "faulty_ledger",

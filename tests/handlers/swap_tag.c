@@ -54,6 +54,9 @@ static int tag_process(rm_ctx *ctx, void *state, const struct rm_event *ev)
 	return rm_emit(ctx, line, (size_t)len) == 0 ? RM_OK : RM_ERROR;
 }
 
+/* The [handler] settings it reads: any other is warned about. */
+const char *const rm_handler_params[] = {"spin_us", NULL};
+
 const struct rm_handler rm_handler_entry = {
     .abi_version = SWAP_ABI,
     .name = "swap_tag",

@@ -167,6 +167,9 @@ static int counter_process(rm_ctx *ctx, void *state, const struct rm_event *ev)
 /* The entry point ringmaster looks up with dlsym(). The ABI version lets it
  * refuse a plugin built against an incompatible header. fini and on_reload
  * are optional: we hold no resources and cache nothing. */
+/* The [handler] settings it reads: any other is warned about. */
+const char *const rm_handler_params[] = {"prefix", NULL};
+
 const struct rm_handler rm_handler_entry = {
     .abi_version = RM_ABI_VERSION,
     .name = "example_counter",
