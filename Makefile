@@ -24,8 +24,8 @@ PKG_CONFIG ?= pkg-config
 
 # Packages: Debian names, and the pkg-config modules that prove them present.
 DEB_PKGS := libzmq3-dev liblmdb-dev libinih-dev libcmocka-dev librdkafka-dev libyajl-dev \
-	libluajit2-5.1-dev pkg-config procps
-PC_MODS  := libzmq lmdb inih cmocka rdkafka yajl luajit
+	libluajit2-5.1-dev libmicrohttpd-dev pkg-config procps
+PC_MODS  := libzmq lmdb inih cmocka rdkafka yajl luajit libmicrohttpd
 
 ifneq ($(filter asan,$(MAKECMDGOALS)),)
 ASAN := 1
@@ -43,7 +43,7 @@ endif
 
 # Deferred (=) so pkg-config runs after `deps` has installed what was missing.
 PC_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PC_MODS) 2>/dev/null)
-PC_LIBS   = $(shell $(PKG_CONFIG) --libs libzmq lmdb inih rdkafka yajl luajit 2>/dev/null)
+PC_LIBS   = $(shell $(PKG_CONFIG) --libs libzmq lmdb inih rdkafka yajl luajit libmicrohttpd 2>/dev/null)
 # The ledger handler (built into the daemon, and alone for the fuzzer and the
 # seed benchmark) reads JSON payloads through yajl.
 JSON_LIBS   = $(shell $(PKG_CONFIG) --libs yajl 2>/dev/null)
