@@ -280,9 +280,26 @@ static void render_status(const struct sup *s, enum proto_format fmt, struct pro
 	    {"restarts", "restarts"},
 	    {"failed_partitions", "failed partitions"},
 	    {"held", "held back"},
+	    {"imbalance", "imbalance"},
+	    {"hot_key", "hottest key"},
+	    {"hot_key_partition", "its partition"},
+	    {"hot_key_pct", "its share %"},
 	};
 	struct status_row st;
 	status_row(s, shm_now_ns(), &st);
+	/* Hot partitions and keys (observe.h). */
+	struct obs_proc *procs = calloc(1 + s->cfg.partitions, sizeof(*procs));
+	char hot[HOT_KEY_MAX + 1] = "";
+	unsigned hot_p = 0;
+	double hot_share = NAN, imbalance = NAN;
+	if (procs) {
+		obs_collect(s, procs);
+		imbalance = obs_imbalance(procs, s->cfg.partitions);
+		if (obs_hottest(procs, s->cfg.partitions, hot, sizeof(hot), &hot_p, &hot_share) !=
+		    0)
+			hot_share = NAN;
+		free(procs);
+	}
 	const struct proto_value vals[] = {
 	    str_v(s->cfg.name),
 	    u64_v(st.pid),
@@ -311,6 +328,10 @@ static void render_status(const struct sup *s, enum proto_format fmt, struct pro
 	    u64_v(st.restarts),
 	    u64_v(st.failed),
 	    u64_v(st.held),
+	    typed_v(PROTO_T_F64, 0, imbalance),
+	    str_v(hot),
+	    u64_v(hot_p),
+	    typed_v(PROTO_T_F64, 0, 100 * hot_share),
 	};
 	_Static_assert(sizeof(cols) / sizeof(cols[0]) == sizeof(vals) / sizeof(vals[0]),
 		       "one value per column");

@@ -752,6 +752,16 @@ static void end_limit(struct worker *w, uint64_t seq)
 #define HOT_SAMPLE 16
 #define HOT_PUBLISH_NS (250 * 1000000ull)
 
+/* The heavy hitters, a few times a second while they change. */
+static void publish_hot(struct worker *w, uint64_t now)
+{
+	struct shm_worker *st = w->a->stats;
+	if (now - w->hot_published_ns < HOT_PUBLISH_NS || w->hot.total == st->hot.total)
+		return;
+	hot_publish(&w->hot, &st->hot);
+	w->hot_published_ns = now;
+}
+
 /* After a commit at `now`: the end-to-end latency of the batch (from the
  * time its oldest record was read), counted for each of its events; the
  * sampled state reads; the heavy hitters. */
@@ -773,10 +783,7 @@ static void note_batch(struct worker *w, size_t n, uint64_t processed, uint64_t 
 	for (size_t i = 0; i < n; i++)
 		if (((w->recs[i].seq * 0xD6E8FEB86659FD93ull) >> 60) == 0) /* 1 in 16 */
 			hot_add(&w->hot, w->recs[i].key, w->recs[i].key_len, HOT_SAMPLE);
-	if (now - w->hot_published_ns >= HOT_PUBLISH_NS) {
-		hot_publish(&w->hot, &st->hot);
-		w->hot_published_ns = now;
-	}
+	publish_hot(w, now);
 }
 
 /* Effects become visible in this order: output bytes past the recorded
@@ -913,6 +920,7 @@ static int loop(struct worker *w)
 				stage_relabel(&w->clock, WRK_ST_IDLE);
 			uint64_t now = stage_enter(&w->clock, WRK_ST_OTHER);
 			atomic_fetch_add_explicit(&st->wait_ns, now - t0, memory_order_relaxed);
+			publish_hot(w, now); /* what the last batches counted */
 			if (rc == -EPIPE)
 				return 0;
 			if (rc == -ETIMEDOUT && maybe_sync(w) != 0)
@@ -1030,6 +1038,7 @@ int wrk_main(const struct wrk_args *a)
 	stage_start(&w.clock, &a->stats->stages, WRK_ST_OTHER);
 	int rc = loop(&w);
 	stage_enter(&w.clock, WRK_ST_OTHER);
+	hot_publish(&w.hot, &a->stats->hot); /* the last word, for the summary */
 	if (rc >= 0 &&
 	    (w.cfg->sync == CFG_SYNC_BATCH || w.synced_pos == w.committed_pos || sync_all(&w) == 0))
 		status = rc ? WRK_EXIT_HANDLER_FAILED : 0;
