@@ -377,6 +377,23 @@ $(FAILSYNC): tests/faults/failsync.c
 test: $(FAILSYNC)
 # ---- end of fault injection -------------------------------------------------
 
+# ---- Prometheus (issue 16) --------------------------------------------------
+# tests/integration/test_prometheus.sh runs a real Prometheus against a
+# running ringmaster's [control] http endpoint and checks its answers with
+# promtool; Debian's prometheus package is installed for the tests only
+# (not under make asan, where that test skips).
+PROMETHEUS_DEB_PKGS := prometheus curl
+
+.PHONY: deps-prometheus
+deps-prometheus:
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null && command -v curl >/dev/null \
+	  || $(MAKE) --no-print-directory deps EXTRA_DEB_PKGS="$(PROMETHEUS_DEB_PKGS)"
+
+ifneq ($(ASAN),1)
+test: deps-prometheus
+endif
+# ---- end of Prometheus ------------------------------------------------------
+
 # ---- power-cut harness ------------------------------------------------------
 # tests/powercut: libpowercut.so, preloaded into the processes under test,
 # records what an fsync or an O_DSYNC write makes durable under a tree;
