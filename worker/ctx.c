@@ -33,7 +33,8 @@ int ctx_init(struct rm_ctx *c, const struct cfg *cfg, unsigned partition)
 	c->partition = partition;
 	c->partitions = cfg->partitions;
 	c->clock_cost = stage_clock_cost();
-	c->reads_calls = 0x9E3779B97F4A7C15ull ^ partition; /* the sampler's seed: not 0 */
+	c->reads_rng = 0x9E3779B97F4A7C15ull ^ partition; /* the sampler's seed: not 0 */
+	c->reads_left = c->reads_left_next = STAGE_SAMPLE;
 	c->cap_entries = CTX_MIN_ENTRIES;
 	c->entries = calloc(c->cap_entries, sizeof(*c->entries));
 	return c->entries ? 0 : -ENOMEM;
@@ -175,24 +176,30 @@ static int lookup(struct rm_ctx *c, const char *key, size_t len, struct ctx_entr
 	return 0;
 }
 
-/* Time one read in STAGE_SAMPLE, picked at random (xorshift), not every
+/* Time about one read in STAGE_SAMPLE: a countdown to the next timed
+ * one, its gap drawn at random (1..2 * STAGE_SAMPLE, xorshift), not every
  * 64th: a handler's calls come in a fixed pattern, and batches of a steady
  * size would have the same call of each timed (the first of a batch, which
- * is cold). Returns the start, or 0 when this one is not timed. */
+ * is cold). One decrement a call; the timed one stands for its gap.
+ * Returns the start, or 0 when this one is not timed. */
 static uint64_t read_begin(rm_ctx *c)
 {
-	uint64_t x = c->reads_calls;
+	if (--c->reads_left)
+		return 0;
+	uint64_t x = c->reads_rng;
 	x ^= x << 13;
 	x ^= x >> 7;
 	x ^= x << 17;
-	c->reads_calls = x;
-	return (x & (STAGE_SAMPLE - 1)) == 0 ? shm_now_ns() : 0;
+	c->reads_rng = x;
+	c->reads_gap = c->reads_left_next;
+	c->reads_left = c->reads_left_next = 1 + (x & (2 * STAGE_SAMPLE - 1));
+	return shm_now_ns();
 }
 
 static void read_end(rm_ctx *c, uint64_t t0)
 {
 	if (t0)
-		c->reads_ns += stage_sample_ns(t0, c->clock_cost);
+		c->reads_ns += stage_sample_ns(t0, c->clock_cost) / STAGE_SAMPLE * c->reads_gap;
 }
 
 int rm_state_get(rm_ctx *c, const char *key, size_t key_len, struct rm_value *val)

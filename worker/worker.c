@@ -748,8 +748,9 @@ static void end_limit(struct worker *w, uint64_t seq)
 	}
 }
 
-/* One event in HOT_SAMPLE is counted into the heavy hitters, weighted. */
-#define HOT_SAMPLE 16
+/* One event in HOT_SAMPLE is counted into the heavy hitters, weighted:
+ * a key with a share worth naming is sampled hundreds of times a second. */
+#define HOT_SAMPLE 64
 #define HOT_PUBLISH_NS (250 * 1000000ull)
 
 /* The heavy hitters, a few times a second while they change. */
@@ -781,7 +782,7 @@ static void note_batch(struct worker *w, size_t n, uint64_t processed, uint64_t 
 		w->ctx.reads_ns = 0;
 	}
 	for (size_t i = 0; i < n; i++)
-		if (((w->recs[i].seq * 0xD6E8FEB86659FD93ull) >> 60) == 0) /* 1 in 16 */
+		if (((w->recs[i].seq * 0xD6E8FEB86659FD93ull) >> 58) == 0) /* 1 in 64 */
 			hot_add(&w->hot, w->recs[i].key, w->recs[i].key_len, HOT_SAMPLE);
 	publish_hot(w, now);
 }
