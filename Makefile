@@ -41,8 +41,8 @@ PKG_CONFIG ?= pkg-config
 
 # Packages: Debian names, and the pkg-config modules that prove them present.
 DEB_PKGS := libzmq3-dev liblmdb-dev libinih-dev libcmocka-dev librdkafka-dev libyajl-dev \
-	libluajit2-5.1-dev pkg-config procps
-PC_MODS  := libzmq lmdb inih cmocka rdkafka yajl luajit
+	libluajit2-5.1-dev libmicrohttpd-dev pkg-config procps
+PC_MODS  := libzmq lmdb inih cmocka rdkafka yajl luajit libmicrohttpd
 
 ifneq ($(filter asan,$(MAKECMDGOALS)),)
 ASAN := 1
@@ -60,7 +60,7 @@ endif
 
 # Deferred (=) so pkg-config runs after `deps` has installed what was missing.
 PC_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PC_MODS) 2>/dev/null)
-PC_LIBS   = $(shell $(PKG_CONFIG) --libs libzmq lmdb inih rdkafka yajl luajit 2>/dev/null)
+PC_LIBS   = $(shell $(PKG_CONFIG) --libs libzmq lmdb inih rdkafka yajl luajit libmicrohttpd 2>/dev/null)
 # The ledger handler (built into the daemon, and alone for the fuzzer and the
 # seed benchmark) reads JSON payloads through yajl.
 JSON_LIBS   = $(shell $(PKG_CONFIG) --libs yajl 2>/dev/null)
@@ -485,6 +485,23 @@ $(FAILSYNC): tests/faults/failsync.c
 
 test: $(FAILSYNC)
 # ---- end of fault injection -------------------------------------------------
+
+# ---- Prometheus (issue 16) --------------------------------------------------
+# tests/integration/test_prometheus.sh runs a real Prometheus against a
+# running ringmaster's [control] http endpoint and checks its answers with
+# promtool; Debian's prometheus package is installed for the tests only
+# (not under make asan, where that test skips).
+PROMETHEUS_DEB_PKGS := prometheus curl
+
+.PHONY: deps-prometheus
+deps-prometheus:
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null && command -v curl >/dev/null \
+	  || $(MAKE) --no-print-directory deps EXTRA_DEB_PKGS="$(PROMETHEUS_DEB_PKGS)"
+
+ifneq ($(ASAN),1)
+test: deps-prometheus
+endif
+# ---- end of Prometheus ------------------------------------------------------
 
 # ---- power-cut harness ------------------------------------------------------
 # tests/powercut: libpowercut.so, preloaded into the processes under test,

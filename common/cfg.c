@@ -27,10 +27,12 @@
 #include "cfg.h"
 #include "log.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
 #include <math.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -38,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -170,6 +173,7 @@ static const struct setting settings[] = {
 	{ "store", "map_size", set_size, OFF(map_size), F_BY_SECTION, MB, 16 * TB, "1G", NULL },
 	{ "store", "sync", set_enum, OFF(sync), F_BY_SECTION, 0, 0, "periodic", sync_modes },
 	{ "store", "sync_interval", set_dur, OFF(sync_interval_ms), F_BY_SECTION, 1, HOUR, "1s", NULL },
+	{ "control", "http", set_str, OFF(http), F_OPTIONAL, 0, 0, NULL, NULL },
 	{ "restart", "backoff_initial", set_dur, OFF(backoff_initial_ms), F_LIVE, 1, HOUR, "100ms", NULL },
 	{ "restart", "backoff_max", set_dur, OFF(backoff_max_ms), F_LIVE, 1, HOUR, "30s", NULL },
 	{ "restart", "backoff_reset", set_dur, OFF(backoff_reset_ms), F_LIVE, 1, HOUR, "10s", NULL },
@@ -1339,12 +1343,53 @@ static void validate_sources(struct load *st)
 	}
 }
 
+int cfg_http_addr(const char *v, struct sockaddr_storage *ss, socklen_t *len)
+{
+	char host[64];
+	const char *colon = strrchr(v, ':');
+	if (!colon || colon == v || (size_t)(colon - v) >= sizeof(host))
+		return -1;
+	memcpy(host, v, (size_t)(colon - v));
+	host[colon - v] = '\0';
+	char *end;
+	errno = 0;
+	unsigned long port = strtoul(colon + 1, &end, 10);
+	if (!colon[1] || *end || errno || port == 0 || port > 65535)
+		return -1;
+	memset(ss, 0, sizeof(*ss));
+	size_t hl = strlen(host);
+	if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
+		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+		host[hl - 1] = '\0';
+		if (inet_pton(AF_INET6, host + 1, &a6->sin6_addr) != 1)
+			return -1;
+		a6->sin6_family = AF_INET6;
+		a6->sin6_port = htons((uint16_t)port);
+		*len = sizeof(*a6);
+		return 0;
+	}
+	struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+	if (inet_pton(AF_INET, host, &a4->sin_addr) != 1)
+		return -1;
+	a4->sin_family = AF_INET;
+	a4->sin_port = htons((uint16_t)port);
+	*len = sizeof(*a4);
+	return 0;
+}
+
 static void validate(struct load *st)
 {
 	const struct cfg *c = &st->cfg;
 	char a[32], b[32];
+	struct sockaddr_storage http_ss;
+	socklen_t http_len;
 
 	validate_sources(st);
+	if (c->http && cfg_http_addr(c->http, &http_ss, &http_len) != 0)
+		report(st, origin_of(st, "control", "http"),
+		       "[control] http must be ADDRESS:PORT with a numeric address "
+		       "(127.0.0.1:9464, [::1]:9464), got '%s'",
+		       c->http);
 	if (c->backoff_initial_ms > c->backoff_max_ms) {
 		fmt_duration(c->backoff_initial_ms, a, sizeof(a));
 		fmt_duration(c->backoff_max_ms, b, sizeof(b));

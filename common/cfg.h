@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/socket.h>
 
 #define CFG_PARTITIONS_MAX 1024
 #define CFG_BATCH_MAX_MAX 1048576
@@ -89,7 +90,8 @@ struct cfg {
 	uint64_t gen_keys;		  /* generate: default 10000 */
 	uint64_t gen_seed;		  /* generate: default 42 */
 	double gen_skew;		  /* generate: 0 = uniform, else Zipf exponent */
-	char *zmq_bind;			  /* zmq: endpoint to bind */
+	char *http;	/* [control] http: ADDRESS:PORT to serve metrics, or NULL */
+	char *zmq_bind; /* zmq: endpoint to bind */
 	char *kafka_brokers, *kafka_topic, *kafka_group;
 	enum cfg_data_loss on_data_loss; /* Kafka events deleted unread: stop | continue */
 
@@ -158,6 +160,10 @@ const char *cfg_installed_path(void);
  * booleans, log levels): what the bash completion offers after -o. The
  * free-form [handler], [kafka] and [table.NAME] keys are not listed. */
 void cfg_list_settings(FILE *f);
+/* [control] http's ADDRESS:PORT ("127.0.0.1:9464", "[::1]:9464": numeric,
+ * no names to resolve) as a socket address. Returns 0, or -1 when it is
+ * not one. */
+int cfg_http_addr(const char *v, struct sockaddr_storage *ss, socklen_t *len);
 void cfg_errors_free(struct cfg_errors *errs);
 
 /* Where a setting's value came from, for a message about it made after the

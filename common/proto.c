@@ -27,6 +27,8 @@ static const struct proto_command commands[] = {
      "instance, state, config, source position and lag, totals"},
     {"workers", PROTO_CMD_WORKERS, 0, 0, PROTO_ARG_NONE, FMT_ALL, "workers",
      "per partition: pid, state, ring, events/s, lag, latency"},
+    {"stages", PROTO_CMD_STAGES, 0, 0, PROTO_ARG_NONE, FMT_ALL, "stages",
+     "where the time goes: stage shares, latency, hot keys, verdict"},
     {"metrics", PROTO_CMD_METRICS, 0, 0, PROTO_ARG_NONE, FMT_JSON, "metrics",
      "all of it in Prometheus text format"},
     {"reload", PROTO_CMD_RELOAD, 0, 0, PROTO_ARG_NONE, FMT_JSON, "reload",

@@ -128,7 +128,8 @@ int rm_emit(rm_ctx *ctx, const char *line, size_t len);
 void rm_reject(rm_ctx *ctx, const char *reason);
 
 /* Count a business outcome ("accepted", "insufficient_funds", ...) for the
- * end-of-run summary (stderr and ringmaster --summary). At most 32 distinct
+ * end-of-run summary (stderr and ringmaster --summary) and, live, the
+ * metrics (ringmaster_worker_outcomes_total{outcome}). At most 32 distinct
  * names per worker; further names are counted as "other". The count is
  * committed with the batch. */
 void rm_count(rm_ctx *ctx, const char *outcome);

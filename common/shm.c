@@ -18,9 +18,10 @@ int shm_create(struct shm *s, unsigned partitions, size_t ring_size)
 	size_t ring_bytes = ring_footprint(ring_size);
 	if (partitions == 0 || ring_bytes == 0)
 		return -EINVAL;
+	size_t sup_bytes = align_up(sizeof(struct shm_sup), SHM_ALIGN);
 	size_t workers_bytes = align_up(sizeof(struct shm_worker) * partitions, SHM_ALIGN);
 	ring_bytes = align_up(ring_bytes, SHM_ALIGN);
-	size_t size = workers_bytes + ring_bytes * partitions;
+	size_t size = sup_bytes + workers_bytes + ring_bytes * partitions;
 
 	memset(s, 0, sizeof(*s));
 	s->rings = calloc(partitions, sizeof(*s->rings));
@@ -36,9 +37,10 @@ int shm_create(struct shm *s, unsigned partitions, size_t ring_size)
 	s->base = base;
 	s->size = size;
 	s->partitions = partitions;
-	s->workers = base;
+	s->sup = base;
+	s->workers = (void *)((char *)base + sup_bytes);
 	for (unsigned p = 0; p < partitions; p++) {
-		void *mem = (char *)base + workers_bytes + ring_bytes * p;
+		void *mem = (char *)base + sup_bytes + workers_bytes + ring_bytes * p;
 		s->rings[p] = ring_init(mem, ring_size);
 		if (!s->rings[p]) {
 			shm_destroy(s);
@@ -87,10 +89,20 @@ void shm_count_outcome(struct shm_worker *w, const char *name, uint64_t n)
 
 void shm_hist_add(_Atomic uint64_t *hist, uint64_t value)
 {
+	shm_hist_add_n(hist, value, 1);
+}
+
+void shm_hist_add_n(_Atomic uint64_t *hist, uint64_t value, uint64_t n)
+{
 	unsigned b = value ? 64u - (unsigned)__builtin_clzll(value) : 0;
 	if (b >= SHM_HIST_BUCKETS)
 		b = SHM_HIST_BUCKETS - 1;
-	atomic_fetch_add_explicit(&hist[b], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&hist[b], n, memory_order_relaxed);
+}
+
+uint64_t shm_hist_bound(unsigned i)
+{
+	return i == 0 ? 0 : (1ull << i) - 1;
 }
 
 uint64_t shm_hist_quantile(const _Atomic uint64_t *hist, double q)

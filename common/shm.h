@@ -13,6 +13,7 @@
 
 #include "clock.h" /* shm_now_ns, for the heartbeats */
 #include "ring.h"
+#include "stage.h"
 
 #define SHM_OUTCOMES 32
 #define SHM_OUTCOME_NAME 32
@@ -94,6 +95,17 @@ struct shm_worker {
 	 * latency in microseconds. */
 	_Atomic uint64_t batch_hist[SHM_HIST_BUCKETS];
 	_Atomic uint64_t commit_us_hist[SHM_HIST_BUCKETS];
+	_Atomic uint64_t commit_us_sum;
+	_Atomic uint64_t batch_events_sum; /* what batch_hist counted, summed */
+	/* Where the time goes (stage.h), end-to-end latency in microseconds
+	 * (source read to the commit of its batch; with sync = batch, to its
+	 * fsync), counted for every event of a batch, and the heaviest keys. */
+	struct stage_acct stages;
+	_Atomic uint64_t latency_us_hist[SHM_HIST_BUCKETS];
+	_Atomic uint64_t latency_us_sum;
+	_Atomic uint64_t latency_events;
+	struct hot_pub hot;
+	struct stage_stamps stamps; /* supervisor: when its records were read */
 	struct shm_outcome outcomes[SHM_OUTCOMES];
 	/* Kafka fencing (worker/changelog.h), kept together at the end. The
 	 * supervisor sets kafka_generation and clears the other two before it
@@ -105,10 +117,19 @@ struct shm_worker {
 	_Atomic int64_t kafka_fenced_by;  /* the newer generation seen, 0 if none */
 } __attribute__((aligned(128)));
 
+/* The supervisor's own figures. */
+struct shm_sup {
+	struct stage_acct stages;
+	/* 1 while the supervisor waits for input (the source is idle): a
+	 * worker waiting for events then is idle, not starved. */
+	_Atomic uint32_t waiting_input;
+} __attribute__((aligned(128)));
+
 struct shm {
 	void *base;
 	size_t size;
 	unsigned partitions;
+	struct shm_sup *sup;	    /* inside the mapping */
 	struct shm_worker *workers; /* [partitions], inside the mapping */
 	struct ring **rings;	    /* [partitions], process-local array */
 };
@@ -124,6 +145,13 @@ void shm_count_outcome(struct shm_worker *w, const char *name, uint64_t n);
 
 /* Count `value` into a log2 histogram (the worker side). */
 void shm_hist_add(_Atomic uint64_t *hist, uint64_t value);
+
+/* Count `value` `n` times (a batch's events at once). */
+void shm_hist_add_n(_Atomic uint64_t *hist, uint64_t value, uint64_t n);
+
+/* The upper bound of bucket i, for cumulative (Prometheus) buckets: every
+ * value counted in buckets 0..i is below it. */
+uint64_t shm_hist_bound(unsigned i);
 
 /* The value at quantile q (0..1) of a histogram, as the upper bound of its
  * bucket; 0 when empty. */

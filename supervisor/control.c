@@ -47,6 +47,8 @@
 #include "ctlproto.h"
 #include "fdlimit.h"
 #include "log.h"
+#include "metrics.h"
+#include "observe.h"
 #include "proto.h"
 #include "supervisor.h"
 
@@ -278,9 +280,26 @@ static void render_status(const struct sup *s, enum proto_format fmt, struct pro
 	    {"restarts", "restarts"},
 	    {"failed_partitions", "failed partitions"},
 	    {"held", "held back"},
+	    {"imbalance", "imbalance"},
+	    {"hot_key", "hottest key"},
+	    {"hot_key_partition", "its partition"},
+	    {"hot_key_pct", "its share %"},
 	};
 	struct status_row st;
 	status_row(s, shm_now_ns(), &st);
+	/* Hot partitions and keys (observe.h). */
+	struct obs_proc *procs = calloc(1 + s->cfg.partitions, sizeof(*procs));
+	char hot[HOT_KEY_MAX + 1] = "";
+	unsigned hot_p = 0;
+	double hot_share = NAN, imbalance = NAN;
+	if (procs) {
+		obs_collect(s, procs);
+		imbalance = obs_imbalance(procs, s->cfg.partitions);
+		if (obs_hottest(procs, s->cfg.partitions, hot, sizeof(hot), &hot_p, &hot_share) !=
+		    0)
+			hot_share = NAN;
+		free(procs);
+	}
 	const struct proto_value vals[] = {
 	    str_v(s->cfg.name),
 	    u64_v(st.pid),
@@ -309,6 +328,10 @@ static void render_status(const struct sup *s, enum proto_format fmt, struct pro
 	    u64_v(st.restarts),
 	    u64_v(st.failed),
 	    u64_v(st.held),
+	    typed_v(PROTO_T_F64, 0, imbalance),
+	    str_v(hot),
+	    u64_v(hot_p),
+	    typed_v(PROTO_T_F64, 0, 100 * hot_share),
 	};
 	_Static_assert(sizeof(cols) / sizeof(cols[0]) == sizeof(vals) / sizeof(vals[0]),
 		       "one value per column");
@@ -413,10 +436,9 @@ static const struct metric status_metrics[] = {
     SM("config_generation", "gauge", M_U64, generation,
        "Generation of the loaded configuration and tables."),
     SM("partitions", "gauge", M_U64, partitions, "Number of partitions (workers)."),
-    SM("source_position", "gauge", M_U64, pos,
-       "Position reached in the source (bytes for a file, events otherwise)."),
-    SM("source_lag", "gauge", M_U64, lag,
-       "Source left to read, when its size is known (same unit as the position)."),
+    /* One unit a name: the source's unit is appended (bytes, events, records). */
+    SM("source_position", "gauge", M_U64, pos, "Position reached in the source."),
+    SM("source_lag", "gauge", M_U64, lag, "Source left to read, when its size is known."),
     SM("source_files_done", "gauge", M_U64, files_done, "Spool: files read to their end."),
     SM("source_files_waiting", "gauge", M_U64, files_waiting, "Spool: files waiting to be read."),
 };
@@ -445,10 +467,6 @@ static const struct metric worker_metrics[] = {
     WM("worker_lag_records", "gauge", M_U64, lag, "Records in the ring not yet committed."),
     WM("worker_busy_seconds_total", "counter", M_F64, busy_s, "Seconds spent on batches."),
     WM("worker_wait_seconds_total", "counter", M_F64, wait_s, "Seconds spent waiting for events."),
-    WM("worker_batch_size_p50", "gauge", M_U64, batch_p50,
-       "Median events per batch (upper bound of its log2 bucket)."),
-    WM("worker_batch_size_p99", "gauge", M_U64, batch_p99,
-       "99th percentile of events per batch (upper bound of its log2 bucket)."),
     WM("ring_depth_bytes", "gauge", M_U64, ring.depth, "Bytes in the ring not yet acked."),
     WM("ring_high_water_bytes", "gauge", M_U64, ring.high_water, "Largest ring depth seen."),
     WM("ring_capacity_bytes", "gauge", M_U64, ring.capacity, "Size of the ring's data area."),
@@ -457,12 +475,6 @@ static const struct metric worker_metrics[] = {
        "Times the supervisor waited on a full ring."),
     WM("ring_consumer_waits_total", "counter", M_U64, ring.consumer_waits,
        "Times the worker waited on an empty ring."),
-    {"worker_commit_seconds_p50", "gauge",
-     "Median commit latency (upper bound of its log2 bucket).", M_F64,
-     offsetof(struct worker_row, commit_p50_us), 1e-6},
-    {"worker_commit_seconds_p99", "gauge",
-     "99th percentile of commit latency (upper bound of its log2 bucket).", M_F64,
-     offsetof(struct worker_row, commit_p99_us), 1e-6},
 };
 
 static void metric_head(struct proto_buf *b, const struct metric *m)
@@ -517,8 +529,15 @@ static int render_metrics(const struct sup *s, struct proto_buf *b)
 	proto_buf_printf(b, "# HELP ringmaster_info The instance; the value is always 1.\n"
 			    "# TYPE ringmaster_info gauge\nringmaster_info{name=\"");
 	label_value(b, s->cfg.name);
-	proto_buf_printf(b, "\",version=\"%s\",state=\"%s\"} 1\n", RM_VERSION,
-			 sup_state_name(s->state));
+	proto_buf_printf(b, "\",version=\"%s\"} 1\n", RM_VERSION);
+	/* The state as a set of gauges, one at 1: a label that changed with
+	 * the state would make a new series of ringmaster_info each time. */
+	proto_buf_printf(b,
+			 "# HELP ringmaster_state The supervisor's state: 1 for the current one.\n"
+			 "# TYPE ringmaster_state gauge\n");
+	for (int i = SUP_STARTING; i <= SUP_STOPPING; i++)
+		proto_buf_printf(b, "ringmaster_state{state=\"%s\"} %d\n",
+				 sup_state_name((enum sup_state)i), s->state == (enum sup_state)i);
 	proto_buf_printf(b,
 			 "# HELP ringmaster_events_read_total Events read from the source.\n"
 			 "# TYPE ringmaster_events_read_total counter\n"
@@ -532,9 +551,16 @@ static int render_metrics(const struct sup *s, struct proto_buf *b)
 			 (unsigned long long)s->lines, (unsigned long long)s->dispatched,
 			 (unsigned long long)s->dead_lettered);
 	for (size_t i = 0; i < sizeof(status_metrics) / sizeof(status_metrics[0]); i++) {
-		metric_head(b, &status_metrics[i]);
-		proto_buf_printf(b, "ringmaster_%s ", status_metrics[i].name);
-		metric_value(b, &status_metrics[i], &st);
+		struct metric m = status_metrics[i];
+		char name[64];
+		if (m.off == offsetof(struct status_row, pos) ||
+		    m.off == offsetof(struct status_row, lag)) {
+			snprintf(name, sizeof(name), "%s_%s", m.name, st.unit);
+			m.name = name;
+		}
+		metric_head(b, &m);
+		proto_buf_printf(b, "ringmaster_%s ", m.name);
+		metric_value(b, &m, &st);
 	}
 	for (unsigned p = 0; p < n; p++)
 		worker_row(s, p, now, &rows[p]);
@@ -547,7 +573,12 @@ static int render_metrics(const struct sup *s, struct proto_buf *b)
 		}
 	}
 	free(rows);
-	return 0;
+	return metrics_render(s, b);
+}
+
+int control_metrics(const struct sup *s, struct proto_buf *b)
+{
+	return render_metrics(s, b);
 }
 
 /* ---- commands that act ---- */
@@ -621,7 +652,7 @@ static int handle(struct sup *s, const void *frame, size_t len, struct proto_buf
 	}
 	int rc = serve(s, &req, b);
 	if (req.format == PROTO_FMT_JSON && req.cmd->id != PROTO_CMD_STATUS &&
-	    req.cmd->id != PROTO_CMD_WORKERS)
+	    req.cmd->id != PROTO_CMD_WORKERS && req.cmd->id != PROTO_CMD_STAGES)
 		json_reply(req.cmd->name, strlen(req.cmd->name), rc, b);
 	return rc;
 }
@@ -642,6 +673,8 @@ static int serve(struct sup *s, const struct proto_request *req, struct proto_bu
 		return render_workers(s, req->format, b);
 	case PROTO_CMD_METRICS:
 		return render_metrics(s, b);
+	case PROTO_CMD_STAGES:
+		return obs_render(s, req->format, b);
 	case PROTO_CMD_RELOAD:
 		return do_reload(s, b);
 	case PROTO_CMD_STOP:

@@ -24,6 +24,11 @@ unsigned control_max_fds(const struct control *c);
 unsigned control_pollfds(struct control *c, struct pollfd *pfds, uint64_t now, uint64_t *wake_ns);
 void control_serve(struct sup *s, const struct pollfd *pfds, uint64_t now);
 
+/* Everything, in Prometheus text format (what `ringctl metrics` and the
+ * HTTP endpoint serve). Returns 0, or -1 out of memory. */
+struct proto_buf;
+int control_metrics(const struct sup *s, struct proto_buf *b);
+
 /* Close the socket and its connections (replies queued get a moment to
  * leave) and remove control.sock. */
 void control_close(struct sup *s);

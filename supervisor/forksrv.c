@@ -96,6 +96,7 @@ static void __attribute__((noreturn)) run_worker(const struct cfg *cfg, struct s
 			     .partition = p,
 			     .ring = shm->rings[p],
 			     .stats = &shm->workers[p],
+			     .sup = shm->sup,
 			     .supervisor = supervisor,
 			     .handler_fd = handler_fd};
 	_exit(wrk_main(&a));

@@ -121,6 +121,10 @@ int sup_dispatch(struct sup *s, int partition, uint64_t seq, const char *key, si
 int sup_dead_letter(struct sup *s, uint64_t seq, const char *reason, const char *line, size_t len,
 		    uint64_t total);
 
+/* A line's parse took `ns` (timed for the events stage_sampled picks):
+ * for the supervisor's share of time spent parsing (stage.h). */
+void sup_note_parse(struct sup *s, uint64_t ns);
+
 /* Dead letters not yet on disk: a position past them must not be stored. */
 int sup_dead_pending(const struct sup *s);
 

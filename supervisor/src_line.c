@@ -8,6 +8,7 @@
 #include "event.h"
 #include "log.h"
 #include "source.h"
+#include "stage.h"
 
 static int src_json(struct source *src, int partition, uint64_t seq, const char *line, size_t len,
 		    uint64_t total)
@@ -15,8 +16,11 @@ static int src_json(struct source *src, int partition, uint64_t seq, const char 
 	/* Per thread, as a source runs in one: yajl's scratch memory. */
 	static _Thread_local struct event_json_parser jp;
 	struct event_json ev;
+	uint64_t t0 = stage_sampled(seq) ? shm_now_ns() : 0;
 	const char *reason =
 	    event_parse_json(&jp, line, len, src->cfg->source_key, src->cfg->max_event_size, &ev);
+	if (t0)
+		sup_note_parse(src->sup, shm_now_ns() - t0);
 
 	if (reason && total > len) /* as below: a line cut short is too long */
 		return sup_dead_letter(src->sup, seq, reason, line, len, total);
@@ -33,8 +37,11 @@ int src_line(struct source *src, int partition, uint64_t seq, const char *line, 
 		return src_json(src, partition, seq, line, len, total);
 
 	struct event_line ev;
+	uint64_t t0 = stage_sampled(seq) ? shm_now_ns() : 0;
 	const char *reason =
 	    event_parse_line(line, len, src->cfg->delimiter, src->cfg->max_event_size, &ev);
+	if (t0)
+		sup_note_parse(src->sup, shm_now_ns() - t0);
 
 	if (reason && total > len) /* all that was kept: a CR at the cut is not the end */
 		return sup_dead_letter(src->sup, seq, reason, line, len, total);

@@ -4,9 +4,11 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
+#include "observe.h"
 #include "proto.h"
 #include "supervisor.h"
 
@@ -44,9 +46,42 @@ static void json_name(struct proto_buf *b, const char *s)
 	proto_json_string(b, s, strlen(s));
 }
 
+/* Where the time went (observe.h), as JSON members: "stages" (a row per
+ * process), "imbalance", "hot_keys" (per partition, heaviest first) and
+ * "verdict". */
+static void write_json_stages(const struct sup *s, struct proto_buf *b,
+			      const struct obs_proc *procs)
+{
+	proto_buf_printf(b, ",\"stages\":");
+	size_t at = b->len;
+	obs_render(s, PROTO_FMT_JSON, b);
+	while (b->len > at && !b->failed && b->data[b->len - 1] == '\n')
+		b->data[--b->len] = '\0';
+	proto_buf_printf(b, ",\"imbalance\":%.3f,\"hot_keys\":[",
+			 obs_imbalance(procs, s->cfg.partitions));
+	for (unsigned p = 0; p < s->cfg.partitions; p++) {
+		const struct hot_pub *h = &procs[1 + p].hot;
+		proto_buf_printf(b, "%s[", p ? "," : "");
+		for (uint32_t i = 0; i < h->n; i++) {
+			proto_buf_printf(b, "%s{\"key\":", i ? "," : "");
+			proto_json_string(b, h->top[i].key, h->top[i].len);
+			proto_buf_printf(b, ",\"events\":%llu,\"share\":%.4f}",
+					 (unsigned long long)h->top[i].count,
+					 h->total ? (double)h->top[i].count / (double)h->total
+						  : 0.0);
+		}
+		proto_buf_printf(b, "]");
+	}
+	char verdict[512];
+	obs_verdict(procs, s->cfg.partitions, verdict, sizeof(verdict));
+	proto_buf_printf(b, "],\"verdict\":");
+	json_name(b, verdict);
+}
+
 /* The summary as one JSON object and a newline, in b. */
 static void write_json(const struct sup *s, struct proto_buf *b, double secs, uint64_t processed,
-		       uint64_t rejected, const struct outcome_total *t, size_t n)
+		       uint64_t rejected, const struct outcome_total *t, size_t n,
+		       const struct obs_proc *procs)
 {
 	proto_buf_printf(b, "{\"name\":");
 	json_name(b, s->cfg.name);
@@ -84,7 +119,10 @@ static void write_json(const struct sup *s, struct proto_buf *b, double secs, ui
 		json_name(b, t[i].name);
 		proto_buf_printf(b, ":%llu", (unsigned long long)t[i].count);
 	}
-	proto_buf_printf(b, "}}\n");
+	proto_buf_printf(b, "}");
+	if (procs)
+		write_json_stages(s, b, procs);
+	proto_buf_printf(b, "}\n");
 }
 
 void summary_report(const struct sup *s, uint64_t now_ns)
@@ -129,12 +167,30 @@ void summary_report(const struct sup *s, uint64_t now_ns)
 			"rings) are redone when ringmaster starts again\n",
 			s->failed_partitions ? "" : " none left", (unsigned long long)s->held);
 	}
-
-	if (!s->summary_path)
-		return;
+	/* Where the time went: the table of `ringctl stages`, indented. */
+	struct obs_proc *procs = calloc(1 + s->cfg.partitions, sizeof(*procs));
 	struct proto_buf b;
 	proto_buf_init(&b);
-	write_json(s, &b, secs, processed, rejected, t, n);
+	if (procs && s->shm.sup) {
+		obs_collect(s, procs);
+		fprintf(e, "  where the time went:\n");
+		obs_render(s, PROTO_FMT_TEXT, &b);
+		for (char *line = b.data, *nl; !b.failed && line && *line; line = nl + 1) {
+			nl = strchr(line, '\n');
+			if (!nl)
+				break;
+			fprintf(e, "    %.*s\n", (int)(nl - line), line);
+		}
+		proto_buf_free(&b);
+		proto_buf_init(&b);
+	} else {
+		free(procs);
+		procs = NULL;
+	}
+
+	if (!s->summary_path)
+		goto out;
+	write_json(s, &b, secs, processed, rejected, t, n, procs);
 	if (b.failed) {
 		log_error("%s: cannot write the summary: out of memory", s->summary_path);
 		goto out;
@@ -149,4 +205,5 @@ void summary_report(const struct sup *s, uint64_t now_ns)
 		log_error("%s: cannot write the summary: %s", s->summary_path, strerror(errno));
 out:
 	proto_buf_free(&b);
+	free(procs);
 }

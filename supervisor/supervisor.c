@@ -21,9 +21,11 @@
 #include "durable.h"
 #include "fdlimit.h"
 #include "handler.h"
+#include "http.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "notify.h"
+#include "observe.h"
 #include "owner.h"
 #include "partition.h"
 #include "proctitle.h"
@@ -224,15 +226,32 @@ static int prepare_stores(struct sup *s)
 	return 0;
 }
 
+/* Before ring p's new records become visible: a latency stamp (stage.h),
+ * when enough of the ring or of time has passed since the last one. */
+static void stamp(struct sup *s, unsigned p)
+{
+	struct sup_stamp *t = &s->stamps[p];
+	struct ring *r = s->shm.rings[p];
+	uint64_t pos = ring_write_pos(r);
+	if (pos - t->pos < s->cfg.ring_size / STAGE_STAMP_EVERY &&
+	    s->unpublished_ns - t->ns < STAGE_STAMP_NS)
+		return;
+	stage_stamp(&s->shm.workers[p].stamps, pos, s->unpublished_ns);
+	t->pos = pos;
+	t->ns = s->unpublished_ns;
+}
+
 static void publish_all(struct sup *s)
 {
 	for (unsigned p = 0; p < s->cfg.partitions; p++) {
 		if (s->pending[p]) {
+			stamp(s, p);
 			ring_publish(s->shm.rings[p]);
 			s->pending[p] = 0;
 		}
 	}
 	s->since_publish = 0;
+	s->unpublished_ns = s->read_began_ns; /* what comes next is read after it */
 }
 
 /* ---- what the sources call (source.h) ---- */
@@ -277,9 +296,15 @@ static int hold(struct sup *s, unsigned p, uint64_t seq)
 	return 0;
 }
 
+void sup_note_parse(struct sup *s, uint64_t ns)
+{
+	stage_add(&s->shm.sup->stages, SUP_ST_PARSE, stage_scale(ns, s->clock_cost));
+}
+
 int sup_dispatch(struct sup *s, int partition, uint64_t seq, const char *key, size_t key_len,
 		 const char *payload, size_t payload_len, const char *line, size_t line_len)
 {
+	uint64_t t0 = stage_sampled(seq) ? shm_now_ns() : 0;
 	/* A Kafka message goes to the worker of the partition it was read
 	 * from, since its seq is an offset in that partition. */
 	unsigned p =
@@ -320,6 +345,9 @@ int sup_dispatch(struct sup *s, int partition, uint64_t seq, const char *key, si
 	s->lines++;
 	s->dispatched++;
 	s->pending[p]++;
+	if (t0)
+		stage_add(&s->shm.sup->stages, SUP_ST_PARTITION,
+			  stage_sample_ns(t0, s->clock_cost));
 	/* Publish often enough that workers never wait on a half-full ring. */
 	if (++s->since_publish >= 256)
 		publish_all(s);
@@ -490,6 +518,24 @@ static int source_ticks(const struct sup *s)
 	return s->src_open && s->src.ops->tick;
 }
 
+static int http_on(const struct sup *s)
+{
+	return s->http != NULL;
+}
+
+/* What the scraping endpoint serves (http.h): its own thread reads it. */
+static void job_http(struct sup *s, uint64_t now)
+{
+	(void)now;
+	struct proto_buf b;
+	char reason[256];
+	proto_buf_init(&b);
+	int healthy = obs_health(s, reason, sizeof(reason));
+	if (control_metrics(s, &b) == 0 && !b.failed)
+		http_publish(s->http, b.data, b.len, healthy, reason);
+	proto_buf_free(&b);
+}
+
 static void job_source(struct sup *s, uint64_t now)
 {
 	(void)now;
@@ -537,6 +583,7 @@ static const struct sup_job {
     {"progress", 250, job_progress, 0, progress_shown},
     {"source", SRC_TICK_MS, job_source, 0, source_ticks}, /* Kafka: offsets, ready partitions */
     {"systemd watchdog", 0, job_sd_watchdog, 1, sd_watchdog_on}, /* WatchdogSec= */
+    {"http", HTTP_PUBLISH_MS, job_http, 1, http_on}, /* the scraping endpoint's snapshot */
 };
 #define N_JOBS (sizeof(jobs) / sizeof(jobs[0]))
 
@@ -621,7 +668,9 @@ static void wait_for_room(struct sup *s, uint64_t next_job)
 	if (ms > WAIT_SLICE_MS)
 		ms = WAIT_SLICE_MS;
 	publish_all(s);
+	stage_enter(&s->clock, SUP_ST_BACKPRESSURE);
 	ring_wait_space(s->shm.rings[p], s->blocked_len[0], s->blocked_len[1], ms);
+	stage_enter(&s->clock, SUP_ST_OTHER);
 	s->blocked = 0;
 	poll_once(s, -1, 0);
 }
@@ -657,7 +706,11 @@ static int run_loop(struct sup *s)
 			return 0;
 		enum src_result r = SRC_IDLE;
 		if (!s->dead_stuck && now >= idle_until) {
+			s->read_began_ns = stage_enter(&s->clock, SUP_ST_READ);
+			if (!s->since_publish)
+				s->unpublished_ns = s->read_began_ns;
 			r = src->ops->read(src, SRC_BUDGET);
+			stage_enter(&s->clock, SUP_ST_OTHER);
 			note_position(s);
 			flush_dead_letters(s);
 			if (r == SRC_END)
@@ -679,8 +732,12 @@ static int run_loop(struct sup *s)
 			int fd = src->ops->pollfd(src, &idle_ms);
 			uint64_t until = idle_until > next || s->dead_stuck ? next : idle_until;
 			publish_all(s);
+			stage_enter(&s->clock, SUP_ST_IDLE);
+			atomic_store_explicit(&s->shm.sup->waiting_input, 1, memory_order_relaxed);
 			if (poll_once(s, s->dead_stuck ? -1 : fd, until))
 				idle_until = 0; /* input: read at once */
+			atomic_store_explicit(&s->shm.sup->waiting_input, 0, memory_order_relaxed);
+			stage_enter(&s->clock, SUP_ST_OTHER);
 		}
 	}
 }
@@ -923,7 +980,8 @@ static int launch(struct sup *s)
 	int rc = shm_create(&s->shm, c->partitions, c->ring_size);
 	s->workers = calloc(c->partitions, sizeof(*s->workers));
 	s->pending = calloc(c->partitions, sizeof(*s->pending));
-	if (rc != 0 || !s->workers || !s->pending) {
+	s->stamps = calloc(c->partitions, sizeof(*s->stamps));
+	if (rc != 0 || !s->workers || !s->pending || !s->stamps) {
 		log_error("cannot map %u rings of %llu bytes: %s", c->partitions,
 			  (unsigned long long)c->ring_size, strerror(rc ? -rc : ENOMEM));
 		return EX_OSERR;
@@ -960,6 +1018,9 @@ static int launch(struct sup *s)
 			lc_spawn(s, p); /* a failed fork is retried with backoff */
 	}
 	if (control_open(s) != 0)
+		return EX_CANTCREAT;
+	/* A thread: after the fork server (see above). */
+	if (c->http && !(s->http = http_start(c->http)))
 		return EX_CANTCREAT;
 	s->pfds = calloc(1 + control_max_fds(s->control), sizeof(*s->pfds));
 	if (!s->pfds) {
@@ -999,6 +1060,8 @@ static int start(struct sup *s)
 
 static void cleanup(struct sup *s)
 {
+	http_stop(s->http);
+	s->http = NULL;
 	fs_stop(&s->forksrv);
 	if (s->control)
 		control_close(s);
@@ -1020,6 +1083,7 @@ static void cleanup(struct sup *s)
 	shm_destroy(&s->shm);
 	free(s->workers);
 	free(s->pending);
+	free(s->stamps);
 	free(s->pfds);
 	free(s->job_next);
 	if (s->pid_fd >= 0) {
@@ -1061,7 +1125,11 @@ int sup_run(struct sup *s)
 		cleanup(s);
 		return status;
 	}
+	s->clock_cost = stage_clock_cost();
+	stage_start(&s->clock, &s->shm.sup->stages, SUP_ST_OTHER);
 	int rc = run_loop(s);
+	/* From here the supervisor waits for the workers to drain. */
+	stage_enter(&s->clock, SUP_ST_BACKPRESSURE);
 	/* The Kafka source leaves its group here: its workers drain and
 	 * commit in the rebalance callback. */
 	int closed = close_source(s);
@@ -1086,6 +1154,7 @@ int sup_run(struct sup *s)
 		status = s->exit_status;
 	if (!bad && !s->exit_status)
 		own_clean_exit(s);
+	stage_enter(&s->clock, SUP_ST_OTHER);
 	summary_report(s, shm_now_ns());
 	cleanup(s);
 	return status;

@@ -22,6 +22,7 @@
 
 struct store_env;
 struct control;
+struct http;
 struct wm_part;
 
 enum sup_state { SUP_STARTING, SUP_RUNNING, SUP_RELOADING, SUP_STOPPING };
@@ -81,6 +82,7 @@ struct sup {
 	int forksrv_lost_logged;    /* it died: we stop, and exit EX_OSERR */
 	struct store_env *config;   /* config environment (sole writer) */
 	struct control *control;    /* control socket server, NULL if none */
+	struct http *http;	    /* [control] http: the scraping endpoint, NULL if none */
 	enum sup_state state;
 	uint64_t generation; /* of the config environment's tables */
 	int pid_fd;
@@ -137,6 +139,16 @@ struct sup {
 	unsigned failed_partitions; /* how many are WK_FAILED: the run ends 1 */
 	int failed;		    /* a write failed or a worker cannot start */
 	int exit_status;	    /* not 0: the run stops and ends with it */
+
+	/* Where the time goes (stage.h): the loop's stage, and the latency
+	 * stamps: when the current read call began, when the oldest one with
+	 * records not yet published did, and each ring's last stamp. */
+	struct stage_timer clock;
+	uint64_t clock_cost; /* stage_clock_cost */
+	uint64_t read_began_ns, unpublished_ns;
+	struct sup_stamp {
+		uint64_t pos, ns;
+	} * stamps; /* [partitions] */
 };
 
 /* Signal flags (the only globals). */

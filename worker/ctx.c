@@ -32,6 +32,9 @@ int ctx_init(struct rm_ctx *c, const struct cfg *cfg, unsigned partition)
 	c->cfg = cfg;
 	c->partition = partition;
 	c->partitions = cfg->partitions;
+	c->clock_cost = stage_clock_cost();
+	c->reads_rng = 0x9E3779B97F4A7C15ull ^ partition; /* the sampler's seed: not 0 */
+	c->reads_left = c->reads_left_next = STAGE_SAMPLE;
 	c->cap_entries = CTX_MIN_ENTRIES;
 	c->entries = calloc(c->cap_entries, sizeof(*c->entries));
 	return c->entries ? 0 : -ENOMEM;
@@ -173,10 +176,38 @@ static int lookup(struct rm_ctx *c, const char *key, size_t len, struct ctx_entr
 	return 0;
 }
 
+/* Time about one read in STAGE_SAMPLE: a countdown to the next timed
+ * one, its gap drawn at random (1..2 * STAGE_SAMPLE, xorshift), not every
+ * 64th: a handler's calls come in a fixed pattern, and batches of a steady
+ * size would have the same call of each timed (the first of a batch, which
+ * is cold). One decrement a call; the timed one stands for its gap.
+ * Returns the start, or 0 when this one is not timed. */
+static uint64_t read_begin(rm_ctx *c)
+{
+	if (--c->reads_left)
+		return 0;
+	uint64_t x = c->reads_rng;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	c->reads_rng = x;
+	c->reads_gap = c->reads_left_next;
+	c->reads_left = c->reads_left_next = 1 + (x & (2 * STAGE_SAMPLE - 1));
+	return shm_now_ns();
+}
+
+static void read_end(rm_ctx *c, uint64_t t0)
+{
+	if (t0)
+		c->reads_ns += stage_sample_ns(t0, c->clock_cost) / STAGE_SAMPLE * c->reads_gap;
+}
+
 int rm_state_get(rm_ctx *c, const char *key, size_t key_len, struct rm_value *val)
 {
 	struct ctx_entry *e;
+	uint64_t t0 = read_begin(c);
 	int rc = lookup(c, key, key_len, &e);
+	read_end(c, t0);
 	if (rc)
 		return c->failed = rc;
 	if (!e->present)
@@ -254,7 +285,9 @@ int rm_table_get(rm_ctx *c, const char *table, const char *key, size_t key_len,
 		 struct rm_value *val)
 {
 	struct store_val v;
+	uint64_t t0 = read_begin(c);
 	int rc = store_table_get(c->cfg_txn, table, key, key_len, &v);
+	read_end(c, t0);
 	if (rc == -ENOENT)
 		return RM_NOTFOUND;
 	if (rc)

@@ -66,6 +66,15 @@ struct rm_ctx {
 	const struct cfg_kv *params; /* live [handler] params; NULL: cfg's */
 	size_t n_params;
 
+	/* Time in state and table reads: about one call in STAGE_SAMPLE is
+	 * timed (read_begin), scaled up here, and handed to the worker's stage
+	 * counters. */
+	uint64_t reads_rng;		     /* xorshift state */
+	uint32_t reads_left;		     /* calls to the next timed one */
+	uint32_t reads_left_next, reads_gap; /* the gap drawn, and the one timed now stands for */
+	uint64_t reads_ns;
+	uint64_t clock_cost; /* stage_clock_cost */
+
 	char reject_reason[64];
 	int failed; /* -errno from a call that could not be done */
 	/* The handler failed on the event and rejected it for that (a Lua

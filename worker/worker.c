@@ -90,8 +90,11 @@ struct worker {
 	uint64_t last_sync_ns;
 	pid_t parent;
 	size_t cap_recs;
-	struct pairs params; /* own_cfg.params */
-	char *settings;	     /* own_cfg's live strings point into it */
+	struct pairs params;	  /* own_cfg.params */
+	char *settings;		  /* own_cfg's live strings point into it */
+	struct stage_timer clock; /* where the time goes (stage.h) */
+	struct hot_table hot;	  /* the heaviest keys, sampled */
+	uint64_t hot_published_ns;
 };
 
 /* The fork server's intermediate process forked us and exits at once: we
@@ -572,7 +575,11 @@ static int maybe_sync(struct worker *w)
 	if (now - w->last_sync_ns < w->cfg->sync_interval_ms * 1000000u)
 		return 0;
 	w->last_sync_ns = now;
-	return sync_all(w);
+	unsigned was = w->clock.cur;
+	stage_enter(&w->clock, WRK_ST_FSYNC);
+	int rc = sync_all(w);
+	stage_enter(&w->clock, was);
+	return rc;
 }
 
 /* Dead-letter the event: written with the batch, before its commit. */
@@ -773,6 +780,45 @@ static void end_limit(struct worker *w, uint64_t seq)
 	}
 }
 
+/* One event in HOT_SAMPLE is counted into the heavy hitters, weighted:
+ * a key with a share worth naming is sampled hundreds of times a second. */
+#define HOT_SAMPLE 64
+#define HOT_PUBLISH_NS (250 * 1000000ull)
+
+/* The heavy hitters, a few times a second while they change. */
+static void publish_hot(struct worker *w, uint64_t now)
+{
+	struct shm_worker *st = w->a->stats;
+	if (now - w->hot_published_ns < HOT_PUBLISH_NS || w->hot.total == st->hot.total)
+		return;
+	hot_publish(&w->hot, &st->hot);
+	w->hot_published_ns = now;
+}
+
+/* After a commit at `now`: the end-to-end latency of the batch (from the
+ * time its oldest record was read), counted for each of its events; the
+ * sampled state reads; the heavy hitters. */
+static void note_batch(struct worker *w, size_t n, uint64_t processed, uint64_t now)
+{
+	struct shm_worker *st = w->a->stats;
+	uint64_t read_ns = stage_read_ns(&st->stamps, w->recs[0].end);
+	if (read_ns && now > read_ns && processed) {
+		uint64_t us = (now - read_ns) / 1000;
+		shm_hist_add_n(st->latency_us_hist, us, processed);
+		atomic_fetch_add_explicit(&st->latency_us_sum, us * processed,
+					  memory_order_relaxed);
+		atomic_fetch_add_explicit(&st->latency_events, processed, memory_order_relaxed);
+	}
+	if (w->ctx.reads_ns) {
+		stage_add(&st->stages, WRK_ST_READS, w->ctx.reads_ns);
+		w->ctx.reads_ns = 0;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (((w->recs[i].seq * 0xD6E8FEB86659FD93ull) >> 58) == 0) /* 1 in 64 */
+			hot_add(&w->hot, w->recs[i].key, w->recs[i].key_len, HOT_SAMPLE);
+	publish_hot(w, now);
+}
+
 /* Effects become visible in this order: output bytes past the recorded
  * length (a crash here is undone by truncation), dead letters (at least
  * once), the commit, then the ack and the counters. */
@@ -782,7 +828,9 @@ static int run_batch(struct worker *w, size_t n)
 	uint64_t max_seq = w->applied_seq, processed = 0, good_seq = SHM_NO_SEQ;
 	if (open_batch(w) != 0)
 		return -1;
+	stage_enter(&w->clock, WRK_ST_HANDLER);
 	long applied = handle_batch(w, n, &max_seq, &processed, &good_seq);
+	stage_enter(&w->clock, WRK_ST_OUTPUT);
 	if (applied < 0)
 		goto fail;
 	if (w->handler_failed) {
@@ -803,10 +851,12 @@ static int run_batch(struct worker *w, size_t n)
 			goto fail; /* logged */
 		if (w->cfg->sync == CFG_SYNC_BATCH && w->ctx.out_len && w->output->sync) {
 			const char *what;
+			stage_enter(&w->clock, WRK_ST_FSYNC);
 			if ((rc = w->output->sync(w->out, &what)) != 0) {
 				sync_failed(w, what, -rc);
 				goto fail;
 			}
+			stage_enter(&w->clock, WRK_ST_OUTPUT);
 		}
 		if (changelog_send(w, max_seq) != 0)
 			goto fail; /* logged */
@@ -817,13 +867,16 @@ static int run_batch(struct worker *w, size_t n)
 				  strerror(-rc));
 			goto fail;
 		}
-		if (w->dead.lines && w->cfg->sync == CFG_SYNC_BATCH && fdatasync(w->dead_fd) != 0) {
+		if (w->dead.lines && w->cfg->sync == CFG_SYNC_BATCH &&
+		    (stage_enter(&w->clock, WRK_ST_FSYNC), fdatasync(w->dead_fd) != 0)) {
 			sync_failed(w, w->cfg->dead_letter, errno);
 			goto fail;
 		}
 		uint64_t rejected = w->dead.lines;
 		uint64_t out_len = w->out_len + w->ctx.out_len;
-		uint64_t t_commit = shm_now_ns();
+		/* sync = batch: LMDB's commit is its fsyncs, above all. */
+		uint64_t t_commit = stage_enter(
+		    &w->clock, w->cfg->sync == CFG_SYNC_BATCH ? WRK_ST_FSYNC : WRK_ST_COMMIT);
 		if ((rc = commit_batch(w, max_seq, out_len)) != 0) {
 			log_error("%s/state/p%u: cannot commit: %s (free space %llu bytes)",
 				  w->cfg->data_dir, w->a->partition, strerror(-rc),
@@ -840,9 +893,15 @@ static int run_batch(struct worker *w, size_t n)
 		atomic_fetch_add_explicit(&st->processed, processed, memory_order_relaxed);
 		atomic_fetch_add_explicit(&st->rejected, rejected, memory_order_relaxed);
 		ctx_publish_counts(&w->ctx, st);
-		shm_hist_add(st->commit_us_hist, (shm_now_ns() - t_commit) / 1000);
+		uint64_t now = stage_enter(&w->clock, WRK_ST_OTHER);
+		shm_hist_add(st->commit_us_hist, (now - t_commit) / 1000);
+		atomic_fetch_add_explicit(&st->commit_us_sum, (now - t_commit) / 1000,
+					  memory_order_relaxed);
 		shm_hist_add(st->batch_hist, n);
+		atomic_fetch_add_explicit(&st->batch_events_sum, n, memory_order_relaxed);
+		note_batch(w, n, processed, now);
 	}
+	stage_enter(&w->clock, WRK_ST_OTHER);
 	w->committed_pos = w->recs[n - 1].end;
 	/* sync = batch made the commit durable; with none, a killed process
 	 * loses nothing and an OS crash is not covered (the boot check). */
@@ -859,6 +918,11 @@ static int run_batch(struct worker *w, size_t n)
 fail:
 	close_batch(w);
 	return -1;
+}
+
+static int sup_waiting_input(const struct worker *w)
+{
+	return w->a->sup && atomic_load_explicit(&w->a->sup->waiting_input, memory_order_relaxed);
 }
 
 /* Returns 0 when asked to stop or the ring is closed, 1 when the handler
@@ -883,9 +947,15 @@ static int loop(struct worker *w)
 			}
 			if (stop_requested)
 				return 0; /* the supervisor is gone and the ring drained */
+			/* Starved by the supervisor, or no input at all. */
+			int idle = sup_waiting_input(w);
+			stage_enter(&w->clock, WRK_ST_WAIT);
 			int rc = ring_wait_data(w->a->ring, IDLE_WAIT_MS);
-			atomic_fetch_add_explicit(&st->wait_ns, shm_now_ns() - t0,
-						  memory_order_relaxed);
+			if (idle || sup_waiting_input(w))
+				stage_relabel(&w->clock, WRK_ST_IDLE);
+			uint64_t now = stage_enter(&w->clock, WRK_ST_OTHER);
+			atomic_fetch_add_explicit(&st->wait_ns, now - t0, memory_order_relaxed);
+			publish_hot(w, now); /* what the last batches counted */
 			if (rc == -EPIPE)
 				return 0;
 			if (rc == -ETIMEDOUT && maybe_sync(w) != 0)
@@ -1006,7 +1076,10 @@ int wrk_main(const struct wrk_args *a)
 		  w.output->name);
 	/* At the end, sync = none too: a clean stop leaves everything on disk
 	 * (the supervisor then marks the data_dir safe across a reboot). */
+	stage_start(&w.clock, &a->stats->stages, WRK_ST_OTHER);
 	int rc = loop(&w);
+	stage_enter(&w.clock, WRK_ST_OTHER);
+	hot_publish(&w.hot, &a->stats->hot); /* the last word, for the summary */
 	if (rc >= 0 &&
 	    (w.cfg->sync == CFG_SYNC_BATCH || w.synced_pos == w.committed_pos || sync_all(&w) == 0))
 		status = w.reload_exit	   ? WRK_EXIT_RELOAD

@@ -15,8 +15,9 @@ struct wrk_args {
 	unsigned partition;
 	struct ring *ring;
 	struct shm_worker *stats;
-	pid_t supervisor; /* its pid: the worker's parent once reparented (forksrv.h) */
-	int handler_fd;	  /* the .so the supervisor checked (handler_open), or -1 */
+	const struct shm_sup *sup; /* the supervisor's figures: is it idle? */
+	pid_t supervisor;	   /* its pid: the worker's parent once reparented (forksrv.h) */
+	int handler_fd;		   /* the .so the supervisor checked (handler_open), or -1 */
 };
 
 /* Exit status of a worker whose fsync failed: its partition is failed, not

@@ -125,6 +125,7 @@ static double tsv_num(const struct tsv *t, size_t row, const char *name)
 
 struct snapshot {
 	struct tsv status, workers;
+	struct proto_buf stages; /* `stages`, as it is shown; empty if not served */
 };
 
 static int fetch_one(struct ctl_client *c, const char *request, struct tsv *t, char *err,
@@ -161,8 +162,27 @@ static int fetch(struct ctl_client *c, struct snapshot *snap, char *err, size_t 
 	if (rc != 0) {
 		tsv_free(&snap->status);
 		tsv_free(&snap->workers);
+		return rc;
 	}
-	return rc;
+	/* Where the time goes: a ringmaster too old to know `stages` leaves
+	 * it out, and the rest is still shown. */
+	struct ctl_reply r;
+	char ignored[TOP_ERR_LEN];
+	if (ctl_call(c, "stages", &r, ignored, sizeof(ignored)) == 0) {
+		if (r.ok)
+			snap->stages = r.body;
+		else
+			proto_buf_free(&r.body);
+	}
+	return 0;
+}
+
+static void snapshot_free(struct snapshot *snap)
+{
+	tsv_free(&snap->status);
+	tsv_free(&snap->workers);
+	if (snap->stages.data)
+		proto_buf_free(&snap->stages);
 }
 
 /* ---- drawing ---- */
@@ -280,6 +300,17 @@ static int draw(struct screen *sc, const struct snapshot *snap, const char *err,
 		draw_status(sc, &snap->status);
 		put_line(sc, "%s", "");
 		draw_workers(sc, &snap->workers);
+		if (snap->stages.len && !snap->stages.failed) {
+			put_line(sc, "%s", "");
+			put_line(
+			    sc,
+			    "where the time goes (share of each process's time since it started):");
+			const char *line = snap->stages.data, *nl;
+			while ((nl = strchr(line, '\n'))) {
+				put_line(sc, "%.*s", (int)(nl - line), line);
+				line = nl + 1;
+			}
+		}
 	}
 	put_line(sc, "%s", "");
 	time_t now = time(NULL);
@@ -433,14 +464,12 @@ int ctl_top(struct ctl_client *c, int argc, char **argv)
 			break;
 		if (!sc.fancy)
 			poll(NULL, 0, (int)delay_ms);
-		tsv_free(&snap.status);
-		tsv_free(&snap.workers);
+		snapshot_free(&snap);
 		/* A failure now is shown in the frame, and top keeps trying. */
 		rc = fetch(c, &snap, err, sizeof(err));
 	}
 	term_restore(&term);
 out:
-	tsv_free(&snap.status);
-	tsv_free(&snap.workers);
+	snapshot_free(&snap);
 	return failed;
 }

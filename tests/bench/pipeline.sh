@@ -12,6 +12,11 @@
 #   FORMAT=tsv|jsonl: the same events written once by `ringctl gen events`
 #   (--format jsonl for jsonl) and read by the file source instead of the
 #   generate source, so that the two formats' ingest rates can be compared
+#   STAGES (default tests/bench/results/stages): where the time went in the
+#   C ledger's runs, from their summaries: STAGES.tsv, the share of each
+#   stage for the supervisor and for the workers (their mean) at each
+#   partition count, and STAGES.png, the same as stacked bars (gnuplot,
+#   when it is installed: make seed-deps); STAGES= for none
 set -eu
 cd "$(dirname "$0")/../.."
 B=${B:-build}
@@ -66,6 +71,20 @@ if [ -n "${BASELINE:-}" ]; then
 	exit 0
 fi
 
+# stage_rows P: the supervisor's and the workers' mean stage shares of the
+# run in $T/s.json, two lines of STAGE_COLS.
+STAGE_COLS="read parse partition backpressure wait handler reads commit fsync output idle other"
+stage_rows() {
+	jq -r --arg p "$1" --arg cols "$STAGE_COLS" '($cols | split(" ")) as $c
+		| .stages as $s
+		| ([$s[1:][] | [$c[] as $k | .[$k + "_pct"] // 0]]) as $w
+		| "p=\($p) supervisor\t" + ([$c[] as $k | $s[0][$k + "_pct"] // 0] | map(tostring) | join("\t")),
+		  "p=\($p) workers\t" + ([range(0; $c | length) as $i | ([$w[][$i]] | add / length)]
+			| map(tostring) | join("\t"))' "$T/s.json"
+}
+STAGES=${STAGES-tests/bench/results/stages}
+[ -z "$STAGES" ] || printf 'process\t%s\n' "$(tr ' ' '\t' <<<"$STAGE_COLS")" >"$STAGES.tsv"
+
 printf '%-11s %-15s %14s %10s %10s %10s %8s\n' partitions handler events/s seconds busy% wait% of-C
 for p in $PARTS; do
 	c_rate=0
@@ -76,6 +95,7 @@ for p in $PARTS; do
 		busy=$(sum busy_seconds) wait=$(sum wait_seconds)
 		secs=$(grep -o '"wall_seconds":[0-9.]*' <<<"$j" | cut -d: -f2)
 		[ "$handler" = ledger ] && c_rate=$(rate)
+		[ "$handler" != ledger ] || [ -z "$STAGES" ] || stage_rows "$p" >>"$STAGES.tsv"
 		awk -v p="$p" -v h="${handler##*/}" -v r="$(rate)" -v s="$secs" -v b="$busy" \
 			-v w="$wait" -v c="$c_rate" 'BEGIN {
 			t = b + w; if (t == 0) t = 1
@@ -83,3 +103,26 @@ for p in $PARTS; do
 				100 * b / t, 100 * w / t, (c > 0 ? 100 * r / c : 0) }'
 	done
 done
+
+# The picture: a stacked bar per process kind and partition count.
+if [ -n "$STAGES" ] && command -v gnuplot >/dev/null; then
+	gnuplot <<GP
+set terminal pngcairo size 1100,560 noenhanced font ",10"
+set output "$STAGES.png"
+set title "Where the time goes: share of each stage, supervisor and workers (mean), by partition count"
+set datafile separator "\t"
+set style data histograms
+set style histogram rowstacked gap 1
+set style fill solid 0.85 border -1
+set boxwidth 0.8
+set ylabel "% of the process's time"
+set yrange [0:100]
+set xtics rotate by -40 left
+set key outside right top vertical
+# One colour a stage: the supervisor's blues, waiting reds, the workers'
+# greens and purples, idle and other greys.
+colors = "#1f77b4 #aec7e8 #17becf #d62728 #ff9896 #2ca02c #98df8a #9467bd #8c564b #e377c2 #c7c7c7 #7f7f7f"
+plot for [i=2:13] "$STAGES.tsv" using i:xtic(1) title columnheader(i) lc rgb word(colors, i - 1)
+GP
+	echo "stages: $STAGES.tsv, $STAGES.png"
+fi

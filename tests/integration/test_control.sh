@@ -95,11 +95,13 @@ grep -q '^# TYPE ringmaster_worker_events_processed_total counter$' "$T/metrics"
 grep -q '^ringmaster_ring_depth_bytes{partition="3"} [0-9]' "$T/metrics" || fail "no partition label"
 sum=$(awk '/^ringmaster_worker_events_processed_total\{/ { s += $2 } END { print s }' "$T/metrics")
 assert_eq "processed, summed over partitions" 2000 "$sum"
-# Every sample has a TYPE; every counter ends in _total; nothing else in the text.
+# Every sample has a TYPE (a histogram's _bucket, _sum and _count its
+# own); every counter ends in _total; nothing else in the text.
 awk '/^# TYPE / { type[$3] = $4; if ($4 == "counter" && $3 !~ /_total$/) bad = bad " " $3; next }
 	/^# HELP / { next }
 	/^ringmaster_[a-z0-9_]+(\{[^}]*\})? [-+0-9.eENaInf]+$/ { n = $1; sub(/\{.*/, "", n)
-		if (!(n in type)) bad = bad " untyped:" n; next }
+		h = n; sub(/_(bucket|sum|count)$/, "", h)
+		if (!(n in type) && type[h] != "histogram") bad = bad " untyped:" n; next }
 	{ bad = bad " line:" NR }
 	END { if (bad != "") { print bad; exit 1 } }' "$T/metrics" || fail "metrics format"
 ok "metrics in Prometheus text format"
