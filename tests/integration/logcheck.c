@@ -2,8 +2,9 @@
  * parser reads: key=value pairs one space apart, keys [a-z0-9_], a value
  * bare (no space, quote, equals or control byte) or quoted with JSON's
  * escapes, beginning ts, level, proc, pid, msg. A record is a line that
- * starts with "ts="; other lines (summaries, ringctl's messages) are not
- * records. Prints each bad line as FILE:LINE: why, and exits 1 if any. */
+ * starts with "ts=TIME level="; other lines (summaries, ringctl's messages,
+ * another program's log) are not records. Prints each bad line as FILE:LINE: why, and exits 1 if
+ * any. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,7 +77,11 @@ int main(int argc, char **argv)
 		for (unsigned long no = 1; (n = getline(&line, &cap, f)) >= 0; no++) {
 			if (n && line[n - 1] == '\n')
 				line[--n] = '\0';
-			if (strncmp(line, "ts=", 3) != 0)
+			/* ours: ts=TIME level=...; another program's logfmt
+			 * (Prometheus's: ts=... caller=...) is not checked */
+			const char *sp = strchr(line, ' ');
+			if (strncmp(line, "ts=", 3) != 0 || !sp ||
+			    strncmp(sp + 1, "level=", 6) != 0)
 				continue;
 			const char *why = check(line);
 			if (why) {

@@ -40,7 +40,7 @@ all=$(completes _ringctl "$RINGCTL" "")
 for c in status workers metrics reload stop restart-worker ping top wait state dump-state gen send; do
 	has "ringctl <TAB>" "$c" "$all"
 done
-expect "ringctl st<TAB>" "state status stop" "$(completes _ringctl "$RINGCTL" st)"
+expect "ringctl st<TAB>" "stages state status stop" "$(completes _ringctl "$RINGCTL" st)"
 expect "ringctl -c x.ini -o a.b=1 gen <TAB>" "accounts events rules" \
 	"$(completes _ringctl "$RINGCTL" -c x.ini -o a.b = 1 gen "")"
 expect "ringctl status --j<TAB>" "--json" "$(completes _ringctl "$RINGCTL" status --j)"
