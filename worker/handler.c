@@ -291,7 +291,7 @@ static int check_so(const struct cfg *c, int fd, int with_init, char *msg, size_
  * hang) shows as no report. */
 static void check_child(const struct cfg *c, int fd, int with_init, int out)
 {
-	char msg[1024], warn[2048] = "";
+	char msg[3100], warn[2048] = "";
 	if (handler_is_lua(c->handler)
 		? check_lua(c, fd, with_init, msg, sizeof(msg), warn, sizeof(warn)) == 0
 		: check_so(c, fd, with_init, msg, sizeof(msg), warn, sizeof(warn)) == 0)
