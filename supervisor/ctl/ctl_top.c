@@ -253,29 +253,50 @@ static void draw_status(struct screen *sc, const struct tsv *st)
 		 tsv_get(st, 0, "handler_rejected"), tsv_get(st, 0, "restarts"));
 }
 
+/* Bars where there is room for them; at 80 columns and so, percentages
+ * only, so that LAG and LAST EXIT always show. */
+#define TOP_FIXED_COLS 68 /* the columns around the two bars, brackets included */
+#define TOP_EXIT_COLS 20  /* room kept for LAST EXIT */
+#define TOP_BAR_MIN 6
+
 static void draw_workers(struct screen *sc, const struct tsv *wk)
 {
-	int bw = (sc->cols - 76) / 2;
-	bw = bw < 10 ? 10 : bw > 40 ? 40 : bw;
+	int bw = (sc->cols - TOP_FIXED_COLS - TOP_EXIT_COLS) / 2;
+	bw = bw > 40 ? 40 : bw;
+	int bars = bw >= TOP_BAR_MIN;
 	double max_rate = 1;
 	for (size_t r = 0; r < wk->rows; r++)
 		if (tsv_num(wk, r, "events_per_second") > max_rate)
 			max_rate = tsv_num(wk, r, "events_per_second");
-	put_line(sc, "%4s %7s %-8s %8s  %-*s %6s  %10s %-*s %9s  %s", "P", "PID", "STATE",
-		 "RESTARTS", bw + 2, "RING DEPTH", "", "EV/S", bw + 2, "", "LAG", "LAST EXIT");
+	if (bars)
+		put_line(sc, "%4s %7s %-8s %8s  %-*s %6s  %10s %-*s %9s  %s", "P", "PID", "STATE",
+			 "RESTARTS", bw + 2, "RING DEPTH", "", "EV/S", bw + 2, "", "LAG",
+			 "LAST EXIT");
+	else
+		put_line(sc, "%3s %7s %-9s %4s %6s %9s %9s  %s", "P", "PID", "STATE", "RST",
+			 "RING%", "EV/S", "LAG", "LAST EXIT");
 	for (size_t r = 0; r < wk->rows; r++) {
 		char depth_bar[64], rate_bar[64];
 		double cap = tsv_num(wk, r, "ring_capacity_bytes");
 		double depth = tsv_num(wk, r, "ring_depth_bytes");
 		double rate = tsv_num(wk, r, "events_per_second");
 		double frac = cap > 0 ? depth / cap : 0;
+		if (isnan(rate))
+			rate = 0;
+		if (!bars) {
+			put_line(sc, "%3s %7s %-9s %4s %5.1f%% %9.0f %9s  %s",
+				 tsv_get(wk, r, "partition"), tsv_get(wk, r, "pid"),
+				 tsv_get(wk, r, "state"), tsv_get(wk, r, "restarts"), 100.0 * frac,
+				 rate, tsv_get(wk, r, "lag_records"), tsv_get(wk, r, "last_exit"));
+			continue;
+		}
 		bar(depth_bar, bw, frac);
 		bar(rate_bar, bw, rate / max_rate);
 		put_line(sc, "%4s %7s %-8s %8s  %s %5.1f%%  %10.0f %s %9s  %s",
 			 tsv_get(wk, r, "partition"), tsv_get(wk, r, "pid"),
 			 tsv_get(wk, r, "state"), tsv_get(wk, r, "restarts"), depth_bar,
-			 100.0 * frac, isnan(rate) ? 0.0 : rate, rate_bar,
-			 tsv_get(wk, r, "lag_records"), tsv_get(wk, r, "last_exit"));
+			 100.0 * frac, rate, rate_bar, tsv_get(wk, r, "lag_records"),
+			 tsv_get(wk, r, "last_exit"));
 	}
 }
 

@@ -27,6 +27,13 @@ BG_PIDS+=($!)
 "$RINGCTL" -c "$T/t.ini" status >/dev/null || fail "status right after wait"
 ok "ringctl wait: until the instance answers; exit 3 with the reason when none does"
 
+# top on an 80-column terminal keeps LAG and LAST EXIT (bars give way)
+script -qc "stty cols 80; '$RINGCTL' -c '$T/t.ini' top -n 1" /dev/null | tr -d '\r' >"$T/top80"
+grep -q "LAG  LAST EXIT$" "$T/top80" || { cat "$T/top80"; fail "top at 80 columns: no LAG and LAST EXIT"; }
+[ "$(awk '{ if (length($0) > 80) n++ } END { print n + 0 }' "$T/top80")" = 0 ] \
+	|| fail "top at 80 columns: a line is longer"
+ok "top at 80 columns shows LAG and LAST EXIT"
+
 for cmd in ping help metrics reload "restart-worker 1"; do
 	"$RINGCTL" -c "$T/t.ini" --json $cmd >"$T/j.out" || fail "--json $cmd refused"
 	jq -e --arg c "${cmd%% *}" '.ok == true and .command == $c and (.message | type) == "string"' \
