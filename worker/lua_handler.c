@@ -81,8 +81,12 @@ struct lua_inst {
 	char *keys;
 	size_t keys_len, keys_cap;
 	size_t out_mark, lines_mark;
-	char *line; /* rm.emit's pieces */
-	size_t line_len, line_cap;
+	/* The last rm.state_get of the event, which save_old need not repeat
+	 * when the script then puts or deletes the same key, as it mostly does. */
+	char got_key[255]; /* a state key is 1..255 bytes */
+	size_t got_len;	   /* 0: none */
+	struct rm_value got;
+	int got_rc;
 	int counted; /* counts saved in saved_counts */
 	size_t saved_n_counts;
 	uint64_t saved_counts[SHM_OUTCOMES];
@@ -323,16 +327,29 @@ static struct lua_inst *self(lua_State *L)
 
 int rm_lua_state_get(struct lua_inst *h, const char *key, size_t n, struct rm_value *v)
 {
-	return rm_state_get(h->ctx, key, n, v);
+	int rc = rm_state_get(h->ctx, key, n, v);
+	h->got_len = 0;
+	if (rc >= 0 && n > 0 && n <= sizeof(h->got_key)) {
+		memcpy(h->got_key, key, n);
+		h->got_len = n;
+		h->got = *v;
+		h->got_rc = rc;
+	}
+	return rc;
 }
 
 /* Remember what `key` holds before this event changes it. */
 static int save_old(struct lua_inst *h, const char *key, size_t n)
 {
 	struct rm_value v = {NULL, 0};
-	int rc = rm_state_get(h->ctx, key, n, &v);
-	if (rc < 0)
+	int rc;
+	if (h->got_len == n && memcmp(h->got_key, key, n) == 0) {
+		v = h->got;
+		rc = h->got_rc;
+	} else if ((rc = rm_state_get(h->ctx, key, n, &v)) < 0) {
 		return rc;
+	}
+	h->got_len = 0; /* the key changes now */
 	if (h->n_undo == h->cap_undo) {
 		size_t cap = h->cap_undo ? h->cap_undo * 2 : 16;
 		struct undo *u = realloc(h->undo, cap * sizeof(*u));
@@ -380,34 +397,6 @@ int rm_lua_emit(struct lua_inst *h, const char *line, size_t n)
 	if (memchr(line, '\n', n))
 		return 1;
 	return rm_emit(h->ctx, line, n);
-}
-
-/* rm.emit(a, b, ...) joins its pieces here rather than in a Lua string,
- * which LuaJIT would intern (hash and compare) only to be copied out. */
-int rm_lua_emit_piece(struct lua_inst *h, const char *s, size_t n, int first)
-{
-	if (first)
-		h->line_len = 0;
-	if (memchr(s, '\n', n))
-		return 1;
-	if (h->line_cap - h->line_len < n) {
-		size_t cap = h->line_cap ? h->line_cap * 2 : 256;
-		while (cap - h->line_len < n)
-			cap *= 2;
-		char *l = realloc(h->line, cap);
-		if (!l)
-			return h->ctx->failed = -ENOMEM;
-		h->line = l;
-		h->line_cap = cap;
-	}
-	memcpy(h->line + h->line_len, s, n);
-	h->line_len += n;
-	return 0;
-}
-
-int rm_lua_emit_pieces(struct lua_inst *h)
-{
-	return rm_emit(h->ctx, h->line ? h->line : "", h->line_len);
 }
 
 void rm_lua_reject(struct lua_inst *h, const char *reason)
@@ -593,7 +582,10 @@ static const luaL_Reg rm_funcs[] = {
  * negative return is a call the worker could not do (ctx->failed is set):
  * the worker gives the batch up, as for a C handler; the error only unwinds
  * the script. It returns the maker of the function the worker calls per
- * event, which builds the event table in Lua, where it is cheap. */
+ * event, which refills one event table rather than making a new one: every
+ * object a script makes per event costs its allocation and its share of
+ * the garbage collector, and that is most of what separates a Lua handler
+ * from a C one. */
 static const char prelude_lua[] =
     "local h, rm = ...\n"
     "local REJECT = rm.REJECT\n"
@@ -607,8 +599,6 @@ static const char prelude_lua[] =
     "int rm_lua_table_get(struct lua_inst *, const char *, const char *, size_t,\n"
     "                     struct rm_value *);\n"
     "int rm_lua_emit(struct lua_inst *, const char *, size_t);\n"
-    "int rm_lua_emit_piece(struct lua_inst *, const char *, size_t, int);\n"
-    "int rm_lua_emit_pieces(struct lua_inst *);\n"
     "void rm_lua_reject(struct lua_inst *, const char *);\n"
     "void rm_lua_count(struct lua_inst *, const char *);\n"
     "const char *rm_lua_param(struct lua_inst *, const char *);\n"
@@ -621,6 +611,8 @@ static const char prelude_lua[] =
     "  'maxmcode=40960')\n"
     "h = ffi.cast('struct lua_inst *', h)\n"
     "local v = ffi.new('struct rm_value')\n"
+    "-- rm.emit joins its pieces here: a Lua string would be interned for nothing\n"
+    "local line = require('string.buffer').new()\n"
     "local names = {}\n"
     "local function arg(x, i, f)\n"
     "  local t = type(x)\n"
@@ -659,19 +651,21 @@ static const char prelude_lua[] =
     "  if rc < 0 then failed('rm.table_get', rc) end\n"
     "  return nil\n"
     "end\n"
-    "function rm.emit(line, ...)\n"
-    "  line = arg(line, 1, 'emit')\n"
-    "  local rc, n = 0, select('#', ...)\n"
+    "local function piece(x, i)\n"
+    "  local t = type(x)\n"
+    "  if t == 'string' or t == 'number' then return x end\n"
+    "  error(\"bad argument #\" .. i .. \" to 'emit' (string expected, got \" .. t .. ')', 3)\n"
+    "end\n"
+    "function rm.emit(first, ...)\n"
+    "  local rc, n = nil, select('#', ...)\n"
     "  if n == 0 then\n"
-    "    rc = C.rm_lua_emit(h, line, #line)\n"
+    "    first = arg(first, 1, 'emit')\n"
+    "    rc = C.rm_lua_emit(h, first, #first)\n"
     "  else\n"
-    "    rc = C.rm_lua_emit_piece(h, line, #line, 1)\n"
-    "    for i = 1, n do\n"
-    "      if rc ~= 0 then break end\n"
-    "      local p = arg((select(i, ...)), i + 1, 'emit')\n"
-    "      rc = C.rm_lua_emit_piece(h, p, #p, 0)\n"
-    "    end\n"
-    "    if rc == 0 then rc = C.rm_lua_emit_pieces(h) end\n"
+    "    line:reset()\n"
+    "    line:put(piece(first, 1))\n"
+    "    for i = 1, n do line:put(piece((select(i, ...)), i + 1)) end\n"
+    "    rc = C.rm_lua_emit(h, line:ref())\n"
     "  end\n"
     "  if rc == 1 then error('rm.emit: a line must not contain a newline', 2) end\n"
     "  if rc < 0 then failed('rm.emit', rc) end\n"
@@ -692,8 +686,10 @@ static const char prelude_lua[] =
     "  return str(p)\n"
     "end\n"
     "return function(process)\n"
+    "  local ev = {seq = 0, key = '', payload = '', partition = 0}\n"
     "  return function(seq, key, payload, partition)\n"
-    "    return process({seq = seq, key = key, payload = payload, partition = partition})\n"
+    "    ev.seq, ev.key, ev.payload, ev.partition = seq, key, payload, partition\n"
+    "    return process(ev)\n"
     "  end\n"
     "end\n";
 
@@ -780,7 +776,6 @@ static void free_inst(struct lua_inst *h)
 		lua_close(h->L);
 	free(h->undo);
 	free(h->keys);
-	free(h->line);
 	free(h);
 }
 
@@ -978,7 +973,7 @@ static int lua_process(rm_ctx *ctx, void *state, const struct rm_event *ev)
 	struct lua_inst *h = state;
 	lua_State *L = h->L;
 	h->ctx = ctx;
-	h->n_undo = h->keys_len = 0;
+	h->n_undo = h->keys_len = h->got_len = 0;
 	h->out_mark = ctx->out_len;
 	h->lines_mark = ctx->n_lines;
 	h->counted = 0;
