@@ -274,8 +274,9 @@ end
 
 -- ---- the rules --------------------------------------------------------------
 
--- Returns the new balance text (accepted) or nil and the rejection; raises
--- an error for data that does not parse (the batch is not committed on it).
+-- Returns the new balance (accepted: a number, or its text past 15 digits)
+-- or nil and the rejection; false for data that does not parse (the batch
+-- is not committed on it).
 local function decide(account, typ, st, amount)
 	local row = rm.table_get("rules", typ)
 	if not row then
@@ -342,10 +343,15 @@ local function decide(account, typ, st, amount)
 	if delta < 0 and next < -limit then
 		return nil, "insufficient_funds"
 	end
-	local shown = format("%d", next)
-	rm.state_put(account, "balance=" .. shown .. " count=" .. format("%d", count + 1))
-	return shown
+	rm.state_putf(account, "balance=%d count=%d", next, count + 1)
+	return next
 end
+
+-- rm.emitf and rm.state_putf format into the worker's buffers: no Lua
+-- string is made for a line or a state value.
+local ACCEPTED = "%d\t%s\t%s\taccepted\t%d"
+local ACCEPTED_TEXT = "%d\t%s\t%s\taccepted\t%s"
+local REJECTED = "%d\t%s\t%s\trejected\t%s"
 
 function process(ev)
 	local payload = ev.payload
@@ -357,14 +363,14 @@ function process(ev)
 	if shown == false then
 		return rm.ERROR
 	end
-	-- rm.emit joins its pieces: cheaper than building the line in Lua.
-	-- type<TAB>amount is the payload's own text, unless it was JSON.
-	local seq, outcome = format("%d", ev.seq), shown and "\taccepted\t" or "\trejected\t"
-	if text then
-		rm.emit(seq, "\t", ev.key, "\t", typ, "\t", text, outcome, shown or reason)
-	else
-		rm.emit(seq, "\t", ev.key, "\t", payload, outcome, shown or reason)
+	-- type<TAB>amount is the payload's own text, unless it was JSON
+	local middle = text and typ .. "\t" .. text or payload
+	if not shown then
+		rm.emitf(REJECTED, ev.seq, ev.key, middle, reason)
+		rm.count(reason)
+		return rm.OK
 	end
-	rm.count(shown and "accepted" or reason)
+	rm.emitf(type(shown) == "number" and ACCEPTED or ACCEPTED_TEXT, ev.seq, ev.key, middle, shown)
+	rm.count("accepted")
 	return rm.OK
 end
