@@ -282,7 +282,7 @@ static void *guard_main(void *arg)
 	struct timespec ts = {(time_t)(tick / 1000000000u), (long)(tick % 1000000000u)};
 	while (!atomic_load(&h->guard_stop)) {
 		nanosleep(&ts, NULL);
-		uint64_t since = atomic_load(&h->in_since);
+		uint64_t since = atomic_load_explicit(&h->in_since, memory_order_acquire);
 		if (!since)
 			continue;
 		uint64_t ran = now_ns() - since;
@@ -921,16 +921,21 @@ int lua_handler_check(const struct lua_script *s, const struct cfg_kv *params, s
 
 /* ---- calls -------------------------------------------------------------------- */
 
+/* Per event: plain stores (release, for the guard's acquire load) rather
+ * than atomic_store's full barrier, a locked instruction each. A hook the
+ * guard sets just after leave() finds the call over and removes itself
+ * (timeout_hook). */
 static void enter(struct lua_inst *h, uint64_t seq)
 {
-	atomic_store(&h->in_seq, seq);
-	atomic_store(&h->in_since, now_ns());
+	atomic_store_explicit(&h->in_seq, seq, memory_order_relaxed);
+	atomic_store_explicit(&h->in_since, now_ns(), memory_order_release);
 }
 
 static void leave(struct lua_inst *h)
 {
-	atomic_store(&h->in_since, 0);
-	if (atomic_exchange(&h->hooked, 0))
+	atomic_store_explicit(&h->in_since, 0, memory_order_release);
+	if (atomic_load_explicit(&h->hooked, memory_order_relaxed) &&
+	    atomic_exchange(&h->hooked, 0))
 		lua_sethook(h->L, NULL, 0, 0);
 }
 
