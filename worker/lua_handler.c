@@ -11,8 +11,10 @@
  *                (where LuaJIT allows a custom allocator; where it does
  *                not, the state's size is checked after each call);
  *   time         a guard thread watches how long the current call has
- *                run. Past lua_timeout it sets a hook that raises an
- *                error at the next instruction the interpreter runs. A
+ *                run (since it first saw it: a call only numbers itself,
+ *                reading no clock). Past lua_timeout it sets a hook that
+ *                raises an error at the next instruction the interpreter
+ *                runs. A
  *                loop LuaJIT has compiled never runs the hook, so past
  *                twice the budget (and at least a second more) the guard
  *                ends the process, after telling the worker's shared
@@ -67,8 +69,10 @@ struct lua_inst {
 
 	/* time */
 	uint64_t budget_ns;
-	_Atomic uint64_t in_since; /* when the current call began, 0 outside */
+	uint64_t calls;		  /* calls begun, counted by the worker's thread */
+	_Atomic uint64_t in_call; /* the current call's number, 0 outside */
 	_Atomic uint64_t in_seq;
+	_Atomic uint64_t hooked_call; /* the call the hook was set for */
 	_Atomic int hooked, timed_out, guard_stop;
 	pthread_t guard;
 	int guard_running;
@@ -259,10 +263,10 @@ static void timeout_hook(lua_State *L, lua_Debug *ar)
 {
 	(void)ar;
 	struct lua_inst *h = inst_of(L);
-	uint64_t since = atomic_load(&h->in_since);
+	uint64_t call = atomic_load(&h->in_call);
 	lua_sethook(L, NULL, 0, 0);
 	atomic_store(&h->hooked, 0);
-	if (!since || now_ns() - since < h->budget_ns)
+	if (!call || call != atomic_load(&h->hooked_call))
 		return; /* set late, for a call that has ended since */
 	atomic_store(&h->timed_out, 1);
 	luaL_error(L, "lua_timeout: the call ran for more than %llu ms (lua_timeout)",
@@ -280,15 +284,26 @@ static void *guard_main(void *arg)
 	if (tick > 100000000u)
 		tick = 100000000u;
 	struct timespec ts = {(time_t)(tick / 1000000000u), (long)(tick % 1000000000u)};
+	uint64_t seen_call = 0, seen_at = 0;
 	while (!atomic_load(&h->guard_stop)) {
 		nanosleep(&ts, NULL);
-		uint64_t since = atomic_load_explicit(&h->in_since, memory_order_acquire);
-		if (!since)
+		uint64_t call = atomic_load_explicit(&h->in_call, memory_order_acquire);
+		if (!call)
 			continue;
-		uint64_t ran = now_ns() - since;
-		if (ran > h->budget_ns && !atomic_exchange(&h->hooked, 1))
+		/* ran counts from the first sight of the call: at most a tick
+		 * short, so the budget is never cut, only overrun by a tick. */
+		uint64_t now = now_ns();
+		if (call != seen_call) {
+			seen_call = call;
+			seen_at = now;
+			continue;
+		}
+		uint64_t ran = now - seen_at;
+		if (ran > h->budget_ns && !atomic_exchange(&h->hooked, 1)) {
+			atomic_store(&h->hooked_call, call);
 			lua_sethook(h->L, timeout_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT,
 				    100);
+		}
 		if (ran > hard) {
 			uint64_t seq = atomic_load(&h->in_seq);
 			log_error("%s: a call has run for %llu ms, past lua_timeout (%llu ms) "
@@ -922,18 +937,18 @@ int lua_handler_check(const struct lua_script *s, const struct cfg_kv *params, s
 /* ---- calls -------------------------------------------------------------------- */
 
 /* Per event: plain stores (release, for the guard's acquire load) rather
- * than atomic_store's full barrier, a locked instruction each. A hook the
- * guard sets just after leave() finds the call over and removes itself
- * (timeout_hook). */
+ * than atomic_store's full barrier, a locked instruction each, and no
+ * clock. A hook the guard sets just after leave() finds the call over and
+ * removes itself (timeout_hook). */
 static void enter(struct lua_inst *h, uint64_t seq)
 {
 	atomic_store_explicit(&h->in_seq, seq, memory_order_relaxed);
-	atomic_store_explicit(&h->in_since, now_ns(), memory_order_release);
+	atomic_store_explicit(&h->in_call, ++h->calls, memory_order_release);
 }
 
 static void leave(struct lua_inst *h)
 {
-	atomic_store_explicit(&h->in_since, 0, memory_order_release);
+	atomic_store_explicit(&h->in_call, 0, memory_order_release);
 	if (atomic_load_explicit(&h->hooked, memory_order_relaxed) &&
 	    atomic_exchange(&h->hooked, 0))
 		lua_sethook(h->L, NULL, 0, 0);
