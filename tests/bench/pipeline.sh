@@ -8,7 +8,10 @@
 #   one, ROUNDS times (default 3) per partition count, and print the median
 #   of each and their ratio (what a change costs, measured in one run)
 #   HANDLERS (default "ledger etc/ledger.lua"): the C ledger and the same
-#   logic in Lua, a row each per partition count, and Lua's share of C
+#   logic in Lua, a row each per partition count, and Lua's share of C;
+#   each row is the run with the median events/s of ROUNDS runs, the
+#   handlers' runs interleaved (on a shared machine a burst of load then
+#   hits one run, not all of one handler's)
 #   FORMAT=tsv|jsonl: the same events written once by `ringctl gen events`
 #   (--format jsonl for jsonl) and read by the file source instead of the
 #   generate source, so that the two formats' ingest rates can be compared
@@ -67,16 +70,27 @@ if [ -n "${BASELINE:-}" ]; then
 fi
 
 printf '%-11s %-15s %14s %10s %10s %10s %8s\n' partitions handler events/s seconds busy% wait% of-C
+# One line per run in $T/runs: handler, events/s, wall seconds, busy, wait.
 for p in $PARTS; do
+	: >"$T/runs"
+	for r in $(seq "$ROUNDS"); do
+		for handler in $HANDLERS; do
+			run "$B/bin/ringmaster" "$p"
+			j=$(cat "$T/s.json")
+			sum() { grep -o "\"$1\":[0-9.]*" <<<"$j" | cut -d: -f2 | awk '{ t += $1 } END { print t + 0 }'; }
+			printf '%s %s %s %s %s\n' "$handler" "$(rate)" \
+				"$(grep -o '"wall_seconds":[0-9.]*' <<<"$j" | cut -d: -f2)" \
+				"$(sum busy_seconds)" "$(sum wait_seconds)" >>"$T/runs"
+		done
+	done
 	c_rate=0
 	for handler in $HANDLERS; do
-		run "$B/bin/ringmaster" "$p"
-		j=$(cat "$T/s.json")
-		sum() { grep -o "\"$1\":[0-9.]*" <<<"$j" | cut -d: -f2 | awk '{ t += $1 } END { print t + 0 }'; }
-		busy=$(sum busy_seconds) wait=$(sum wait_seconds)
-		secs=$(grep -o '"wall_seconds":[0-9.]*' <<<"$j" | cut -d: -f2)
-		[ "$handler" = ledger ] && c_rate=$(rate)
-		awk -v p="$p" -v h="${handler##*/}" -v r="$(rate)" -v s="$secs" -v b="$busy" \
+		# the run with the median events/s stands for the handler
+		m=$(awk -v h="$handler" '$1 == h' "$T/runs" | sort -k2,2n |
+			awk '{ l[NR] = $0 } END { print l[int((NR + 1) / 2)] }')
+		read -r _ r secs busy wait <<<"$m"
+		[ "$handler" = ledger ] && c_rate=$r
+		awk -v p="$p" -v h="${handler##*/}" -v r="$r" -v s="$secs" -v b="$busy" \
 			-v w="$wait" -v c="$c_rate" 'BEGIN {
 			t = b + w; if (t == 0) t = 1
 			printf "%-11s %-15s %14.0f %10.2f %9.1f%% %9.1f%% %7.0f%%\n", p, h, r, s,
