@@ -20,105 +20,93 @@
 -- fit in 15 digits takes the exact path (two limbs of 9 digits each).
 
 local rm = rm
-local find, sub, match, format, byte = string.find, string.sub, string.match, string.format,
-	string.byte
+local find, sub, format, byte = string.find, string.sub, string.format, string.byte
 
 local AMOUNT_MAX = 100000000000000 -- 10^14
 local FEE_BPS_MAX = 10000
 local LIMB = 1000000000 -- 10^9
 
--- A decimal integer `-?[0-9]+` and nothing else: "ok", "range" (well formed,
--- beyond int64) or nil (malformed), with its value (exact below 2^53) and
--- its digits without the sign and leading zeros. Byte by byte rather than
--- with string.match: LuaJIT compiles this, not the patterns.
-local function parse_i64(s)
-	local n = #s
-	local i = byte(s, 1) == 45 and 2 or 1
-	if i > n then
+-- Speed: everything below reads its text in place, byte by byte and by
+-- position, rather than cutting it into new strings with string.sub or
+-- string.match: a new string costs an allocation, hashing and garbage
+-- collection, and LuaJIT compiles byte loops, not patterns.
+
+-- The decimal integer `-?[0-9]+` that is s from i to j and nothing else:
+-- "ok", "range" (well formed, beyond int64) or nil (malformed), with its
+-- value (exact below 2^53), how many digits it has without the sign and
+-- leading zeros, where they start, and whether it is negative.
+local function parse_i64(s, i, j)
+	local neg = byte(s, i) == 45 -- '-'
+	if neg then
+		i = i + 1
+	end
+	if i > j then
 		return nil
 	end
 	local first, v = nil, 0
-	for j = i, n do
-		local c = byte(s, j)
+	for k = i, j do
+		local c = byte(s, k)
 		if c < 48 or c > 57 then
 			return nil
 		end
 		if first then
 			v = v * 10 + (c - 48)
 		elseif c ~= 48 then
-			first, v = j, c - 48
+			first, v = k, c - 48
 		end
 	end
-	local neg = i == 2
-	local digits = first and sub(s, first) or ""
-	local nd = first and n - first + 1 or 0
+	local nd = first and j - first + 1 or 0
 	if nd > 15 then
+		local digits = sub(s, first, j)
 		if nd > 19 or (nd == 19 and digits > (neg and "9223372036854775808" or "9223372036854775807")) then
-			return "range", 0, digits, neg
+			return "range", 0, nd, first, neg
 		end
 		v = tonumber(digits) -- the nearest double, as C's strtod
 	end
-	return "ok", neg and -v or v, digits, neg
+	return "ok", neg and -v or v, nd, first, neg
 end
 
--- An integer field in lo..hi (hi at most 10^14: exact).
-local function field_i64(s, lo, hi)
-	local st, v = parse_i64(s)
+-- An integer field, s from i to j, in lo..hi (hi at most 10^14: exact).
+local function field_i64(s, i, j, lo, hi)
+	local st, v = parse_i64(s, i, j)
 	if st ~= "ok" or v < lo or v > hi then
 		return nil
 	end
 	return v
 end
 
--- The tab-separated fields of s when it has exactly `n` (2 or 3).
-local function fields(s, n)
-	local t1 = find(s, "\t", 1, true)
-	if not t1 then
-		return nil
-	end
-	local t2 = find(s, "\t", t1 + 1, true)
-	if n == 2 then
-		if t2 then
-			return nil
-		end
-		return sub(s, 1, t1 - 1), sub(s, t1 + 1)
-	end
-	if not t2 or find(s, "\t", t2 + 1, true) then
-		return nil
-	end
-	return sub(s, 1, t1 - 1), sub(s, t1 + 1, t2 - 1), sub(s, t2 + 1)
-end
-
-local function split2(s)
-	return fields(s, 2)
-end
-
+-- sign, max_amount, fee_bps of a rules row, or nil. Rows and payloads end
+-- in an integer field, whose parsing refuses a further tab: only the tabs
+-- before it need finding.
 local function parse_rule(v)
-	local sign, max, fee = fields(v, 3)
-	if not sign then
+	local t1 = find(v, "\t", 1, true)
+	local t2 = t1 and find(v, "\t", t1 + 1, true)
+	if not t2 then
 		return nil
 	end
-	if sign == "+1" or sign == "1" then
+	local sign, c1, c2 = nil, byte(v, 1, 2)
+	if t1 == 2 and c1 == 49 then -- "1"
 		sign = 1
-	elseif sign == "-1" then
-		sign = -1
+	elseif t1 == 3 and c2 == 49 and (c1 == 43 or c1 == 45) then -- "+1", "-1"
+		sign = c1 == 43 and 1 or -1
 	else
 		return nil
 	end
-	max = field_i64(max, 1, AMOUNT_MAX)
-	fee = field_i64(fee, 0, FEE_BPS_MAX)
+	local max = field_i64(v, t1 + 1, t2 - 1, 1, AMOUNT_MAX)
+	local fee = field_i64(v, t2 + 1, #v, 0, FEE_BPS_MAX)
 	if not max or not fee then
 		return nil
 	end
 	return sign, max, fee
 end
 
+-- frozen, overdraft_limit of an accounts row, or nil.
 local function parse_account(v)
-	local status, limit = split2(v)
-	if not status then
+	local t1 = find(v, "\t", 1, true)
+	if not t1 then
 		return nil
 	end
-	local frozen
+	local status, frozen = sub(v, 1, t1 - 1), nil
 	if status == "frozen" then
 		frozen = true
 	elseif status == "active" then
@@ -126,12 +114,40 @@ local function parse_account(v)
 	else
 		return nil
 	end
-	limit = field_i64(limit, 0, AMOUNT_MAX)
+	local limit = field_i64(v, t1 + 1, #v, 0, AMOUNT_MAX)
 	if not limit then
 		return nil
 	end
 	return frozen, limit
 end
+
+-- Parsed rows by their text, one cache per table: the tables have few
+-- distinct rows (most accounts share theirs), and a lookup is cheaper than
+-- parsing again. Keyed by the whole text, so a table reload that changes a
+-- row makes a new entry; emptied when it grows large.
+local CACHE_MAX = 4096
+
+local function cache(parse)
+	local rows, n = {}, 0
+	return function(row)
+		local p = rows[row]
+		if p then
+			return p
+		end
+		local a, b, c = parse(row)
+		if a == nil then
+			return nil
+		end
+		if n == CACHE_MAX then
+			rows, n = {}, 0
+		end
+		p = {a, b, c}
+		rows[row], n = p, n + 1
+		return p
+	end
+end
+
+local rule_of, account_of = cache(parse_rule), cache(parse_account)
 
 -- ---- exact int64 arithmetic, for balances past 15 digits ------------------
 
@@ -195,7 +211,7 @@ end
 
 -- ---- payloads ---------------------------------------------------------------
 
--- type, amount text, amount status ("ok" or "range"), amount; nil when
+-- type, amount status ("ok" or "range"), amount, amount text; nil when
 -- malformed. The JSON rules are the C ledger's (ledger.h).
 local function parse_json(payload)
 	local m = rm.json_members(payload)
@@ -214,7 +230,7 @@ local function parse_json(payload)
 			if kind ~= "number" or #v > 32 or find(v, "[.eE]") then
 				return nil
 			end
-			local s, a = parse_i64(v)
+			local s, a = parse_i64(v, 1, #v)
 			if not s then
 				return nil
 			end
@@ -228,9 +244,11 @@ local function parse_json(payload)
 	if not typ or not text then
 		return nil
 	end
-	return typ, text, st, amount
+	return typ, st, amount, text
 end
 
+-- The same for `type<TAB>amount` or a JSON object. The amount text is nil
+-- for the first: the payload is the output's type<TAB>amount as it is.
 local function parse_payload(payload)
 	local lead, c = 1, byte(payload, 1)
 	while c == 32 or c == 9 or c == 13 or c == 10 do
@@ -238,33 +256,34 @@ local function parse_payload(payload)
 		c = byte(payload, lead)
 	end
 	if c == 123 then -- '{'
-		local typ, text, st, amount = parse_json(payload)
+		local typ, st, amount, text = parse_json(payload)
 		if typ then
-			return typ, text, st, amount
+			return typ, st, amount, text
 		end
 	end
-	local typ, text = split2(payload)
-	if not typ or typ == "" then
+	local t1 = find(payload, "\t", 1, true)
+	if not t1 or t1 == 1 then
 		return nil
 	end
-	local st, amount = parse_i64(text)
+	local st, amount = parse_i64(payload, t1 + 1, #payload)
 	if not st then
 		return nil
 	end
-	return typ, text, st, amount
+	return sub(payload, 1, t1 - 1), st, amount
 end
 
 -- ---- the rules --------------------------------------------------------------
 
--- Returns the new balance text (accepted) or nil and the rejection; raises
--- an error for data that does not parse (the batch is not committed on it).
+-- Returns the new balance (accepted: a number, or its text past 15 digits)
+-- or nil and the rejection; false for data that does not parse (the batch
+-- is not committed on it).
 local function decide(account, typ, st, amount)
 	local row = rm.table_get("rules", typ)
 	if not row then
 		return nil, "unknown_type"
 	end
-	local sign, max, fee_bps = parse_rule(row)
-	if not sign then
+	local rule = rule_of(row)
+	if not rule then
 		rm.log("error", format("ledger: table rules: row '%s' does not parse: '%s'", typ, row))
 		return false
 	end
@@ -272,15 +291,17 @@ local function decide(account, typ, st, amount)
 	if not row then
 		return nil, "unknown_account"
 	end
-	local frozen, limit = parse_account(row)
-	if frozen == nil then
+	local account_row = account_of(row)
+	if not account_row then
 		rm.log("error",
 			format("ledger: table accounts: row '%s' does not parse: '%s'", account, row))
 		return false
 	end
+	local frozen, limit = account_row[1], account_row[2]
 	if frozen then
 		return nil, "frozen"
 	end
+	local sign, max, fee_bps = rule[1], rule[2], rule[3]
 	if st ~= "ok" or amount < 1 or amount > max then
 		return nil, "amount_out_of_range"
 	end
@@ -289,27 +310,28 @@ local function decide(account, typ, st, amount)
 	local fee = q * fee_bps + math.floor((amount - q * 10000) * fee_bps / 10000)
 	local delta = sign * amount - fee
 
+	-- `balance=<b> count=<c>`, read in place
 	local state = rm.state_get(account)
-	local bs, balance, bdigits, bneg, cs, count, cdigits = "ok", 0, "0", false, "ok", 0, "0"
+	local balance, bnd, bfirst, bneg, sp = 0, 1, nil, false, nil
+	local count, cnd, cfirst = 0, 1, nil
 	if state then
-		local b, c
-		if sub(state, 1, 8) == "balance=" then
-			local sp = find(state, " ", 9, true)
-			if sp and sub(state, sp, sp + 6) == " count=" then
-				b, c = sub(state, 9, sp - 1), sub(state, sp + 7)
+		local bs, cs
+		if find(state, "balance=", 1, true) == 1 then
+			sp = find(state, " ", 9, true)
+			if sp and find(state, " count=", sp, true) == sp then
+				bs, balance, bnd, bfirst, bneg = parse_i64(state, 9, sp - 1)
+				cs, count, cnd, cfirst = parse_i64(state, sp + 7, #state)
 			end
 		end
-		if b then
-			bs, balance, bdigits, bneg = parse_i64(b)
-			cs, count, cdigits = parse_i64(c)
-		end
-		if not b or bs ~= "ok" or cs ~= "ok" or count < 0 then
+		if bs ~= "ok" or cs ~= "ok" or count < 0 then
 			rm.log("error",
 				format("ledger: state of '%s' does not parse: '%s'", account, state))
 			return false
 		end
 	end
-	if #bdigits > 15 or #cdigits > 15 then
+	if bnd > 15 or cnd > 15 then
+		local bdigits = bfirst and sub(state, bfirst, sp - 1) or ""
+		local cdigits = cfirst and sub(state, cfirst) or ""
 		local text, shown = apply_exact(bdigits, bneg, cdigits, delta, limit)
 		if not text then
 			return nil, shown
@@ -321,13 +343,19 @@ local function decide(account, typ, st, amount)
 	if delta < 0 and next < -limit then
 		return nil, "insufficient_funds"
 	end
-	local shown = format("%d", next)
-	rm.state_put(account, "balance=" .. shown .. " count=" .. format("%d", count + 1))
-	return shown
+	rm.state_putf(account, "balance=%d count=%d", next, count + 1)
+	return next
 end
 
+-- rm.emitf and rm.state_putf format into the worker's buffers: no Lua
+-- string is made for a line or a state value.
+local ACCEPTED = "%d\t%s\t%s\taccepted\t%d"
+local ACCEPTED_TEXT = "%d\t%s\t%s\taccepted\t%s"
+local REJECTED = "%d\t%s\t%s\trejected\t%s"
+
 function process(ev)
-	local typ, text, st, amount = parse_payload(ev.payload)
+	local payload = ev.payload
+	local typ, st, amount, text = parse_payload(payload)
 	if not typ then
 		return rm.reject("malformed")
 	end
@@ -335,14 +363,14 @@ function process(ev)
 	if shown == false then
 		return rm.ERROR
 	end
-	-- rm.emit joins its pieces: cheaper than building the line in Lua
-	local seq = format("%d", ev.seq)
-	if shown then
-		rm.emit(seq, "\t", ev.key, "\t", typ, "\t", text, "\taccepted\t", shown)
-		rm.count("accepted")
-	else
-		rm.emit(seq, "\t", ev.key, "\t", typ, "\t", text, "\trejected\t", reason)
+	-- type<TAB>amount is the payload's own text, unless it was JSON
+	local middle = text and typ .. "\t" .. text or payload
+	if not shown then
+		rm.emitf(REJECTED, ev.seq, ev.key, middle, reason)
 		rm.count(reason)
+		return rm.OK
 	end
+	rm.emitf(type(shown) == "number" and ACCEPTED or ACCEPTED_TEXT, ev.seq, ev.key, middle, shown)
+	rm.count("accepted")
 	return rm.OK
 end

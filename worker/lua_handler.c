@@ -11,8 +11,10 @@
  *                (where LuaJIT allows a custom allocator; where it does
  *                not, the state's size is checked after each call);
  *   time         a guard thread watches how long the current call has
- *                run. Past lua_timeout it sets a hook that raises an
- *                error at the next instruction the interpreter runs. A
+ *                run (since it first saw it: a call only numbers itself,
+ *                reading no clock). Past lua_timeout it sets a hook that
+ *                raises an error at the next instruction the interpreter
+ *                runs. A
  *                loop LuaJIT has compiled never runs the hook, so past
  *                twice the budget (and at least a second more) the guard
  *                ends the process, after telling the worker's shared
@@ -67,8 +69,10 @@ struct lua_inst {
 
 	/* time */
 	uint64_t budget_ns;
-	_Atomic uint64_t in_since; /* when the current call began, 0 outside */
+	uint64_t calls;		  /* calls begun, counted by the worker's thread */
+	_Atomic uint64_t in_call; /* the current call's number, 0 outside */
 	_Atomic uint64_t in_seq;
+	_Atomic uint64_t hooked_call; /* the call the hook was set for */
 	_Atomic int hooked, timed_out, guard_stop;
 	pthread_t guard;
 	int guard_running;
@@ -81,8 +85,12 @@ struct lua_inst {
 	char *keys;
 	size_t keys_len, keys_cap;
 	size_t out_mark, lines_mark;
-	char *line; /* rm.emit's pieces */
-	size_t line_len, line_cap;
+	/* The last rm.state_get of the event, which save_old need not repeat
+	 * when the script then puts or deletes the same key, as it mostly does. */
+	char got_key[255]; /* a state key is 1..255 bytes */
+	size_t got_len;	   /* 0: none */
+	struct rm_value got;
+	int got_rc;
 	int counted; /* counts saved in saved_counts */
 	size_t saved_n_counts;
 	uint64_t saved_counts[SHM_OUTCOMES];
@@ -256,10 +264,10 @@ static void timeout_hook(lua_State *L, lua_Debug *ar)
 {
 	(void)ar;
 	struct lua_inst *h = inst_of(L);
-	uint64_t since = atomic_load(&h->in_since);
+	uint64_t call = atomic_load(&h->in_call);
 	lua_sethook(L, NULL, 0, 0);
 	atomic_store(&h->hooked, 0);
-	if (!since || now_ns() - since < h->budget_ns)
+	if (!call || call != atomic_load(&h->hooked_call))
 		return; /* set late, for a call that has ended since */
 	atomic_store(&h->timed_out, 1);
 	luaL_error(L, "lua_timeout: the call ran for more than %llu ms (lua_timeout)",
@@ -277,15 +285,26 @@ static void *guard_main(void *arg)
 	if (tick > 100000000u)
 		tick = 100000000u;
 	struct timespec ts = {(time_t)(tick / 1000000000u), (long)(tick % 1000000000u)};
+	uint64_t seen_call = 0, seen_at = 0;
 	while (!atomic_load(&h->guard_stop)) {
 		nanosleep(&ts, NULL);
-		uint64_t since = atomic_load(&h->in_since);
-		if (!since)
+		uint64_t call = atomic_load_explicit(&h->in_call, memory_order_acquire);
+		if (!call)
 			continue;
-		uint64_t ran = now_ns() - since;
-		if (ran > h->budget_ns && !atomic_exchange(&h->hooked, 1))
+		/* ran counts from the first sight of the call: at most a tick
+		 * short, so the budget is never cut, only overrun by a tick. */
+		uint64_t now = now_ns();
+		if (call != seen_call) {
+			seen_call = call;
+			seen_at = now;
+			continue;
+		}
+		uint64_t ran = now - seen_at;
+		if (ran > h->budget_ns && !atomic_exchange(&h->hooked, 1)) {
+			atomic_store(&h->hooked_call, call);
 			lua_sethook(h->L, timeout_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT,
 				    100);
+		}
 		if (ran > hard) {
 			uint64_t seq = atomic_load(&h->in_seq);
 			log_error("%s: a call has run for %llu ms, past lua_timeout (%llu ms) "
@@ -324,16 +343,29 @@ static struct lua_inst *self(lua_State *L)
 
 int rm_lua_state_get(struct lua_inst *h, const char *key, size_t n, struct rm_value *v)
 {
-	return rm_state_get(h->ctx, key, n, v);
+	int rc = rm_state_get(h->ctx, key, n, v);
+	h->got_len = 0;
+	if (rc >= 0 && n > 0 && n <= sizeof(h->got_key)) {
+		memcpy(h->got_key, key, n);
+		h->got_len = n;
+		h->got = *v;
+		h->got_rc = rc;
+	}
+	return rc;
 }
 
 /* Remember what `key` holds before this event changes it. */
 static int save_old(struct lua_inst *h, const char *key, size_t n)
 {
 	struct rm_value v = {NULL, 0};
-	int rc = rm_state_get(h->ctx, key, n, &v);
-	if (rc < 0)
+	int rc;
+	if (h->got_len == n && memcmp(h->got_key, key, n) == 0) {
+		v = h->got;
+		rc = h->got_rc;
+	} else if ((rc = rm_state_get(h->ctx, key, n, &v)) < 0) {
 		return rc;
+	}
+	h->got_len = 0; /* the key changes now */
 	if (h->n_undo == h->cap_undo) {
 		size_t cap = h->cap_undo ? h->cap_undo * 2 : 16;
 		struct undo *u = realloc(h->undo, cap * sizeof(*u));
@@ -381,34 +413,6 @@ int rm_lua_emit(struct lua_inst *h, const char *line, size_t n)
 	if (memchr(line, '\n', n))
 		return 1;
 	return rm_emit(h->ctx, line, n);
-}
-
-/* rm.emit(a, b, ...) joins its pieces here rather than in a Lua string,
- * which LuaJIT would intern (hash and compare) only to be copied out. */
-int rm_lua_emit_piece(struct lua_inst *h, const char *s, size_t n, int first)
-{
-	if (first)
-		h->line_len = 0;
-	if (memchr(s, '\n', n))
-		return 1;
-	if (h->line_cap - h->line_len < n) {
-		size_t cap = h->line_cap ? h->line_cap * 2 : 256;
-		while (cap - h->line_len < n)
-			cap *= 2;
-		char *l = realloc(h->line, cap);
-		if (!l)
-			return h->ctx->failed = -ENOMEM;
-		h->line = l;
-		h->line_cap = cap;
-	}
-	memcpy(h->line + h->line_len, s, n);
-	h->line_len += n;
-	return 0;
-}
-
-int rm_lua_emit_pieces(struct lua_inst *h)
-{
-	return rm_emit(h->ctx, h->line ? h->line : "", h->line_len);
 }
 
 void rm_lua_reject(struct lua_inst *h, const char *reason)
@@ -594,7 +598,10 @@ static const luaL_Reg rm_funcs[] = {
  * negative return is a call the worker could not do (ctx->failed is set):
  * the worker gives the batch up, as for a C handler; the error only unwinds
  * the script. It returns the maker of the function the worker calls per
- * event, which builds the event table in Lua, where it is cheap. */
+ * event, which refills one event table rather than making a new one: every
+ * object a script makes per event costs its allocation and its share of
+ * the garbage collector, and that is most of what separates a Lua handler
+ * from a C one. */
 static const char prelude_lua[] =
     "local h, rm = ...\n"
     "local REJECT = rm.REJECT\n"
@@ -608,20 +615,20 @@ static const char prelude_lua[] =
     "int rm_lua_table_get(struct lua_inst *, const char *, const char *, size_t,\n"
     "                     struct rm_value *);\n"
     "int rm_lua_emit(struct lua_inst *, const char *, size_t);\n"
-    "int rm_lua_emit_piece(struct lua_inst *, const char *, size_t, int);\n"
-    "int rm_lua_emit_pieces(struct lua_inst *);\n"
     "void rm_lua_reject(struct lua_inst *, const char *);\n"
     "void rm_lua_count(struct lua_inst *, const char *);\n"
     "const char *rm_lua_param(struct lua_inst *, const char *);\n"
     "char *strerror(int);\n"
     "]]\n"
-    "local C, str, type, tostring, error, select = ffi.C, ffi.string, type, tostring, error,\n"
-    "  select\n"
+    "local C, str, type, tostring, error, select, pcall = ffi.C, ffi.string, type, tostring,\n"
+    "  error, select, pcall\n"
     "-- OpenResty's settings: room for the many short traces of string code\n"
     "require('jit.opt').start('maxtrace=8000', 'maxrecord=16000', 'minstitch=3',\n"
     "  'maxmcode=40960')\n"
     "h = ffi.cast('struct lua_inst *', h)\n"
     "local v = ffi.new('struct rm_value')\n"
+    "-- rm.emit joins its pieces here: a Lua string would be interned for nothing\n"
+    "local line = require('string.buffer').new()\n"
     "local names = {}\n"
     "local function arg(x, i, f)\n"
     "  local t = type(x)\n"
@@ -660,22 +667,53 @@ static const char prelude_lua[] =
     "  if rc < 0 then failed('rm.table_get', rc) end\n"
     "  return nil\n"
     "end\n"
-    "function rm.emit(line, ...)\n"
-    "  line = arg(line, 1, 'emit')\n"
-    "  local rc, n = 0, select('#', ...)\n"
+    "local function piece(x, i)\n"
+    "  local t = type(x)\n"
+    "  if t == 'string' or t == 'number' then return x end\n"
+    "  error(\"bad argument #\" .. i .. \" to 'emit' (string expected, got \" .. t .. ')', 3)\n"
+    "end\n"
+    "function rm.emit(first, ...)\n"
+    "  local rc, n = nil, select('#', ...)\n"
     "  if n == 0 then\n"
-    "    rc = C.rm_lua_emit(h, line, #line)\n"
+    "    first = arg(first, 1, 'emit')\n"
+    "    rc = C.rm_lua_emit(h, first, #first)\n"
     "  else\n"
-    "    rc = C.rm_lua_emit_piece(h, line, #line, 1)\n"
-    "    for i = 1, n do\n"
-    "      if rc ~= 0 then break end\n"
-    "      local p = arg((select(i, ...)), i + 1, 'emit')\n"
-    "      rc = C.rm_lua_emit_piece(h, p, #p, 0)\n"
-    "    end\n"
-    "    if rc == 0 then rc = C.rm_lua_emit_pieces(h) end\n"
+    "    line:reset()\n"
+    "    line:put(piece(first, 1))\n"
+    "    for i = 1, n do line:put(piece((select(i, ...)), i + 1)) end\n"
+    "    rc = C.rm_lua_emit(h, line:ref())\n"
     "  end\n"
     "  if rc == 1 then error('rm.emit: a line must not contain a newline', 2) end\n"
     "  if rc < 0 then failed('rm.emit', rc) end\n"
+    "end\n"
+    "-- line:putf(fmt, ...) into the buffer; an error names the rm function\n"
+    "-- and its argument (putf counts the buffer as argument 1)\n"
+    "-- (a function of its own: a closure in formatted would keep LuaJIT from\n"
+    "-- compiling it)\n"
+    "local putf = line.putf\n"
+    "local function putf_error(err, f, shift)\n"
+    "  err = tostring(err):gsub(\"^bad argument #(%d+) to '[^']*'\", function(n)\n"
+    "    return 'bad argument #' .. (n - shift) .. \" to '\" .. f .. \"'\"\n"
+    "  end)\n"
+    "  error(err, 4)\n"
+    "end\n"
+    "local function formatted(f, shift, fmt, ...)\n"
+    "  line:reset()\n"
+    "  local ok, err = pcall(putf, line, fmt, ...)\n"
+    "  if not ok then putf_error(err, f, shift) end\n"
+    "  return line:ref()\n"
+    "end\n"
+    "function rm.emitf(fmt, ...)\n"
+    "  local rc = C.rm_lua_emit(h, formatted('emitf', 1, fmt, ...))\n"
+    "  if rc == 1 then error('rm.emitf: a line must not contain a newline', 2) end\n"
+    "  if rc < 0 then failed('rm.emitf', rc) end\n"
+    "end\n"
+    "function rm.state_putf(key, fmt, ...)\n"
+    "  key = arg(key, 1, 'state_putf')\n"
+    "  key_size('rm.state_putf', #key)\n"
+    "  local val, n = formatted('state_putf', 0, fmt, ...)\n"
+    "  local rc = C.rm_lua_state_put(h, key, #key, val, n)\n"
+    "  if rc < 0 then failed('rm.state_putf', rc) end\n"
     "end\n"
     "function rm.reject(reason)\n"
     "  if reason == nil then reason = 'rejected' end\n"
@@ -693,8 +731,10 @@ static const char prelude_lua[] =
     "  return str(p)\n"
     "end\n"
     "return function(process)\n"
+    "  local ev = {seq = 0, key = '', payload = '', partition = 0}\n"
     "  return function(seq, key, payload, partition)\n"
-    "    return process({seq = seq, key = key, payload = payload, partition = partition})\n"
+    "    ev.seq, ev.key, ev.payload, ev.partition = seq, key, payload, partition\n"
+    "    return process(ev)\n"
     "  end\n"
     "end\n";
 
@@ -781,7 +821,6 @@ static void free_inst(struct lua_inst *h)
 		lua_close(h->L);
 	free(h->undo);
 	free(h->keys);
-	free(h->line);
 	free(h);
 }
 
@@ -936,16 +975,21 @@ int lua_handler_params(const struct lua_script *s, const struct cfg_kv *params, 
 
 /* ---- calls -------------------------------------------------------------------- */
 
+/* Per event: plain stores (release, for the guard's acquire load) rather
+ * than atomic_store's full barrier, a locked instruction each, and no
+ * clock. A hook the guard sets just after leave() finds the call over and
+ * removes itself (timeout_hook). */
 static void enter(struct lua_inst *h, uint64_t seq)
 {
-	atomic_store(&h->in_seq, seq);
-	atomic_store(&h->in_since, now_ns());
+	atomic_store_explicit(&h->in_seq, seq, memory_order_relaxed);
+	atomic_store_explicit(&h->in_call, ++h->calls, memory_order_release);
 }
 
 static void leave(struct lua_inst *h)
 {
-	atomic_store(&h->in_since, 0);
-	if (atomic_exchange(&h->hooked, 0))
+	atomic_store_explicit(&h->in_call, 0, memory_order_release);
+	if (atomic_load_explicit(&h->hooked, memory_order_relaxed) &&
+	    atomic_exchange(&h->hooked, 0))
 		lua_sethook(h->L, NULL, 0, 0);
 }
 
@@ -1019,7 +1063,7 @@ static int lua_process(rm_ctx *ctx, void *state, const struct rm_event *ev)
 	struct lua_inst *h = state;
 	lua_State *L = h->L;
 	h->ctx = ctx;
-	h->n_undo = h->keys_len = 0;
+	h->n_undo = h->keys_len = h->got_len = 0;
 	h->out_mark = ctx->out_len;
 	h->lines_mark = ctx->n_lines;
 	h->counted = 0;

@@ -82,8 +82,7 @@ int lua_handler_params(const struct lua_script *s, const struct cfg_kv *params, 
  * per event. They take the instance (lua_handler_start's state) and return
  * as the rm_* function of the same name does; state_put and state_del also
  * record the value they replace, so that a failed event is undone; emit
- * returns 1 for a line with a newline; emit_piece adds to a line (a new one
- * when `first`) that emit_pieces emits. */
+ * returns 1 for a line with a newline. */
 struct lua_inst;
 int rm_lua_state_get(struct lua_inst *h, const char *key, size_t n, struct rm_value *v);
 int rm_lua_state_put(struct lua_inst *h, const char *key, size_t n, const char *val, size_t vn);
@@ -91,8 +90,6 @@ int rm_lua_state_del(struct lua_inst *h, const char *key, size_t n);
 int rm_lua_table_get(struct lua_inst *h, const char *table, const char *key, size_t n,
 		     struct rm_value *v);
 int rm_lua_emit(struct lua_inst *h, const char *line, size_t n);
-int rm_lua_emit_piece(struct lua_inst *h, const char *s, size_t n, int first);
-int rm_lua_emit_pieces(struct lua_inst *h);
 void rm_lua_reject(struct lua_inst *h, const char *reason);
 void rm_lua_count(struct lua_inst *h, const char *name);
 const char *rm_lua_param(struct lua_inst *h, const char *name);

@@ -8,7 +8,10 @@
 #   one, ROUNDS times (default 3) per partition count, and print the median
 #   of each and their ratio (what a change costs, measured in one run)
 #   HANDLERS (default "ledger etc/ledger.lua"): the C ledger and the same
-#   logic in Lua, a row each per partition count, and Lua's share of C
+#   logic in Lua, a row each per partition count, and Lua's share of C;
+#   each row is the run with the median events/s of ROUNDS runs, the
+#   handlers' runs interleaved (on a shared machine a burst of load then
+#   hits one run, not all of one handler's)
 #   FORMAT=tsv|jsonl: the same events written once by `ringctl gen events`
 #   (--format jsonl for jsonl) and read by the file source instead of the
 #   generate source, so that the two formats' ingest rates can be compared
@@ -71,8 +74,8 @@ if [ -n "${BASELINE:-}" ]; then
 	exit 0
 fi
 
-# stage_rows P: the supervisor's and the workers' mean stage shares of the
-# run in $T/s.json, two lines of STAGE_COLS.
+# stage_rows P FILE: the supervisor's and the workers' mean stage shares of
+# the run whose summary is FILE, two lines of STAGE_COLS.
 STAGE_COLS="read parse partition backpressure wait handler reads commit fsync output idle other"
 stage_rows() {
 	jq -r --arg p "$1" --arg cols "$STAGE_COLS" '($cols | split(" ")) as $c
@@ -80,23 +83,36 @@ stage_rows() {
 		| ([$s[1:][] | [$c[] as $k | .[$k + "_pct"] // 0]]) as $w
 		| "p=\($p) supervisor\t" + ([$c[] as $k | $s[0][$k + "_pct"] // 0] | map(tostring) | join("\t")),
 		  "p=\($p) workers\t" + ([range(0; $c | length) as $i | ([$w[][$i]] | add / length)]
-			| map(tostring) | join("\t"))' "$T/s.json"
+			| map(tostring) | join("\t"))' "$2"
 }
 STAGES=${STAGES-tests/bench/results/stages}
 [ -z "$STAGES" ] || printf 'process\t%s\n' "$(tr ' ' '\t' <<<"$STAGE_COLS")" >"$STAGES.tsv"
 
 printf '%-11s %-15s %14s %10s %10s %10s %8s\n' partitions handler events/s seconds busy% wait% of-C
+# One line per run in $T/runs: handler, events/s, wall seconds, busy, wait.
 for p in $PARTS; do
+	: >"$T/runs"
+	for r in $(seq "$ROUNDS"); do
+		for handler in $HANDLERS; do
+			run "$B/bin/ringmaster" "$p"
+			j=$(cat "$T/s.json")
+			# the C ledger's first run stands for its stages
+			[ "$handler$r" != ledger1 ] || cp "$T/s.json" "$T/stages.json"
+			sum() { grep -o "\"$1\":[0-9.]*" <<<"$j" | cut -d: -f2 | awk '{ t += $1 } END { print t + 0 }'; }
+			printf '%s %s %s %s %s\n' "$handler" "$(rate)" \
+				"$(grep -o '"wall_seconds":[0-9.]*' <<<"$j" | cut -d: -f2)" \
+				"$(sum busy_seconds)" "$(sum wait_seconds)" >>"$T/runs"
+		done
+	done
 	c_rate=0
 	for handler in $HANDLERS; do
-		run "$B/bin/ringmaster" "$p"
-		j=$(cat "$T/s.json")
-		sum() { grep -o "\"$1\":[0-9.]*" <<<"$j" | cut -d: -f2 | awk '{ t += $1 } END { print t + 0 }'; }
-		busy=$(sum busy_seconds) wait=$(sum wait_seconds)
-		secs=$(grep -o '"wall_seconds":[0-9.]*' <<<"$j" | cut -d: -f2)
-		[ "$handler" = ledger ] && c_rate=$(rate)
-		[ "$handler" != ledger ] || [ -z "$STAGES" ] || stage_rows "$p" >>"$STAGES.tsv"
-		awk -v p="$p" -v h="${handler##*/}" -v r="$(rate)" -v s="$secs" -v b="$busy" \
+		# the run with the median events/s stands for the handler
+		m=$(awk -v h="$handler" '$1 == h' "$T/runs" | sort -k2,2n |
+			awk '{ l[NR] = $0 } END { print l[int((NR + 1) / 2)] }')
+		read -r _ r secs busy wait <<<"$m"
+		[ "$handler" = ledger ] && c_rate=$r
+		[ "$handler" != ledger ] || [ -z "$STAGES" ] || stage_rows "$p" "$T/stages.json" >>"$STAGES.tsv"
+		awk -v p="$p" -v h="${handler##*/}" -v r="$r" -v s="$secs" -v b="$busy" \
 			-v w="$wait" -v c="$c_rate" 'BEGIN {
 			t = b + w; if (t == 0) t = 1
 			printf "%-11s %-15s %14.0f %10.2f %9.1f%% %9.1f%% %7.0f%%\n", p, h, r, s,
