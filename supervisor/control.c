@@ -644,9 +644,10 @@ static int handle(struct sup *s, const void *frame, size_t len, struct proto_buf
 		 * gets its error as JSON */
 		const char *p = frame;
 		size_t n = 0;
-		while (n < len && p[n] != ' ' && p[n] != '\t')
+		/* (an oversized request's bytes are not there: its size is) */
+		while (len <= PROTO_MAX_REQUEST && n < len && p[n] != ' ' && p[n] != '\t')
 			n++;
-		if (proto_find(p, n) && memmem(frame, len, " --json", 7))
+		if (n && proto_find(p, n) && memmem(frame, len, " --json", 7))
 			json_reply(p, n, -1, b);
 		return -1;
 	}
