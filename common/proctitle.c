@@ -12,6 +12,7 @@
 extern char **environ;
 
 static struct {
+	char **owned; /* every environment string copied, whatever environ holds now */
 	char *start;
 	size_t size;
 	/* Our copy of the environment, kept for the life of the process.
@@ -49,6 +50,10 @@ void proctitle_init(int argc, char **argv)
 		}
 	}
 	environ = title.env = env;
+	/* The copies stay ours when unsetenv drops one from environ. */
+	title.owned = malloc((n_env + 1) * sizeof(*title.owned));
+	if (title.owned)
+		memcpy(title.owned, env, (n_env + 1) * sizeof(*title.owned));
 done:
 	title.start = argv[0];
 	title.size = (size_t)(end - argv[0]);
