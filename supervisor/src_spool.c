@@ -306,7 +306,8 @@ static int list_dir(struct source *src, struct spool *sp, struct entry **out, si
 		free_entries(e, n);
 		return -1;
 	}
-	qsort(e, n, sizeof(*e), by_name);
+	if (n) /* qsort wants an array, even of none */
+		qsort(e, n, sizeof(*e), by_name);
 	*out = e;
 	*count = n;
 	return 0;

@@ -165,6 +165,11 @@ grep -Eq "level=error .*$L/in/day-01.tsv (shrank while it was read|was cut after
 	|| { tail -5 "$L/log"; fail "the cut file is not named"; }
 ok "a done file changed: the run stops naming it, a start refuses it; a file cut while read or while down: refused"
 
+# an empty directory: a finite run reads nothing and ends at once
+mkdir -p "$T/empty/in"
+"$RINGMASTER" -c "$T/t.ini" $(spool empty "$T/empty/in") 2>"$T/empty.log" || { cat "$T/empty.log"; fail "empty run"; }
+grep -q "summary: 0 events read" "$T/empty.log" || fail "empty: $(grep summary "$T/empty.log")"
+
 # 4. after = delete
 E=$T/e
 mkdir -p "$E/in"
