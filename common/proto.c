@@ -36,6 +36,8 @@ static const struct proto_command commands[] = {
     {"stop", PROTO_CMD_STOP, 0, 0, PROTO_ARG_NONE, FMT_JSON, "stop", "stop gracefully (SIGTERM)"},
     {"restart-worker", PROTO_CMD_RESTART_WORKER, 1, 1, PROTO_ARG_PARTITION, FMT_JSON,
      "restart-worker N", "restart worker N gracefully"},
+    {"replay", PROTO_CMD_REPLAY, 1, 1, PROTO_ARG_PATH, FMT_JSON, "replay FILE",
+     "send a dead-letter file's events through again"},
     {"ping", PROTO_CMD_PING, 0, 0, PROTO_ARG_NONE, FMT_JSON, "ping",
      "check that the supervisor answers"},
     {"help", PROTO_CMD_HELP, 0, 0, PROTO_ARG_NONE, FMT_JSON, "help", "list the commands"},
@@ -177,7 +179,14 @@ static int parse_rest(const char *p, size_t len, size_t at, struct proto_request
 				return -1;
 			continue;
 		}
-		if (n < cmd->max_args && n < PROTO_MAX_ARGS) {
+		if (n < cmd->max_args && cmd->arg == PROTO_ARG_PATH) {
+			if (t.len > PROTO_PATH_MAX || t.p[0] != '/')
+				return fail(err, err_len,
+					    "'%s': the path must be absolute and at most %u bytes",
+					    cmd->name, PROTO_PATH_MAX);
+			memcpy(req->path, t.p, t.len);
+			req->path[t.len] = '\0';
+		} else if (n < cmd->max_args && n < PROTO_MAX_ARGS) {
 			if (t.len > PROTO_TOKEN_MAX)
 				return fail(err, err_len,
 					    "'%s': argument %u is too long (%zu bytes)", cmd->name,

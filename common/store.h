@@ -7,7 +7,8 @@
  *                       (generation, partitions, source watermark, ...).
  *   data_dir/state/pN   one environment per partition; worker N is its only
  *                       writer. Database "state" (key -> value) and "meta"
- *                       (partitions, applied_seq, output_len).
+ *                       (partitions, applied_seq, output_len, and
+ *                       replay_applied: the highest replay seq applied).
  *
  * Every environment is opened after fork by the process that uses it; no
  * handle crosses a fork. Every function that can fail returns 0 or a negative
@@ -149,6 +150,11 @@ int store_shard_open(const char *data_dir, unsigned partition, unsigned partitio
 int store_shard_progress(struct store_env *shard, int *has_applied, uint64_t *applied_seq,
 			 uint64_t *output_len);
 
+/* The highest replay seq (replay.h) the shard applied: *has 0 when it
+ * applied none. Kept apart from applied_seq: a batch records it with
+ * store_shard_meta_put_u64(txn, "replay_applied", seq) before its commit. */
+int store_shard_replay_applied(struct store_env *shard, int *has, uint64_t *seq);
+
 /* Write transaction on a shard (the worker's batch); on a readonly shard a
  * read transaction (put, del and commit give -EROFS). */
 int store_shard_begin(struct store_env *shard, struct store_txn **out);
@@ -169,6 +175,9 @@ int store_shard_meta_put_u64(struct store_txn *txn, const char *name, uint64_t v
  * STORE_MAP_FULL when the map is full: the txn is gone; grow and redo the
  * batch. */
 int store_shard_commit(struct store_txn *txn, uint64_t applied_seq, uint64_t output_len);
+/* Commit a write transaction's state changes alone, recording no progress
+ * (ringctl load-state). */
+int store_shard_commit_state(struct store_txn *txn);
 void store_txn_abort(struct store_txn *txn);
 
 /* Double the map size (no transaction may be open in this process). The

@@ -2,7 +2,9 @@
  * data_dir/state/pN, one environment per partition, written by its worker
  * alone. Database "state" holds the handler's keys, "meta" the partition
  * count the shard was made for and what the last committed batch applied
- * (applied_seq, output_len), committed in the batch's own transaction.
+ * (applied_seq, output_len), committed in the batch's own transaction, and
+ * replay_applied: the highest replay seq (replay.h) applied, kept apart from
+ * applied_seq so that replays and the source never hide each other's events.
  */
 #include "store.h"
 
@@ -111,6 +113,49 @@ int store_shard_progress(struct store_env *shard, int *has_applied, uint64_t *ap
 	*applied_seq = p.applied_seq;
 	*output_len = p.output_len;
 	return 0;
+}
+
+static int state_txn_ok(const struct store_txn *t);
+
+struct replay_mark {
+	struct store_env *env;
+	uint64_t seq;
+	int rc;
+};
+
+static int replay_fn(MDB_txn *txn, void *arg)
+{
+	struct replay_mark *m = arg;
+	m->rc = store_get_u64(txn, m->env->meta, "replay_applied", &m->seq);
+	return m->rc == MDB_NOTFOUND ? 0 : m->rc;
+}
+
+int store_shard_replay_applied(struct store_env *shard, int *has, uint64_t *seq)
+{
+	struct replay_mark m = {shard, 0, 0};
+	if (shard->kind != ENV_SHARD)
+		return -EINVAL;
+	int rc = store_with_read(shard, replay_fn, &m);
+	if (rc)
+		return store_map_err(rc);
+	*has = m.rc == 0;
+	*seq = *has ? m.seq : 0;
+	return 0;
+}
+
+int store_shard_commit_state(struct store_txn *t)
+{
+	int rc;
+	if (!state_txn_ok(t))
+		return -EINVAL;
+	if (t->readonly) {
+		store_txn_abort(t);
+		return -EROFS;
+	}
+	rc = mdb_txn_commit(t->txn);
+	t->active = 0;
+	t->txn = NULL;
+	return store_map_err(rc);
 }
 
 int store_shard_begin(struct store_env *shard, struct store_txn **out)

@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "ctlproto.h"
+#include "dlreplay.h"
 #include "fdlimit.h"
 #include "log.h"
 #include "metrics.h"
@@ -685,6 +686,9 @@ static int serve(struct sup *s, const struct proto_request *req, struct proto_bu
 		return 0;
 	case PROTO_CMD_RESTART_WORKER:
 		return do_restart(s, (unsigned)req->value[0], b);
+	case PROTO_CMD_REPLAY:
+		log_info("control: replay of %s requested", req->path);
+		return replay_start(s, req->path, b);
 	}
 	proto_buf_printf(b, "command not served\n");
 	return -1;

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "lua_handler.h"
 #include "notify.h"
+#include "replay.h"
 #include "safety.h"
 #include "store.h"
 #include "supervisor.h"
@@ -123,8 +124,9 @@ static uint64_t wm_floor(struct sup *s, unsigned p)
 		w->n--;
 	}
 	/* Closer still: the seq of the first record the last sync did not
-	 * cover (the worker read it from its ring). */
-	if (next != SHM_NO_SEQ && next > w->floor)
+	 * cover (the worker read it from its ring), unless a replayed one:
+	 * it says nothing of the source's. */
+	if (next != SHM_NO_SEQ && next > w->floor && !replay_is(next))
 		w->floor = next;
 	const struct sup_worker *sw = &s->workers[p];
 	if (durable >= written && sw->state != WK_FAILED && !sw->held) {

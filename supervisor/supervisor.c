@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "dlreplay.h"
 #include "durable.h"
 #include "fdlimit.h"
 #include "handler.h"
@@ -30,6 +31,7 @@
 #include "partition.h"
 #include "proctitle.h"
 #include "reload.h"
+#include "replay.h"
 #include "safety.h"
 #include "store.h"
 #include "summary.h"
@@ -289,10 +291,14 @@ uint64_t sup_next_unapplied(const struct sup *s)
 static int hold(struct sup *s, unsigned p, uint64_t seq)
 {
 	struct sup_worker *w = &s->workers[p];
-	if (!w->held++)
-		w->first_held = seq;
 	s->held++;
 	s->lines++;
+	/* A replayed event is not redone by a restart: its replay is, and
+	 * the watermark is the source's alone. */
+	if (replay_is(seq))
+		return 0;
+	if (!w->held++)
+		w->first_held = seq;
 	return 0;
 }
 
@@ -301,8 +307,8 @@ void sup_note_parse(struct sup *s, uint64_t ns)
 	stage_add(&s->shm.sup->stages, SUP_ST_PARSE, stage_scale(ns, s->clock_cost));
 }
 
-int sup_dispatch(struct sup *s, int partition, uint64_t seq, const char *key, size_t key_len,
-		 const char *payload, size_t payload_len, const char *line, size_t line_len)
+static int dispatch(struct sup *s, int partition, uint64_t seq, const char *key, size_t key_len,
+		    const char *payload, size_t payload_len, const char *line, size_t line_len)
 {
 	uint64_t t0 = stage_sampled(seq) ? shm_now_ns() : 0;
 	/* A Kafka message goes to the worker of the partition it was read
@@ -312,12 +318,6 @@ int sup_dispatch(struct sup *s, int partition, uint64_t seq, const char *key, si
 	struct ring *r = s->shm.rings[p];
 	struct sup_worker *w = &s->workers[p];
 	struct shm_worker *st = &s->shm.workers[p];
-	if (seq >= SEQ_REPLAY) {
-		log_error("the source reached seq=%llu: seqs from 2^63 up are kept for replays, "
-			  "so this data_dir can take no more events from it",
-			  (unsigned long long)seq);
-		return -1;
-	}
 	if (w->held || (w->state == WK_FAILED && w->fail == FAIL_SYNC))
 		return hold(s, p, seq);
 	int rc = ring_put(r, seq, key, key_len, payload, payload_len);
@@ -352,6 +352,24 @@ int sup_dispatch(struct sup *s, int partition, uint64_t seq, const char *key, si
 	if (++s->since_publish >= 256)
 		publish_all(s);
 	return 0;
+}
+
+int sup_dispatch(struct sup *s, int partition, uint64_t seq, const char *key, size_t key_len,
+		 const char *payload, size_t payload_len, const char *line, size_t line_len)
+{
+	if (seq >= SEQ_REPLAY) {
+		log_error("the source reached seq=%llu: seqs from 2^63 up are kept for replays, "
+			  "so this data_dir can take no more events from it",
+			  (unsigned long long)seq);
+		return -1;
+	}
+	return dispatch(s, partition, seq, key, key_len, payload, payload_len, line, line_len);
+}
+
+int sup_dispatch_replay(struct sup *s, uint64_t seq, const char *key, size_t key_len,
+			const char *payload, size_t payload_len, const char *line, size_t line_len)
+{
+	return dispatch(s, -1, seq, key, key_len, payload, payload_len, line, line_len);
 }
 
 int sup_part_owned(const struct sup *s, unsigned p)
@@ -705,6 +723,10 @@ static int run_loop(struct sup *s)
 		if (sup_stop || s->failed)
 			return 0;
 		enum src_result r = SRC_IDLE;
+		/* A replay's events go in between the source's. */
+		int replayed = s->dead_stuck || s->blocked ? 0 : replay_feed(s, SRC_BUDGET);
+		if (replayed < 0)
+			return -1;
 		if (!s->dead_stuck && now >= idle_until) {
 			s->read_began_ns = stage_enter(&s->clock, SUP_ST_READ);
 			if (!s->since_publish)
@@ -725,7 +747,7 @@ static int run_loop(struct sup *s)
 		}
 		if (s->blocked) {
 			wait_for_room(s, next);
-		} else if (r == SRC_MORE) {
+		} else if (r == SRC_MORE || replayed > 0) {
 			poll_once(s, -1, 0);
 		} else {
 			int idle_ms = 0;
@@ -1080,6 +1102,7 @@ static void cleanup(struct sup *s)
 	if (s->handler_fd >= 0)
 		close(s->handler_fd);
 	wm_free(s);
+	replay_free(s);
 	shm_destroy(&s->shm);
 	free(s->workers);
 	free(s->pending);
@@ -1144,6 +1167,7 @@ int sup_run(struct sup *s)
 	stop_workers(s);
 	wait_until(s, dead_letters_written, 250);
 	wm_record(s);
+	replay_end(s);
 	if (!s->failed)
 		sup_source_durable(s);
 	/* rc > 0: stopped cleanly, but with an exit status to tell (75: Kafka

@@ -24,6 +24,7 @@ struct store_env;
 struct control;
 struct http;
 struct wm_part;
+struct sup_replay;
 
 enum sup_state { SUP_STARTING, SUP_RUNNING, SUP_RELOADING, SUP_STOPPING };
 /* WK_UNOWNED: a Kafka partition this instance has not been assigned: no
@@ -136,6 +137,7 @@ struct sup {
 	uint64_t watermark;	    /* the last one recorded */
 	struct wm_part *wm_parts;   /* [partitions]: what each worker made durable */
 	uint64_t held;		    /* events not dispatched: their partition failed */
+	struct sup_replay *replay;  /* ringctl replay: the one under way (dlreplay.c) */
 	unsigned failed_partitions; /* how many are WK_FAILED: the run ends 1 */
 	int failed;		    /* a write failed or a worker cannot start */
 	int exit_status;	    /* not 0: the run stops and ends with it */

@@ -42,6 +42,7 @@
 #include "lua_handler.h"
 #include "output.h"
 #include "proctitle.h"
+#include "replay.h"
 #include "store.h"
 
 #define IDLE_WAIT_MS 100
@@ -87,6 +88,12 @@ struct worker {
 	struct changelog *changelog; /* Kafka source, else NULL */
 	int has_applied;
 	uint64_t applied_seq, out_len, generation;
+	/* Replayed dead letters (replay.h) have a mark of their own. */
+	int has_replay;
+	uint64_t replay_applied;
+	uint64_t batch_replay; /* the batch's highest replay seq, 0: none */
+	int batch_source;      /* the batch applied a source event */
+	size_t stopped_at;     /* the event fail_after stopped on */
 	uint64_t last_sync_ns;
 	pid_t parent;
 	size_t cap_recs;
@@ -321,7 +328,8 @@ static int open_all(struct worker *w)
 	}
 	if (take_start_settings(w) != 0)
 		return -1;
-	if (store_shard_progress(w->shard, &w->has_applied, &w->applied_seq, &w->out_len) != 0) {
+	if (store_shard_progress(w->shard, &w->has_applied, &w->applied_seq, &w->out_len) != 0 ||
+	    store_shard_replay_applied(w->shard, &w->has_replay, &w->replay_applied) != 0) {
 		log_error("cannot read the progress of partition %u", w->a->partition);
 		return -1;
 	}
@@ -496,7 +504,15 @@ static int commit_batch(struct worker *w, uint64_t max_seq, uint64_t new_out_len
 		int rc = ctx_write_back(&w->ctx);
 		if (rc == 0 && w->changelog)
 			rc = changelog_put_position(w->changelog, w->ctx.shard_txn);
-		if (rc == 0)
+		if (rc == 0 && w->batch_replay)
+			rc = store_shard_meta_put_u64(w->ctx.shard_txn, "replay_applied",
+						      w->batch_replay);
+		/* Replayed events alone: no source seq is applied yet. */
+		if (rc == 0 && !w->has_applied && !w->batch_source &&
+		    (rc = store_shard_meta_put_u64(w->ctx.shard_txn, "output_len", new_out_len)) ==
+			0)
+			rc = store_shard_commit_state(w->ctx.shard_txn);
+		else if (rc == 0)
 			rc = store_shard_commit(w->ctx.shard_txn, max_seq, new_out_len);
 		else
 			store_txn_abort(w->ctx.shard_txn);
@@ -582,11 +598,30 @@ static int maybe_sync(struct worker *w)
 	return rc;
 }
 
+/* The seq the handler and the dead letters see: a replayed event's
+ * original one (replay.h), so its output is what it would have been. */
+static uint64_t event_seq(struct worker *w, uint64_t seq)
+{
+	uint64_t orig;
+	if (replay_is(seq) && replay_orig_seq(w->ctx.cfg_txn, seq, &orig) == 0)
+		return orig;
+	return seq;
+}
+
+/* Applied before: a replayed event against the replay mark, a source
+ * event against applied_seq. */
+static int applied_before(const struct worker *w, uint64_t seq)
+{
+	if (replay_is(seq))
+		return w->has_replay && seq <= w->replay_applied;
+	return w->has_applied && seq <= w->applied_seq;
+}
+
 /* Dead-letter the event: written with the batch, before its commit. */
 static int dead_letter(struct worker *w, const struct ring_rec *r, const char *why)
 {
-	return dl_add_event(&w->dead, r->seq, why, r->key, r->key_len, w->cfg->delimiter,
-			    r->payload, r->payload_len);
+	return dl_add_event(&w->dead, event_seq(w, r->seq), why, r->key, r->key_len,
+			    w->cfg->delimiter, r->payload, r->payload_len);
 }
 
 /* The handler failed on `r` without dying (`why`: lua_error...): one more
@@ -612,8 +647,9 @@ static int handle_event(struct worker *w, const struct ring_rec *r)
 {
 	struct shm_worker *st = w->a->stats;
 	atomic_store_explicit(&st->current_seq, r->seq, memory_order_relaxed);
-	struct rm_event ev = {r->seq, r->key, r->key_len, r->payload, r->payload_len};
-	ctx_set_event(&w->ctx, r->seq, r->key, r->key_len);
+	uint64_t seq = event_seq(w, r->seq);
+	struct rm_event ev = {seq, r->key, r->key_len, r->payload, r->payload_len};
+	ctx_set_event(&w->ctx, seq, r->key, r->key_len);
 	w->ctx.reject_reason[0] = '\0';
 	w->ctx.event_failed = 0;
 	int rc = w->hd.ops->process(&w->ctx, w->hd.state, &ev);
@@ -646,7 +682,7 @@ static long handle_batch(struct worker *w, size_t n, uint64_t *max_seq, uint64_t
 	atomic_store_explicit(&st->batch_last_seq, w->recs[n - 1].seq, memory_order_relaxed);
 	for (size_t i = 0; i < n; i++) {
 		const struct ring_rec *r = &w->recs[i];
-		if (w->has_applied && r->seq <= w->applied_seq) {
+		if (applied_before(w, r->seq)) {
 			atomic_fetch_add_explicit(&st->skipped, 1, memory_order_relaxed);
 			continue;
 		}
@@ -657,7 +693,7 @@ static long handle_batch(struct worker *w, size_t n, uint64_t *max_seq, uint64_t
 				      SHM_SKIP_LUA_TIMEOUT;
 			const char *why = timeout ? "lua_timeout" : "poison";
 			if (timeout && note_failure(w, r, why))
-				return last;
+				return w->stopped_at = i, last;
 			log_error("dead-lettering %s event seq=%llu key=%.*s", why,
 				  (unsigned long long)r->seq, (int)r->key_len, r->key);
 			if (dead_letter(w, r, why) != 0)
@@ -666,11 +702,14 @@ static long handle_batch(struct worker *w, size_t n, uint64_t *max_seq, uint64_t
 			int rc = handle_event(w, r);
 			if (rc < 0)
 				return -1;
-			if (rc > 0)
-				return last; /* fail_after: it stays in the ring */
-			*good_seq = r->seq;  /* the handler finished it */
+			if (rc > 0) /* fail_after: it stays in the ring */
+				return w->stopped_at = i, last;
+			*good_seq = r->seq; /* the handler finished it */
 		}
-		*max_seq = r->seq;
+		if (replay_is(r->seq))
+			w->batch_replay = r->seq;
+		else
+			*max_seq = r->seq, w->batch_source = 1;
 		(*processed)++;
 		last = (long)i + 1;
 	}
@@ -772,8 +811,11 @@ static size_t next_batch(struct worker *w, int *cut)
 static void end_limit(struct worker *w, uint64_t seq)
 {
 	struct shm_worker *st = w->a->stats;
+	uint64_t until = atomic_load_explicit(&st->limit_until, memory_order_relaxed);
+	/* A replayed seq and a source one say nothing of their ring order:
+	 * end early (a death again bisects again). */
 	if (atomic_load_explicit(&st->batch_limit, memory_order_relaxed) &&
-	    seq >= atomic_load_explicit(&st->limit_until, memory_order_relaxed)) {
+	    (seq >= until || replay_is(seq) != replay_is(until))) {
 		atomic_store_explicit(&st->batch_limit, 0, memory_order_relaxed);
 		log_info("past the failed batch (seq=%llu): back to batches of up to %u events",
 			 (unsigned long long)seq, w->cfg->batch_max);
@@ -826,6 +868,8 @@ static int run_batch(struct worker *w, size_t n)
 {
 	struct shm_worker *st = w->a->stats;
 	uint64_t max_seq = w->applied_seq, processed = 0, good_seq = SHM_NO_SEQ;
+	w->batch_replay = 0;
+	w->batch_source = 0;
 	if (open_batch(w) != 0)
 		return -1;
 	stage_enter(&w->clock, WRK_ST_HANDLER);
@@ -835,8 +879,7 @@ static int run_batch(struct worker *w, size_t n)
 		goto fail;
 	if (w->handler_failed) {
 		/* Commit and ack what came before the event it stopped on. */
-		while (n && w->recs[n - 1].seq > max_seq)
-			n--;
+		n = w->stopped_at;
 		if (n == 0) {
 			close_batch(w);
 			return 0;
@@ -883,11 +926,14 @@ static int run_batch(struct worker *w, size_t n)
 				  free_space(w->cfg->data_dir));
 			goto fail;
 		}
-		w->has_applied = 1;
+		if (w->batch_replay)
+			w->has_replay = 1, w->replay_applied = w->batch_replay;
+		w->has_applied |= w->batch_source;
 		w->applied_seq = max_seq;
 		w->out_len = out_len;
 		atomic_store_explicit(&st->applied_seq, max_seq, memory_order_relaxed);
-		atomic_store_explicit(&st->has_applied, 1, memory_order_relaxed);
+		atomic_store_explicit(&st->has_applied, (uint32_t)w->has_applied,
+				      memory_order_relaxed);
 		if (good_seq != SHM_NO_SEQ)
 			atomic_store_explicit(&st->good_seq, good_seq, memory_order_relaxed);
 		atomic_fetch_add_explicit(&st->processed, processed, memory_order_relaxed);

@@ -11,6 +11,7 @@
  * descriptors). Each has its own message; all exit 3. */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,8 +131,33 @@ int ctl_call(struct ctl_client *c, const char *request, struct ctl_reply *r, cha
 }
 
 /* The request for argv: the words joined by spaces, plus --json. */
+/* The supervisor reads the file a replay names, from its own working
+ * directory: send the absolute path. */
+static int absolute_path(int argc, char **argv)
+{
+	static char abs[PATH_MAX]; /* argv[1] points here: one request a run */
+	if (argc != 2 || strcmp(argv[0], "replay") != 0)
+		return 0;
+	if (!realpath(argv[1], abs)) {
+		fprintf(stderr, "ringctl: %s: %s\n", argv[1], strerror(errno));
+		return -1;
+	}
+	for (const unsigned char *p = (const unsigned char *)abs; *p; p++)
+		if (*p <= ' ' || *p >= 0x7f) {
+			fprintf(stderr,
+				"ringctl: %s: the control protocol carries a path of printable "
+				"ASCII without blanks: copy or link the file under such a name\n",
+				abs);
+			return -1;
+		}
+	argv[1] = abs;
+	return 0;
+}
+
 static int build_request(const struct ctl_client *c, int argc, char **argv, struct proto_buf *req)
 {
+	if (absolute_path(argc, argv) != 0)
+		return -1;
 	for (int i = 0; i < argc; i++) {
 		if (argv[i][0] == '\0' || strpbrk(argv[i], " \t\n")) {
 			fprintf(stderr,

@@ -1,0 +1,114 @@
+# ringctl replay: events a handler dead-lettered for want of a table row are
+# sent through again once the table is fixed. The state then equals a run
+# with the fixed table from the start, the output lines carry the events'
+# original seqs, replaying the file again (even after a crash in the middle
+# of a replay) applies nothing twice, and cut or malformed lines are
+# refused with file:line.
+. "$(dirname "$0")/lib.sh"
+
+# A handler that needs the payload's row in the accounts table: without it
+# the event is dead-lettered (no_account). Its output line depends on the
+# event alone, so the union of outputs is comparable line for line.
+cat >"$T/rate.lua" <<'LUA'
+function process(ev)
+	local rate = rm.table_get("accounts", ev.payload)
+	if not rate then
+		return rm.reject("no_account")
+	end
+	local n = tonumber(rm.state_get(ev.key) or "0") + tonumber(rate)
+	rm.state_put(ev.key, tostring(n))
+	rm.emit(string.format("%d\t%s\t%s\t%s", ev.seq, ev.key, ev.payload, rate))
+end
+LUA
+for i in 0 1 2 3 4 5 6 7 8 9; do printf 'a%d\t%d\n' "$i" $((i + 1)); done >"$T/fixed.tsv"
+grep -v '^a7	' "$T/fixed.tsv" >"$T/accounts.tsv"
+awk 'BEGIN { for (i = 0; i < 3000; i++) printf "k%d\ta%d\n", i % 53, (i * 7) % 10 }' >"$T/events.tsv"
+missing=$(grep -c '	a7$' "$T/events.tsv")
+
+HANDLER=$T/rate.lua ACCOUNTS=$T/fixed.tsv PARTITIONS=3 write_config "$T/ref.ini"
+ref_run ref "$T/ref.ini"
+
+HANDLER=$T/rate.lua ACCOUNTS=$T/accounts.tsv PARTITIONS=3 write_config "$T/t.ini"
+CTL=("$RINGCTL" -c "$T/t.ini")
+start() {
+	"$RINGMASTER" -c "$T/t.ini" -o source.follow=yes 2>>"$T/log" &
+	BG_PIDS+=($!)
+	"${CTL[@]}" wait >/dev/null
+}
+lines() { [ "$(wc -l <"$1" 2>/dev/null || echo 0)" -ge "$2" ]; }
+start
+wait_until 30 lines "$T/dead.tsv" "$missing"
+assert_eq "dead letters" "$missing" "$(grep -c '	no_account	' "$T/dead.tsv")"
+
+# Fix the table, reload, replay.
+cp "$T/fixed.tsv" "$T/accounts.tsv"
+"${CTL[@]}" reload >/dev/null || fail "reload"
+cp "$T/dead.tsv" "$T/dead1.tsv"
+out=$("${CTL[@]}" replay "$T/dead1.tsv") || fail "replay: $out"
+echo "$out" | grep -q "^replay 1 of $T/dead1.tsv: sending $missing events (seqs 9223373136366403584\.\.9223374235878031359), refused 0 (0 cut)$" ||
+	fail "replay reply: $out"
+wait_until 30 log_has "$T/log" "replay 1 of $T/dead1.tsv: every event durable in its shard"
+
+# The same file again: nothing to send.
+out=$("${CTL[@]}" replay "$T/dead1.tsv") || fail "replay again: $out"
+assert_eq "replay again" "$T/dead1.tsv is replay 1, durable in every shard: nothing to send" "$out"
+
+# The file with lines added after it: a cut line and one that is no dead
+# letter are refused by line number, the lines of replay 1 are not sent.
+{ cat "$T/dead1.tsv"; printf '5\tpoison\tk1\\ta1\ttruncated=2000000\n'; printf 'garbage\n'; } >"$T/dead2.tsv"
+out=$("${CTL[@]}" replay "$T/dead2.tsv") || fail "replay grown: $out"
+n=$((missing + 1))
+printf '%s\n' "replay 2 of $T/dead2.tsv: sending 0 events (seqs 9223374235878031360..9223375335389659135), refused 2 (1 cut), $missing lines were replay 1's" \
+	"$T/dead2.tsv:$n: a cut line (truncated=2000000): not the whole event: not sent" \
+	"$T/dead2.tsv:$((n + 1)): not a dead-letter line: not sent" >"$T/expected_reply"
+printf '%s\n' "$out" >"$T/reply"
+assert_same_file "reply to a grown file" "$T/expected_reply" "$T/reply"
+
+"${CTL[@]}" stop >/dev/null
+wait "${BG_PIDS[0]}" || fail "exit status"
+"${CTL[@]}" dump-state >"$T/state"
+assert_same_file "state after the replay" "$T/ref.state" "$T/state"
+all_output "$T/ref/out" >"$T/ref_out"
+all_output "$T/out" >"$T/out_all"
+assert_same_file "output lines (original seqs)" "$T/ref_out" "$T/out_all"
+ok "replay: state and output equal a run with the fixed table, nothing applied twice"
+
+# A crash in the middle of a replay: with sync_interval = 1h nothing is
+# known durable, so the replay stays open. After a restart another file is
+# refused, and the same file again is replay 1 again: the shards skip
+# what they applied before the crash.
+rm -rf "$T/data" "$T/out" "$T/run" "$T/dead.tsv" "$T/dead.tsv.owner" "$T/out" "$T/.dead.tsv.owner"
+grep -v '^a7	' "$T/fixed.tsv" >"$T/accounts.tsv"
+HANDLER=$T/rate.lua ACCOUNTS=$T/accounts.tsv PARTITIONS=3 write_config "$T/t.ini"
+start() {
+	"$RINGMASTER" -c "$T/t.ini" -o source.follow=yes -o store.sync_interval=1h 2>>"$T/log2" &
+	BG_PIDS+=($!)
+	"${CTL[@]}" wait >/dev/null
+}
+start
+wait_until 30 lines "$T/dead.tsv" "$missing"
+cp "$T/fixed.tsv" "$T/accounts.tsv"
+"${CTL[@]}" reload >/dev/null || fail "reload"
+cp "$T/dead.tsv" "$T/dead3.tsv"
+out=$("${CTL[@]}" replay "$T/dead3.tsv") || fail "replay: $out"
+echo "$out" | grep -q "^replay 1 of $T/dead3.tsv: sending $missing events" || fail "replay reply: $out"
+out_lines() { [ "$(cat "$T"/out/p*.tsv | wc -l)" -ge 3000 ]; }
+wait_until 30 out_lines
+kill -KILL "${BG_PIDS[-1]}"
+wait "${BG_PIDS[-1]}" 2>/dev/null || true
+pkill -KILL -f "^ringmaster: (worker [0-9]+|fork server) \($NAME\)" || true
+wait_until 10 workers_gone
+start
+head -1 "$T/dead3.tsv" >"$T/other.tsv"
+out=$("${CTL[@]}" replay "$T/other.tsv" 2>&1) && fail "another file while replay 1 is open: $out"
+assert_eq "refusal" "ringctl: replay 1 ($T/dead3.tsv) did not finish: some of its events are not durable in their shard yet, or were not sent; replay that file again first" "$out"
+out=$("${CTL[@]}" replay "$T/dead3.tsv") || fail "replay after the crash: $out"
+echo "$out" | grep -q "^replay 1 of $T/dead3.tsv: sending $missing events" || fail "replay reply: $out"
+"${CTL[@]}" stop >/dev/null
+wait "${BG_PIDS[-1]}" || fail "exit status"
+grep -q "replay 1 of $T/dead3.tsv: every event durable in its shard" "$T/log2" || fail "the replay did not finish at the stop"
+"${CTL[@]}" dump-state >"$T/state"
+assert_same_file "state after a crash in a replay" "$T/ref.state" "$T/state"
+all_output "$T/out" >"$T/out_all"
+assert_same_file "output after a crash in a replay" "$T/ref_out" "$T/out_all"
+ok "a replay cut by a crash, replayed again: nothing applied twice"
