@@ -25,6 +25,10 @@ int ctl_state(const struct cfg *cfg, int argc, char **argv);
 /* ringctl dump-state: every key of every shard, `key<TAB>value`, sorted. */
 int ctl_dump_state(const struct cfg *cfg, int argc, char **argv);
 
+/* ringctl load-state [--replace] FILE: dump-state's text into the shards of
+ * a stopped data_dir, all or none (ctl_load.c). */
+int ctl_load_state(const struct cfg *cfg, int argc, char **argv);
+
 /* ---- the control socket (ctl_remote.c, ctl_top.c) ---- */
 
 #define CTL_EXIT_CONNECT 3  /* cannot reach the control socket */

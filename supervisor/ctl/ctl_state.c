@@ -12,13 +12,14 @@
 #include "store.h"
 #include "utf8.h"
 
-/* A value as text when it is (UTF-8, no control byte), else "hex:" and
- * its bytes in hex: a binary value is never cut at a NUL or split over
- * lines. */
+/* A key or a value as text when it is (UTF-8, no control byte, not
+ * beginning with "hex:"), else "hex:" and its bytes in hex: a binary value
+ * is never cut at a NUL or split over lines, and ringctl load-state reads
+ * every one back as it was. */
 static void print_value(const void *data, size_t len)
 {
 	const unsigned char *p = data;
-	if (utf8_is_line(p, len)) {
+	if (utf8_is_line(p, len) && !(len >= 4 && memcmp(p, "hex:", 4) == 0)) {
 		fwrite(p, 1, len, stdout);
 		return;
 	}
@@ -72,8 +73,15 @@ int ctl_state(const struct cfg *cfg, int argc, char **argv)
 	return rc == 0 ? 0 : 1;
 }
 
+/* Each pair in one allocation: the key's and the value's lengths, then
+ * their bytes. */
+struct pair {
+	size_t key_len, val_len;
+	unsigned char data[];
+};
+
 struct pairs {
-	char **lines; /* key, NUL, value length (size_t), value */
+	struct pair **lines;
 	size_t n, cap;
 };
 
@@ -82,26 +90,29 @@ static int collect(void *arg, const struct store_val *key, const struct store_va
 	struct pairs *ps = arg;
 	if (ps->n == ps->cap) {
 		size_t cap = ps->cap ? ps->cap * 2 : 1024;
-		char **l = realloc(ps->lines, cap * sizeof(*l));
+		struct pair **l = realloc(ps->lines, cap * sizeof(*l));
 		if (!l)
 			return -ENOMEM;
 		ps->lines = l;
 		ps->cap = cap;
 	}
-	char *line = malloc(key->len + 1 + sizeof(size_t) + val->len);
+	struct pair *line = malloc(sizeof(*line) + key->len + val->len);
 	if (!line)
 		return -ENOMEM;
-	memcpy(line, key->data, key->len);
-	line[key->len] = '\0'; /* sorts by key first: '\0' is below every byte */
-	memcpy(line + key->len + 1, &val->len, sizeof(size_t));
-	memcpy(line + key->len + 1 + sizeof(size_t), val->data, val->len);
+	line->key_len = key->len;
+	line->val_len = val->len;
+	memcpy(line->data, key->data, key->len);
+	memcpy(line->data + key->len, val->data, val->len);
 	ps->lines[ps->n++] = line;
 	return 0;
 }
 
+/* Byte order, a key before the longer keys it begins (LMDB's order). */
 static int by_key(const void *a, const void *b)
 {
-	return strcmp(*(char *const *)a, *(char *const *)b);
+	const struct pair *x = *(struct pair *const *)a, *y = *(struct pair *const *)b;
+	int c = memcmp(x->data, y->data, x->key_len < y->key_len ? x->key_len : y->key_len);
+	return c ? c : (x->key_len > y->key_len) - (x->key_len < y->key_len);
 }
 
 int ctl_dump_state(const struct cfg *cfg, int argc, char **argv)
@@ -128,11 +139,10 @@ int ctl_dump_state(const struct cfg *cfg, int argc, char **argv)
 	if (rc == 0 && ps.n) { /* qsort wants an array, even of none */
 		qsort(ps.lines, ps.n, sizeof(*ps.lines), by_key);
 		for (size_t i = 0; i < ps.n; i++) {
-			const char *k = ps.lines[i];
-			size_t vlen;
-			memcpy(&vlen, k + strlen(k) + 1, sizeof(vlen));
-			printf("%s\t", k);
-			print_value(k + strlen(k) + 1 + sizeof(vlen), vlen);
+			const struct pair *l = ps.lines[i];
+			print_value(l->data, l->key_len);
+			putchar('\t');
+			print_value(l->data + l->key_len, l->val_len);
 			putchar('\n');
 		}
 	}
