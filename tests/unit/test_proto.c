@@ -310,6 +310,33 @@ static void test_buf_grows(void **unused)
 	assert_null(b.data);
 }
 
+/* replay FILE: an absolute path, longer than other arguments may be, kept
+ * in req.path. */
+static void test_path_argument(void **state)
+{
+	(void)state;
+	char frame[PROTO_PATH_MAX + 32];
+	struct parsed p = parse("replay /var/lib/ringmaster/dead_letter.tsv --json");
+	assert_int_equal(p.rc, 0);
+	assert_int_equal(p.req.cmd->id, PROTO_CMD_REPLAY);
+	assert_int_equal(p.req.argc, 1);
+	assert_string_equal(p.req.path, "/var/lib/ringmaster/dead_letter.tsv");
+	assert_int_equal(p.req.format, PROTO_FMT_JSON);
+
+	memcpy(frame, "replay /", 8);
+	memset(frame + 8, 'd', PROTO_PATH_MAX);
+	p = parse_n(frame, 8 + PROTO_PATH_MAX - 1, 0);
+	assert_int_equal(p.rc, 0);
+	assert_int_equal(strlen(p.req.path), PROTO_PATH_MAX);
+
+	refused(frame, 8 + PROTO_PATH_MAX,
+		"'replay': the path must be absolute and at most 4096 bytes");
+	refused("replay dead.tsv", 15,
+		"'replay': the path must be absolute and at most 4096 bytes");
+	refused("replay", 6, "'replay' takes 1 argument (usage: replay FILE), got 0");
+	refused("replay /a /b", 12, "'replay' takes 1 argument (usage: replay FILE), got 2");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -325,6 +352,7 @@ int main(void)
 	    cmocka_unit_test(test_object_renderings),
 	    cmocka_unit_test(test_human_units),
 	    cmocka_unit_test(test_buf_grows),
+	    cmocka_unit_test(test_path_argument),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "cfg.h"
+#include "replay.h"
 #include "scratch.h"
 #include "store.h"
 #include "tsv.h"
@@ -728,6 +729,41 @@ static void test_shard_progress_and_reopen(void **state)
 	store_close(s);
 }
 
+/* The replay mark (replay.h) is apart from applied_seq: absent until a
+ * batch puts it, committed (or not) with the batch; and a commit of state
+ * alone records no progress at all (load-state). */
+static void test_shard_replay_mark(void **state)
+{
+	struct fx *fx = *state;
+	struct store_env *s = shard_open(fx, 2, 1 << 20);
+	struct store_txn *txn;
+	int has = -1;
+	uint64_t seq = 1, len = 1;
+
+	assert_int_equal(store_shard_replay_applied(s, &has, &seq), 0);
+	assert_true(has == 0 && seq == 0);
+	assert_int_equal(store_shard_begin(s, &txn), 0);
+	put_str(txn, "alice", "1");
+	assert_int_equal(store_shard_commit_state(txn), 0);
+	assert_int_equal(store_shard_progress(s, &has, &seq, &len), 0);
+	assert_true(has == 0 && seq == 0 && len == 0);
+
+	assert_int_equal(store_shard_begin(s, &txn), 0);
+	assert_int_equal(store_shard_meta_put_u64(txn, "replay_applied", SEQ_REPLAY + 7), 0);
+	store_txn_abort(txn);
+	assert_int_equal(store_shard_replay_applied(s, &has, &seq), 0);
+	assert_int_equal(has, 0);
+
+	assert_int_equal(store_shard_begin(s, &txn), 0);
+	assert_int_equal(store_shard_meta_put_u64(txn, "replay_applied", SEQ_REPLAY + 7), 0);
+	assert_int_equal(store_shard_commit(txn, 40, 12), 0);
+	assert_int_equal(store_shard_replay_applied(s, &has, &seq), 0);
+	assert_true(has == 1 && seq == SEQ_REPLAY + 7);
+	assert_int_equal(store_shard_progress(s, &has, &seq, &len), 0);
+	assert_true(has == 1 && seq == 40 && len == 12);
+	store_close(s);
+}
+
 static void test_shard_abort(void **state)
 {
 	struct fx *fx = *state;
@@ -908,6 +944,7 @@ int main(void)
 	    T(test_config_reader_process),
 	    T(test_shard_partitions),
 	    T(test_shard_progress_and_reopen),
+	    T(test_shard_replay_mark),
 	    T(test_shard_abort),
 	    T(test_shard_map_full),
 	    T(test_shard_foreach),
