@@ -56,7 +56,8 @@ typedef struct rm_ctx rm_ctx; /* the worker's side; opaque */
 
 /* One event. `key` and `payload` are not NUL-terminated. */
 struct rm_event {
-	uint64_t seq;	 /* position in the source: unique, increasing */
+	uint64_t seq;	 /* position in the source: unique, increasing; a
+			  * replayed dead letter has its original seq again */
 	const char *key; /* 1..255 bytes */
 	size_t key_len;
 	const char *payload; /* 0..max_event_size bytes */

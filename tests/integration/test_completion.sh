@@ -37,7 +37,8 @@ has() { # what word actual
 }
 
 all=$(completes _ringctl "$RINGCTL" "")
-for c in status workers metrics reload stop restart-worker ping top wait state dump-state gen send; do
+for c in status workers metrics reload stop restart-worker ping top wait state dump-state gen send \
+	replay load-state; do
 	has "ringctl <TAB>" "$c" "$all"
 done
 expect "ringctl st<TAB>" "stages state status stop" "$(completes _ringctl "$RINGCTL" st)"
@@ -45,6 +46,9 @@ expect "ringctl -c x.ini -o a.b=1 gen <TAB>" "accounts events rules" \
 	"$(completes _ringctl "$RINGCTL" -c x.ini -o a.b = 1 gen "")"
 expect "ringctl status --j<TAB>" "--json" "$(completes _ringctl "$RINGCTL" status --j)"
 has "ringctl --<TAB>" "--json" "$(completes _ringctl "$RINGCTL" --)"
+expect "ringctl load-state --r<TAB>" "--replace" "$(completes _ringctl "$RINGCTL" load-state --r)"
+: >"$T/dead_letter.tsv"
+expect "ringctl replay $T/dead<TAB>" "$T/dead_letter.tsv" "$(completes _ringctl "$RINGCTL" replay "$T/dead")"
 ok "ringctl: commands, their arguments, options"
 
 expect "ringctl -o source.ty<TAB>" "source.type=" "$(completes _ringctl "$RINGCTL" -o source.ty)"
