@@ -362,8 +362,11 @@ static int open_all(struct worker *w)
 static void hard_timeout(void *arg, uint64_t seq)
 {
 	struct shm_worker *st = arg;
+	/* The ring's seq, which the next worker compares: a replayed event's
+	 * own, where the handler saw its original one. */
+	uint64_t in_ring = atomic_load(&st->current_seq);
 	atomic_store(&st->skip_why, SHM_SKIP_LUA_TIMEOUT);
-	atomic_store(&st->skip_seq, seq);
+	atomic_store(&st->skip_seq, in_ring != SHM_NO_SEQ ? in_ring : seq);
 }
 
 /* The script of handler version `version`, which a reload put in the
@@ -692,8 +695,10 @@ static long handle_batch(struct worker *w, size_t n, uint64_t *max_seq, uint64_t
 			int timeout = atomic_load_explicit(&st->skip_why, memory_order_relaxed) ==
 				      SHM_SKIP_LUA_TIMEOUT;
 			const char *why = timeout ? "lua_timeout" : "poison";
-			if (timeout && note_failure(w, r, why))
-				return w->stopped_at = i, last;
+			if (timeout && note_failure(w, r, why)) {
+				w->stopped_at = i;
+				return last;
+			}
 			log_error("dead-lettering %s event seq=%llu key=%.*s", why,
 				  (unsigned long long)r->seq, (int)r->key_len, r->key);
 			if (dead_letter(w, r, why) != 0)
@@ -702,14 +707,18 @@ static long handle_batch(struct worker *w, size_t n, uint64_t *max_seq, uint64_t
 			int rc = handle_event(w, r);
 			if (rc < 0)
 				return -1;
-			if (rc > 0) /* fail_after: it stays in the ring */
-				return w->stopped_at = i, last;
+			if (rc > 0) { /* fail_after: it stays in the ring */
+				w->stopped_at = i;
+				return last;
+			}
 			*good_seq = r->seq; /* the handler finished it */
 		}
-		if (replay_is(r->seq))
+		if (replay_is(r->seq)) {
 			w->batch_replay = r->seq;
-		else
-			*max_seq = r->seq, w->batch_source = 1;
+		} else {
+			*max_seq = r->seq;
+			w->batch_source = 1;
+		}
 		(*processed)++;
 		last = (long)i + 1;
 	}
@@ -926,8 +935,10 @@ static int run_batch(struct worker *w, size_t n)
 				  free_space(w->cfg->data_dir));
 			goto fail;
 		}
-		if (w->batch_replay)
-			w->has_replay = 1, w->replay_applied = w->batch_replay;
+		if (w->batch_replay) {
+			w->has_replay = 1;
+			w->replay_applied = w->batch_replay;
+		}
 		w->has_applied |= w->batch_source;
 		w->applied_seq = max_seq;
 		w->out_len = out_len;
