@@ -112,3 +112,32 @@ assert_same_file "state after a crash in a replay" "$T/ref.state" "$T/state"
 all_output "$T/out" >"$T/out_all"
 assert_same_file "output after a crash in a replay" "$T/ref_out" "$T/out_all"
 ok "a replay cut by a crash, replayed again: nothing applied twice"
+
+# Refused: a replay while a partition is failed (its events would be held
+# back, and a restart does not redo a replay), and with a Kafka source.
+rm -rf "$T/data" "$T/out" "$T/run" "$T/dead.tsv" "$T/.dead.tsv.owner"
+printf 'function process(ev)\n\tif ev.payload == "boom" then error("boom") end\nend\n' >"$T/boom.lua"
+printf 'x\tboom\n' >"$T/events.tsv"
+HANDLER=$T/boom.lua PARTITIONS=3 write_config "$T/t.ini" "[restart]" "fail_after = 1"
+"$RINGMASTER" -c "$T/t.ini" -o source.follow=yes 2>>"$T/log3" &
+BG_PIDS+=($!)
+"${CTL[@]}" wait >/dev/null
+wait_until 30 grep -q "partition [0-9] failed" "$T/log3"
+p=$(grep -o 'partition [0-9] failed' "$T/log3" | head -1 | cut -d' ' -f2)
+out=$("${CTL[@]}" replay "$T/dead1.tsv" 2>&1) && fail "replay with a failed partition: $out"
+assert_eq "refusal" "ringctl: partition $p is failed: its events would be held back; run ringctl restart-worker $p first" "$out"
+"${CTL[@]}" stop >/dev/null
+wait "${BG_PIDS[-1]}" 2>/dev/null || true
+ok "a replay while a partition is failed is refused"
+
+. "$(dirname "$0")/kafka_lib.sh"
+printf 'k1\ta1\n' >"$T/kevents.tsv"
+kafka_start_mock "$T/kevents.tsv"
+HANDLER=$T/rate.lua ACCOUNTS=$T/fixed.tsv PARTITIONS=4 kafka_config k
+kafka_run k
+"$RINGCTL" -c "$T/k.ini" wait >/dev/null
+out=$("$RINGCTL" -c "$T/k.ini" replay "$T/dead1.tsv" 2>&1) && fail "replay with a Kafka source: $out"
+assert_eq "refusal" "ringctl: replay is not served with a Kafka source: a Kafka partition's events are its offsets, and a replayed one has none; produce the dead letters' events into the topic again" "$out"
+kafka_stop k
+kafka_stop_mock
+ok "a replay with a Kafka source is refused"
