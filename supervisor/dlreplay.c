@@ -431,11 +431,6 @@ void replay_end(struct sup *s)
 			 (unsigned long long)r->number, r->path, r->next, r->n);
 }
 
-uint64_t replay_pending(const struct sup *s)
-{
-	return s->replay ? s->replay->n - s->replay->next : 0;
-}
-
 void replay_free(struct sup *s)
 {
 	struct sup_replay *r = s->replay;

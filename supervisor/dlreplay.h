@@ -38,9 +38,6 @@ int replay_feed(struct sup *s, unsigned budget);
  * event of it is durable, else say that the file must be replayed again. */
 void replay_end(struct sup *s);
 
-/* Events of the replay under way not yet handed over (status). */
-uint64_t replay_pending(const struct sup *s);
-
 void replay_free(struct sup *s);
 
 /* Hand a replayed event to its key's partition (supervisor.c: sup_dispatch

@@ -1,9 +1,11 @@
 # ringctl replay: events a handler dead-lettered for want of a table row are
-# sent through again once the table is fixed. The state then equals a run
-# with the fixed table from the start, the output lines carry the events'
-# original seqs, replaying the file again (even after a crash in the middle
-# of a replay) applies nothing twice, and cut or malformed lines are
-# refused with file:line.
+# sent through again. Before the table is fixed they are dead-lettered again
+# under their original seqs; after, the state equals a run with the fixed
+# table from the start and the output lines carry the original seqs.
+# Replaying the file again (even after a crash in the middle of a replay)
+# applies nothing twice, a grown file sends only its new lines, cut or
+# malformed lines are refused with file:line, and a replay is refused while
+# a partition is failed and with a Kafka source.
 . "$(dirname "$0")/lib.sh"
 
 # A handler that needs the payload's row in the accounts table: without it
@@ -40,25 +42,35 @@ start
 wait_until 30 lines "$T/dead.tsv" "$missing"
 assert_eq "dead letters" "$missing" "$(grep -c '	no_account	' "$T/dead.tsv")"
 
-# Fix the table, reload, replay.
-cp "$T/fixed.tsv" "$T/accounts.tsv"
-"${CTL[@]}" reload >/dev/null || fail "reload"
+# Replayed before the table is fixed, they fail again: dead-lettered
+# again, each under its original seq, as the same line.
 cp "$T/dead.tsv" "$T/dead1.tsv"
 out=$("${CTL[@]}" replay "$T/dead1.tsv") || fail "replay: $out"
-echo "$out" | grep -q "^replay 1 of $T/dead1.tsv: sending $missing events (seqs 9223373136366403584\.\.9223374235878031359), refused 0 (0 cut)$" ||
-	fail "replay reply: $out"
+assert_eq "replay reply" "replay 1 of $T/dead1.tsv: sending $missing events (seqs 9223373136366403584..9223374235878031359), refused 0 (0 cut)" "$out"
+wait_until 30 lines "$T/dead.tsv" $((2 * missing))
 wait_until 30 log_has "$T/log" "replay 1 of $T/dead1.tsv: every event durable in its shard"
+tail -n "$missing" "$T/dead.tsv" | LC_ALL=C sort >"$T/again"
+LC_ALL=C sort "$T/dead1.tsv" >"$T/first"
+assert_same_file "dead-lettered again" "$T/first" "$T/again"
+
+# Fix the table, reload, replay the dead-letter file as it is now: it
+# begins with replay 1's file, so only the lines after it are sent.
+cp "$T/fixed.tsv" "$T/accounts.tsv"
+"${CTL[@]}" reload >/dev/null || fail "reload"
+out=$("${CTL[@]}" replay "$T/dead.tsv") || fail "replay: $out"
+assert_eq "replay reply" "replay 2 of $T/dead.tsv: sending $missing events (seqs 9223374235878031360..9223375335389659135), refused 0 (0 cut), $missing lines were replay 1's" "$out"
+wait_until 30 log_has "$T/log" "replay 2 of $T/dead.tsv: every event durable in its shard"
 
 # The same file again: nothing to send.
-out=$("${CTL[@]}" replay "$T/dead1.tsv") || fail "replay again: $out"
-assert_eq "replay again" "$T/dead1.tsv is replay 1, durable in every shard: nothing to send" "$out"
+out=$("${CTL[@]}" replay "$T/dead.tsv") || fail "replay again: $out"
+assert_eq "replay again" "$T/dead.tsv is replay 2, durable in every shard: nothing to send" "$out"
 
 # The file with lines added after it: a cut line and one that is no dead
-# letter are refused by line number, the lines of replay 1 are not sent.
-{ cat "$T/dead1.tsv"; printf '5\tpoison\tk1\\ta1\ttruncated=2000000\n'; printf 'garbage\n'; } >"$T/dead2.tsv"
+# letter are refused by line number, the lines of replay 2 are not sent.
+{ cat "$T/dead.tsv"; printf '5\tpoison\tk1\\ta1\ttruncated=2000000\n'; printf 'garbage\n'; } >"$T/dead2.tsv"
 out=$("${CTL[@]}" replay "$T/dead2.tsv") || fail "replay grown: $out"
-n=$((missing + 1))
-printf '%s\n' "replay 2 of $T/dead2.tsv: sending 0 events (seqs 9223374235878031360..9223375335389659135), refused 2 (1 cut), $missing lines were replay 1's" \
+n=$((2 * missing + 1))
+printf '%s\n' "replay 3 of $T/dead2.tsv: sending 0 events (seqs 9223375335389659136..9223376434901286911), refused 2 (1 cut), $((2 * missing)) lines were replay 2's" \
 	"$T/dead2.tsv:$n: a cut line (truncated=2000000): not the whole event: not sent" \
 	"$T/dead2.tsv:$((n + 1)): not a dead-letter line: not sent" >"$T/expected_reply"
 printf '%s\n' "$out" >"$T/reply"
