@@ -462,6 +462,45 @@ static void test_meta_u64(void **state)
 	store_close(env);
 }
 
+/* A replay's seqs (replay.h): number and index in, number and index out;
+ * the original seq of each line found in replay/N, none for a line not
+ * sent, a line past the end, another replay or a source seq. */
+static void test_replay_seqs(void **state)
+{
+	struct fx *fx = *state;
+	struct store_txn *txn;
+	char name[REPLAY_NAME_LEN];
+	unsigned char blob[24] = {5, 0, 0, 0, 0, 0, 0, 1};
+	uint64_t orig = 0, seq = replay_seq(3, 2);
+
+	assert_true(replay_is(seq) && !replay_is(SEQ_REPLAY - 1));
+	assert_true(replay_number(seq) == 3 && replay_index(seq) == 2);
+	assert_true(seq == SEQ_REPLAY + (3ull << 40) + 2);
+	assert_true(replay_seq(REPLAY_NUMBER_MAX, REPLAY_INDEX_MAX) == UINT64_MAX);
+	memset(blob + 8, 0xff, 8); /* line 1: not sent */
+	blob[16] = 9;
+	replay_seqs_name(name, 3);
+	assert_string_equal(name, "replay/3");
+	replay_file_name(name, 3);
+	assert_string_equal(name, "replay/3/file");
+
+	struct store_env *env = config_open(fx);
+	assert_int_equal(store_config_put_blob(env, "replay/3", blob, sizeof(blob)), 0);
+	assert_int_equal(store_config_read(env, &txn), 0);
+	assert_int_equal(replay_orig_seq(txn, replay_seq(3, 0), &orig), 0);
+	assert_true(orig == (5 | 1ull << 56));
+	assert_int_equal(replay_orig_seq(txn, replay_seq(3, 1), &orig), -ENOENT);
+	assert_int_equal(replay_orig_seq(txn, replay_seq(3, 2), &orig), 0);
+	assert_true(orig == 9);
+	assert_int_equal(replay_orig_seq(txn, replay_seq(3, 3), &orig), -ENOENT);
+	assert_int_equal(replay_orig_seq(txn, replay_seq(4, 0), &orig), -ENOENT);
+	assert_int_equal(replay_orig_seq(txn, 7, &orig), -ENOENT);
+	store_txn_abort(txn);
+	store_close(env);
+	assert_true(replay_hash(REPLAY_HASH_INIT, "", 0) == 0xcbf29ce484222325ull);
+	assert_true(replay_hash(REPLAY_HASH_INIT, "a", 1) == 0xaf63dc4c8601ec8cull);
+}
+
 /* A table of `rows` rows "kNNNNNNN\tvNNNNNNN", written in reverse order so the
  * load has to sort it. */
 static void write_big_table(struct fx *fx, const char *name, unsigned rows)
@@ -940,6 +979,7 @@ int main(void)
 	    T(test_config_drop_table),
 	    T(test_config_readonly_missing),
 	    T(test_meta_u64),
+	    T(test_replay_seqs),
 	    T(test_config_big_table),
 	    T(test_config_reader_process),
 	    T(test_shard_partitions),
