@@ -153,3 +153,25 @@ assert_eq "refusal" "ringctl: replay is not served with a Kafka source: a Kafka 
 kafka_stop k
 kafka_stop_mock
 ok "a replay with a Kafka source is refused"
+
+# A replayed event that kills its worker is found (the batch bisected) and
+# dead-lettered as poison under its original seq; the others are applied.
+rm -rf "$T/data" "$T/out" "$T/run" "$T/dead.tsv" "$T/.dead.tsv.owner"
+printf 'acct00000001\tdeposit\t100\n' >"$T/events.tsv"
+HANDLER=$TEST_HANDLER_DIR/faulty_ledger.so PARTITIONS=1 write_config "$T/t.ini" \
+	"[handler]" "crash_payload = CRASH" "[restart]" "backoff_initial = 10ms"
+"$RINGMASTER" -c "$T/t.ini" -o source.follow=yes 2>>"$T/log5" &
+BG_PIDS+=($!)
+"${CTL[@]}" wait >/dev/null
+printf '%s\n' '1000	malformed	acct00000002\tdeposit\t7' '1001	malformed	acct00000003\tCRASH' \
+	'1002	malformed	acct00000004\tdeposit\t9' >"$T/poison.tsv"
+out=$("${CTL[@]}" replay "$T/poison.tsv") || fail "replay: $out"
+wait_until 60 grep -q '^1001	poison	acct00000003\\tCRASH$' "$T/dead.tsv"
+wait_until 30 log_has "$T/log5" "replay 1 of $T/poison.tsv: every event durable in its shard"
+"${CTL[@]}" stop >/dev/null
+wait "${BG_PIDS[-1]}" || fail "exit status"
+assert_eq "dead letters" "1001	poison	acct00000003\\tCRASH" "$(cat "$T/dead.tsv")"
+"${CTL[@]}" dump-state | cut -f1 | tr '\n' ' ' >"$T/keys"
+assert_eq "keys with state" "acct00000001 acct00000002 acct00000004 " "$(cat "$T/keys")"
+assert_eq "output of the replayed events" "1000 1002" "$(cut -f1 "$T/out/p0.tsv" | grep -v '^0$' | sort -n | tr '\n' ' ' | sed 's/ $//')"
+ok "a replayed poison event is dead-lettered under its original seq, the rest applied"
