@@ -29,6 +29,15 @@ int ctl_dump_state(const struct cfg *cfg, int argc, char **argv);
  * a stopped data_dir, all or none (ctl_load.c). */
 int ctl_load_state(const struct cfg *cfg, int argc, char **argv);
 
+/* Lock data_dir/lock (making data_dir if missing) for a command that
+ * writes a stopped data_dir: 0 with *fd to close when done, or -1 with a
+ * message naming the running instance's pid, or a worker of one. */
+int ctl_lock_data_dir(const struct cfg *cfg, const char *cmd, int *fd);
+
+/* ringctl forget-replay N: close replay N, which a crash or a lost file
+ * left unfinished, in a stopped data_dir (ctl_replay.c). */
+int ctl_forget_replay(const struct cfg *cfg, int argc, char **argv);
+
 /* ---- the control socket (ctl_remote.c, ctl_top.c) ---- */
 
 #define CTL_EXIT_CONNECT 3  /* cannot reach the control socket */

@@ -205,8 +205,7 @@ static int read_input(struct load *ld)
 	return rc;
 }
 
-/* No instance, and no worker of one, writes the data_dir while we do. */
-static int lock_data_dir(const struct cfg *cfg, int *fd)
+int ctl_lock_data_dir(const struct cfg *cfg, const char *cmd, int *fd)
 {
 	char path[4200], err[DUR_ERR_LEN];
 	pid_t holder;
@@ -219,8 +218,8 @@ static int lock_data_dir(const struct cfg *cfg, int *fd)
 	if (rc == -EWOULDBLOCK) {
 		fprintf(stderr,
 			"ringctl: ringmaster (pid %ld) is running on data_dir %s (it holds %s): "
-			"load-state wants a stopped data_dir; stop it first\n",
-			(long)holder, cfg->data_dir, path);
+			"%s wants a stopped data_dir; stop it first\n",
+			(long)holder, cfg->data_dir, path, cmd);
 		return -1;
 	}
 	if (rc) {
@@ -367,7 +366,7 @@ int ctl_load_state(const struct cfg *cfg, int argc, char **argv)
 	check_twice(&ld);
 	if (ld.errors)
 		goto refused;
-	if (lock_data_dir(cfg, &lock_fd) != 0)
+	if (ctl_lock_data_dir(cfg, "load-state", &lock_fd) != 0)
 		goto out;
 	ld.shards = calloc(cfg->partitions, sizeof(*ld.shards));
 	if (!ld.shards)

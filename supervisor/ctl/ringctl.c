@@ -28,6 +28,7 @@ static void usage(FILE *f)
 		"  dump-state         every key and its state, sorted by key\n"
 		"  load-state [--replace] FILE\n"
 		"                     dump-state's text into a stopped data_dir (- for stdin)\n"
+		"  forget-replay N    close replay N, unfinished, in a stopped data_dir\n"
 		"  gen events [--events N] [--keys N] [--seed N] [--skew X]\n"
 		"  gen accounts [--keys N] [--seed N]\n"
 		"  gen rules          generated ledger data, as TSV on stdout\n"
@@ -74,6 +75,8 @@ static int run_with_cfg(const struct ctl_opts *o, int argc, char **argv)
 		rc = ctl_state(&cfg, argc, argv);
 	else if (strcmp(argv[0], "load-state") == 0)
 		rc = ctl_load_state(&cfg, argc, argv);
+	else if (strcmp(argv[0], "forget-replay") == 0)
+		rc = ctl_forget_replay(&cfg, argc, argv);
 	else
 		rc = ctl_dump_state(&cfg, argc, argv);
 	cfg_free(&cfg);
@@ -160,7 +163,7 @@ int main(int argc, char **argv)
 	if (strcmp(cmd[0], "send") == 0)
 		return ctl_send(o.config, o.overrides, o.n_overrides, n, cmd);
 	if (strcmp(cmd[0], "state") == 0 || strcmp(cmd[0], "dump-state") == 0 ||
-	    strcmp(cmd[0], "load-state") == 0)
+	    strcmp(cmd[0], "load-state") == 0 || strcmp(cmd[0], "forget-replay") == 0)
 		return run_with_cfg(&o, n, cmd);
 	if (ctl_is_remote(cmd[0]))
 		return run_remote(&o, n, cmd);

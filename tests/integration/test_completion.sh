@@ -38,7 +38,7 @@ has() { # what word actual
 
 all=$(completes _ringctl "$RINGCTL" "")
 for c in status workers metrics reload stop restart-worker ping top wait state dump-state gen send \
-	replay load-state; do
+	replay load-state forget-replay; do
 	has "ringctl <TAB>" "$c" "$all"
 done
 expect "ringctl st<TAB>" "stages state status stop" "$(completes _ringctl "$RINGCTL" st)"

@@ -110,6 +110,15 @@ kill -KILL "${BG_PIDS[-1]}"
 wait "${BG_PIDS[-1]}" 2>/dev/null || true
 pkill -KILL -f "^ringmaster: (worker [0-9]+|fork server) \($NAME\)" || true
 wait_until 10 workers_gone
+# Were the file lost, forget-replay closes the replay in a stopped data_dir
+# (on a copy here: this one replays the file again below).
+cp -a "$T/data" "$T/data_copy"
+out=$("${CTL[@]}" -o ringmaster.data_dir="$T/data_copy" forget-replay 2 2>&1) && fail "forgot replay 2: $out"
+assert_eq "forget-replay 2" "ringctl: replay 2 is not open (replay 1 is)" "$out"
+out=$("${CTL[@]}" -o ringmaster.data_dir="$T/data_copy" forget-replay 1) || fail "forget-replay 1: $out"
+assert_eq "forget-replay 1" "replay 1 ($T/dead3.tsv) forgotten: the events it applied stay applied, the others are not; another file may be replayed now" "$out"
+out=$("${CTL[@]}" -o ringmaster.data_dir="$T/data_copy" forget-replay 1 2>&1) && fail "forgot replay 1 twice"
+assert_eq "forget-replay again" "ringctl: replay 1 is not open (none is)" "$out"
 start
 head -1 "$T/dead3.tsv" >"$T/other.tsv"
 out=$("${CTL[@]}" replay "$T/other.tsv" 2>&1) && fail "another file while replay 1 is open: $out"
