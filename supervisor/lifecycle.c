@@ -37,6 +37,7 @@
 #include "forksrv.h"
 #include "log.h"
 #include "reload.h"
+#include "replay.h"
 #include "supervisor.h"
 #include "worker.h"
 
@@ -120,7 +121,10 @@ static int note_unfinished(struct sup *s, unsigned p, uint64_t seq)
 {
 	struct sup_worker *w = &s->workers[p];
 	uint64_t good = atomic_load(&s->shm.workers[p].good_seq);
-	if (w->fails_in_row && (good == SHM_NO_SEQ || good < w->last_fail_seq))
+	/* A replayed seq and a source one say nothing of their order: the
+	 * handler finished one since, as far as we know. */
+	int same = replay_is(good) == replay_is(w->last_fail_seq);
+	if (w->fails_in_row && (good == SHM_NO_SEQ || (same && good < w->last_fail_seq)))
 		w->fails_in_row++;
 	else
 		w->fails_in_row = 1; /* the handler finished one since */
