@@ -184,3 +184,27 @@ assert_eq "dead letters" "1001	poison	acct00000003\\tCRASH" "$(cat "$T/dead.tsv"
 assert_eq "keys with state" "acct00000001 acct00000002 acct00000004 " "$(cat "$T/keys")"
 assert_eq "output of the replayed events" "1000 1002" "$(cut -f1 "$T/out/p0.tsv" | grep -v '^0$' | sort -n | tr '\n' ' ' | sed 's/ $//')"
 ok "a replayed poison event is dead-lettered under its original seq, the rest applied"
+
+# A replay while the source is busy: its events go in between the source's
+# (rings full, backpressure), and the state ends as a run over both.
+rm -rf "$T/data" "$T/out" "$T/run" "$T/dead.tsv" "$T/.dead.tsv.owner"
+awk 'BEGIN { for (i = 0; i < 200000; i++) printf "k%d\ta%d\n", i % 997, i % 10 }' >"$T/events.tsv"
+awk 'BEGIN { for (i = 0; i < 5000; i++) printf "%d\tno_account\tk%d\\ta%d\n", 1000000 + i, i % 31, i % 10 }' >"$T/extra.tsv"
+{ cat "$T/events.tsv"; sed 's/^[0-9]*\tno_account\t//; s/\\t/\t/' "$T/extra.tsv"; } >"$T/both.tsv"
+HANDLER=$T/rate.lua ACCOUNTS=$T/fixed.tsv PARTITIONS=3 RING_SIZE=256K BATCH_MAX=64 write_config "$T/t.ini"
+ref_run both "$T/t.ini" -o source.path="$T/both.tsv"
+"$RINGMASTER" -c "$T/t.ini" -o source.follow=yes 2>>"$T/log6" &
+BG_PIDS+=($!)
+"${CTL[@]}" wait >/dev/null
+out=$("${CTL[@]}" replay "$T/extra.tsv") || fail "replay: $out"
+"${CTL[@]}" status --json | grep -o '"processed":[0-9]*' >"$T/at_replay"
+wait_until 60 log_has "$T/log6" "replay 1 of $T/extra.tsv: every event durable in its shard"
+processed_all() { [ "$("${CTL[@]}" status --json | grep -o '"processed":[0-9]*' | cut -d: -f2)" = 205000 ]; }
+wait_until 60 processed_all
+"${CTL[@]}" stop >/dev/null
+wait "${BG_PIDS[-1]}" || fail "exit status"
+log_has "$T/log6" "replay 1 of $T/extra.tsv: all 5000 events handed over" || fail "no hand-over logged"
+"${CTL[@]}" dump-state >"$T/state"
+assert_same_file "state after a replay during a busy source" "$T/both.state" "$T/state"
+echo "processed when the replay began: $(cut -d: -f2 "$T/at_replay") of 200000"
+ok "a replay in between a busy source's events"
