@@ -188,8 +188,10 @@ $(B)/tests/unit/%: $(B)/obj/tests/unit/%.o $(LIBWORKER) $(LIBCOMMON)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -rdynamic $^ $(LIBS) $(CMOCKA_LIBS) -o $@
 
-# test_ctx watches the store calls ctx_write_back makes, through wrappers.
-$(B)/tests/unit/test_ctx: private ALL_LDFLAGS += -Wl,--wrap=store_state_put,--wrap=store_state_del
+# test_ctx watches the store calls ctx_write_back makes, and counts the
+# reads that reach the stores, through wrappers.
+$(B)/tests/unit/test_ctx: private ALL_LDFLAGS += -Wl,--wrap=store_state_put,--wrap=store_state_del \
+	-Wl,--wrap=store_state_get,--wrap=store_table_get
 
 $(B)/tests/bench/%: $(B)/obj/tests/bench/%.o $(LIBWORKER) $(LIBCOMMON)
 	@mkdir -p $(@D)
