@@ -565,6 +565,24 @@ static void test_parse_payload(void **state)
 	assert_int_equal(p.amount, 0);
 	s = "d\t99999999999999999999999x"; /* digits past int64, then junk */
 	assert_int_equal(ledger_parse_payload(s, strlen(s), &p), -1);
+	/* 18 digits (the unchecked fast path) and 19, either sign */
+	s = "d\t-999999999999999999";
+	assert_int_equal(ledger_parse_payload(s, strlen(s), &p), 0);
+	assert_true(p.amount_fits);
+	assert_true(p.amount == -999999999999999999LL);
+	s = "d\t9223372036854775807";
+	assert_int_equal(ledger_parse_payload(s, strlen(s), &p), 0);
+	assert_true(p.amount_fits);
+	assert_true(p.amount == INT64_MAX);
+	s = "d\t00000000000000000000000000007"; /* many digits, a small value */
+	assert_int_equal(ledger_parse_payload(s, strlen(s), &p), 0);
+	assert_true(p.amount_fits);
+	assert_int_equal(p.amount, 7);
+	s = "d\t12345678901234567x"; /* junk after 17 digits */
+	assert_int_equal(ledger_parse_payload(s, strlen(s), &p), -1);
+	/* a payload of nothing, and a lone tab */
+	assert_int_equal(ledger_parse_payload(NULL, 0, &p), -1);
+	assert_int_equal(ledger_parse_payload("\t", 1, &p), -1);
 	/* Only len bytes are read. */
 	assert_int_equal(ledger_parse_payload("d\t12x", 4, &p), 0);
 	assert_int_equal(p.amount, 12);

@@ -104,6 +104,19 @@ static enum parse_result parse_i64(const char *s, size_t n, int64_t *v)
 
 	if (i == n)
 		return PARSE_BAD;
+	/* Up to 18 digits cannot overflow: no check per digit (the common
+	 * case: amounts, balances, counts). */
+	if (n - i <= 18) {
+		for (; i < n; i++) {
+			unsigned d = (unsigned)((unsigned char)s[i] - '0');
+
+			if (d > 9)
+				return PARSE_BAD;
+			acc = acc * 10 + d;
+		}
+		*v = neg ? -(int64_t)acc : (int64_t)acc;
+		return PARSE_OK;
+	}
 	for (; i < n; i++) {
 		unsigned d = (unsigned)((unsigned char)s[i] - '0');
 
@@ -138,35 +151,47 @@ static bool field_is(const struct rm_value *f, const char *s)
  * max + 1 if there are more. */
 static int split_tabs(const char *s, size_t n, struct rm_value *f, int max)
 {
-	int k = 0;
-	size_t start = 0;
+	const char *end = s + n;
 
-	for (size_t i = 0; i <= n; i++) {
-		if (i < n && s[i] != '\t')
-			continue;
+	for (int k = 0;; k++) {
+		const char *tab = s < end ? memchr(s, '\t', (size_t)(end - s)) : NULL;
+
 		if (k == max)
 			return max + 1;
-		f[k].data = s + start;
-		f[k].len = i - start;
-		k++;
-		start = i + 1;
+		f[k].data = s;
+		f[k].len = (size_t)((tab ? tab : end) - s);
+		if (!tab)
+			return k + 1;
+		s = tab + 1;
 	}
-	return k;
 }
 
-/* Write v in decimal at p; returns the length (at most 20). */
+/* Write v in decimal at p; returns the length (at most 20). Two digits a
+ * step, from a table. */
 static size_t put_u64(char *p, uint64_t v)
 {
+	static const char pairs[201] = "00010203040506070809101112131415161718192021222324"
+				       "25262728293031323334353637383940414243444546474849"
+				       "50515253545556575859606162636465666768697071727374"
+				       "75767778798081828384858687888990919293949596979899";
 	char tmp[20];
-	size_t n = 0, len = 0;
+	size_t n = sizeof(tmp);
 
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	while (n)
-		p[len++] = tmp[--n];
-	return len;
+	while (v >= 100) {
+		unsigned r = (unsigned)(v % 100);
+
+		v /= 100;
+		n -= 2;
+		memcpy(tmp + n, pairs + 2 * r, 2);
+	}
+	if (v >= 10) {
+		n -= 2;
+		memcpy(tmp + n, pairs + 2 * v, 2);
+	} else {
+		tmp[--n] = (char)('0' + v);
+	}
+	memcpy(p, tmp + n, sizeof(tmp) - n);
+	return sizeof(tmp) - n;
 }
 
 /* The same for a signed value (at most 20 bytes: "-" and 19 digits). */
@@ -557,7 +582,8 @@ int ledger_parse_payload(const char *payload, size_t len, struct ledger_payload 
 	size_t lead = 0;
 
 	/* JSON's white space: a JSON line may start with some. */
-	while (lead < len && memchr(" \t\r\n", payload[lead], 4))
+	while (lead < len && (payload[lead] == ' ' || payload[lead] == '\t' ||
+			      payload[lead] == '\r' || payload[lead] == '\n'))
 		lead++;
 	if (lead < len && payload[lead] == '{' && parse_json_payload(payload, len, out) == 0)
 		return 0;
