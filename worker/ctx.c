@@ -111,6 +111,12 @@ static void state_drop(struct rm_ctx *c)
 	c->n_entries = 0;
 	c->state_bytes = 0;
 	c->n_dirty = 0;
+	c->last_entry = NULL;
+}
+
+void ctx_forget_state(struct rm_ctx *c)
+{
+	state_drop(c);
 }
 
 static void tables_drop(struct rm_ctx *c)
@@ -225,6 +231,21 @@ static uint64_t key_hash(uint64_t seed, const char *key, size_t len)
 	return h;
 }
 
+/* Equal keys of `len` bytes: short keys (the usual account or id) with two
+ * loads each, no call. */
+static inline int key_eq(const char *a, const char *b, size_t len)
+{
+	if (len >= 8 && len <= 16) {
+		uint64_t a0, a1, b0, b1;
+		memcpy(&a0, a, 8);
+		memcpy(&b0, b, 8);
+		memcpy(&a1, a + len - 8, 8);
+		memcpy(&b1, b + len - 8, 8);
+		return a0 == b0 && a1 == b1;
+	}
+	return memcmp(a, b, len) == 0;
+}
+
 static struct ctx_entry *slot_for(struct ctx_entry *tab, size_t cap, uint64_t h, const char *key,
 				  size_t len)
 {
@@ -233,7 +254,7 @@ static struct ctx_entry *slot_for(struct ctx_entry *tab, size_t cap, uint64_t h,
 		struct ctx_entry *e = &tab[i];
 		if (!e->used)
 			return e;
-		if (e->hash == h && e->key_len == len && memcmp(e->mem, key, len) == 0)
+		if (e->hash == h && e->key_len == len && key_eq(e->mem, key, len))
 			return e;
 	}
 }
@@ -255,6 +276,7 @@ static int grow_entries(struct rm_ctx *c)
 			c->dirty[c->n_dirty++] = to;
 	}
 	c->state_bytes += (cap - c->cap_entries) * sizeof(*tab);
+	c->last_entry = NULL;
 	free(c->entries);
 	c->entries = tab;
 	c->cap_entries = cap;
@@ -267,10 +289,16 @@ static int lookup(struct rm_ctx *c, const char *key, size_t len, struct ctx_entr
 {
 	if (len == 0 || len > 255 || !c->shard_txn)
 		return -EINVAL;
-	uint64_t h = key_hash(c->hash_seed, key, len);
-	struct ctx_entry *e = slot_for(c->entries, c->cap_entries, h, key, len);
-	if (e->used && e->known) {
+	/* A put mostly follows a get of the same key: no second probe. */
+	struct ctx_entry *e = c->last_entry;
+	if (e && e->known && e->key_len == len && key_eq(e->mem, key, len)) {
 		*out = e;
+		return 0;
+	}
+	uint64_t h = key_hash(c->hash_seed, key, len);
+	e = slot_for(c->entries, c->cap_entries, h, key, len);
+	if (e->used && e->known) {
+		*out = c->last_entry = e;
 		return 0;
 	}
 	if (!e->used && (c->n_entries + 1) * 4 > c->cap_entries * 3) {
@@ -293,7 +321,7 @@ static int lookup(struct rm_ctx *c, const char *key, size_t len, struct ctx_entr
 	}
 	if (keep_committed(e, v.data, rc == 0 ? v.len : 0, rc == 0, &c->state_bytes) != 0)
 		return -ENOMEM;
-	*out = e;
+	*out = c->last_entry = e;
 	return 0;
 }
 
@@ -543,7 +571,7 @@ static struct ctx_row *row_slot(struct ctx_row *tab, size_t cap, uint64_t h, int
 		if (!r->used)
 			return r;
 		if (r->hash == h && r->table == table && r->key_len == len &&
-		    memcmp(r->key, key, len) == 0)
+		    key_eq(r->key, key, len))
 			return r;
 	}
 }

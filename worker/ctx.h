@@ -77,7 +77,8 @@ struct rm_ctx {
 	struct ctx_entry *entries;
 	size_t n_entries, cap_entries;
 	size_t state_bytes;
-	struct ctx_entry **dirty; /* the entries this batch changed */
+	struct ctx_entry *last_entry; /* the last one looked up, or NULL */
+	struct ctx_entry **dirty;     /* the entries this batch changed */
 	size_t n_dirty, cap_dirty;
 	struct ctx_arena_block *arena; /* the batch's values */
 
@@ -145,6 +146,11 @@ void ctx_reset(struct rm_ctx *c);
  * cached values. Without this call ctx_reset reads those keys again from the
  * shard the next time, which is right either way. */
 void ctx_committed(struct rm_ctx *c);
+
+/* Forget every state value kept in memory: whoever writes the shard other
+ * than through this context (a restore, a replay) calls it before the next
+ * batch, which then reads what it needs from the shard. */
+void ctx_forget_state(struct rm_ctx *c);
 
 /* Write every state change of the batch into c->shard_txn, in key order
  * (sorted puts keep LMDB's page splits local). Returns 0 or a negative
