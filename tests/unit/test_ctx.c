@@ -765,6 +765,12 @@ static void test_state_cache(void **state)
 
 	begin(fx);
 	assert_int_equal(reads_of(fx, "k", "v3"), 1);
+	assert_int_equal(reads_of(fx, "k", "v3"), 0);
+	abandon(fx);
+	ctx_forget_state(&fx->ctx); /* as after a write to the shard not through ctx */
+	assert_int_equal(fx->ctx.n_entries, 0);
+	begin(fx);
+	assert_int_equal(reads_of(fx, "k", "v3"), 1);
 	abandon(fx);
 
 	/* Outside a batch (a handler's init) there is no state to read, even
