@@ -122,7 +122,7 @@ void ctx_forget_state(struct rm_ctx *c)
 static void tables_drop(struct rm_ctx *c)
 {
 	for (size_t i = 0; i < c->n_tables; i++)
-		free(c->tables[i].copy);
+		free(c->tables[i]);
 	c->n_tables = 0;
 	free(c->rows);
 	c->rows = NULL;
@@ -540,25 +540,28 @@ int ctx_write_back(struct rm_ctx *c)
 
 /* ---- reference tables ---- */
 
-/* The index of `table` in c->tables: handlers pass string literals, so a
- * pointer comparison finds it almost always. -1 when there is no room. */
+/* Table names are short: compared in place, no call. */
+static inline int name_eq(const char *a, const char *b)
+{
+	while (*a && *a == *b)
+		a++, b++;
+	return *a == *b;
+}
+
+/* The index of `table` in c->tables, by name: not by address, which a Lua
+ * handler's strings do not keep (a collected name's address can come back
+ * holding another). -1 when there is no room. */
 static int table_index(struct rm_ctx *c, const char *table)
 {
 	for (size_t i = 0; i < c->n_tables; i++)
-		if (c->tables[i].name == table)
-			return (int)i;
-	for (size_t i = 0; i < c->n_tables; i++)
-		if (strcmp(c->tables[i].copy, table) == 0)
+		if (name_eq(c->tables[i], table))
 			return (int)i;
 	if (c->n_tables == CTX_TABLES_MAX)
 		return -1;
 	char *copy = strdup(table);
 	if (!copy)
 		return -1;
-	/* The name the handler passed is only compared as a pointer; the copy
-	 * is what names the table. */
-	c->tables[c->n_tables].name = table;
-	c->tables[c->n_tables].copy = copy;
+	c->tables[c->n_tables] = copy;
 	return (int)c->n_tables++;
 }
 

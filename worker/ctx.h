@@ -86,10 +86,7 @@ struct rm_ctx {
 	 * CTX_TABLE_BYTES; then lookups go to the config environment. */
 	uint64_t tables_gen;
 	int tables_valid;
-	struct {
-		const char *name; /* as the handler passed it */
-		char *copy;
-	} tables[CTX_TABLES_MAX];
+	char *tables[CTX_TABLES_MAX]; /* their names */
 	size_t n_tables;
 	struct ctx_row *rows;
 	size_t n_rows, cap_rows;
