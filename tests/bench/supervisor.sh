@@ -62,7 +62,7 @@ for source in file generate; do
 	esac
 	for p in $PARTS; do
 		: >"$T/runs"
-		for r in $(seq "$ROUNDS"); do
+		for _ in $(seq "$ROUNDS"); do
 			run "$p" "${opts[@]}"
 			figures >>"$T/runs"
 		done
