@@ -5,7 +5,7 @@
 #   make asan test  the same in build-asan/ with ASan and UBSan (make asan alone too)
 #   make run        build and run the demo on etc/ringmaster.ini
 #   make bench      every benchmark (bench-ring, bench-pipeline, bench-reload,
-#                   bench-seed, bench-kafka, bench-lua-swap)
+#                   bench-seed, bench-kafka, bench-lua-swap, bench-supervisor)
 #   make deps       install the Debian packages the build needs
 #   make format     clang-format every C file (format-check: fail on any that differs)
 #   make install    prefix=/usr/local DESTDIR= (GNU directory names; see below)
@@ -188,8 +188,10 @@ $(B)/tests/unit/%: $(B)/obj/tests/unit/%.o $(LIBWORKER) $(LIBCOMMON)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -rdynamic $^ $(LIBS) $(CMOCKA_LIBS) -o $@
 
-# test_ctx watches the store calls ctx_write_back makes, through wrappers.
-$(B)/tests/unit/test_ctx: private ALL_LDFLAGS += -Wl,--wrap=store_state_put,--wrap=store_state_del
+# test_ctx watches the store calls ctx_write_back makes, and counts the
+# reads that reach the stores, through wrappers.
+$(B)/tests/unit/test_ctx: private ALL_LDFLAGS += -Wl,--wrap=store_state_put,--wrap=store_state_del \
+	-Wl,--wrap=store_state_get,--wrap=store_table_get
 
 $(B)/tests/bench/%: $(B)/obj/tests/bench/%.o $(LIBWORKER) $(LIBCOMMON)
 	@mkdir -p $(@D)
@@ -213,7 +215,7 @@ run: all etc-modes
 test: $(RINGMASTER) $(RINGCTL) $(PLUGINS) $(TEST_PLUGINS) $(UNIT_BINS) $(BENCH_BINS) etc-modes
 	@$(build-modes); B=$(B) ASAN=$(ASAN) tests/run.sh
 
-bench: bench-ring bench-pipeline bench-reload bench-lua-swap
+bench: bench-ring bench-pipeline bench-reload bench-lua-swap bench-supervisor
 
 bench-ring: $(B)/tests/bench/ring_bench
 	$(B)/tests/bench/ring_bench
@@ -227,6 +229,11 @@ soak: $(RINGMASTER) $(RINGCTL) $(TEST_PLUGINS)
 
 bench-reload: $(RINGMASTER) $(RINGCTL) etc-modes
 	@B=$(B) tests/bench/reload_dip.sh
+
+# The supervisor alone: null handler, no output (issue 19).
+.PHONY: bench-supervisor
+bench-supervisor: $(RINGMASTER) $(RINGCTL) $(B)/test-handlers/null.so etc-modes
+	@B=$(B) tests/bench/supervisor.sh
 
 # The dip of a live swap of etc/ledger.lua under full load (issue 15).
 .PHONY: bench-lua-swap

@@ -240,14 +240,23 @@ int store_txn_start(struct store_env *e, int readonly, struct store_txn **out)
 	t->readonly = readonly;
 	t->opened_dbi = 0;
 	t->generation = 0;
+	t->state_cur = NULL;
 	*out = t;
 	return 0;
+}
+
+void store_txn_drop_cursor(struct store_txn *t)
+{
+	if (t->state_cur)
+		mdb_cursor_close(t->state_cur);
+	t->state_cur = NULL;
 }
 
 void store_txn_abort(struct store_txn *t)
 {
 	if (!t || !t->active)
 		return;
+	store_txn_drop_cursor(t);
 	if (t->readonly)
 		store_end_read(t->env, t->txn, t->opened_dbi);
 	else

@@ -40,6 +40,9 @@ struct store_txn {
 	int readonly;
 	int opened_dbi; /* end with commit to keep the handle */
 	uint64_t generation;
+	/* A shard write transaction's cursor on "state", for puts: keys put in
+	 * order land on the page it is on, with no descent from the root. */
+	MDB_cursor *state_cur;
 };
 
 struct store_env {
@@ -91,6 +94,9 @@ int store_begin(struct store_env *e, unsigned flags, MDB_txn **txn);
 /* End a read transaction begun with store_begin; opened_dbi: it opened a
  * DBI handle, which must outlive it. */
 void store_end_read(struct store_env *e, MDB_txn *txn, int opened_dbi);
+
+/* Close the transaction's state cursor, before it ends. */
+void store_txn_drop_cursor(struct store_txn *t);
 
 /* Start the environment's own struct store_txn (-EBUSY when it is open). */
 int store_txn_start(struct store_env *e, int readonly, struct store_txn **out);

@@ -205,7 +205,14 @@ int store_state_put(struct store_txn *t, const void *key, size_t key_len, const 
 		return -EROFS;
 	if (key_len == 0 || key_len > STORE_KEY_MAX)
 		return -EINVAL;
-	return store_map_err(mdb_put(t->txn, t->env->state, &k, &d, 0));
+	if (!t->state_cur) {
+		int rc = mdb_cursor_open(t->txn, t->env->state, &t->state_cur);
+		if (rc) {
+			t->state_cur = NULL;
+			return store_map_err(rc);
+		}
+	}
+	return store_map_err(mdb_cursor_put(t->state_cur, &k, &d, 0));
 }
 
 int store_state_del(struct store_txn *t, const void *key, size_t key_len)
@@ -241,6 +248,7 @@ int store_shard_commit(struct store_txn *t, uint64_t applied_seq, uint64_t outpu
 		store_txn_abort(t);
 		return -EROFS;
 	}
+	store_txn_drop_cursor(t);
 	meta = t->env->meta;
 	rc = store_put_u64(t->txn, meta, "applied_seq", applied_seq);
 	if (!rc)

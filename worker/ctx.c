@@ -1,11 +1,22 @@
 /* ctx.c - the calls a handler makes (ringmaster.h), as the worker serves
  * them during a batch.
  *
- * State is read through to the shard once per key and batch, then kept in a
- * small hash table; puts change only that table. The worker writes the
- * batch's changed keys back in one sorted pass at commit (ctx_write_back):
- * one LMDB put per distinct key and batch rather than per event, which is
- * what makes hot keys cheap. */
+ * State. The worker is its shard's only writer, so what it has read or
+ * committed is what the shard holds until it commits again: state values
+ * are kept in a hash table across batches (up to CTX_STATE_BYTES), and a
+ * key is read from the shard only the first time it is seen. Puts change
+ * only the batch's value (in an arena). At commit the batch's changed keys
+ * are written back in one sorted pass (ctx_write_back): one LMDB put per
+ * distinct key and batch rather than per event, which is what makes hot
+ * keys cheap; ctx_committed then makes them the cached values. A batch that
+ * does not commit leaves its keys to be read from the shard again.
+ *
+ * Reference tables. A table changes only with the generation of the config
+ * environment (a reload loads all of them in the transaction that bumps it),
+ * so the rows a worker looks up are kept, copied out of the map, for as long
+ * as the batches' read transactions show the same generation; the first
+ * lookup under another generation drops them all. So a reload takes effect
+ * at the same batch boundary as before, and a lookup is one hash probe. */
 #include "ctx.h"
 
 #include <errno.h>
@@ -13,12 +24,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "cfg.h"
 #include "log.h"
 
 #define ARENA_BLOCK (256u * 1024u)
 #define CTX_MIN_ENTRIES 1024u
+#define CTX_MIN_ROWS 256u
 
 struct ctx_arena_block {
 	struct ctx_arena_block *next;
@@ -35,6 +48,11 @@ int ctx_init(struct rm_ctx *c, const struct cfg *cfg, unsigned partition)
 	c->clock_cost = stage_clock_cost();
 	c->reads_rng = 0x9E3779B97F4A7C15ull ^ partition; /* the sampler's seed: not 0 */
 	c->reads_left = c->reads_left_next = STAGE_SAMPLE;
+	/* Keys come from the input: a seed nobody knows keeps a crafted set of
+	 * keys from landing in one probe chain. */
+	if (getrandom(&c->hash_seed, sizeof(c->hash_seed), GRND_NONBLOCK) !=
+	    (ssize_t)sizeof(c->hash_seed))
+		c->hash_seed = shm_now_ns() ^ ((uint64_t)partition << 48);
 	c->cap_entries = CTX_MIN_ENTRIES;
 	c->entries = calloc(c->cap_entries, sizeof(*c->entries));
 	return c->entries ? 0 : -ENOMEM;
@@ -49,37 +67,20 @@ static void arena_free(struct ctx_arena_block *b)
 	}
 }
 
-void ctx_free(struct rm_ctx *c)
-{
-	arena_free(c->arena);
-	free(c->entries);
-	free(c->out);
-	free(c->lines);
-	memset(c, 0, sizeof(*c));
-}
-
 /* Keep the first block (the common case fits in it) and drop the rest. */
-void ctx_reset(struct rm_ctx *c)
+static void arena_reset(struct ctx_arena_block *b)
 {
-	if (c->n_entries)
-		memset(c->entries, 0, c->cap_entries * sizeof(*c->entries));
-	c->n_entries = 0;
-	if (c->arena) {
-		arena_free(c->arena->next);
-		c->arena->next = NULL;
-		c->arena->used = 0;
+	if (b) {
+		arena_free(b->next);
+		b->next = NULL;
+		b->used = 0;
 	}
-	c->out_len = 0;
-	c->n_lines = 0;
-	c->n_counts = 0;
-	c->reject_reason[0] = '\0';
-	c->failed = 0;
 }
 
-static void *arena_alloc(struct rm_ctx *c, size_t n)
+static void *arena_alloc(struct ctx_arena_block **head, size_t n)
 {
 	n = (n + 7) & ~(size_t)7;
-	struct ctx_arena_block *b = c->arena;
+	struct ctx_arena_block *b = *head;
 	if (!b || b->size - b->used < n) {
 		size_t size = n > ARENA_BLOCK ? n : ARENA_BLOCK;
 		struct ctx_arena_block *nb = malloc(sizeof(*nb) + size);
@@ -93,7 +94,7 @@ static void *arena_alloc(struct rm_ctx *c, size_t n)
 			b->next = nb;
 		} else {
 			nb->next = NULL;
-			c->arena = nb;
+			*head = nb;
 		}
 		b = nb;
 	}
@@ -102,12 +103,147 @@ static void *arena_alloc(struct rm_ctx *c, size_t n)
 	return p;
 }
 
-static uint64_t key_hash(const char *key, size_t len)
+static void state_drop(struct rm_ctx *c)
 {
-	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)key[i]) * 0x100000001b3ull;
-	return h ^ (h >> 29);
+	for (size_t i = 0; i < c->cap_entries; i++)
+		free(c->entries[i].mem);
+	memset(c->entries, 0, c->cap_entries * sizeof(*c->entries));
+	c->n_entries = 0;
+	c->state_bytes = 0;
+	c->n_dirty = 0;
+	c->last_entry = NULL;
+}
+
+void ctx_forget_state(struct rm_ctx *c)
+{
+	state_drop(c);
+}
+
+static void tables_drop(struct rm_ctx *c)
+{
+	for (size_t i = 0; i < c->n_tables; i++)
+		free(c->tables[i]);
+	c->n_tables = 0;
+	free(c->rows);
+	c->rows = NULL;
+	c->n_rows = c->cap_rows = 0;
+	c->rows_bytes = 0;
+	arena_free(c->rows_arena);
+	c->rows_arena = NULL;
+	c->tables_valid = 0;
+}
+
+void ctx_free(struct rm_ctx *c)
+{
+	if (c->entries)
+		state_drop(c);
+	tables_drop(c);
+	arena_free(c->arena);
+	free(c->entries);
+	free(c->dirty);
+	free(c->out);
+	free(c->lines);
+	memset(c, 0, sizeof(*c));
+}
+
+/* A committed value into the entry's own memory, after its key. */
+static int keep_committed(struct ctx_entry *e, const char *val, size_t len, int present,
+			  size_t *bytes)
+{
+	if (present && len > e->cap) {
+		size_t cap = len < 32 ? 32 : len + len / 4;
+		char *mem = realloc(e->mem, e->key_len + cap);
+		if (!mem)
+			return -ENOMEM;
+		*bytes += cap - e->cap;
+		e->mem = mem;
+		e->cap = cap;
+	}
+	if (present)
+		memcpy(e->mem + e->key_len, val, len);
+	e->committed = present != 0;
+	e->com_len = present ? len : 0;
+	e->present = e->committed;
+	e->val = present ? e->mem + e->key_len : NULL;
+	e->val_len = e->com_len;
+	e->known = 1;
+	return 0;
+}
+
+void ctx_committed(struct rm_ctx *c)
+{
+	for (size_t i = 0; i < c->n_dirty; i++) {
+		struct ctx_entry *e = c->dirty[i];
+		e->dirty = 0;
+		/* Out of memory: the key is read from the shard next time. */
+		if (keep_committed(e, e->val, e->val_len, e->present, &c->state_bytes) != 0)
+			e->known = 0;
+	}
+	c->n_dirty = 0;
+}
+
+void ctx_reset(struct rm_ctx *c)
+{
+	/* Changes not committed: what the shard holds is read again. */
+	for (size_t i = 0; i < c->n_dirty; i++) {
+		struct ctx_entry *e = c->dirty[i];
+		e->dirty = 0;
+		e->known = 0;
+	}
+	c->n_dirty = 0;
+	if (c->state_bytes > CTX_STATE_BYTES)
+		state_drop(c);
+	arena_reset(c->arena);
+	c->out_len = 0;
+	c->n_lines = 0;
+	c->n_counts = 0;
+	c->reject_reason[0] = '\0';
+	c->failed = 0;
+}
+
+/* 8 bytes at a time, then a finalizer (murmur3's): table slots are taken
+ * from the low bits. */
+static uint64_t key_hash(uint64_t seed, const char *key, size_t len)
+{
+	uint64_t h = seed ^ (len * 0x9E3779B97F4A7C15ull), w;
+	for (; len >= 8; key += 8, len -= 8) {
+		memcpy(&w, key, 8);
+		h = (h ^ w) * 0xff51afd7ed558ccdull;
+		h ^= h >> 32;
+	}
+	if (len) {
+		/* 1..7 bytes: two loads that may overlap, no loop. */
+		if (len >= 4) {
+			uint32_t lo, hi;
+			memcpy(&lo, key, 4);
+			memcpy(&hi, key + len - 4, 4);
+			w = (uint64_t)hi << 32 | lo;
+		} else {
+			w = (uint64_t)(unsigned char)key[0] << 16 |
+			    (uint64_t)(unsigned char)key[len / 2] << 8 |
+			    (unsigned char)key[len - 1];
+		}
+		h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
+	}
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	return h;
+}
+
+/* Equal keys of `len` bytes: short keys (the usual account or id) with two
+ * loads each, no call. */
+static inline int key_eq(const char *a, const char *b, size_t len)
+{
+	if (len >= 8 && len <= 16) {
+		uint64_t a0, a1, b0, b1;
+		memcpy(&a0, a, 8);
+		memcpy(&b0, b, 8);
+		memcpy(&a1, a + len - 8, 8);
+		memcpy(&b1, b + len - 8, 8);
+		return a0 == b0 && a1 == b1;
+	}
+	return memcmp(a, b, len) == 0;
 }
 
 static struct ctx_entry *slot_for(struct ctx_entry *tab, size_t cap, uint64_t h, const char *key,
@@ -118,7 +254,7 @@ static struct ctx_entry *slot_for(struct ctx_entry *tab, size_t cap, uint64_t h,
 		struct ctx_entry *e = &tab[i];
 		if (!e->used)
 			return e;
-		if (e->hash == h && e->key_len == len && memcmp(e->key, key, len) == 0)
+		if (e->hash == h && e->key_len == len && key_eq(e->mem, key, len))
 			return e;
 	}
 }
@@ -129,29 +265,43 @@ static int grow_entries(struct rm_ctx *c)
 	struct ctx_entry *tab = calloc(cap, sizeof(*tab));
 	if (!tab)
 		return -ENOMEM;
+	c->n_dirty = 0; /* the entries move: list them again */
 	for (size_t i = 0; i < c->cap_entries; i++) {
 		struct ctx_entry *e = &c->entries[i];
-		if (e->used)
-			*slot_for(tab, cap, e->hash, e->key, e->key_len) = *e;
+		if (!e->used)
+			continue;
+		struct ctx_entry *to = slot_for(tab, cap, e->hash, e->mem, e->key_len);
+		*to = *e; /* mem and the arena stay where they are: val too */
+		if (to->dirty)
+			c->dirty[c->n_dirty++] = to;
 	}
+	c->state_bytes += (cap - c->cap_entries) * sizeof(*tab);
+	c->last_entry = NULL;
 	free(c->entries);
 	c->entries = tab;
 	c->cap_entries = cap;
 	return 0;
 }
 
-/* The entry for `key`, read through from the shard on first sight. */
+/* The entry for `key`, read through from the shard when its value is not
+ * known. */
 static int lookup(struct rm_ctx *c, const char *key, size_t len, struct ctx_entry **out)
 {
-	if (len == 0 || len > 255)
+	if (len == 0 || len > 255 || !c->shard_txn)
 		return -EINVAL;
-	uint64_t h = key_hash(key, len);
-	struct ctx_entry *e = slot_for(c->entries, c->cap_entries, h, key, len);
-	if (e->used) {
+	/* A put mostly follows a get of the same key: no second probe. */
+	struct ctx_entry *e = c->last_entry;
+	if (e && e->known && e->key_len == len && key_eq(e->mem, key, len)) {
 		*out = e;
 		return 0;
 	}
-	if ((c->n_entries + 1) * 4 > c->cap_entries * 3) {
+	uint64_t h = key_hash(c->hash_seed, key, len);
+	e = slot_for(c->entries, c->cap_entries, h, key, len);
+	if (e->used && e->known) {
+		*out = c->last_entry = e;
+		return 0;
+	}
+	if (!e->used && (c->n_entries + 1) * 4 > c->cap_entries * 3) {
 		if (grow_entries(c) != 0)
 			return -ENOMEM;
 		e = slot_for(c->entries, c->cap_entries, h, key, len);
@@ -160,19 +310,18 @@ static int lookup(struct rm_ctx *c, const char *key, size_t len, struct ctx_entr
 	int rc = store_state_get(c->shard_txn, key, len, &v);
 	if (rc != 0 && rc != -ENOENT)
 		return rc;
-	char *k = arena_alloc(c, len);
-	if (!k)
+	if (!e->used) {
+		char *mem = malloc(len);
+		if (!mem)
+			return -ENOMEM;
+		memcpy(mem, key, len);
+		*e = (struct ctx_entry){.hash = h, .mem = mem, .key_len = (uint32_t)len, .used = 1};
+		c->n_entries++;
+		c->state_bytes += len;
+	}
+	if (keep_committed(e, v.data, rc == 0 ? v.len : 0, rc == 0, &c->state_bytes) != 0)
 		return -ENOMEM;
-	memcpy(k, key, len);
-	*e = (struct ctx_entry){.hash = h,
-				.key = k,
-				.key_len = (uint32_t)len,
-				.used = 1,
-				.present = rc == 0,
-				.val = rc == 0 ? v.data : NULL,
-				.val_len = rc == 0 ? v.len : 0};
-	c->n_entries++;
-	*out = e;
+	*out = c->last_entry = e;
 	return 0;
 }
 
@@ -217,20 +366,37 @@ int rm_state_get(rm_ctx *c, const char *key, size_t key_len, struct rm_value *va
 	return RM_FOUND;
 }
 
+/* The batch is about to change e. */
+static int make_dirty(struct rm_ctx *c, struct ctx_entry *e)
+{
+	if (e->dirty)
+		return 0;
+	if (c->n_dirty == c->cap_dirty) {
+		size_t cap = c->cap_dirty ? c->cap_dirty * 2 : 1024;
+		struct ctx_entry **d = realloc(c->dirty, cap * sizeof(*d));
+		if (!d)
+			return -ENOMEM;
+		c->dirty = d;
+		c->cap_dirty = cap;
+	}
+	c->dirty[c->n_dirty++] = e;
+	e->dirty = 1;
+	return 0;
+}
+
 int rm_state_put(rm_ctx *c, const char *key, size_t key_len, const void *val, size_t val_len)
 {
 	struct ctx_entry *e;
 	int rc = lookup(c, key, key_len, &e);
 	if (rc)
 		return c->failed = rc;
-	char *copy = arena_alloc(c, val_len ? val_len : 1);
-	if (!copy)
+	char *copy = arena_alloc(&c->arena, val_len ? val_len : 1);
+	if (!copy || make_dirty(c, e) != 0)
 		return c->failed = -ENOMEM;
 	memcpy(copy, val, val_len);
 	e->val = copy;
 	e->val_len = val_len;
 	e->present = 1;
-	e->dirty = 1;
 	return 0;
 }
 
@@ -240,61 +406,276 @@ int rm_state_del(rm_ctx *c, const char *key, size_t key_len)
 	int rc = lookup(c, key, key_len, &e);
 	if (rc)
 		return c->failed = rc;
-	if (e->present)
-		e->dirty = 1;
+	/* Deleting what is not there (nor was at the batch's start) changes
+	 * nothing. */
+	if (e->present && make_dirty(c, e) != 0)
+		return c->failed = -ENOMEM;
 	e->present = 0;
 	e->val = NULL;
 	e->val_len = 0;
 	return 0;
 }
 
-static int entry_cmp(const void *a, const void *b)
+/* ---- the write-back, in key order ---- */
+
+/* A dirty entry with the 8 bytes of its key that follow the prefix every
+ * dirty key shares, big-endian, so that most comparisons are one integer
+ * comparison (keys like "acct00001234" share their first 8 bytes). */
+struct sort_item {
+	uint64_t rank;
+	struct ctx_entry *e;
+};
+
+static int entry_cmp(const struct ctx_entry *x, const struct ctx_entry *y)
 {
-	const struct ctx_entry *x = *(const struct ctx_entry *const *)a;
-	const struct ctx_entry *y = *(const struct ctx_entry *const *)b;
 	size_t n = x->key_len < y->key_len ? x->key_len : y->key_len;
-	int d = memcmp(x->key, y->key, n);
+	int d = memcmp(x->mem, y->mem, n);
 	if (d)
 		return d;
 	return (x->key_len > y->key_len) - (x->key_len < y->key_len);
 }
 
+static int item_cmp(const struct sort_item *a, const struct sort_item *b)
+{
+	if (a->rank != b->rank)
+		return a->rank < b->rank ? -1 : 1;
+	return entry_cmp(a->e, b->e);
+}
+
+static void item_swap(struct sort_item *a, struct sort_item *b)
+{
+	struct sort_item t = *a;
+	*a = *b;
+	*b = t;
+}
+
+/* Quicksort, median of three, insertion sort below 16; the larger side
+ * iterates, so the stack stays O(log n). */
+static void sort_items(struct sort_item *v, size_t n)
+{
+	while (n > 16) {
+		size_t m = n / 2;
+		if (item_cmp(&v[m], &v[0]) < 0)
+			item_swap(&v[m], &v[0]);
+		if (item_cmp(&v[n - 1], &v[m]) < 0) {
+			item_swap(&v[n - 1], &v[m]);
+			if (item_cmp(&v[m], &v[0]) < 0)
+				item_swap(&v[m], &v[0]);
+		}
+		struct sort_item pivot = v[m];
+		size_t i = 0, j = n - 1;
+		for (;;) {
+			while (item_cmp(&v[i], &pivot) < 0)
+				i++;
+			while (item_cmp(&pivot, &v[j]) < 0)
+				j--;
+			if (i >= j)
+				break;
+			item_swap(&v[i], &v[j]);
+			i++;
+			j--;
+		}
+		/* [0, j] <= pivot <= [j + 1, n) */
+		size_t left = j + 1;
+		if (left < n - left) {
+			sort_items(v, left);
+			v += left;
+			n -= left;
+		} else {
+			sort_items(v + left, n - left);
+			n = left;
+		}
+	}
+	for (size_t i = 1; i < n; i++) {
+		struct sort_item t = v[i];
+		size_t j = i;
+		for (; j > 0 && item_cmp(&t, &v[j - 1]) < 0; j--)
+			v[j] = v[j - 1];
+		v[j] = t;
+	}
+}
+
+static uint64_t rank_at(const struct ctx_entry *e, size_t skip)
+{
+	uint64_t r = 0;
+	for (size_t i = 0; i < 8; i++) {
+		unsigned b = skip + i < e->key_len ? (unsigned char)e->mem[skip + i] : 0;
+		r = r << 8 | b;
+	}
+	return r;
+}
+
 int ctx_write_back(struct rm_ctx *c)
 {
-	struct ctx_entry **dirty = malloc((c->n_entries + 1) * sizeof(*dirty));
-	if (!dirty)
+	size_t n = c->n_dirty;
+	if (n == 0)
+		return 0;
+	struct sort_item *v = malloc(n * sizeof(*v));
+	if (!v)
 		return -ENOMEM;
-	size_t n = 0;
-	for (size_t i = 0; i < c->cap_entries; i++)
-		if (c->entries[i].used && c->entries[i].dirty)
-			dirty[n++] = &c->entries[i];
-	qsort(dirty, n, sizeof(*dirty), entry_cmp);
+	/* The prefix all the keys share. */
+	const struct ctx_entry *first = c->dirty[0];
+	size_t skip = first->key_len;
+	for (size_t i = 1; i < n && skip; i++) {
+		const struct ctx_entry *e = c->dirty[i];
+		size_t k = 0, max = e->key_len < skip ? e->key_len : skip;
+		while (k < max && e->mem[k] == first->mem[k])
+			k++;
+		skip = k;
+	}
+	for (size_t i = 0; i < n; i++)
+		v[i] = (struct sort_item){rank_at(c->dirty[i], skip), c->dirty[i]};
+	sort_items(v, n);
 	int rc = 0;
 	for (size_t i = 0; i < n && rc == 0; i++) {
-		struct ctx_entry *e = dirty[i];
+		struct ctx_entry *e = v[i].e;
 		if (e->present)
-			rc = store_state_put(c->shard_txn, e->key, e->key_len, e->val, e->val_len);
-		else if ((rc = store_state_del(c->shard_txn, e->key, e->key_len)) == -ENOENT)
+			rc = store_state_put(c->shard_txn, e->mem, e->key_len, e->val, e->val_len);
+		else if ((rc = store_state_del(c->shard_txn, e->mem, e->key_len)) == -ENOENT)
 			rc = 0;
 	}
-	free(dirty);
+	free(v);
 	return rc;
+}
+
+/* ---- reference tables ---- */
+
+/* Table names are short: compared in place, no call. */
+static inline int name_eq(const char *a, const char *b)
+{
+	while (*a && *a == *b)
+		a++, b++;
+	return *a == *b;
+}
+
+/* The index of `table` in c->tables, by name: not by address, which a Lua
+ * handler's strings do not keep (a collected name's address can come back
+ * holding another). -1 when there is no room. */
+static int table_index(struct rm_ctx *c, const char *table)
+{
+	for (size_t i = 0; i < c->n_tables; i++)
+		if (name_eq(c->tables[i], table))
+			return (int)i;
+	if (c->n_tables == CTX_TABLES_MAX)
+		return -1;
+	char *copy = strdup(table);
+	if (!copy)
+		return -1;
+	c->tables[c->n_tables] = copy;
+	return (int)c->n_tables++;
+}
+
+static struct ctx_row *row_slot(struct ctx_row *tab, size_t cap, uint64_t h, int table,
+				const char *key, size_t len)
+{
+	size_t i = h & (cap - 1);
+	for (;; i = (i + 1) & (cap - 1)) {
+		struct ctx_row *r = &tab[i];
+		if (!r->used)
+			return r;
+		if (r->hash == h && r->table == table && r->key_len == len &&
+		    key_eq(r->key, key, len))
+			return r;
+	}
+}
+
+static int grow_rows(struct rm_ctx *c)
+{
+	size_t cap = c->cap_rows ? c->cap_rows * 2 : CTX_MIN_ROWS;
+	struct ctx_row *tab = calloc(cap, sizeof(*tab));
+	if (!tab)
+		return -ENOMEM;
+	for (size_t i = 0; i < c->cap_rows; i++) {
+		struct ctx_row *r = &c->rows[i];
+		if (r->used)
+			*row_slot(tab, cap, r->hash, r->table, r->key, r->key_len) = *r;
+	}
+	c->rows_bytes += (cap - c->cap_rows) * sizeof(*tab);
+	free(c->rows);
+	c->rows = tab;
+	c->cap_rows = cap;
+	return 0;
+}
+
+/* Keep a row looked up in the config environment (found or not). Out of
+ * room or memory it is simply not kept. */
+static void keep_row(struct rm_ctx *c, struct ctx_row *slot, uint64_t h, int table, const char *key,
+		     size_t len, const struct store_val *v)
+{
+	size_t vlen = v ? v->len : 0;
+	if (c->rows_bytes + len + vlen > CTX_TABLE_BYTES)
+		return;
+	if ((c->n_rows + 1) * 4 > c->cap_rows * 3) {
+		if (grow_rows(c) != 0)
+			return;
+		slot = row_slot(c->rows, c->cap_rows, h, table, key, len);
+	}
+	char *mem = arena_alloc(&c->rows_arena, len + vlen);
+	if (!mem)
+		return;
+	memcpy(mem, key, len);
+	if (vlen)
+		memcpy(mem + len, v->data, vlen);
+	*slot = (struct ctx_row){.hash = h,
+				 .key = mem,
+				 .val = mem + len,
+				 .key_len = (uint32_t)len,
+				 .table = (uint16_t)table,
+				 .used = 1,
+				 .found = v != NULL,
+				 .val_len = vlen};
+	c->n_rows++;
+	c->rows_bytes += len + vlen;
+}
+
+static int table_get(rm_ctx *c, const char *table, const char *key, size_t key_len,
+		     struct rm_value *val)
+{
+	if (!c->cfg_txn)
+		return -EINVAL;
+	uint64_t gen = store_config_generation(c->cfg_txn);
+	if (!c->tables_valid || gen != c->tables_gen) {
+		tables_drop(c);
+		c->tables_gen = gen;
+		c->tables_valid = 1;
+	}
+	int t = table_index(c, table);
+	struct ctx_row *slot = NULL;
+	uint64_t h = t >= 0 ? key_hash(c->hash_seed ^ (uint64_t)t, key, key_len) : 0;
+	if (t >= 0 && c->cap_rows) {
+		slot = row_slot(c->rows, c->cap_rows, h, t, key, key_len);
+		if (slot->used) {
+			if (!slot->found)
+				return RM_NOTFOUND;
+			val->data = slot->val;
+			val->len = slot->val_len;
+			return RM_FOUND;
+		}
+	}
+	struct store_val v;
+	int rc = store_table_get(c->cfg_txn, table, key, key_len, &v);
+	if (rc != 0 && rc != -ENOENT)
+		return rc;
+	if (t >= 0) {
+		if (!slot && grow_rows(c) == 0)
+			slot = row_slot(c->rows, c->cap_rows, h, t, key, key_len);
+		if (slot)
+			keep_row(c, slot, h, t, key, key_len, rc == 0 ? &v : NULL);
+	}
+	if (rc == -ENOENT)
+		return RM_NOTFOUND;
+	val->data = v.data;
+	val->len = v.len;
+	return RM_FOUND;
 }
 
 int rm_table_get(rm_ctx *c, const char *table, const char *key, size_t key_len,
 		 struct rm_value *val)
 {
-	struct store_val v;
 	uint64_t t0 = read_begin(c);
-	int rc = store_table_get(c->cfg_txn, table, key, key_len, &v);
+	int rc = table_get(c, table, key, key_len, val);
 	read_end(c, t0);
-	if (rc == -ENOENT)
-		return RM_NOTFOUND;
-	if (rc)
-		return c->failed = rc;
-	val->data = v.data;
-	val->len = v.len;
-	return RM_FOUND;
+	return rc < 0 ? (c->failed = rc) : rc;
 }
 
 /* Note where the line about to be appended (len bytes) came from. */
@@ -344,20 +725,15 @@ void ctx_set_event(struct rm_ctx *c, uint64_t seq, const char *key, size_t key_l
 
 size_t ctx_changed_count(const struct rm_ctx *c)
 {
-	size_t n = 0;
-	for (size_t i = 0; i < c->cap_entries; i++)
-		n += c->entries[i].used && c->entries[i].dirty;
-	return n;
+	return c->n_dirty;
 }
 
 int ctx_changed_foreach(const struct rm_ctx *c, ctx_change_fn fn, void *arg)
 {
-	for (size_t i = 0; i < c->cap_entries; i++) {
-		const struct ctx_entry *e = &c->entries[i];
-		if (!e->used || !e->dirty)
-			continue;
+	for (size_t i = 0; i < c->n_dirty; i++) {
+		const struct ctx_entry *e = c->dirty[i];
 		int rc =
-		    fn(arg, e->key, e->key_len, e->present ? e->val : NULL, e->val_len, e->present);
+		    fn(arg, e->mem, e->key_len, e->present ? e->val : NULL, e->val_len, e->present);
 		if (rc)
 			return rc;
 	}

@@ -14,13 +14,40 @@
 struct cfg;
 struct cfg_kv;
 
-/* One key this batch touched: its value as the handler last saw or set it. */
+/* How much a worker keeps of its state and of the reference tables (keys,
+ * values, slots). Past it the state cache is dropped at the end of the
+ * batch, and table rows are read from the config environment again. */
+#define CTX_STATE_BYTES (64u << 20)
+#define CTX_TABLE_BYTES (64u << 20)
+/* Distinct table names a worker keeps rows of; lookups in more tables go to
+ * the config environment every time. */
+#define CTX_TABLES_MAX 16
+
+/* One state key this worker has seen: its committed value (what the
+ * shard holds, kept across batches) and, while a batch changes it, the
+ * batch's value. */
 struct ctx_entry {
 	uint64_t hash;
-	char *key;
+	char *mem; /* malloc'd: the key, then the committed value (cap bytes) */
 	uint32_t key_len;
-	uint8_t used, dirty, present; /* present = 0: absent or deleted */
-	const char *val;	      /* LMDB map (clean) or the arena (dirty) */
+	uint8_t used;	   /* the slot holds a key */
+	uint8_t known;	   /* the committed value is here (else: read the shard) */
+	uint8_t dirty;	   /* the batch changed it: val is the batch's */
+	uint8_t present;   /* as the handler sees it; 0: absent or deleted */
+	uint8_t committed; /* the shard has a value */
+	const char *val;   /* the committed value (mem) or the batch's (arena) */
+	size_t val_len;
+	size_t com_len, cap; /* the committed value in mem, and room for it */
+};
+
+/* One reference table row this worker looked up in the current generation
+ * of the config environment: its value, or that there is none. */
+struct ctx_row {
+	uint64_t hash;
+	const char *key, *val; /* in the table arena */
+	uint32_t key_len;
+	uint16_t table; /* index in tables[] */
+	uint8_t used, found;
 	size_t val_len;
 };
 
@@ -43,9 +70,28 @@ struct rm_ctx {
 	struct store_txn *cfg_txn;   /* read txn on the config env (this batch) */
 	struct store_txn *shard_txn; /* write txn on the shard (this batch) */
 
-	struct ctx_entry *entries; /* open addressing, power-of-two size */
+	uint64_t hash_seed; /* random: keys come from the input */
+
+	/* State: open addressing, power-of-two size. Entries outlive the batch
+	 * (the worker is the shard's only writer) up to CTX_STATE_BYTES. */
+	struct ctx_entry *entries;
 	size_t n_entries, cap_entries;
-	struct ctx_arena_block *arena;
+	size_t state_bytes;
+	struct ctx_entry *last_entry; /* the last one looked up, or NULL */
+	struct ctx_entry **dirty;     /* the entries this batch changed */
+	size_t n_dirty, cap_dirty;
+	struct ctx_arena_block *arena; /* the batch's values */
+
+	/* Reference tables: rows as looked up in generation tables_gen, up to
+	 * CTX_TABLE_BYTES; then lookups go to the config environment. */
+	uint64_t tables_gen;
+	int tables_valid;
+	char *tables[CTX_TABLES_MAX]; /* their names */
+	size_t n_tables;
+	struct ctx_row *rows;
+	size_t n_rows, cap_rows;
+	size_t rows_bytes;
+	struct ctx_arena_block *rows_arena;
 
 	char *out; /* output lines of the batch */
 	size_t out_len, out_cap;
@@ -88,8 +134,20 @@ void ctx_free(struct rm_ctx *c);
 /* The [handler] params rm_param serves from now on (after a reload). */
 void ctx_set_params(struct rm_ctx *c, const struct cfg_kv *params, size_t n);
 
-/* Forget the batch's state cache, output and counts (after commit or abort). */
+/* Forget the batch's output and counts, and its state changes unless
+ * ctx_committed said they were committed (after commit or abort). State
+ * values the shard holds stay cached for the next batches. */
 void ctx_reset(struct rm_ctx *c);
+
+/* The batch's state changes are committed to the shard: keep them as the
+ * cached values. Without this call ctx_reset reads those keys again from the
+ * shard the next time, which is right either way. */
+void ctx_committed(struct rm_ctx *c);
+
+/* Forget every state value kept in memory: whoever writes the shard other
+ * than through this context (a restore, a replay) calls it before the next
+ * batch, which then reads what it needs from the shard. */
+void ctx_forget_state(struct rm_ctx *c);
 
 /* Write every state change of the batch into c->shard_txn, in key order
  * (sorted puts keep LMDB's page splits local). Returns 0 or a negative

@@ -520,6 +520,8 @@ static int commit_batch(struct worker *w, uint64_t max_seq, uint64_t new_out_len
 		else
 			store_txn_abort(w->ctx.shard_txn);
 		w->ctx.shard_txn = NULL;
+		if (rc == 0)
+			ctx_committed(&w->ctx); /* the cached state is the shard's */
 		if (rc != STORE_MAP_FULL)
 			return rc;
 		if (store_grow(w->shard, err) != 0) {

@@ -6,7 +6,12 @@
 #   EVENTS (default 2000000), KEYS (10000), PARTS ("1 2 4 8 16"), SKEW (0)
 #   BASELINE=/path/to/an/older/ringmaster: run it too, interleaved with this
 #   one, ROUNDS times (default 3) per partition count, and print the median
-#   of each and their ratio (what a change costs, measured in one run)
+#   of each and their ratio (what a change costs, measured in one run); it
+#   reads BASELINE_INI, by default its own tree's etc/ringmaster.ini (for a
+#   build/bin/ringmaster) when there is one: an older build does not know
+#   every setting of this one's. With perf(1) there, each side also gets
+#   the CPU time of all its processes per event (task-clock, median), which
+#   a loaded machine moves much less than events/s
 #   HANDLERS (default "ledger etc/ledger.lua"): the C ledger and the same
 #   logic in Lua, a row each per partition count, and Lua's share of C;
 #   each row is the run with the median events/s of ROUNDS runs, the
@@ -44,32 +49,51 @@ printf '%s\n' "pipeline benchmark: $EVENTS ledger events over $KEYS accounts, sk
 
 HANDLERS=${HANDLERS:-ledger etc/ledger.lua}
 handler=ledger
-# run BINARY PARTITIONS: one run with $handler; leaves its summary in $T/s.json
+perf= # set below for BASELINE runs
+# run BINARY PARTITIONS [INI]: one run with $handler; leaves its summary in
+# $T/s.json
 run() {
 	local h=$handler
 	case $h in */*) h=$PWD/$h ;; esac
-	rm -rf "$T/data" "$T/out" "$T/run" "$T/dead.tsv" "$T/.dead.tsv.owner"
-	"$1" -c etc/ringmaster.ini -o ringmaster.partitions=$2 -o worker.handler="$h" \
+	rm -rf "$T/data" "$T/out" "$T/run" "$T/dead.tsv" "$T/.dead.tsv.owner" "$T/cpu"
+	$perf "$1" -c "${3:-etc/ringmaster.ini}" -o ringmaster.partitions=$2 -o worker.handler="$h" \
 		-o ringmaster.data_dir="$T/data" -o ringmaster.run_dir="$T/run" \
 		-o output.dir="$T/out" -o output.dead_letter="$T/dead.tsv" \
 		$src -o store.sync=periodic -o ringmaster.log_level=warn \
 		--summary "$T/s.json" 2>"$T/log" </dev/null || { cat "$T/log"; exit 1; }
 }
 rate() { grep -o '"events_per_second":[0-9.]*' "$T/s.json" | cut -d: -f2; }
+# CPU microseconds an event of the last run, all processes (0 without perf)
+cpu() {
+	[ -s "$T/cpu" ] || { echo 0 && return; }
+	awk -F, -v n="$EVENTS" '$3 == "task-clock" { print $1 * 1000 / n }' "$T/cpu"
+}
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 if [ -n "${BASELINE:-}" ]; then
+	base_tree=$(dirname "$BASELINE")/../..
+	if [ -z "${BASELINE_INI:-}" ] && [ -f "$base_tree/etc/ringmaster.ini" ]; then
+		BASELINE_INI=$(cd "$base_tree/etc" && pwd)/ringmaster.ini
+	fi
 	printf 'this build: %s, baseline: %s, median of %s interleaved runs each\n\n' \
 		"$B/bin/ringmaster" "$BASELINE" "$ROUNDS"
-	printf '%-11s %14s %14s %8s\n' partitions events/s baseline ratio
+	perf=
+	if command -v perf >/dev/null && perf stat -e task-clock -o /dev/null true 2>/dev/null; then
+		perf="perf stat -x, -e task-clock -o $T/cpu"
+	fi
+	printf '%-11s %14s %14s %8s %12s %12s %8s\n' partitions events/s baseline ratio \
+		'cpu us/ev' baseline ratio
 	for p in $PARTS; do
-		: >"$T/new" && : >"$T/old"
+		: >"$T/new" && : >"$T/old" && : >"$T/newcpu" && : >"$T/oldcpu"
 		for r in $(seq "$ROUNDS"); do
-			run "$B/bin/ringmaster" "$p" && rate >>"$T/new"
-			run "$BASELINE" "$p" && rate >>"$T/old"
+			run "$B/bin/ringmaster" "$p" && rate >>"$T/new" && cpu >>"$T/newcpu"
+			run "$BASELINE" "$p" "${BASELINE_INI:-}" && rate >>"$T/old" &&
+				cpu >>"$T/oldcpu"
 		done
-		awk -v p="$p" -v n="$(median <"$T/new")" -v o="$(median <"$T/old")" 'BEGIN {
-			printf "%-11s %14.0f %14.0f %7.3fx\n", p, n, o, (o > 0 ? n / o : 0) }'
+		awk -v p="$p" -v n="$(median <"$T/new")" -v o="$(median <"$T/old")" \
+			-v nc="$(median <"$T/newcpu")" -v oc="$(median <"$T/oldcpu")" 'BEGIN {
+			printf "%-11s %14.0f %14.0f %7.3fx %12.3f %12.3f %7.3fx\n", p, n, o,
+				(o > 0 ? n / o : 0), nc, oc, (nc > 0 ? oc / nc : 0) }'
 	done
 	exit 0
 fi

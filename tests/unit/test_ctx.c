@@ -3,11 +3,16 @@
  * still right, the arena reused from batch to batch (nothing stale, no
  * memory kept), the write-back handing the store its puts and deletes in
  * key order, a write-back that does not fit the map, the key limits, the
- * cap on outcome names, and the output lines.
+ * cap on outcome names, and the output lines; state kept across batches
+ * (read from the shard once, again after a batch that did not commit, all
+ * of it dropped past CTX_STATE_BYTES) and table rows kept for one
+ * generation of the config environment.
  *
  * The test is linked with -Wl,--wrap=store_state_put,--wrap=store_state_del
  * (see the Makefile) so that it sees the calls ctx_write_back makes, in
- * their order; the wrappers pass every call on to the real store. */
+ * their order, and with --wrap=store_state_get,--wrap=store_table_get to
+ * count the reads that reach the stores; the wrappers pass every call on
+ * to the real store. */
 /* cmocka.h needs these first, in this order */
 /* clang-format off */
 #include <stdarg.h>
@@ -106,6 +111,31 @@ int __wrap_store_state_del(struct store_txn *txn, const void *key, size_t key_le
 	return rc;
 }
 
+static unsigned state_reads, table_reads;
+
+int __real_store_state_get(struct store_txn *txn, const void *key, size_t key_len,
+			   struct store_val *val);
+int __real_store_table_get(struct store_txn *txn, const char *table, const void *key,
+			   size_t key_len, struct store_val *val);
+int __wrap_store_state_get(struct store_txn *txn, const void *key, size_t key_len,
+			   struct store_val *val);
+int __wrap_store_table_get(struct store_txn *txn, const char *table, const void *key,
+			   size_t key_len, struct store_val *val);
+
+int __wrap_store_state_get(struct store_txn *txn, const void *key, size_t key_len,
+			   struct store_val *val)
+{
+	state_reads++;
+	return __real_store_state_get(txn, key, key_len, val);
+}
+
+int __wrap_store_table_get(struct store_txn *txn, const char *table, const void *key,
+			   size_t key_len, struct store_val *val)
+{
+	table_reads++;
+	return __real_store_table_get(txn, table, key, key_len, val);
+}
+
 static void watch_start(void)
 {
 	watch.n = 0;
@@ -177,6 +207,7 @@ static void commit(struct fx *fx)
 	assert_int_equal(ctx_write_back(&fx->ctx), 0);
 	assert_int_equal(store_shard_commit(fx->ctx.shard_txn, ++fx->seq, 0), 0);
 	fx->ctx.shard_txn = NULL;
+	ctx_committed(&fx->ctx);
 	ctx_reset(&fx->ctx);
 }
 
@@ -319,7 +350,7 @@ static void test_reset_forgets(void **state)
 	assert_string_equal(fx->ctx.reject_reason, "malformed");
 	abandon(fx);
 
-	assert_int_equal(fx->ctx.n_entries, 0);
+	assert_int_equal(fx->ctx.n_dirty, 0);
 	assert_int_equal(ctx_changed_count(&fx->ctx), 0);
 	assert_int_equal(fx->ctx.out_len, 0);
 	assert_int_equal(fx->ctx.n_counts, 0);
@@ -455,6 +486,36 @@ static void test_write_back_sorted(void **state)
 	abandon(fx);
 }
 
+/* Keys that share a long prefix, and then 8 more bytes in threes (so
+ * that the sort's integer rank ties and the keys' tails decide), come out
+ * in memcmp order too. */
+static void test_write_back_sorted_prefix(void **state)
+{
+	struct fx *fx = open_fx(state, 64 << 20);
+	const unsigned n = 3000;
+	char key[64];
+
+	begin(fx);
+	for (unsigned j = 0; j < n; j++) {
+		unsigned i = j * 7919u % n;
+		snprintf(key, sizeof(key), "a-long-shared-prefix-%08u-%u", i / 3, i % 3 * 7);
+		put_str(fx, key, "v");
+	}
+	put_str(fx, "a-long-shared-prefix-", "shortest");
+	watch_start();
+	assert_int_equal(ctx_write_back(&fx->ctx), 0);
+	watch.on = 0;
+	assert_int_equal(watch.n, n + 1);
+	assert_int_equal(watch.calls[0].key_len, strlen("a-long-shared-prefix-"));
+	for (size_t i = 1; i < watch.n; i++) {
+		const struct store_call *c = &watch.calls[i], *p = &watch.calls[i - 1];
+		if (key_cmp(p->key, p->key_len, c->key, c->key_len) >= 0)
+			fail_msg("call %zu: '%.*s' after '%.*s'", i, (int)c->key_len, c->key,
+				 (int)p->key_len, p->key);
+	}
+	abandon(fx);
+}
+
 /* A value bigger than the whole map: ctx takes it (values have no limit of
  * their own), and the write-back gives STORE_MAP_FULL, -EFBIG (not -ENOSPC,
  * which means a full disk). The batch is still whole in the context, so the
@@ -521,6 +582,7 @@ static void test_key_limits(void **state)
 	assert_int_equal(fx->ctx.failed, -EINVAL);
 	fx->ctx.failed = 0;
 	assert_int_equal(fx->ctx.n_entries, 0);
+	assert_int_equal(ctx_changed_count(&fx->ctx), 0);
 
 	assert_int_equal(rm_state_put(&fx->ctx, key, 255, "v", 1), 0);
 	assert_int_equal(rm_state_put(&fx->ctx, "empty", 5, "", 0), 0);
@@ -653,6 +715,251 @@ static void test_params(void **state)
 	assert_null(rm_param(&fx->ctx, "other"));
 }
 
+/* ---- state kept across batches ---- */
+
+static unsigned reads_of(struct fx *fx, const char *key, const char *want)
+{
+	unsigned before = state_reads;
+	assert_state(fx, key, want);
+	return state_reads - before;
+}
+
+/* A committed value is served from memory in later batches; a batch that
+ * does not commit leaves its keys to be read from the shard again, which
+ * still holds the committed value; a commit the worker did not report
+ * (no ctx_committed) is read back from the shard too. */
+static void test_state_cache(void **state)
+{
+	struct fx *fx = open_fx(state, 16 << 20);
+
+	begin(fx);
+	assert_int_equal(reads_of(fx, "k", NULL), 1); /* first sight: the shard */
+	assert_int_equal(reads_of(fx, "k", NULL), 0);
+	put_str(fx, "k", "v1");
+	put_str(fx, "gone", "x");
+	commit(fx);
+
+	begin(fx);
+	assert_int_equal(reads_of(fx, "k", "v1"), 0);
+	assert_int_equal(reads_of(fx, "gone", "x"), 0);
+	assert_int_equal(rm_state_del(&fx->ctx, "gone", 4), 0);
+	put_str(fx, "k", "v2, longer than the room v1 had");
+	assert_int_equal(reads_of(fx, "k", "v2, longer than the room v1 had"), 0);
+	commit(fx);
+
+	begin(fx);
+	assert_int_equal(reads_of(fx, "k", "v2, longer than the room v1 had"), 0);
+	assert_int_equal(reads_of(fx, "gone", NULL), 0);
+	put_str(fx, "k", "never committed");
+	put_str(fx, "gone", "back, never committed");
+	abandon(fx);
+
+	begin(fx);
+	assert_int_equal(reads_of(fx, "k", "v2, longer than the room v1 had"), 1);
+	assert_int_equal(reads_of(fx, "gone", NULL), 1);
+	put_str(fx, "k", "v3");
+	assert_int_equal(ctx_write_back(&fx->ctx), 0);
+	assert_int_equal(store_shard_commit(fx->ctx.shard_txn, ++fx->seq, 0), 0);
+	fx->ctx.shard_txn = NULL;
+	ctx_reset(&fx->ctx); /* committed, but ctx was not told */
+
+	begin(fx);
+	assert_int_equal(reads_of(fx, "k", "v3"), 1);
+	assert_int_equal(reads_of(fx, "k", "v3"), 0);
+	abandon(fx);
+	ctx_forget_state(&fx->ctx); /* as after a write to the shard not through ctx */
+	assert_int_equal(fx->ctx.n_entries, 0);
+	begin(fx);
+	assert_int_equal(reads_of(fx, "k", "v3"), 1);
+	abandon(fx);
+
+	/* Outside a batch (a handler's init) there is no state to read, even
+	 * a key held in memory. */
+	struct rm_value v;
+	assert_int_equal(rm_state_get(&fx->ctx, "k", 1, &v), -EINVAL);
+	assert_int_equal(fx->ctx.failed, -EINVAL);
+	fx->ctx.failed = 0;
+}
+
+/* Past CTX_STATE_BYTES of keys and values the cache is emptied at the end
+ * of the batch (a batch keeps what it touched), and every value is then read
+ * from the shard again, right. */
+static void test_state_cache_bound(void **state)
+{
+	struct fx *fx = open_fx(state, 256 << 20);
+	const size_t len = 1 << 20;
+	const unsigned n = CTX_STATE_BYTES / len + 8;
+
+	begin(fx);
+	put_many(fx, n, len, 5);
+	commit(fx);
+	assert_int_equal(fx->ctx.n_entries, 0);
+	assert_true(fx->ctx.state_bytes < CTX_STATE_BYTES);
+
+	begin(fx);
+	put_str(fx, "small", "s");
+	char *want = malloc(len);
+	struct rm_value v;
+	assert_non_null(want);
+	for (unsigned i = 0; i < n; i += 7) {
+		char key[32];
+		snprintf(key, sizeof(key), "big-%u", i);
+		fill(want, len, 5 + i);
+		unsigned before = state_reads;
+		assert_int_equal(rm_state_get(&fx->ctx, key, strlen(key), &v), RM_FOUND);
+		assert_int_equal(state_reads - before, 1);
+		assert_int_equal(v.len, len);
+		assert_memory_equal(v.data, want, len);
+	}
+	free(want);
+	commit(fx);
+	assert_true(fx->ctx.n_entries > 0); /* under the bound: kept */
+	begin(fx);
+	assert_int_equal(reads_of(fx, "small", "s"), 0);
+	abandon(fx);
+}
+
+/* ---- table rows kept for a generation ---- */
+
+#define N_TABLES (CTX_TABLES_MAX + 4)
+
+struct tfx {
+	struct cfg cfg;
+	struct cfg_table tables[N_TABLES];
+	char names[N_TABLES][16], paths[N_TABLES][96];
+	struct store_env *config;
+};
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	assert_int_equal(fputs(text, f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+}
+
+static uint64_t load_tables(struct fx *fx, struct tfx *t)
+{
+	char errs[1024] = "";
+	uint64_t gen = 0;
+	(void)fx;
+	int rc = store_config_load(t->config, &t->cfg, &gen, errs, sizeof(errs));
+	if (rc)
+		fail_msg("store_config_load: %d\n%s", rc, errs);
+	return gen;
+}
+
+/* key's row in table is `want` (NULL: none); returns the reads that went
+ * to the config environment for it. */
+static unsigned row_is(struct fx *fx, const char *table, const char *key, const char *want)
+{
+	struct rm_value v;
+	unsigned before = table_reads;
+	int rc = rm_table_get(&fx->ctx, table, key, strlen(key), &v);
+	if (!want) {
+		assert_int_equal(rc, RM_NOTFOUND);
+	} else {
+		assert_int_equal(rc, RM_FOUND);
+		assert_int_equal(v.len, strlen(want));
+		assert_memory_equal(v.data, want, v.len);
+	}
+	return table_reads - before;
+}
+
+static void read_config(struct fx *fx, struct tfx *t)
+{
+	assert_int_equal(store_config_read(t->config, &fx->ctx.cfg_txn), 0);
+}
+
+static void end_config(struct fx *fx)
+{
+	store_txn_abort(fx->ctx.cfg_txn);
+	fx->ctx.cfg_txn = NULL;
+	ctx_reset(&fx->ctx);
+}
+
+/* A row (or its absence, or an unknown table) is read from the config
+ * environment once per generation; the first batch under a new generation
+ * sees the new rows, changed, removed and added; a table is known by its
+ * name, wherever the name is; past CTX_TABLES_MAX tables lookups are still
+ * right, read every time. */
+static void test_table_rows(void **state)
+{
+	struct fx *fx = open_fx(state, 16 << 20);
+	struct tfx *t = calloc(1, sizeof(*t));
+	char err[STORE_ERR_LEN] = "", data[96];
+
+	assert_non_null(t);
+	snprintf(data, sizeof(data), "%s/data", fx->dir);
+	t->cfg.data_dir = data;
+	t->cfg.map_size = 4 << 20;
+	t->cfg.tables = t->tables;
+	for (unsigned i = 0; i < N_TABLES; i++) {
+		snprintf(t->names[i], sizeof(t->names[i]), "t%u", i);
+		snprintf(t->paths[i], sizeof(t->paths[i]), "%s/t%u.tsv", fx->dir, i);
+		t->tables[i] = (struct cfg_table){t->names[i], t->paths[i], NULL};
+		char text[64];
+		snprintf(text, sizeof(text), "a\t%u\nb\tb-%u\n", i, i);
+		write_file(t->paths[i], text);
+	}
+	t->cfg.n_tables = N_TABLES;
+	assert_int_equal(store_config_open(data, t->cfg.map_size, 0, &t->config, err), 0);
+	uint64_t gen1 = load_tables(fx, t);
+
+	read_config(fx, t);
+	assert_int_equal(row_is(fx, "t0", "a", "0"), 1);
+	assert_int_equal(row_is(fx, "t0", "a", "0"), 0);
+	assert_int_equal(row_is(fx, "t0", "zz", NULL), 1);
+	assert_int_equal(row_is(fx, "t0", "zz", NULL), 0);
+	assert_int_equal(row_is(fx, "nope", "a", NULL), 1);
+	assert_int_equal(row_is(fx, "nope", "a", NULL), 0);
+	char name[8] = "t1"; /* not the literal's address */
+	assert_int_equal(row_is(fx, name, "b", "b-1"), 1);
+	assert_int_equal(row_is(fx, "t1", "b", "b-1"), 0);
+	/* the same address naming another table (a reused buffer, a collected
+	 * Lua string) is that other table */
+	snprintf(name, sizeof(name), "t0");
+	assert_int_equal(row_is(fx, name, "b", "b-0"), 1);
+	assert_int_equal(row_is(fx, name, "a", "0"), 0);
+	end_config(fx);
+
+	/* the next batch, same generation: nothing read again */
+	read_config(fx, t);
+	assert_int_equal(row_is(fx, "t0", "a", "0"), 0);
+	assert_int_equal(row_is(fx, "t0", "zz", NULL), 0);
+	/* more tables than kept: each lookup reads, each is right */
+	for (unsigned round = 0; round < 2; round++)
+		for (unsigned i = 0; i < N_TABLES; i++) {
+			char want[16];
+			snprintf(want, sizeof(want), "%u", i);
+			unsigned reads = row_is(fx, t->names[i], "a", want);
+			if (round == 1 && i < CTX_TABLES_MAX - 3) /* t0, t1, nope */
+				assert_int_equal(reads, 0);
+			if (i >= CTX_TABLES_MAX)
+				assert_int_equal(reads, 1);
+		}
+	end_config(fx);
+
+	/* a reload: a changed, b gone, zz added */
+	write_file(t->paths[0], "a\tnew\nzz\tadded\n");
+	uint64_t gen2 = load_tables(fx, t);
+	assert_true(gen2 > gen1);
+	read_config(fx, t);
+	assert_int_equal(row_is(fx, "t0", "a", "new"), 1);
+	assert_int_equal(row_is(fx, "t0", "b", NULL), 1);
+	assert_int_equal(row_is(fx, "t0", "zz", "added"), 1);
+	assert_int_equal(row_is(fx, "t0", "zz", "added"), 0);
+	assert_int_equal(row_is(fx, "t1", "b", "b-1"), 1);
+	end_config(fx);
+
+	/* outside a batch: no view of the tables */
+	struct rm_value v;
+	assert_int_equal(rm_table_get(&fx->ctx, "t0", "a", 1, &v), -EINVAL);
+	fx->ctx.failed = 0;
+	store_close(t->config);
+	free(t);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -661,11 +968,15 @@ int main(void)
 	    T(test_reset_forgets),
 	    T(test_arena_reuse),
 	    T(test_write_back_sorted),
+	    T(test_write_back_sorted_prefix),
 	    T(test_write_back_map_full),
 	    T(test_key_limits),
 	    T(test_outcome_cap),
 	    T(test_emit),
 	    T(test_params),
+	    T(test_state_cache),
+	    T(test_state_cache_bound),
+	    T(test_table_rows),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	free(watch.calls);

@@ -418,6 +418,49 @@ static void test_credit_below_floor(void **state)
 	       "2\tacct1\tcard_payment\t1\trejected\tinsufficient_funds");
 }
 
+/* Rows parsed before are found by their text, never by where they are: a
+ * row rewritten in place (a reload) is parsed again, a text that stopped
+ * parsing is an error again, and accounts sharing a text each get its
+ * meaning. */
+static void test_row_memo(void **state)
+{
+	struct fixture *f = *state;
+	char rule[32] = "+1\t1000000\t0", acct[32] = "active\t0";
+
+	f->ctx.nrows = 0;
+	add_row(&f->ctx, "rules", "deposit", rule);
+	add_row(&f->ctx, "accounts", "a1", acct);
+	add_row(&f->ctx, "accounts", "a2", "active\t0");
+	add_row(&f->ctx, "accounts", "a3", "frozen\t0");
+	expect(f, 1, "a1", "deposit\t100", "1\ta1\tdeposit\t100\taccepted\t100");
+	expect(f, 2, "a2", "deposit\t100", "2\ta2\tdeposit\t100\taccepted\t100");
+	expect(f, 3, "a3", "deposit\t100", "3\ta3\tdeposit\t100\trejected\tfrozen");
+
+	/* the same addresses, other texts */
+	snprintf(rule, sizeof(rule), "+1\t1000000\t100"); /* a 1% fee */
+	snprintf(acct, sizeof(acct), "frozen\t0");
+	expect(f, 4, "a1", "deposit\t100", "4\ta1\tdeposit\t100\trejected\tfrozen");
+	expect(f, 5, "a2", "deposit\t100", "5\ta2\tdeposit\t100\taccepted\t199");
+	snprintf(rule, sizeof(rule), "+1\t50\t0");
+	expect(f, 6, "a2", "deposit\t100", "6\ta2\tdeposit\t100\trejected\tamount_out_of_range");
+
+	/* a text that does not parse is an error each time, then fine again */
+	snprintf(acct, sizeof(acct), "open\t0");
+	for (int i = 0; i < 2; i++) {
+		f->ctx.log[0] = 0;
+		assert_int_equal(run(f, 7, "a1", "deposit\t5"), RM_ERROR);
+		assert_non_null(strstr(f->ctx.log, "accounts"));
+	}
+	snprintf(acct, sizeof(acct), "active\t0");
+	expect(f, 8, "a1", "deposit\t5", "8\ta1\tdeposit\t5\taccepted\t105");
+
+	/* rows longer than what is kept parse every time, rightly */
+	char long_acct[64] = "active\t000000000000000000000000000000000000000000007";
+	add_row(&f->ctx, "accounts", "a4", long_acct);
+	expect(f, 9, "a4", "card_payment\t7", "9\ta4\tcard_payment\t7\trejected\tunknown_type");
+	expect(f, 10, "a4", "deposit\t7", "10\ta4\tdeposit\t7\taccepted\t7");
+}
+
 /* Existing state is read and rewritten in the same format; a huge balance
  * refuses to overflow. */
 static void test_state_format(void **state)
@@ -565,6 +608,24 @@ static void test_parse_payload(void **state)
 	assert_int_equal(p.amount, 0);
 	s = "d\t99999999999999999999999x"; /* digits past int64, then junk */
 	assert_int_equal(ledger_parse_payload(s, strlen(s), &p), -1);
+	/* 18 digits (the unchecked fast path) and 19, either sign */
+	s = "d\t-999999999999999999";
+	assert_int_equal(ledger_parse_payload(s, strlen(s), &p), 0);
+	assert_true(p.amount_fits);
+	assert_true(p.amount == -999999999999999999LL);
+	s = "d\t9223372036854775807";
+	assert_int_equal(ledger_parse_payload(s, strlen(s), &p), 0);
+	assert_true(p.amount_fits);
+	assert_true(p.amount == INT64_MAX);
+	s = "d\t00000000000000000000000000007"; /* many digits, a small value */
+	assert_int_equal(ledger_parse_payload(s, strlen(s), &p), 0);
+	assert_true(p.amount_fits);
+	assert_int_equal(p.amount, 7);
+	s = "d\t12345678901234567x"; /* junk after 17 digits */
+	assert_int_equal(ledger_parse_payload(s, strlen(s), &p), -1);
+	/* a payload of nothing, and a lone tab */
+	assert_int_equal(ledger_parse_payload(NULL, 0, &p), -1);
+	assert_int_equal(ledger_parse_payload("\t", 1, &p), -1);
 	/* Only len bytes are read. */
 	assert_int_equal(ledger_parse_payload("d\t12x", 4, &p), 0);
 	assert_int_equal(p.amount, 12);
@@ -675,6 +736,7 @@ int main(void)
 	    T(test_fees),
 	    T(test_overdraft_boundary),
 	    T(test_credit_below_floor),
+	    T(test_row_memo),
 	    T(test_state_format),
 	    T(test_bad_data),
 	    T(test_call_errors),

@@ -43,6 +43,8 @@
  *
  * The per-event path does no allocation: numbers are parsed and formatted
  * by hand, and the output line is built in a buffer kept across events.
+ * A table row whose text was parsed before is not parsed again (struct
+ * memo).
  */
 #include "ledger.h"
 
@@ -63,11 +65,6 @@
 #define LEDGER_LINE_EXTRA 96
 #define LEDGER_LINE_INITIAL 1024
 
-struct ledger {
-	char *line; /* output line under construction */
-	size_t cap;
-};
-
 struct rule {
 	int sign;
 	int64_t max_amount;
@@ -77,6 +74,28 @@ struct rule {
 struct account {
 	bool frozen;
 	int64_t overdraft_limit;
+};
+
+/* Table rows parsed before, by their text: a row's text is all its parse
+ * depends on, and texts repeat (thousands of accounts are "active<TAB>0",
+ * every event of a type has the same rule). Direct-mapped: a slot taken by
+ * another text only costs a parse. */
+#define MEMO_SLOTS 64
+#define MEMO_TEXT 40
+
+struct memo {
+	size_t len; /* 0: empty (no row parses from nothing) */
+	char text[MEMO_TEXT];
+	union {
+		struct rule rule;
+		struct account account;
+	} parsed;
+};
+
+struct ledger {
+	char *line; /* output line under construction */
+	size_t cap;
+	struct memo rules[MEMO_SLOTS], accounts[MEMO_SLOTS];
 };
 
 struct balance {
@@ -104,6 +123,19 @@ static enum parse_result parse_i64(const char *s, size_t n, int64_t *v)
 
 	if (i == n)
 		return PARSE_BAD;
+	/* Up to 18 digits cannot overflow: no check per digit (the common
+	 * case: amounts, balances, counts). */
+	if (n - i <= 18) {
+		for (; i < n; i++) {
+			unsigned d = (unsigned)((unsigned char)s[i] - '0');
+
+			if (d > 9)
+				return PARSE_BAD;
+			acc = acc * 10 + d;
+		}
+		*v = neg ? -(int64_t)acc : (int64_t)acc;
+		return PARSE_OK;
+	}
 	for (; i < n; i++) {
 		unsigned d = (unsigned)((unsigned char)s[i] - '0');
 
@@ -138,35 +170,47 @@ static bool field_is(const struct rm_value *f, const char *s)
  * max + 1 if there are more. */
 static int split_tabs(const char *s, size_t n, struct rm_value *f, int max)
 {
-	int k = 0;
-	size_t start = 0;
+	const char *end = s + n;
 
-	for (size_t i = 0; i <= n; i++) {
-		if (i < n && s[i] != '\t')
-			continue;
+	for (int k = 0;; k++) {
+		const char *tab = s < end ? memchr(s, '\t', (size_t)(end - s)) : NULL;
+
 		if (k == max)
 			return max + 1;
-		f[k].data = s + start;
-		f[k].len = i - start;
-		k++;
-		start = i + 1;
+		f[k].data = s;
+		f[k].len = (size_t)((tab ? tab : end) - s);
+		if (!tab)
+			return k + 1;
+		s = tab + 1;
 	}
-	return k;
 }
 
-/* Write v in decimal at p; returns the length (at most 20). */
+/* Write v in decimal at p; returns the length (at most 20). Two digits a
+ * step, from a table. */
 static size_t put_u64(char *p, uint64_t v)
 {
+	static const char pairs[201] = "00010203040506070809101112131415161718192021222324"
+				       "25262728293031323334353637383940414243444546474849"
+				       "50515253545556575859606162636465666768697071727374"
+				       "75767778798081828384858687888990919293949596979899";
 	char tmp[20];
-	size_t n = 0, len = 0;
+	size_t n = sizeof(tmp);
 
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	while (n)
-		p[len++] = tmp[--n];
-	return len;
+	while (v >= 100) {
+		unsigned r = (unsigned)(v % 100);
+
+		v /= 100;
+		n -= 2;
+		memcpy(tmp + n, pairs + 2 * r, 2);
+	}
+	if (v >= 10) {
+		n -= 2;
+		memcpy(tmp + n, pairs + 2 * v, 2);
+	} else {
+		tmp[--n] = (char)('0' + v);
+	}
+	memcpy(p, tmp + n, sizeof(tmp) - n);
+	return sizeof(tmp) - n;
 }
 
 /* The same for a signed value (at most 20 bytes: "-" and 19 digits). */
@@ -250,12 +294,42 @@ static size_t format_state(char *buf, const struct balance *b)
 	return (size_t)(p - buf);
 }
 
-/* Look up a table row and parse it. Returns 1 found, 0 not found, -1 error
- * (logged). */
+static int parse_rule_v(const struct rm_value *v, void *out)
+{
+	return parse_rule(v, out);
+}
+
+static int parse_account_v(const struct rm_value *v, void *out)
+{
+	return parse_account(v, out);
+}
+
+/* A row's slot in a memo: from its length and its first and last bytes. */
+static struct memo *memo_slot(struct memo *memo, const struct rm_value *v)
+{
+	uint64_t a = 0, b = 0;
+
+	if (v->len >= 8) {
+		memcpy(&a, v->data, 8);
+		memcpy(&b, v->data + v->len - 8, 8);
+	} else {
+		for (size_t i = 0; i < v->len; i++)
+			a = a << 8 | (unsigned char)v->data[i];
+	}
+	uint64_t h = (a * 0x9E3779B97F4A7C15ull) ^ (b * 0xC2B2AE3D27D4EB4Full) ^ v->len;
+
+	h *= 0xff51afd7ed558ccdull;
+	return &memo[h >> 58]; /* MEMO_SLOTS = 64 */
+}
+
+/* Look up a table row and parse it (or find it parsed in `memo`). Returns
+ * 1 found, 0 not found, -1 error (logged). */
 static int lookup(rm_ctx *ctx, const char *table, const struct rm_value *key,
-		  int (*parse)(const struct rm_value *, void *), void *out)
+		  int (*parse)(const struct rm_value *, void *), void *out, size_t out_size,
+		  struct memo *memo)
 {
 	struct rm_value v;
+	struct memo *m = NULL;
 	int rc = rm_table_get(ctx, table, key->data, key->len, &v);
 
 	if (rc == RM_NOTFOUND)
@@ -265,22 +339,24 @@ static int lookup(rm_ctx *ctx, const char *table, const struct rm_value *key,
 		       table, (int)key->len, key->data, rc);
 		return -1;
 	}
+	if (v.len > 0 && v.len <= MEMO_TEXT) {
+		m = memo_slot(memo, &v);
+		if (m->len == v.len && memcmp(m->text, v.data, v.len) == 0) {
+			memcpy(out, &m->parsed, out_size);
+			return 1;
+		}
+	}
 	if (parse(&v, out) < 0) {
 		rm_log(ctx, RM_LOG_ERROR, "ledger: table %s: row '%.*s' does not parse: '%.*s'",
 		       table, (int)key->len, key->data, (int)v.len, v.data);
 		return -1;
 	}
+	if (m) {
+		m->len = v.len;
+		memcpy(m->text, v.data, v.len);
+		memcpy(&m->parsed, out, out_size);
+	}
 	return 1;
-}
-
-static int parse_rule_v(const struct rm_value *v, void *out)
-{
-	return parse_rule(v, out);
-}
-
-static int parse_account_v(const struct rm_value *v, void *out)
-{
-	return parse_account(v, out);
 }
 
 /* The account's balance before this event (none yet: 0 and 0). */
@@ -317,18 +393,19 @@ static int reject_as(const char **reason, const char *why)
 
 /* Apply the checks in order. Returns 0 and sets *reason (NULL = accepted,
  * with t->after the new state), or -1 on an error (logged). */
-static int decide(rm_ctx *ctx, const struct rm_value *account, struct txn *t, const char **reason)
+static int decide(rm_ctx *ctx, struct ledger *l, const struct rm_value *account, struct txn *t,
+		  const char **reason)
 {
 	struct rule rule;
 	struct account acct;
 	int rc;
 
-	rc = lookup(ctx, "rules", &t->in.type, parse_rule_v, &rule);
+	rc = lookup(ctx, "rules", &t->in.type, parse_rule_v, &rule, sizeof(rule), l->rules);
 	if (rc < 0)
 		return -1;
 	if (rc == 0)
 		return reject_as(reason, "unknown_type");
-	rc = lookup(ctx, "accounts", account, parse_account_v, &acct);
+	rc = lookup(ctx, "accounts", account, parse_account_v, &acct, sizeof(acct), l->accounts);
 	if (rc < 0)
 		return -1;
 	if (rc == 0)
@@ -557,7 +634,8 @@ int ledger_parse_payload(const char *payload, size_t len, struct ledger_payload 
 	size_t lead = 0;
 
 	/* JSON's white space: a JSON line may start with some. */
-	while (lead < len && memchr(" \t\r\n", payload[lead], 4))
+	while (lead < len && (payload[lead] == ' ' || payload[lead] == '\t' ||
+			      payload[lead] == '\r' || payload[lead] == '\n'))
 		lead++;
 	if (lead < len && payload[lead] == '{' && parse_json_payload(payload, len, out) == 0)
 		return 0;
@@ -590,7 +668,7 @@ static int ledger_process(rm_ctx *ctx, void *state, const struct rm_event *ev)
 		rm_reject(ctx, "malformed");
 		return RM_REJECT;
 	}
-	if (decide(ctx, &account, &t, &reason) < 0)
+	if (decide(ctx, l, &account, &t, &reason) < 0)
 		return RM_ERROR;
 	if (!reason) {
 		char buf[64];
