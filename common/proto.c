@@ -36,6 +36,10 @@ static const struct proto_command commands[] = {
     {"stop", PROTO_CMD_STOP, 0, 0, PROTO_ARG_NONE, FMT_JSON, "stop", "stop gracefully (SIGTERM)"},
     {"restart-worker", PROTO_CMD_RESTART_WORKER, 1, 1, PROTO_ARG_PARTITION, FMT_JSON,
      "restart-worker N", "restart worker N gracefully"},
+    {"savepoint", PROTO_CMD_SAVEPOINT, 1, 1, PROTO_ARG_PATH, FMT_JSON, "savepoint DIR",
+     "begin a savepoint into DIR (ringctl waits for it)"},
+    {"savepoint-status", PROTO_CMD_SAVEPOINT_STATUS, 0, 0, PROTO_ARG_NONE, FMT_JSON,
+     "savepoint-status", "the last savepoint: running, done or failed"},
     {"ping", PROTO_CMD_PING, 0, 0, PROTO_ARG_NONE, FMT_JSON, "ping",
      "check that the supervisor answers"},
     {"help", PROTO_CMD_HELP, 0, 0, PROTO_ARG_NONE, FMT_JSON, "help", "list the commands"},
@@ -177,7 +181,14 @@ static int parse_rest(const char *p, size_t len, size_t at, struct proto_request
 				return -1;
 			continue;
 		}
-		if (n < cmd->max_args && n < PROTO_MAX_ARGS) {
+		if (n < cmd->max_args && n < PROTO_MAX_ARGS && cmd->arg == PROTO_ARG_PATH) {
+			if (t.len > PROTO_PATH_MAX)
+				return fail(err, err_len,
+					    "'%s': the path is too long (%zu bytes, at most %u)",
+					    cmd->name, t.len, PROTO_PATH_MAX);
+			memcpy(req->path, t.p, t.len);
+			req->path[t.len] = '\0';
+		} else if (n < cmd->max_args && n < PROTO_MAX_ARGS) {
 			if (t.len > PROTO_TOKEN_MAX)
 				return fail(err, err_len,
 					    "'%s': argument %u is too long (%zu bytes)", cmd->name,

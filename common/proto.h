@@ -35,6 +35,7 @@
 #define PROTO_MAX_ARGS 4u	 /* arguments after the command */
 #define PROTO_TOKEN_MAX 64u	 /* bytes in one command name or argument */
 #define PROTO_ERR_LEN 256u	 /* room for a parse error message */
+#define PROTO_PATH_MAX 4000u	 /* bytes in a path argument (PROTO_ARG_PATH) */
 
 #define PROTO_STATUS_OK "ok"
 #define PROTO_STATUS_ERROR "error"
@@ -49,6 +50,8 @@ enum proto_cmd_id {
 	PROTO_CMD_STOP,
 	PROTO_CMD_RESTART_WORKER,
 	PROTO_CMD_STAGES,
+	PROTO_CMD_SAVEPOINT,
+	PROTO_CMD_SAVEPOINT_STATUS,
 };
 
 enum proto_format { PROTO_FMT_TEXT, PROTO_FMT_JSON, PROTO_FMT_TSV };
@@ -57,6 +60,7 @@ enum proto_format { PROTO_FMT_TEXT, PROTO_FMT_JSON, PROTO_FMT_TSV };
 enum proto_arg {
 	PROTO_ARG_NONE,
 	PROTO_ARG_PARTITION, /* a decimal partition number below `partitions` */
+	PROTO_ARG_PATH,	     /* a path, up to PROTO_PATH_MAX bytes: in `path` */
 };
 
 struct proto_command {
@@ -77,6 +81,7 @@ struct proto_request {
 	unsigned argc;
 	char argv[PROTO_MAX_ARGS][PROTO_TOKEN_MAX + 1];
 	uint64_t value[PROTO_MAX_ARGS]; /* numeric arguments, parsed */
+	char path[PROTO_PATH_MAX + 1];	/* a PROTO_ARG_PATH argument (argv holds "") */
 };
 
 /* The command table, in the order help lists it; *n gets its length. */

@@ -538,3 +538,8 @@ int store_meta_put(struct store_env *e, size_t n, const char *const *names, cons
 		return -EROFS;
 	return store_map_err(store_with_write(e, meta_put_bytes_fn, &op, NULL));
 }
+
+int store_copy(struct store_env *e, int fd)
+{
+	return store_map_err(mdb_env_copyfd2(e->mdb, fd, MDB_CP_COMPACT));
+}

@@ -185,6 +185,13 @@ int store_sync(struct store_env *env);
 typedef int (*store_iter_fn)(void *arg, const struct store_val *key, const struct store_val *val);
 int store_state_foreach(struct store_env *shard, store_iter_fn fn, void *arg);
 
+/* Write a compacted copy of the environment's data file to fd
+ * (mdb_env_copyfd2 with MDB_CP_COMPACT: free pages left out), as of a read
+ * transaction it takes itself: a consistent snapshot, while the owner of
+ * the environment may go on writing in another process. The caller syncs
+ * fd. 0 or -errno. */
+int store_copy(struct store_env *env, int fd);
+
 void store_close(struct store_env *env);
 
 #endif
