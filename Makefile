@@ -228,6 +228,11 @@ soak: $(RINGMASTER) $(RINGCTL) $(TEST_PLUGINS)
 bench-reload: $(RINGMASTER) $(RINGCTL) etc-modes
 	@B=$(B) tests/bench/reload_dip.sh
 
+# What a savepoint costs under full load, and a data_dir from it (issue 18).
+.PHONY: bench-savepoint
+bench-savepoint: $(RINGMASTER) $(RINGCTL) etc-modes
+	@B=$(B) tests/bench/savepoint.sh
+
 # The dip of a live swap of etc/ledger.lua under full load (issue 15).
 .PHONY: bench-lua-swap
 bench-lua-swap: $(RINGMASTER) $(RINGCTL) etc-modes

@@ -83,6 +83,10 @@ int savepoint_copy_env(struct store_env *env, const char *dir, uint64_t *size, u
 	}
 	int rc = store_copy(env, fd);
 	const char *what = "cannot copy into it";
+	if (rc == 0 && !size) {
+		close(fd);
+		return 0;
+	}
 	if (rc == 0 && fsync(fd) != 0) {
 		rc = -errno;
 		what = "fsync failed";
@@ -98,6 +102,20 @@ int savepoint_copy_env(struct store_env *env, const char *dir, uint64_t *size, u
 	if (rc != 0)
 		set_err(err, err_len, "%s: %s: %s", path, what, strerror(-rc));
 	close(fd);
+	return rc;
+}
+
+int savepoint_sync_file(const char *path, uint64_t *size, uint64_t *sum, char *err, size_t err_len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc = 0;
+	if (fd < 0 || fsync(fd) != 0)
+		rc = -errno;
+	if (rc == 0)
+		rc = fd_sum(fd, size, sum);
+	if (fd >= 0)
+		close(fd);
+	if (rc != 0)
+		set_err(err, err_len, "%s: cannot sync or read it: %s", path, strerror(-rc));
 	return rc;
 }
 

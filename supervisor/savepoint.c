@@ -136,7 +136,12 @@ static void sp_finish(struct sup *s, struct sup_savepoint *sp)
 		f->sum = atomic_load(&st->savepoint_sum);
 	}
 	m->n_files = 1 + s->cfg.partitions;
-	if (savepoint_manifest_write(sp->tmp, m, err, sizeof(err)) != 0 ||
+	/* The config's copy was only written at the cut, to pause the source
+	 * no longer than that: synced now. */
+	char path[SHM_SAVEPOINT_DIR + SP_SUFFIX_ROOM];
+	snprintf(path, sizeof(path), "%s/config/data.mdb", sp->tmp);
+	if (savepoint_sync_file(path, &m->files[0].size, &m->files[0].sum, err, sizeof(err)) != 0 ||
+	    savepoint_manifest_write(sp->tmp, m, err, sizeof(err)) != 0 ||
 	    sp_sync_rename(s, sp, err, sizeof(err)) != 0) {
 		sp_fail(s, sp, "%s", err);
 		return;
@@ -352,7 +357,7 @@ int sup_savepoint_start(struct sup *s, const char *dir, char *msg, size_t len)
 	struct savepoint_file *cf = &m->files[0];
 	snprintf(cf->rel, sizeof(cf->rel), "config/data.mdb");
 	snprintf(path, sizeof(path), "%s/config", sp->tmp);
-	if (savepoint_copy_env(s->config, path, &cf->size, &cf->sum, err, sizeof(err)) != 0) {
+	if (savepoint_copy_env(s->config, path, NULL, NULL, err, sizeof(err)) != 0) {
 		snprintf(msg, len, "the config environment: %s", err);
 		goto fail;
 	}
@@ -571,8 +576,12 @@ int sup_from_savepoint(const struct cfg *cfg, const char *dir)
 	}
 	rc = EX_CANTCREAT;
 	if (restore_files(cfg, dir, &m) != 0 || restore_config(cfg, &m) != 0 ||
-	    restore_shards(cfg, &m) != 0)
+	    restore_shards(cfg, &m) != 0) {
+		log_error("%s is half made from savepoint %s (see above): remove it, then start "
+			  "again",
+			  cfg->data_dir, dir);
 		goto out;
+	}
 	log_info("data_dir %s made from savepoint %s (taken %s): the source resumes at "
 		 "seq=%llu; the output files start empty (what came before is in the old "
 		 "instance's files, up to each shard's output_len in the manifest)",
