@@ -83,10 +83,6 @@ int savepoint_copy_env(struct store_env *env, const char *dir, uint64_t *size, u
 	}
 	int rc = store_copy(env, fd);
 	const char *what = "cannot copy into it";
-	if (rc == 0 && !size) {
-		close(fd);
-		return 0;
-	}
 	if (rc == 0 && fsync(fd) != 0) {
 		rc = -errno;
 		what = "fsync failed";

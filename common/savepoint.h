@@ -64,14 +64,12 @@ int savepoint_file_sum(const char *path, uint64_t *size, uint64_t *sum);
 
 /* Write a compacted copy of env into dir/data.mdb (a new file; dir exists),
  * fsync it, and give its size and checksum. 0, or -errno with err filled
- * (names the file). The directory itself is not synced. With size NULL
- * the copy is only written: savepoint_sync_file does the rest later (the
- * supervisor's copy, made while its loop is held). */
+ * (names the file). The directory itself is not synced. */
 int savepoint_copy_env(struct store_env *env, const char *dir, uint64_t *size, uint64_t *sum,
 		       char *err, size_t err_len);
 
-/* fsync the file at path and give its size and checksum. 0, or -errno
- * with err filled. */
+/* fsync the file at path and give its size and checksum (a copy made
+ * otherwise: store_copy_start). 0, or -errno with err filled. */
 int savepoint_sync_file(const char *path, uint64_t *size, uint64_t *sum, char *err, size_t err_len);
 
 /* An empty manifest for `partitions` shards (calloc'ed: free with

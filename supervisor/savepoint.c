@@ -40,6 +40,8 @@ struct sup_savepoint {
 	uint64_t *barrier; /* [partitions]: the barrier_id each worker must reach */
 	pid_t *pids;	   /* [partitions]: the workers at the start */
 	uint64_t started_ns, pause_ns;
+	struct store_copy_job *config_copy; /* the config's copy, made by a thread */
+	int config_fd;			    /* its file, -1 */
 };
 
 /* Leave room under tmp for "/state/p1023/data.mdb". */
@@ -69,6 +71,20 @@ void sup_savepoint_status(const struct sup *s, struct proto_buf *b)
 			 names[sp->state], sp->dir, sp->msg);
 }
 
+/* Wait for the config's copy (it is short: one compacting pass over the
+ * config environment). 0 or -errno of the copy. */
+static int sp_config_done(struct sup_savepoint *sp)
+{
+	int rc = 0;
+	if (sp->config_copy)
+		rc = store_copy_finish(sp->config_copy);
+	sp->config_copy = NULL;
+	if (sp->config_fd >= 0)
+		close(sp->config_fd);
+	sp->config_fd = -1;
+	return rc;
+}
+
 static void sp_fail(struct sup *s, struct sup_savepoint *sp, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -82,6 +98,7 @@ static void sp_fail(struct sup *s, struct sup_savepoint *sp, const char *fmt, ..
 	va_end(ap);
 	sp->state = SP_FAILED;
 	atomic_store(&s->shm.sup->savepoint_live, 0);
+	sp_config_done(sp);
 	savepoint_remove(sp->tmp, s->cfg.partitions);
 	log_error("savepoint %llu into %s failed: %s", (unsigned long long)sp->id, sp->dir,
 		  sp->msg);
@@ -136,10 +153,15 @@ static void sp_finish(struct sup *s, struct sup_savepoint *sp)
 		f->sum = atomic_load(&st->savepoint_sum);
 	}
 	m->n_files = 1 + s->cfg.partitions;
-	/* The config's copy was only written at the cut, to pause the source
-	 * no longer than that: synced now. */
+	/* The config's copy, begun at the cut by a thread: done by now
+	 * (or soon), then synced. */
 	char path[SHM_SAVEPOINT_DIR + SP_SUFFIX_ROOM];
 	snprintf(path, sizeof(path), "%s/config/data.mdb", sp->tmp);
+	int rc = sp_config_done(sp);
+	if (rc != 0) {
+		sp_fail(s, sp, "%s: cannot copy the config environment: %s", path, strerror(-rc));
+		return;
+	}
 	if (savepoint_sync_file(path, &m->files[0].size, &m->files[0].sum, err, sizeof(err)) != 0 ||
 	    savepoint_manifest_write(sp->tmp, m, err, sizeof(err)) != 0 ||
 	    sp_sync_rename(s, sp, err, sizeof(err)) != 0) {
@@ -237,10 +259,14 @@ static int sp_refused(const struct sup *s, char *msg, size_t len)
 			return -1;
 		}
 		if (atomic_load(&st->barrier_id) != atomic_load(&st->barrier_done)) {
+			/* A savepoint that failed leaves its barriers in the
+			 * rings: each worker passes its own, copying nothing. */
+			int sp = atomic_load(&st->barrier_kind) == SHM_BARRIER_SAVEPOINT;
 			snprintf(msg, len,
-				 "busy: partition %u has not switched to the last handler version "
-				 "yet: try again once it has (ringctl workers)",
-				 p);
+				 "busy: partition %u has not reached %s yet: try again %s", p,
+				 sp ? "the barrier of the last savepoint (which failed)"
+				    : "its switch to the last handler version",
+				 sp ? "in a moment" : "once it has (ringctl workers)");
 			return -1;
 		}
 	}
@@ -308,6 +334,7 @@ static struct sup_savepoint *sp_new(const struct sup *s)
 	struct sup_savepoint *sp = calloc(1, sizeof(*sp));
 	if (!sp)
 		return NULL;
+	sp->config_fd = -1;
 	sp->barrier = calloc(s->cfg.partitions, sizeof(*sp->barrier));
 	sp->pids = calloc(s->cfg.partitions, sizeof(*sp->pids));
 	if (!sp->barrier || !sp->pids || savepoint_manifest_init(&sp->m, s->cfg.partitions) != 0) {
@@ -323,6 +350,7 @@ static void sp_free(struct sup_savepoint *sp)
 {
 	if (!sp)
 		return;
+	sp_config_done(sp);
 	savepoint_manifest_free(&sp->m);
 	free(sp->barrier);
 	free(sp->pids);
@@ -332,7 +360,7 @@ static void sp_free(struct sup_savepoint *sp)
 int sup_savepoint_start(struct sup *s, const char *dir, char *msg, size_t len)
 {
 	uint64_t t0 = shm_now_ns(), id = s->savepoint ? s->savepoint->id + 1 : 1;
-	char err[SAVEPOINT_ERR_LEN], path[SHM_SAVEPOINT_DIR + SP_SUFFIX_ROOM];
+	char path[SHM_SAVEPOINT_DIR + SP_SUFFIX_ROOM];
 	if (dir[0] != '/') {
 		snprintf(msg, len, "%s: give an absolute path", dir);
 		return -1;
@@ -356,9 +384,16 @@ int sup_savepoint_start(struct sup *s, const char *dir, char *msg, size_t len)
 	struct savepoint_manifest *m = &sp->m;
 	struct savepoint_file *cf = &m->files[0];
 	snprintf(cf->rel, sizeof(cf->rel), "config/data.mdb");
-	snprintf(path, sizeof(path), "%s/config", sp->tmp);
-	if (savepoint_copy_env(s->config, path, NULL, NULL, err, sizeof(err)) != 0) {
-		snprintf(msg, len, "the config environment: %s", err);
+	snprintf(path, sizeof(path), "%s/config/data.mdb", sp->tmp);
+	/* The config environment as it is now, copied by a thread: the loop
+	 * waits only until the copy holds its snapshot. */
+	int rc;
+	sp->config_fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (sp->config_fd < 0 ||
+	    (rc = store_copy_start(s->config, sp->config_fd, &sp->config_copy)) != 0) {
+		rc = sp->config_fd < 0 ? -errno : rc;
+		snprintf(msg, len, "%s: cannot copy the config environment: %s", path,
+			 strerror(-rc));
 		goto fail;
 	}
 	/* The cut: the source's position now, and a barrier at each ring's
@@ -390,6 +425,7 @@ int sup_savepoint_start(struct sup *s, const char *dir, char *msg, size_t len)
 		 (unsigned long long)m->position);
 	return 0;
 fail:
+	sp_config_done(sp);
 	if (sp->tmp[0])
 		savepoint_remove(sp->tmp, s->cfg.partitions);
 	log_error("savepoint into %s refused: %s", dir, msg);

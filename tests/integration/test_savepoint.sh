@@ -131,7 +131,11 @@ ok "--from-savepoint refuses a non-empty data_dir (73) and another partition cou
 # ---- refusals while running: a slow instance with small rings ----
 RING_SIZE=256K HANDLER=$T/h.so BATCH_MAX=32 write_config "$T/slow.ini" "[handler]" "sleep_us = 1000"
 sctl() { "$RINGCTL" -c "$T/slow.ini" "$@"; }
-"$RINGMASTER" -c "$T/slow.ini" -o source.follow=yes 2>"$T/slow.log" &
+# fsync fails (EIO, as a failing disk) on the files of savepoints named
+# sp_io, once $T/arm exists (tests/faults/failsync.c).
+export ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0"
+LD_PRELOAD=$TOP/$B/tests/libfailsync.so FAILSYNC_MATCH=sp_io FAILSYNC_ARM=$T/arm \
+	"$RINGMASTER" -c "$T/slow.ini" -o source.follow=yes 2>"$T/slow.log" &
 sup=$!
 BG_PIDS+=($sup)
 sctl wait -t 10
@@ -167,7 +171,10 @@ wait_until 60 log_has "$T/slow.log" "every partition runs version"
 ok "a savepoint during a handler swap is refused: busy"
 
 # A worker killed before it reaches its barrier: the savepoint fails, and
-# nothing is left behind.
+# nothing is left behind. More events first, so that the rings hold seconds
+# of work at the cut.
+"$RINGCTL" gen events --events 20000 --keys 2000 --seed 12 >>"$T/events.tsv"
+sleep 1
 "$CONTROL_CLIENT" "$T/run/control.sock" text "savepoint $T/sp_kill" >"$T/r1" 2>&1 || { cat "$T/r1"; fail "raw savepoint"; }
 kill -KILL "$(worker_pid 2)"
 wait_until 30 status_has "^savepoint 2 failed"
@@ -175,5 +182,27 @@ sctl savepoint-status | grep -q "partition 2: its worker exited before it reache
 	{ sctl savepoint-status; fail "worker death"; }
 [ ! -e "$T/sp_kill" ] && [ -z "$(ls -d "$T"/sp_kill.tmp-* 2>/dev/null)" ] || fail "a failed savepoint left files"
 ok "a worker that dies during a savepoint fails it, and nothing is left"
+
+# The disk fails under a worker's copy: the savepoint fails, the worker and
+# the instance go on.
+# savepoint_when_free DIR: once the failed savepoint's barriers are passed
+# (busy until then).
+savepoint_when_free() {
+	local end=$((SECONDS + 60))
+	while ! sctl savepoint "$1" 2>"$T/err"; do
+		grep -q "busy: partition [0-9]* has not reached the barrier of the last savepoint" "$T/err" || return 1
+		[ $SECONDS -lt $end ] || fail "still busy after 60 s: $(cat "$T/err")"
+		sleep 0.2
+	done
+}
+touch "$T/arm"
+if savepoint_when_free "$T/sp_io"; then fail "a savepoint whose copy could not be synced"; fi
+grep -q "could not copy its shard: Input/output error" "$T/err" || { cat "$T/err"; fail "copy failure"; }
+[ ! -e "$T/sp_io" ] && [ -z "$(ls -d "$T"/sp_io.tmp-* 2>/dev/null)" ] || fail "a failed copy left files"
+rm "$T/arm"
+pids=$(pgrep -f "^ringmaster: worker [0-9]+ \($NAME\)" | wc -l)
+assert_eq "workers still running" 4 "$pids"
+savepoint_when_free "$T/sp_after" >/dev/null || { cat "$T/err"; fail "a savepoint after the failed one"; }
+ok "a copy that fails (EIO) fails the savepoint, the workers go on, and the next one works"
 sctl stop >/dev/null
 wait $sup || true
