@@ -3,10 +3,11 @@
  *
  * The cut is one instant of the supervisor's loop: no event is read while
  * the barriers go in, so the source's position then divides every ring the
- * same way. The supervisor copies the config environment at that instant
- * too (the tables, the source's identity); the shards are copied by their
- * workers, each at its barrier, while the source goes on filling the
- * rings behind it. Only the config's copy pauses the source. */
+ * same way. The config environment (the tables, the source's identity) is
+ * copied as it was at that instant too, by a thread from an LMDB snapshot
+ * (one loop per process, but a compacting copy of a large table would
+ * hold the source); the shards are copied by their workers, each at its
+ * barrier, while the source goes on filling the rings behind it. */
 #include "savepoint.h"
 
 #include <dirent.h>
