@@ -388,11 +388,10 @@ int sup_savepoint_start(struct sup *s, const char *dir, char *msg, size_t len)
 	snprintf(path, sizeof(path), "%s/config/data.mdb", sp->tmp);
 	/* The config environment as it is now, copied by a thread: the loop
 	 * waits only until the copy holds its snapshot. */
-	int rc;
 	sp->config_fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (sp->config_fd < 0 ||
-	    (rc = store_copy_start(s->config, sp->config_fd, &sp->config_copy)) != 0) {
-		rc = sp->config_fd < 0 ? -errno : rc;
+	int rc = sp->config_fd < 0 ? -errno
+				   : store_copy_start(s->config, sp->config_fd, &sp->config_copy);
+	if (rc != 0) {
 		snprintf(msg, len, "%s: cannot copy the config environment: %s", path,
 			 strerror(-rc));
 		goto fail;

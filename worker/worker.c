@@ -429,7 +429,8 @@ static uint64_t version_at_start(struct worker *w)
  * as it is now is the partition's part of the cut. Copy it (compacted)
  * into the savepoint's state/pP, unless the savepoint was given up, and
  * report the copy and the shard's progress for the manifest. A failed copy
- * fails the savepoint, not the worker: it goes on. */
+ * (a full disk, even a failed fsync: it is the copy's pages, thrown away
+ * with it, not the shard's) fails the savepoint, not the worker. */
 static void take_savepoint(struct worker *w, uint64_t id)
 {
 	struct shm_worker *st = w->a->stats;
