@@ -181,11 +181,11 @@ static int parse_rest(const char *p, size_t len, size_t at, struct proto_request
 				return -1;
 			continue;
 		}
-		if (n < cmd->max_args && n < PROTO_MAX_ARGS && cmd->arg == PROTO_ARG_PATH) {
-			if (t.len > PROTO_PATH_MAX)
+		if (n < cmd->max_args && cmd->arg == PROTO_ARG_PATH) {
+			if (t.len > PROTO_PATH_MAX || t.p[0] != '/')
 				return fail(err, err_len,
-					    "'%s': the path is too long (%zu bytes, at most %u)",
-					    cmd->name, t.len, PROTO_PATH_MAX);
+					    "'%s': the path must be absolute and at most %u bytes",
+					    cmd->name, PROTO_PATH_MAX);
 			memcpy(req->path, t.p, t.len);
 			req->path[t.len] = '\0';
 		} else if (n < cmd->max_args && n < PROTO_MAX_ARGS) {

@@ -34,8 +34,8 @@
 #define PROTO_MAX_REQUEST 65536u /* bytes in a request frame */
 #define PROTO_MAX_ARGS 4u	 /* arguments after the command */
 #define PROTO_TOKEN_MAX 64u	 /* bytes in one command name or argument */
+#define PROTO_PATH_MAX 4096u	 /* bytes in a path argument (PROTO_ARG_PATH) */
 #define PROTO_ERR_LEN 256u	 /* room for a parse error message */
-#define PROTO_PATH_MAX 4000u	 /* bytes in a path argument (PROTO_ARG_PATH) */
 
 #define PROTO_STATUS_OK "ok"
 #define PROTO_STATUS_ERROR "error"
@@ -60,7 +60,8 @@ enum proto_format { PROTO_FMT_TEXT, PROTO_FMT_JSON, PROTO_FMT_TSV };
 enum proto_arg {
 	PROTO_ARG_NONE,
 	PROTO_ARG_PARTITION, /* a decimal partition number below `partitions` */
-	PROTO_ARG_PATH,	     /* a path, up to PROTO_PATH_MAX bytes: in `path` */
+	PROTO_ARG_PATH,	     /* an absolute path, up to PROTO_PATH_MAX bytes, in
+			      * `path` (argv[0] stays empty) */
 };
 
 struct proto_command {
@@ -81,7 +82,7 @@ struct proto_request {
 	unsigned argc;
 	char argv[PROTO_MAX_ARGS][PROTO_TOKEN_MAX + 1];
 	uint64_t value[PROTO_MAX_ARGS]; /* numeric arguments, parsed */
-	char path[PROTO_PATH_MAX + 1];	/* a PROTO_ARG_PATH argument (argv holds "") */
+	char path[PROTO_PATH_MAX + 1];	/* a PROTO_ARG_PATH argument */
 };
 
 /* The command table, in the order help lists it; *n gets its length. */

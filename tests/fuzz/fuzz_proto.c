@@ -29,10 +29,11 @@ static void check_parsed(const struct proto_request *req, unsigned partitions)
 	check(req->argc >= req->cmd->min_args && req->argc <= req->cmd->max_args);
 	check((req->cmd->formats >> req->format) & 1u);
 	for (unsigned i = 0; i < req->argc; i++) {
-		if (req->cmd->arg == PROTO_ARG_PATH)
-			check(strlen(req->path) > 0 && strlen(req->path) <= PROTO_PATH_MAX);
-		else
-			check(strlen(req->argv[i]) > 0 && strlen(req->argv[i]) <= PROTO_TOKEN_MAX);
+		if (req->cmd->arg == PROTO_ARG_PATH) {
+			check(req->path[0] == '/' && strlen(req->path) <= PROTO_PATH_MAX);
+			continue;
+		}
+		check(strlen(req->argv[i]) > 0 && strlen(req->argv[i]) <= PROTO_TOKEN_MAX);
 		if (req->cmd->arg == PROTO_ARG_PARTITION && partitions)
 			check(req->value[i] < partitions);
 	}

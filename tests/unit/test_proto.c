@@ -57,9 +57,11 @@ static void test_path_argument(void **unused)
 	assert_int_equal(strlen(p.req.path), PROTO_PATH_MAX);
 	frame[n + PROTO_PATH_MAX - 1] = 'd';
 	refused(frame, (size_t)n + PROTO_PATH_MAX,
-		"'savepoint': the path is too long (4001 bytes, at most 4000)");
+		"'savepoint': the path must be absolute and at most 4096 bytes");
+	refused("savepoint sp", 12,
+		"'savepoint': the path must be absolute and at most 4096 bytes");
 	refused("savepoint", 9, "'savepoint' takes 1 argument (usage: savepoint DIR), got 0");
-	refused("savepoint a b", 13, "'savepoint' takes 1 argument (usage: savepoint DIR), got 2");
+	refused("savepoint /a /b", 15, "'savepoint' takes 1 argument (usage: savepoint DIR), got 2");
 	p = parse("savepoint-status --json");
 	assert_int_equal(p.rc, 0);
 	assert_int_equal(p.req.cmd->id, PROTO_CMD_SAVEPOINT_STATUS);
