@@ -503,12 +503,16 @@ out:
 	return rc;
 }
 
-/* The savepoint's files into data_dir (made), every directory synced. */
-static int restore_files(const struct cfg *cfg, const char *dir, const struct savepoint_manifest *m)
+/* The savepoint's files into data_dir (made), every directory synced: the
+ * config's, and the shards' too when `shards`. */
+static int restore_files(const struct cfg *cfg, const char *dir, const struct savepoint_manifest *m,
+			 int shards)
 {
 	char src[SHM_SAVEPOINT_DIR + SP_SUFFIX_ROOM], dst[SHM_SAVEPOINT_DIR + SP_SUFFIX_ROOM];
 	char err[DUR_ERR_LEN];
 	for (size_t i = 0; i < m->n_files; i++) {
+		if (!shards && strcmp(m->files[i].rel, "config/data.mdb") != 0)
+			continue;
 		snprintf(dst, sizeof(dst), "%s/%s", cfg->data_dir, m->files[i].rel);
 		*strrchr(dst, '/') = '\0';
 		if (dur_mkdir_p(dst, 0700, err) != 0) {
@@ -602,8 +606,11 @@ int sup_from_savepoint(const struct cfg *cfg, const char *dir)
 							       : "");
 		goto out;
 	}
-	/* The hook for a re-split (rescaling): until it is wired, another
-	 * partition count is refused. */
+	/* The hook for a re-split (wt-rescale): restore_files(cfg, dir, &m, 0)
+	 * for the config alone, then rescale_install(DIR/state, m.partitions,
+	 * data_dir, cfg->partitions, 0, err) in place of the shards' copies and
+	 * restore_shards (its shards' output_len is 0 already), then
+	 * restore_config. Until it is wired, another count is refused. */
 	if (m.partitions != cfg->partitions) {
 		log_error("partitions differ: savepoint %s has %u, the configuration %u: start "
 			  "with partitions = %u",
@@ -611,7 +618,7 @@ int sup_from_savepoint(const struct cfg *cfg, const char *dir)
 		goto out;
 	}
 	rc = EX_CANTCREAT;
-	if (restore_files(cfg, dir, &m) != 0 || restore_config(cfg, &m) != 0 ||
+	if (restore_files(cfg, dir, &m, 1) != 0 || restore_config(cfg, &m) != 0 ||
 	    restore_shards(cfg, &m) != 0) {
 		log_error("%s is half made from savepoint %s (see above): remove it, then start "
 			  "again",
