@@ -204,5 +204,15 @@ pids=$(pgrep -f "^ringmaster: worker [0-9]+ \($NAME\)" | wc -l)
 assert_eq "workers still running" 4 "$pids"
 savepoint_when_free "$T/sp_after" >/dev/null || { cat "$T/err"; fail "a savepoint after the failed one"; }
 ok "a copy that fails (EIO) fails the savepoint, the workers go on, and the next one works"
+# A failed partition: refused, and named.
+printf 'fail_mode = error\nfail_partition = 1\n[restart]\nfail_after = 1\n' >>"$T/slow.ini"
+sctl reload >/dev/null
+"$RINGCTL" gen events --events 5000 --keys 2000 --seed 13 >>"$T/events.tsv"
+p1_failed() { sctl workers --json | jq -e '.[1].state == "failed"'; }
+wait_until 60 p1_failed
+if sctl savepoint "$T/sp_failed" 2>"$T/err"; then fail "a savepoint with a failed partition"; fi
+grep -q "savepoint refused: partition 1 is failed.*: a savepoint needs every partition's worker running" "$T/err" ||
+	{ cat "$T/err"; fail "failed partition"; }
+ok "a savepoint with a failed partition is refused, naming it"
 sctl stop >/dev/null
 wait $sup || true
