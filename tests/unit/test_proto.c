@@ -61,7 +61,8 @@ static void test_path_argument(void **unused)
 	refused("savepoint sp", 12,
 		"'savepoint': the path must be absolute and at most 4096 bytes");
 	refused("savepoint", 9, "'savepoint' takes 1 argument (usage: savepoint DIR), got 0");
-	refused("savepoint /a /b", 15, "'savepoint' takes 1 argument (usage: savepoint DIR), got 2");
+	refused("savepoint /a /b", 15,
+		"'savepoint' takes 1 argument (usage: savepoint DIR), got 2");
 	p = parse("savepoint-status --json");
 	assert_int_equal(p.rc, 0);
 	assert_int_equal(p.req.cmd->id, PROTO_CMD_SAVEPOINT_STATUS);
