@@ -234,6 +234,10 @@ bench-reload: $(RINGMASTER) $(RINGCTL) etc-modes
 .PHONY: bench-supervisor
 bench-supervisor: $(RINGMASTER) $(RINGCTL) $(B)/test-handlers/null.so etc-modes
 	@B=$(B) tests/bench/supervisor.sh
+# What a savepoint costs under full load, and a data_dir from it (issue 18).
+.PHONY: bench-savepoint
+bench-savepoint: $(RINGMASTER) $(RINGCTL) etc-modes
+	@B=$(B) tests/bench/savepoint.sh
 
 # The dip of a live swap of etc/ledger.lua under full load (issue 15).
 .PHONY: bench-lua-swap

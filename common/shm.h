@@ -64,6 +64,18 @@ struct shm_worker {
 	_Atomic uint64_t barrier_done;	  /* worker: the last barrier acted on */
 	_Atomic uint64_t handler_version; /* worker: content hash of the handler it runs */
 	_Atomic uint64_t switch_seq;	  /* worker: last seq before its last switch */
+	/* A barrier is a handler switch (what, from) or a savepoint: then
+	 * what == from, and the worker copies its shard there into the
+	 * savepoint's directory (shm_sup) when savepoint_live still names
+	 * savepoint_id, and reports below before it sets barrier_done. */
+	_Atomic uint32_t barrier_kind;	     /* supervisor: SHM_BARRIER_* */
+	_Atomic int32_t savepoint_rc;	     /* worker: 0, or -errno of its copy */
+	_Atomic uint64_t barrier_savepoints; /* supervisor: how many barriers were savepoints */
+	_Atomic uint64_t savepoint_id;	     /* supervisor: the savepoint of the barrier */
+	_Atomic uint64_t savepoint_size, savepoint_sum;		  /* worker: its copy */
+	_Atomic uint64_t savepoint_applied, savepoint_output_len; /* worker: at the cut */
+	_Atomic uint64_t savepoint_replay;			  /* worker: 0 none */
+	_Atomic uint32_t savepoint_has_applied;			  /* worker */
 	/* Bisecting a failed batch (worker.c, lifecycle.c). The worker notes
 	 * the batch in hand; after a death in it, the supervisor tells the
 	 * next worker to take at most batch_limit events per batch until it
@@ -117,12 +129,21 @@ struct shm_worker {
 	_Atomic int64_t kafka_fenced_by;  /* the newer generation seen, 0 if none */
 } __attribute__((aligned(128)));
 
+#define SHM_BARRIER_HANDLER 0u
+#define SHM_BARRIER_SAVEPOINT 1u
+#define SHM_SAVEPOINT_DIR 4096
+
 /* The supervisor's own figures. */
 struct shm_sup {
 	struct stage_acct stages;
 	/* 1 while the supervisor waits for input (the source is idle): a
 	 * worker waiting for events then is idle, not starved. */
 	_Atomic uint32_t waiting_input;
+	/* The savepoint being taken (0: none; one that failed is 0 at once,
+	 * so a worker still to reach its barrier copies nothing), and the
+	 * directory its shards go to (state/pP under it), set before. */
+	_Atomic uint64_t savepoint_live;
+	char savepoint_dir[SHM_SAVEPOINT_DIR];
 } __attribute__((aligned(128)));
 
 struct shm {

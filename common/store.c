@@ -22,7 +22,10 @@
 #include "store_lmdb.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -546,4 +549,71 @@ int store_meta_put(struct store_env *e, size_t n, const char *const *names, cons
 	if (e->readonly)
 		return -EROFS;
 	return store_map_err(store_with_write(e, meta_put_bytes_fn, &op, NULL));
+}
+
+int store_copy(struct store_env *e, int fd)
+{
+	return store_map_err(mdb_env_copyfd2(e->mdb, fd, MDB_CP_COMPACT));
+}
+
+struct store_copy_job {
+	pthread_t thread;
+	MDB_env *env;
+	int fd, rc;
+	_Atomic int done;
+};
+
+static void *copy_thread(void *arg)
+{
+	struct store_copy_job *j = arg;
+	j->rc = store_map_err(mdb_env_copyfd2(j->env, j->fd, MDB_CP_COMPACT));
+	atomic_store(&j->done, 1);
+	return NULL;
+}
+
+struct reader_look {
+	char thread[32]; /* " <pthread_t in hex> ", as mdb_reader_list prints it */
+	int seen;
+};
+
+static int reader_line(const char *line, void *arg)
+{
+	struct reader_look *r = arg;
+	if (strstr(line, r->thread))
+		r->seen = 1;
+	return 0;
+}
+
+int store_copy_start(struct store_env *e, int fd, struct store_copy_job **out)
+{
+	struct store_copy_job *j = calloc(1, sizeof(*j));
+	if (!j)
+		return -ENOMEM;
+	j->env = e->mdb;
+	j->fd = fd;
+	int rc = pthread_create(&j->thread, NULL, copy_thread, j);
+	if (rc != 0) {
+		free(j);
+		return -rc;
+	}
+	/* The copy's snapshot is taken when its read transaction begins: its
+	 * thread then has a reader slot (kept until the thread ends). Until
+	 * then this process writes nothing, so the snapshot is now's. */
+	struct reader_look look = {.seen = 0};
+	snprintf(look.thread, sizeof(look.thread), " %zx ", (size_t)j->thread);
+	while (!look.seen && !atomic_load(&j->done)) {
+		mdb_reader_list(e->mdb, reader_line, &look);
+		if (!look.seen)
+			sched_yield();
+	}
+	*out = j;
+	return 0;
+}
+
+int store_copy_finish(struct store_copy_job *j)
+{
+	pthread_join(j->thread, NULL);
+	int rc = j->rc;
+	free(j);
+	return rc;
 }

@@ -194,6 +194,23 @@ int store_sync(struct store_env *env);
 typedef int (*store_iter_fn)(void *arg, const struct store_val *key, const struct store_val *val);
 int store_state_foreach(struct store_env *shard, store_iter_fn fn, void *arg);
 
+/* Write a compacted copy of the environment's data file to fd
+ * (mdb_env_copyfd2 with MDB_CP_COMPACT: free pages left out), as of a read
+ * transaction it takes itself: a consistent snapshot, while the owner of
+ * the environment may go on writing in another process. The caller syncs
+ * fd. 0 or -errno. */
+int store_copy(struct store_env *env, int fd);
+
+/* The same copy made by a thread, for a process whose loop must not wait
+ * for it (the supervisor's savepoint): store_copy_start returns once the
+ * copy's read transaction holds its snapshot, so the copy is the
+ * environment as it was then, whatever this process writes next;
+ * store_copy_finish waits for the copy, frees the job and returns what
+ * store_copy would have. 0 or -errno (no job then). */
+struct store_copy_job;
+int store_copy_start(struct store_env *env, int fd, struct store_copy_job **out);
+int store_copy_finish(struct store_copy_job *job);
+
 void store_close(struct store_env *env);
 
 #endif

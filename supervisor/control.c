@@ -51,6 +51,7 @@
 #include "metrics.h"
 #include "observe.h"
 #include "proto.h"
+#include "savepoint.h"
 #include "supervisor.h"
 
 #define MS 1000000ull
@@ -613,6 +614,15 @@ static int do_restart(struct sup *s, unsigned p, struct proto_buf *b)
 	return 0;
 }
 
+static int do_savepoint(struct sup *s, const char *dir, struct proto_buf *b)
+{
+	char msg[CONTROL_MSG_LEN] = "";
+	log_info("control: savepoint into %s requested", dir);
+	int rc = sup_savepoint_start(s, dir, msg, sizeof(msg));
+	proto_buf_printf(b, "%s%s\n", rc ? "savepoint refused: " : "", msg);
+	return rc;
+}
+
 /* --json of a command whose reply is a message: {"ok": ..., "command":
  * ..., "message": ...}, the message without its last newline. */
 static void json_reply(const char *cmd, size_t cmd_len, int rc, struct proto_buf *b)
@@ -689,6 +699,11 @@ static int serve(struct sup *s, const struct proto_request *req, struct proto_bu
 	case PROTO_CMD_REPLAY:
 		log_info("control: replay of %s requested", req->path);
 		return replay_start(s, req->path, b);
+	case PROTO_CMD_SAVEPOINT:
+		return do_savepoint(s, req->path, b);
+	case PROTO_CMD_SAVEPOINT_STATUS:
+		sup_savepoint_status(s, b);
+		return 0;
 	}
 	proto_buf_printf(b, "command not served\n");
 	return -1;

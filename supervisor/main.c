@@ -5,6 +5,7 @@
 #include "log.h"
 #include "proctitle.h"
 #include "safety.h"
+#include "savepoint.h"
 #include "store.h"
 #include "supervisor.h"
 
@@ -22,7 +23,7 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: ringmaster [-t] -c FILE [-o section.key=value ...] [--summary FILE]\n"
-		   "                  [--force-recover]\n"
+		   "                  [--force-recover] [--from-savepoint DIR]\n"
 		   "       ringmaster --version | --help\n"
 		   "\n"
 		   "  -c, --config FILE     configuration file (INI), see ringmaster.ini(5)\n"
@@ -31,6 +32,8 @@ static void usage(FILE *f)
 		   "      --summary FILE    write the end-of-run summary as JSON to FILE\n"
 		   "      --force-recover   resume from a data_dir that sync = none left\n"
 		   "                        across a reboot (it may have lost events)\n"
+		   "      --from-savepoint DIR  make the (empty or new) data_dir from the\n"
+		   "                        savepoint DIR first, then run from its position\n"
 		   "      --list-settings   print every setting (section.key) and exit\n"
 		   "  -V, --version         print the version and exit\n"
 		   "  -h, --help            print this help and exit\n"
@@ -40,7 +43,8 @@ static void usage(FILE *f)
 		   "   1  a worker or a partition failed, events were held back, the source\n"
 		   "      could not be read, or a second stop request killed the workers\n"
 		   "  64  usage error\n"
-		   "  65  a data_dir that sync = none left across a reboot (--force-recover)\n"
+		   "  65  a data_dir that sync = none left across a reboot (--force-recover),\n"
+		   "      or a savepoint that fails its verification (--from-savepoint)\n"
 		   "  71  a system resource failed: memory, fork, address space (ulimit -v:\n"
 		   "      lower [store] map_size), file descriptors, or the fork server died\n"
 		   "  73  the run_dir, the data_dir or an output file cannot be set up or is\n"
@@ -57,6 +61,7 @@ struct options {
 	const char *summary;
 	int test_only;
 	int force_recover;
+	const char *from_savepoint; /* --from-savepoint DIR */
 	char *overrides[MAX_OVERRIDES];
 	size_t n_overrides;
 };
@@ -70,6 +75,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 	    {"test", no_argument, NULL, 't'},
 	    {"summary", required_argument, NULL, 'S'},
 	    {"force-recover", no_argument, NULL, 'F'},
+	    {"from-savepoint", required_argument, NULL, 'P'},
 	    {"version", no_argument, NULL, 'V'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"list-settings", no_argument, NULL, 'L'},
@@ -97,6 +103,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 			break;
 		case 'F':
 			o->force_recover = 1;
+			break;
+		case 'P':
+			o->from_savepoint = optarg;
 			break;
 		case 'V':
 			printf("ringmaster %s\n", RM_VERSION);
@@ -209,7 +218,7 @@ int main(int argc, char **argv)
 	log_set_format(s.cfg.log_format);
 	if (o.test_only)
 		rc = check_config(&o, &s.cfg);
-	else
+	else if (!o.from_savepoint || (rc = sup_from_savepoint(&s.cfg, o.from_savepoint)) == 0)
 		rc = sup_run(&s);
 	cfg_free(&s.cfg);
 	return rc;

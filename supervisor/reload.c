@@ -20,6 +20,7 @@
 #include "notify.h"
 #include "replay.h"
 #include "safety.h"
+#include "savepoint.h"
 #include "store.h"
 #include "supervisor.h"
 
@@ -265,6 +266,7 @@ static void set_barrier(struct sup *s, unsigned p, uint64_t from, uint64_t what)
 	atomic_store(&st->barrier_pos, idle ? 0 : ring_write_pos(s->shm.rings[p]));
 	atomic_store(&st->barrier_from, idle ? what : from);
 	atomic_store(&st->barrier_what, what);
+	atomic_store(&st->barrier_kind, SHM_BARRIER_HANDLER);
 	atomic_fetch_add_explicit(&st->barrier_id, 1, memory_order_release);
 }
 
@@ -299,6 +301,13 @@ void sup_switch_failed(struct sup *s, unsigned p)
  * still to restart for a .so, refuse it. Returns 0 or -1 (msg). */
 static int last_swap_done(const struct sup *s, const char *name, char *msg, size_t len)
 {
+	if (sup_savepoint_active(s)) {
+		snprintf(msg, len,
+			 "%s: busy: a savepoint is being taken: reload again once it is done "
+			 "(ringctl savepoint waits for it)\n",
+			 name);
+		return -1;
+	}
 	for (unsigned p = 0; p < s->cfg.partitions; p++) {
 		const struct shm_worker *st = &s->shm.workers[p];
 		if ((s->swap_active && p >= s->swap_next) ||

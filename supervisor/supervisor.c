@@ -33,6 +33,7 @@
 #include "reload.h"
 #include "replay.h"
 #include "safety.h"
+#include "savepoint.h"
 #include "store.h"
 #include "summary.h"
 
@@ -580,6 +581,17 @@ static void job_sd_watchdog(struct sup *s, uint64_t now)
 	s->sd_watchdog_next = now + s->sd_watchdog_ns;
 }
 
+static int savepoint_on(const struct sup *s)
+{
+	return sup_savepoint_active(s);
+}
+
+static void job_savepoint(struct sup *s, uint64_t now)
+{
+	(void)now;
+	sup_savepoint_step(s);
+}
+
 /* Everything the supervisor does now and then, in one table, as Redis's
  * serverCron: each job runs when `period_ms` has passed since it last ran
  * (0: at every turn of the loop: cheap checks of flags and deadlines). The
@@ -601,7 +613,8 @@ static const struct sup_job {
     {"progress", 250, job_progress, 0, progress_shown},
     {"source", SRC_TICK_MS, job_source, 0, source_ticks}, /* Kafka: offsets, ready partitions */
     {"systemd watchdog", 0, job_sd_watchdog, 1, sd_watchdog_on}, /* WatchdogSec= */
-    {"http", HTTP_PUBLISH_MS, job_http, 1, http_on}, /* the scraping endpoint's snapshot */
+    {"http", HTTP_PUBLISH_MS, job_http, 1, http_on},  /* the scraping endpoint's snapshot */
+    {"savepoint", 0, job_savepoint, 0, savepoint_on}, /* follow the workers' copies, finish */
 };
 #define N_JOBS (sizeof(jobs) / sizeof(jobs[0]))
 
@@ -1082,6 +1095,7 @@ static int start(struct sup *s)
 
 static void cleanup(struct sup *s)
 {
+	sup_savepoint_free(s);
 	http_stop(s->http);
 	s->http = NULL;
 	fs_stop(&s->forksrv);

@@ -25,6 +25,7 @@ struct control;
 struct http;
 struct wm_part;
 struct sup_replay;
+struct sup_savepoint;
 
 enum sup_state { SUP_STARTING, SUP_RUNNING, SUP_RELOADING, SUP_STOPPING };
 /* WK_UNOWNED: a Kafka partition this instance has not been assigned: no
@@ -99,6 +100,7 @@ struct sup {
 	int swap_busy;		   /* its barrier is set */
 	int swap_fd_old;	   /* the library it replaces, until every partition is done */
 	uint64_t swap_version_old; /* and its version */
+	struct sup_savepoint *savepoint; /* the last savepoint asked for (savepoint.c), NULL */
 
 	int dead_fd;	    /* dead-letter file, O_APPEND */
 	struct dl_buf dead; /* source-side dead letters not yet written */

@@ -43,6 +43,7 @@
 #include "output.h"
 #include "proctitle.h"
 #include "replay.h"
+#include "savepoint.h"
 #include "store.h"
 
 #define IDLE_WAIT_MS 100
@@ -435,6 +436,49 @@ static uint64_t version_at_start(struct worker *w)
 						    : atomic_load(&st->barrier_from);
 }
 
+/* A savepoint's barrier: everything before it is committed, so the shard
+ * as it is now is the partition's part of the cut. Copy it (compacted)
+ * into the savepoint's state/pP, unless the savepoint was given up, and
+ * report the copy and the shard's progress for the manifest. A failed copy
+ * (a full disk, even a failed fsync: it is the copy's pages, thrown away
+ * with it, not the shard's) fails the savepoint, not the worker. */
+static void take_savepoint(struct worker *w, uint64_t id)
+{
+	struct shm_worker *st = w->a->stats;
+	uint64_t sp = atomic_load(&st->savepoint_id), size = 0, sum = 0, replay = 0;
+	char dir[SHM_SAVEPOINT_DIR + 32], err[1024];
+	int rc = -ECANCELED;
+	if (w->a->sup && atomic_load(&w->a->sup->savepoint_live) == sp) {
+		snprintf(dir, sizeof(dir), "%s/state/p%u", w->a->sup->savepoint_dir,
+			 w->a->partition);
+		uint64_t t0 = shm_now_ns();
+		rc = savepoint_copy_env(w->shard, dir, &size, &sum, err, sizeof(err));
+		if (rc != 0)
+			log_error("partition %u: savepoint %llu: %s", w->a->partition,
+				  (unsigned long long)sp, err);
+		else
+			log_info("partition %u: savepoint %llu: shard copied after seq=%llu, %llu "
+				 "bytes in %.3f s",
+				 w->a->partition, (unsigned long long)sp,
+				 w->has_applied ? (unsigned long long)w->applied_seq : 0ull,
+				 (unsigned long long)size, (double)(shm_now_ns() - t0) / 1e9);
+	}
+	/* What the shard says, as the copy has it (everything is committed). */
+	int has = 0;
+	uint64_t applied = 0, out_len = 0;
+	if (rc == 0 && store_shard_progress(w->shard, &has, &applied, &out_len) != 0)
+		rc = -EIO;
+	store_meta_get_u64(w->shard, "replay_applied", &replay); /* absent: none (0) */
+	atomic_store(&st->savepoint_size, size);
+	atomic_store(&st->savepoint_sum, sum);
+	atomic_store(&st->savepoint_applied, applied);
+	atomic_store(&st->savepoint_has_applied, (uint32_t)has);
+	atomic_store(&st->savepoint_output_len, out_len);
+	atomic_store(&st->savepoint_replay, replay);
+	atomic_store(&st->savepoint_rc, rc);
+	atomic_store(&st->barrier_done, id);
+}
+
 /* Act on a barrier once every record before it is committed: switch to
  * the handler version it names, between two batches. Returns 0, or -1
  * when the worker stops here with everything before the barrier
@@ -448,6 +492,10 @@ static int pass_barrier(struct worker *w)
 	if (id == atomic_load_explicit(&st->barrier_done, memory_order_relaxed) ||
 	    w->committed_pos < atomic_load(&st->barrier_pos))
 		return 0;
+	if (atomic_load(&st->barrier_kind) == SHM_BARRIER_SAVEPOINT) {
+		take_savepoint(w, id);
+		return 0;
+	}
 	uint64_t what = atomic_load(&st->barrier_what);
 	uint64_t was = atomic_load(&st->handler_version);
 	if (what != was && w->hd.dl) {
@@ -1114,7 +1162,7 @@ int wrk_main(const struct wrk_args *a)
 	if (start_handler(&w, &w.hd, version_at_start(&w)) != 0) {
 		/* A version a reload brought: the partition fails, as at a
 		 * switch, rather than restart for ever. */
-		if (atomic_load(&a->stats->barrier_id))
+		if (atomic_load(&a->stats->barrier_id) > atomic_load(&a->stats->barrier_savepoints))
 			status = WRK_EXIT_SWITCH_FAILED;
 		goto out;
 	}

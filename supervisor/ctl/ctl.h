@@ -81,6 +81,14 @@ int ctl_remote_main(const char *socket, const char *run_dir, int timeout_ms, int
  * 0 and at most an hour. Returns 0, or -1 with a message on stderr. */
 int ctl_parse_timeout(const char *s, int *ms);
 
+/* ringctl savepoint DIR (ctl_savepoint.c): ask for a savepoint, wait until
+ * it is written: 0, 1 when refused or failed (the reason on stderr). */
+int ctl_savepoint(struct ctl_client *c, int argc, char **argv);
+
+/* ringctl savepoint --verify DIR: its manifest and checksums; "DIR: ok",
+ * or 1 with the bad file named. Needs no instance. */
+int ctl_savepoint_verify(int argc, char **argv);
+
 /* The control-socket part of ringctl's usage: commands and options. */
 void ctl_remote_usage(FILE *f);
 

@@ -298,6 +298,8 @@ int ctl_remote_main(const char *socket, const char *run_dir, int timeout_ms, int
 		return ctl_top(&c, argc, argv);
 	if (strcmp(argv[0], "wait") == 0)
 		return ctl_wait(&c, argc, argv);
+	if (strcmp(argv[0], "savepoint") == 0)
+		return ctl_savepoint(&c, argc, argv);
 	return ctl_remote(&c, argc, argv);
 }
 

@@ -165,6 +165,8 @@ int main(int argc, char **argv)
 	if (strcmp(cmd[0], "state") == 0 || strcmp(cmd[0], "dump-state") == 0 ||
 	    strcmp(cmd[0], "load-state") == 0 || strcmp(cmd[0], "forget-replay") == 0)
 		return run_with_cfg(&o, n, cmd);
+	if (strcmp(cmd[0], "savepoint") == 0 && n > 1 && strcmp(cmd[1], "--verify") == 0)
+		return ctl_savepoint_verify(n, cmd);
 	if (ctl_is_remote(cmd[0]))
 		return run_remote(&o, n, cmd);
 	fprintf(stderr, "ringctl: unknown command '%s'\n", cmd[0]);

@@ -38,7 +38,7 @@ has() { # what word actual
 
 all=$(completes _ringctl "$RINGCTL" "")
 for c in status workers metrics reload stop restart-worker ping top wait state dump-state gen send \
-	replay load-state forget-replay; do
+	replay load-state forget-replay savepoint savepoint-status; do
 	has "ringctl <TAB>" "$c" "$all"
 done
 expect "ringctl st<TAB>" "stages state status stop" "$(completes _ringctl "$RINGCTL" st)"
@@ -64,6 +64,13 @@ expect "ringmaster -o ringmaster.strict_modes=<TAB>" "no yes" \
 ok "-o: setting names from --list-settings, and the values of closed sets"
 
 expect "ringmaster --fo<TAB>" "--force-recover" "$(completes _ringmaster "$RINGMASTER" --fo)"
+expect "ringmaster --fr<TAB>" "--from-savepoint" "$(completes _ringmaster "$RINGMASTER" --fr)"
+mkdir "$T/spdir"
+expect "ringmaster --from-savepoint $T/spd<TAB>" "$T/spdir" \
+	"$(completes _ringmaster "$RINGMASTER" --from-savepoint "$T/spd")"
+expect "ringctl savepoint --v<TAB>" "--verify" "$(completes _ringctl "$RINGCTL" savepoint --v)"
+expect "ringctl savepoint --verify $T/spd<TAB>" "$T/spdir" \
+	"$(completes _ringctl "$RINGCTL" savepoint --verify "$T/spd")"
 : >"$T/conf.ini"
 expect "ringmaster -c $T/con<TAB>" "$T/conf.ini" "$(completes _ringmaster "$RINGMASTER" -c "$T/con")"
 ok "ringmaster: options, a file after -c"

@@ -17,6 +17,10 @@ grep -qx "produced=$N" "$T/mock.out" || fail "the mock cluster holds $(cat "$T/m
 kafka_config one
 kafka_run one
 wait_until 180 processed_is one $N
+# A savepoint is refused: the position is the group's offsets.
+if "$RINGCTL" -c "$T/one.ini" savepoint "$T/sp" 2>"$T/sp.err"; then fail "a savepoint of a kafka source"; fi
+grep -q "savepoint refused: a kafka source cannot be saved" "$T/sp.err" || { cat "$T/sp.err"; fail "kafka savepoint"; }
+[ ! -e "$T/sp" ] || fail "a refused savepoint left its directory"
 kafka_stop one
 state_is one "$T/file.state" || fail "the state differs from the file run's"
 log_has "$T/one.log" "kafka: partitions 0,1,2,3 revoked" || fail "no revocation at the stop"

@@ -41,6 +41,33 @@ static void refused(const char *frame, size_t len, const char *message)
 	assert_string_equal(p.err, message);
 }
 
+/* savepoint DIR: a path argument, longer than other arguments may be. */
+static void test_path_argument(void **unused)
+{
+	(void)unused;
+	static char frame[PROTO_PATH_MAX + 64];
+	struct parsed p = parse("savepoint /var/lib/sp-1");
+	assert_int_equal(p.rc, 0);
+	assert_int_equal(p.req.cmd->id, PROTO_CMD_SAVEPOINT);
+	assert_string_equal(p.req.path, "/var/lib/sp-1");
+	int n = snprintf(frame, sizeof(frame), "savepoint /");
+	memset(frame + n, 'd', PROTO_PATH_MAX - 1);
+	p = parse_n(frame, (size_t)n + PROTO_PATH_MAX - 1, 4);
+	assert_int_equal(p.rc, 0);
+	assert_int_equal(strlen(p.req.path), PROTO_PATH_MAX);
+	frame[n + PROTO_PATH_MAX - 1] = 'd';
+	refused(frame, (size_t)n + PROTO_PATH_MAX,
+		"'savepoint': the path must be absolute and at most 4096 bytes");
+	refused("savepoint sp", 12,
+		"'savepoint': the path must be absolute and at most 4096 bytes");
+	refused("savepoint", 9, "'savepoint' takes 1 argument (usage: savepoint DIR), got 0");
+	refused("savepoint /a /b", 15,
+		"'savepoint' takes 1 argument (usage: savepoint DIR), got 2");
+	p = parse("savepoint-status --json");
+	assert_int_equal(p.rc, 0);
+	assert_int_equal(p.req.cmd->id, PROTO_CMD_SAVEPOINT_STATUS);
+}
+
 static void test_good_requests(void **unused)
 {
 	(void)unused;
