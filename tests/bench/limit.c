@@ -319,7 +319,7 @@ int main(int argc, char **argv)
 
 	if (state_path && bio_map_dump(&c.state, state_path) < 0)
 		goto out;
-	bio_report(c.prefetch ? "limit" : "limit_noprefetch", done, secs, cpu, true);
+	bio_report(c.prefetch ? "limit" : "limit_noprefetch", done, secs, cpu, 0, true);
 	rc = 0;
 out:
 	for (unsigned i = 0; i < c.ntables; i++)

@@ -114,9 +114,18 @@ unsigned bio_split(const char *key, size_t klen, unsigned n);
 double bio_now(void);
 double bio_cpu(void);
 
-/* The one result line: `NAME: events=.. seconds=.. events_per_second=..
- * cpu_seconds=.. cpu_us_per_event=.. complete=yes|no` on stdout. */
-void bio_report(const char *name, uint64_t events, double secs, double cpu, bool complete);
+/* CPU seconds (user + system) of process pid, of its children it has
+ * reaped, and of the children it has now: a server's whole cost, its
+ * threads, its background jobs and the connections it forked included.
+ * -1 when /proc does not say. */
+double bio_tree_cpu(long pid);
+
+/* The one result line on stdout: `NAME: events=.. seconds=..
+ * events_per_second=.. cpu_seconds=.. server_cpu_seconds=..
+ * cpu_us_per_event=.. complete=yes|no`, where cpu_seconds is the program's
+ * and the server's together (server_cpu: 0 when there is none). */
+void bio_report(const char *name, uint64_t events, double secs, double cpu, double server_cpu,
+		bool complete);
 
 /* Write all of buf to fd. Returns 0 or a negative errno. */
 int bio_write_all(int fd, const char *buf, size_t n);
