@@ -5,7 +5,7 @@
 #   make asan test  the same in build-asan/ with ASan and UBSan (make asan alone too)
 #   make run        build and run the demo on etc/ringmaster.ini
 #   make bench      every benchmark (bench-ring, bench-pipeline, bench-reload,
-#                   bench-seed, bench-kafka, bench-lua-swap)
+#                   bench-seed, bench-peers, bench-kafka, bench-lua-swap)
 #   make deps       install the Debian packages the build needs
 #   make format     clang-format every C file (format-check: fail on any that differs)
 #   make install    prefix=/usr/local DESTDIR= (GNU directory names; see below)

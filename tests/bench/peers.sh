@@ -331,11 +331,14 @@ set logscale y
 set grid ytics mytics
 set xtics rotate by 0 font ",8"
 set xrange [-0.6:*]
+set bmargin 5
 set format y "%.0s%c"
+set yrange [1000:*]
 set ylabel "events per second"
 plot "$T/peers.dat" using 1:3:xtic(2) with boxes notitle lc rgb "#4477aa", \
      "" using 1:3:(sprintf("%.0f", \$3)) with labels offset 0,0.7 font ",8" notitle
 set format y "%g"
+set yrange [0.1:300]
 set ylabel "CPU microseconds per event (lower is better)"
 plot "$T/peers.dat" using 1:4:xtic(2) with boxes notitle lc rgb "#cc6677", \
      "" using 1:4:(sprintf("%.2f", \$4)) with labels offset 0,0.7 font ",8" notitle

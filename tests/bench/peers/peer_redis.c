@@ -34,6 +34,8 @@
 #define RP_LOAD_WINDOW 1000
 #define RP_SCAN_COUNT "1000"
 #define RP_LRANGE_CHUNK 10000
+/* The C ledger's bound on table amounts (ledger.c): 10^14 cents. */
+#define RP_AMOUNT_MAX 100000000000000LL
 
 struct endpoint {
 	const char *host;
@@ -141,10 +143,11 @@ static int load_row(void *arg, const char *key, size_t klen, const char *val, si
 	bool ok = l->rules
 		      ? n == 3 && start == vlen + 1 &&
 			    (!strcmp(f[0], "1") || !strcmp(f[0], "+1") || !strcmp(f[0], "-1")) &&
-			    *f[1] && !*end1 && a >= 1 && *f[2] && !*end2 && b >= 0 && b <= 10000
+			    *f[1] && !*end1 && a >= 1 && a <= RP_AMOUNT_MAX && *f[2] && !*end2 &&
+			    b >= 0 && b <= 10000
 		      : n == 2 && start == vlen + 1 &&
 			    (!strcmp(f[0], "active") || !strcmp(f[0], "frozen")) && *f[1] &&
-			    !*end1 && a >= 0;
+			    !*end1 && a >= 0 && a <= RP_AMOUNT_MAX;
 
 	if (!ok) {
 		fprintf(stderr, "peer_redis: %s: row '%.*s' is not a %s row: '%.*s'\n", l->file,
