@@ -382,6 +382,9 @@ PG_CFLAGS = -I$(shell pg_config --includedir 2>/dev/null)
 peers-deps:
 	@$(MAKE) --no-print-directory deps EXTRA_DEB_PKGS="$(PEERS_DEB_PKGS)"
 
+# tests/unit/test_benchio.c tests what the limit and the peers share.
+$(B)/tests/unit/test_benchio: $(call obj,tests/bench/peers/benchio.c)
+
 $(LIMIT): $(call obj,tests/bench/limit.c tests/bench/peers/benchio.c worker/handlers/ledger.c)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) $^ $(JSON_LIBS) -o $@
