@@ -5,7 +5,8 @@
 #   make asan test  the same in build-asan/ with ASan and UBSan (make asan alone too)
 #   make run        build and run the demo on etc/ringmaster.ini
 #   make bench      every benchmark (bench-ring, bench-pipeline, bench-reload,
-#                   bench-seed, bench-kafka, bench-lua-swap, bench-supervisor)
+#                   bench-seed, bench-peers, bench-kafka, bench-lua-swap,
+#                   bench-supervisor, bench-savepoint)
 #   make deps       install the Debian packages the build needs
 #   make format     clang-format every C file (format-check: fail on any that differs)
 #   make install    prefix=/usr/local DESTDIR= (GNU directory names; see below)
@@ -215,7 +216,7 @@ run: all etc-modes
 test: $(RINGMASTER) $(RINGCTL) $(PLUGINS) $(TEST_PLUGINS) $(UNIT_BINS) $(BENCH_BINS) etc-modes
 	@$(build-modes); B=$(B) ASAN=$(ASAN) tests/run.sh
 
-bench: bench-ring bench-pipeline bench-reload bench-lua-swap bench-supervisor
+bench: bench-ring bench-pipeline bench-reload bench-lua-swap bench-supervisor bench-savepoint
 
 bench-ring: $(B)/tests/bench/ring_bench
 	$(B)/tests/bench/ring_bench
@@ -372,6 +373,57 @@ bench-seed: seed-deps $(RINGMASTER) $(RINGCTL) $(NAIVE) etc-modes
 
 bench: bench-seed
 # ---- end of seed benchmark (issue 6) ---------------------------------------
+
+# ---- peers benchmark (issue 19) --------------------------------------------
+# `make bench-peers`: ringmaster against the limit of this machine
+# (tests/bench/limit.c: the ledger in one thread over hash maps, no
+# durability) and against what a user would build instead: SQLite, Redis
+# with the ledger as a Redis Function, PostgreSQL with PL/pgSQL; see
+# tests/bench/peers.sh. The peers' packages are installed for this target
+# only (make peers-deps). The limit program needs nothing more than the main
+# build and is tested in `make test` (test_limit.sh).
+PEERS_DEB_PKGS := redis-server libhiredis-dev libsqlite3-dev postgresql libpq-dev gnuplot-nox time
+LIMIT := $(B)/tests/bench/limit
+PEER_SQLITE := $(B)/tests/bench/peers/peer_sqlite
+PEER_REDIS := $(B)/tests/bench/peers/peer_redis
+PEER_PG := $(B)/tests/bench/peers/peer_pg
+PG_CFLAGS = -I$(shell pg_config --includedir 2>/dev/null)
+
+.PHONY: bench-peers peers-deps
+
+peers-deps:
+	@$(MAKE) --no-print-directory deps EXTRA_DEB_PKGS="$(PEERS_DEB_PKGS)"
+
+# tests/unit/test_benchio.c tests what the limit and the peers share.
+$(B)/tests/unit/test_benchio: $(call obj,tests/bench/peers/benchio.c)
+
+$(LIMIT): $(call obj,tests/bench/limit.c tests/bench/peers/benchio.c worker/handlers/ledger.c)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) $^ $(JSON_LIBS) -o $@
+
+# Only the peers need the peers' packages; benchio.o and the limit do not.
+$(call obj,$(wildcard tests/bench/peers/peer_*.c)): $(B)/obj/%.o: %.c | peers-deps
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(HIREDIS_CFLAGS) $(PG_CFLAGS) -c $< -o $@
+
+$(PEER_SQLITE): $(call obj,tests/bench/peers/peer_sqlite.c tests/bench/peers/benchio.c \
+		worker/handlers/ledger.c)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) $^ -lsqlite3 $(JSON_LIBS) -o $@
+
+$(PEER_REDIS): $(call obj,tests/bench/peers/peer_redis.c tests/bench/peers/benchio.c)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) $^ $(HIREDIS_LIBS) -lpthread -o $@
+
+$(PEER_PG): $(call obj,tests/bench/peers/peer_pg.c tests/bench/peers/benchio.c)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) $^ -lpq -lpthread -o $@
+
+bench-peers: peers-deps $(RINGMASTER) $(RINGCTL) $(LIMIT) $(PEER_SQLITE) $(PEER_REDIS) $(PEER_PG) etc-modes
+	@B=$(B) tests/bench/peers.sh
+
+bench: bench-peers
+# ---- end of peers benchmark (issue 19) -------------------------------------
 
 # ---- fuzzing ----------------------------------------------------------------
 # libFuzzer targets: tests/fuzz/fuzz_NAME.c drives one parser and is built
