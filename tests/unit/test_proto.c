@@ -42,7 +42,7 @@ static void refused(const char *frame, size_t len, const char *message)
 }
 
 /* savepoint DIR: a path argument, longer than other arguments may be. */
-static void test_path_argument(void **unused)
+static void test_savepoint_path(void **unused)
 {
 	(void)unused;
 	static char frame[PROTO_PATH_MAX + 64];
@@ -380,6 +380,7 @@ int main(void)
 	    cmocka_unit_test(test_human_units),
 	    cmocka_unit_test(test_buf_grows),
 	    cmocka_unit_test(test_path_argument),
+	    cmocka_unit_test(test_savepoint_path),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
