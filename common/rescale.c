@@ -117,6 +117,25 @@ static int remove_tree(const char *path, char *err)
 	return rc;
 }
 
+/* The directory that will hold `path` (a new data_dir's), made durably. */
+static int make_parent(const char *path, char *err)
+{
+	char parent[PATH_MAX], msg[DUR_ERR_LEN];
+	const char *slash = strrchr(path, '/');
+	if (!slash || slash == path)
+		return 0;
+	if ((size_t)(slash - path) >= sizeof(parent)) {
+		set_err(err, "%s: path too long", path);
+		return -ENAMETOOLONG;
+	}
+	memcpy(parent, path, (size_t)(slash - path));
+	parent[slash - path] = '\0';
+	int rc = dur_mkdir_p(parent, 0700, msg);
+	if (rc)
+		set_err(err, "%s", msg);
+	return rc;
+}
+
 static int exists(const char *path)
 {
 	struct stat st;
@@ -398,8 +417,9 @@ static int grow_and_rewind(struct resplit *r, unsigned p)
 			(unsigned long long)n->map, mdb_strerror(rc));
 		return store_map_err(rc);
 	}
-	log_info("re-split: grew the map of new shard %u to %llu MiB, redoing from key %llu", p,
-		 (unsigned long long)(n->map >> 20), (unsigned long long)r->ckey_done);
+	log_info("re-split: the map of new shard %u was full: grown to %llu KiB, redoing from "
+		 "the last commit (%llu keys done)",
+		 p, (unsigned long long)(n->map >> 10), (unsigned long long)r->ckey_done);
 	return position(r);
 }
 
@@ -551,7 +571,7 @@ int rescale_shards(const char *from_state_dir, unsigned from_n, const char *to_s
 		rc = -ENOMEM;
 		goto out;
 	}
-	if ((rc = open_all_old(&r)) != 0)
+	if ((rc = open_all_old(&r)) != 0 || (rc = make_parent(to_state_dir, err)) != 0)
 		goto out;
 	if (mkdir(to_state_dir, 0700) != 0) {
 		rc = -errno;
