@@ -22,7 +22,7 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: ringmaster [-t] -c FILE [-o section.key=value ...] [--summary FILE]\n"
-		   "                  [--force-recover]\n"
+		   "                  [--force-recover] [--rescale]\n"
 		   "       ringmaster --version | --help\n"
 		   "\n"
 		   "  -c, --config FILE     configuration file (INI), see ringmaster.ini(5)\n"
@@ -31,6 +31,8 @@ static void usage(FILE *f)
 		   "      --summary FILE    write the end-of-run summary as JSON to FILE\n"
 		   "      --force-recover   resume from a data_dir that sync = none left\n"
 		   "                        across a reboot (it may have lost events)\n"
+		   "      --rescale         re-split a cleanly stopped data_dir's state for\n"
+		   "                        the configured partitions, then run\n"
 		   "      --list-settings   print every setting (section.key) and exit\n"
 		   "  -V, --version         print the version and exit\n"
 		   "  -h, --help            print this help and exit\n"
@@ -57,6 +59,7 @@ struct options {
 	const char *summary;
 	int test_only;
 	int force_recover;
+	int rescale;
 	char *overrides[MAX_OVERRIDES];
 	size_t n_overrides;
 };
@@ -65,15 +68,11 @@ struct options {
 static int parse_options(int argc, char **argv, struct options *o)
 {
 	static const struct option longopts[] = {
-	    {"config", required_argument, NULL, 'c'},
-	    {"set", required_argument, NULL, 'o'},
-	    {"test", no_argument, NULL, 't'},
-	    {"summary", required_argument, NULL, 'S'},
-	    {"force-recover", no_argument, NULL, 'F'},
-	    {"version", no_argument, NULL, 'V'},
-	    {"help", no_argument, NULL, 'h'},
-	    {"list-settings", no_argument, NULL, 'L'},
-	    {NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'},  {"set", required_argument, NULL, 'o'},
+	    {"test", no_argument, NULL, 't'},	       {"summary", required_argument, NULL, 'S'},
+	    {"force-recover", no_argument, NULL, 'F'}, {"rescale", no_argument, NULL, 'R'},
+	    {"version", no_argument, NULL, 'V'},       {"help", no_argument, NULL, 'h'},
+	    {"list-settings", no_argument, NULL, 'L'}, {NULL, 0, NULL, 0},
 	};
 	int ch;
 	while ((ch = getopt_long(argc, argv, "c:o:tVh", longopts, NULL)) != -1) {
@@ -97,6 +96,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 			break;
 		case 'F':
 			o->force_recover = 1;
+			break;
+		case 'R':
+			o->rescale = 1;
 			break;
 		case 'V':
 			printf("ringmaster %s\n", RM_VERSION);
@@ -196,7 +198,8 @@ int main(int argc, char **argv)
 			.overrides = o.overrides,
 			.n_overrides = o.n_overrides,
 			.summary_path = o.summary,
-			.force_recover = o.force_recover};
+			.force_recover = o.force_recover,
+			.rescale = o.rescale};
 	struct cfg_errors errs = {0};
 	if (cfg_load(o.config, o.overrides, o.n_overrides, &s.cfg, &errs) != 0) {
 		fputs(errs.text ? errs.text : "configuration error\n", stderr);

@@ -30,6 +30,7 @@
 #include "partition.h"
 #include "proctitle.h"
 #include "reload.h"
+#include "rescale_sup.h"
 #include "safety.h"
 #include "store.h"
 #include "summary.h"
@@ -206,6 +207,8 @@ static int prepare_stores(struct sup *s)
 	int rc = store_config_open(c->data_dir, c->map_size, 0, &s->config, err);
 	if (rc != 0)
 		return store_failed(s, rc, err);
+	if ((rc = rsc_prepare(s)) != 0)
+		return rc;
 	for (unsigned p = 0; p < c->partitions; p++) {
 		struct store_env *shard;
 		rc = store_shard_open(c->data_dir, p, c->partitions, c->map_size,
@@ -214,6 +217,8 @@ static int prepare_stores(struct sup *s)
 			return store_failed(s, rc, err);
 		store_close(shard);
 	}
+	if ((rc = rsc_layout(s)) != 0)
+		return rc;
 	char errs[8192] = "";
 	uint64_t gen;
 	rc = store_config_load(s->config, c, &gen, errs, sizeof(errs));
