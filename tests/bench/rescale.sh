@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# rescale.sh - `make bench-rescale`: how long a re-split takes. For each
+# size in KEYS, a generate source runs KEYS * 2 events over KEYS keys through
+# example_counter.so at FROM partitions (every key gets a state), then
+# `ringmaster --rescale` re-splits the stopped data_dir to TO partitions;
+# prints the keys the state held, its size on disk and the re-split's time
+# (from its log line). Figures, not a pass/fail test.
+#   KEYS (default "100000 1000000"), FROM (4), TO (7)
+set -eu
+cd "$(dirname "$0")/../.."
+B=${B:-build}
+KEYS=${KEYS:-100000 1000000} FROM=${FROM:-4} TO=${TO:-7}
+T=$(mktemp -d "${TMPDIR:-/tmp}/ringmaster-rescale.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+chmod go-w "$B" "$B/handlers" "$B/handlers/"*.so 2>/dev/null || true
+cp etc/ringmaster.ini "$T/r.ini"
+sed -i "s|^path = rules.tsv|path = $PWD/etc/rules.tsv|; s|^path = accounts.tsv|path = $PWD/etc/accounts.tsv|" "$T/r.ini"
+printf '| keys | from | to | state on disk (MB) | re-split seconds | keys/s |\n|---:|---:|---:|---:|---:|---:|\n'
+for k in $KEYS; do
+	rm -rf "$T/data" "$T/out" "$T/run" "$T/dead.tsv" "$T/.dead.tsv.owner"
+	o=(-o ringmaster.data_dir="$T/data" -o ringmaster.run_dir="$T/run" -o output.type=none
+	   -o output.dead_letter="$T/dead.tsv" -o source.type=generate -o source.events=$((k * 2))
+	   -o source.keys="$k" -o worker.handler="$PWD/$B/handlers/example_counter.so"
+	   -o store.map_size=4G -o ringmaster.log_level=info)
+	"$B/bin/ringmaster" -c "$T/r.ini" "${o[@]}" -o ringmaster.partitions="$FROM" 2>"$T/run.log" ||
+		{ tail "$T/run.log"; exit 1; }
+	mb=$(du -sm "$T/data/state" | cut -f1)
+	"$B/bin/ringmaster" -c "$T/r.ini" "${o[@]}" -o ringmaster.partitions="$TO" --rescale \
+		2>"$T/rescale.log" || { tail "$T/rescale.log"; exit 1; }
+	line=$(grep 're-split done' "$T/rescale.log")
+	n=$(sed -E 's/.* keys=([0-9]+) .*/\1/' <<<"$line")
+	s=$(sed -E 's/.* seconds=([0-9.]+).*/\1/' <<<"$line")
+	printf '| %s | %s | %s | %s | %s | %s |\n' "$n" "$FROM" "$TO" "$mb" "$s" \
+		"$(awk -v n="$n" -v s="$s" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }')"
+done

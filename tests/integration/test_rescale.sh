@@ -1,0 +1,134 @@
+# Rescaling a stopped data_dir (issue 18): a ledger case run in thirds, at
+# 4 partitions, then `--rescale` to 7, then to 2, ends with the state of an
+# uninterrupted run (at 4 and at 3 partitions), and its output files, every
+# generation together, hold the same lines. Refused: a changed partitions
+# without --rescale (the message of old), a data_dir not stopped cleanly, a
+# Kafka source, a data_dir with no state. A re-split killed (kill -9) in
+# the middle is rolled back or finished at the next start, and the state
+# is right.
+. "$(dirname "$0")/lib.sh"
+"$RINGCTL" gen events --events 60000 --keys 3000 --seed 11 >"$T/all.tsv"
+write_config "$T/t.ini"
+ref_run ref "$T/t.ini" -o source.path="$T/all.tsv"
+ref_run ref3 "$T/t.ini" -o source.path="$T/all.tsv" -o ringmaster.partitions=3
+assert_same_file "state at 3 partitions against 4" "$T/ref.state" "$T/ref3.state"
+
+# A run whose file grows by a third before each start (a file that only
+# grew resumes where it stopped).
+run() { # log options...
+	local log=$1
+	shift
+	"$RINGMASTER" -c "$T/t.ini" "$@" 2>"$T/$log" || { cat "$T/$log"; fail "run $log"; }
+}
+head -n 20000 "$T/all.tsv" >"$T/events.tsv"
+run run1.log
+sed -n 20001,40000p "$T/all.tsv" >>"$T/events.tsv"
+
+# partitions changed without --rescale: refused as before, nothing changed.
+rc=0
+"$RINGMASTER" -c "$T/t.ini" -o ringmaster.partitions=7 2>"$T/refused.log" || rc=$?
+assert_eq "exit status of a changed partitions" 78 "$rc"
+log_has "$T/refused.log" "state/p0 was made for 4 partitions, not 7: use partitions = 4, or start with an empty data_dir" ||
+	{ cat "$T/refused.log"; fail "no partition count message"; }
+ok "partitions changed without --rescale: refused with the old message"
+
+run run2.log -o ringmaster.partitions=7 --rescale
+log_has "$T/run2.log" 'rescaling .* from 4 to 7 partitions' || fail "no rescale line"
+log_has "$T/run2.log" 're-split done keys=[0-9]* from_partitions=4 to_partitions=7 layout=2' ||
+	fail "no re-split line"
+[ "$(ls "$T/data/state")" = "$(printf 'p%s\n' 0 1 2 3 4 5 6)" ] || fail "state is not p0..p6: $(ls "$T/data/state")"
+[ -s "$T/out/p6.g2.tsv" ] && [ -e "$T/out/.p6.g2.tsv.owner" ] || fail "no owned p6.g2.tsv"
+cp "$T/out/p0.tsv" "$T/p0.gen1"
+sed -n 40001,60000p "$T/all.tsv" >>"$T/events.tsv"
+run run3.log -o ringmaster.partitions=2 --rescale
+log_has "$T/run3.log" 're-split done keys=[0-9]* from_partitions=7 to_partitions=2 layout=3' ||
+	fail "no second re-split line"
+assert_same_file "an old generation's file" "$T/p0.gen1" "$T/out/p0.tsv"
+"$RINGCTL" -c "$T/t.ini" -o ringmaster.partitions=2 dump-state >"$T/state"
+assert_same_file "state after 4 -> 7 -> 2" "$T/ref.state" "$T/state"
+all_output "$T/ref/out" >"$T/ref.out"
+all_output "$T/out" >"$T/out.all"
+assert_same_file "output lines of all generations" "$T/ref.out" "$T/out.all"
+assert_same_file "dead letters" "$T/ref/dead.tsv" "$T/dead.tsv"
+ok "4 -> 7 -> 2 partitions: state and output lines equal an uninterrupted run's"
+
+# --rescale at the count the data_dir has: nothing to do, it runs.
+run same.log -o ringmaster.partitions=2 --rescale
+log_has "$T/same.log" "made for 2 partitions already: nothing to re-split" || fail "no nothing-to-do line"
+ok "--rescale at the same count does nothing"
+
+# No state yet: refused.
+rc=0
+"$RINGMASTER" -c "$T/t.ini" -o ringmaster.data_dir="$T/empty" --rescale 2>"$T/empty.log" || rc=$?
+assert_eq "exit status, --rescale of no state" 78 "$rc"
+log_has "$T/empty.log" "holds no state yet .*nothing to re-split: start without --rescale" ||
+	{ cat "$T/empty.log"; fail "no no-state message"; }
+
+# Kafka: the topic decides.
+rc=0
+"$RINGMASTER" -c "$T/t.ini" -o source.type=kafka -o source.brokers=127.0.0.1:1 -o source.topic=x \
+	-o ringmaster.data_dir="$T/kafka" --rescale 2>"$T/kafka.log" || rc=$?
+assert_eq "exit status, --rescale with Kafka" 78 "$rc"
+log_has "$T/kafka.log" "with a Kafka source the partition count is the topic's" ||
+	{ cat "$T/kafka.log"; fail "no Kafka message"; }
+ok "refused: --rescale of no state, --rescale with a Kafka source"
+
+# Not stopped cleanly: a run killed (-9, whole process group) while its
+# shards are ahead of the resume position (a long sync_interval keeps the
+# watermark back).
+"$RINGCTL" gen events --events 400000 --keys 3000 --seed 12 >"$T/big.tsv"
+write_config "$T/k.ini"
+ko=(-o source.path="$T/big.tsv" -o ringmaster.data_dir="$T/k/data" -o output.dir="$T/k/out"
+	-o output.dead_letter="$T/k/dead.tsv" -o ringmaster.run_dir="$T/k/run")
+setsid "$RINGMASTER" -c "$T/k.ini" "${ko[@]}" -o store.sync_interval=1h -o source.follow=yes \
+	2>"$T/k.log" &
+sup=$!
+BG_PIDS+=("$sup")
+processed() { [ "$("$RINGCTL" -c "$T/k.ini" "${ko[@]}" status --json 2>/dev/null |
+	grep -o '"processed":[0-9]*' | cut -d: -f2)" -gt 1000 ]; }
+wait_until 30 processed
+kill -KILL -- "-$sup"
+wait "$sup" 2>/dev/null || true
+wait_until 10 workers_gone
+rc=0
+"$RINGMASTER" -c "$T/k.ini" "${ko[@]}" -o ringmaster.partitions=3 --rescale 2>"$T/k2.log" || rc=$?
+assert_eq "exit status, --rescale of a killed run" 78 "$rc"
+log_has "$T/k2.log" "was not stopped cleanly: partition [0-9] applied events up to seq [0-9]*, at or past the recorded resume position" ||
+	{ cat "$T/k2.log"; fail "no not-stopped-cleanly message"; }
+[ "$(ls "$T/k/data/state" | wc -l)" = 4 ] || fail "a refused rescale changed the state"
+# Run to the end at the old count, and the same rescale goes through.
+"$RINGMASTER" -c "$T/k.ini" "${ko[@]}" 2>"$T/k3.log" || { cat "$T/k3.log"; fail "rerun"; }
+"$RINGMASTER" -c "$T/k.ini" "${ko[@]}" -o ringmaster.partitions=3 --rescale 2>"$T/k4.log" ||
+	{ cat "$T/k4.log"; fail "rescale after a clean run"; }
+ref_run kref "$T/k.ini" -o source.path="$T/big.tsv"
+"$RINGCTL" -c "$T/k.ini" "${ko[@]}" -o ringmaster.partitions=3 dump-state >"$T/k.state"
+assert_same_file "state of the killed run, finished and rescaled" "$T/kref.state" "$T/k.state"
+ok "a killed run is refused until it has run to a clean end, then rescales"
+
+# A re-split killed in the middle: a state of many keys (example_counter
+# keeps one per key) so the re-split takes long enough to be caught.
+KEYS=${RESCALE_KEYS:-1500000}
+write_config "$T/c.ini"
+co=(-o ringmaster.data_dir="$T/c/data" -o output.type=none -o output.dead_letter="$T/c/dead.tsv"
+	-o ringmaster.run_dir="$T/c/run" -o source.type=generate -o source.events=$((KEYS * 2))
+	-o source.keys="$KEYS" -o worker.handler="$HANDLER_DIR/example_counter.so"
+	-o store.map_size=1G)
+"$RINGMASTER" -c "$T/c.ini" "${co[@]}" 2>"$T/c1.log" || { cat "$T/c1.log"; fail "big run"; }
+"$RINGCTL" -c "$T/c.ini" "${co[@]}" dump-state >"$T/c.state"
+"$RINGMASTER" -c "$T/c.ini" "${co[@]}" -o ringmaster.partitions=5 --rescale 2>"$T/c2.log" &
+pid=$!
+BG_PIDS+=("$pid")
+wait_until 60 log_has "$T/c2.log" "re-split in progress"
+kill -KILL "$pid"
+wait "$pid" 2>/dev/null || true
+log_has "$T/c2.log" "re-split done" && fail "the re-split ended before the kill: raise RESCALE_KEYS"
+[ -d "$T/c/data/state.new" ] || fail "no state.new after a kill mid re-split"
+"$RINGMASTER" -c "$T/c.ini" "${co[@]}" -o ringmaster.partitions=5 --rescale 2>"$T/c3.log" ||
+	{ cat "$T/c3.log"; fail "start after a killed re-split"; }
+log_has "$T/c3.log" "a re-split was interrupted before its new state was complete: rolled back" ||
+	{ cat "$T/c3.log"; fail "no rolled-back line"; }
+log_has "$T/c3.log" "re-split done keys=[0-9]* from_partitions=4 to_partitions=5" || fail "not re-split again"
+"$RINGCTL" -c "$T/c.ini" "${co[@]}" -o ringmaster.partitions=5 dump-state >"$T/c5.state"
+assert_same_file "state after a killed re-split and a new one" "$T/c.state" "$T/c5.state"
+[ ! -e "$T/c/data/state.new" ] && [ ! -e "$T/c/data/state.old" ] || fail "state.new or state.old left"
+ok "a re-split killed in the middle is rolled back at the next start, and done again"
