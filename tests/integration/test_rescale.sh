@@ -10,7 +10,8 @@
 "$RINGCTL" gen events --events 60000 --keys 3000 --seed 11 >"$T/all.tsv"
 write_config "$T/t.ini"
 ref_run ref "$T/t.ini" -o source.path="$T/all.tsv"
-ref_run ref3 "$T/t.ini" -o source.path="$T/all.tsv" -o ringmaster.partitions=3
+PARTITIONS=3 write_config "$T/t3.ini"
+ref_run ref3 "$T/t3.ini" -o source.path="$T/all.tsv"
 assert_same_file "state at 3 partitions against 4" "$T/ref.state" "$T/ref3.state"
 
 # A run whose file grows by a third before each start (a file that only
@@ -66,7 +67,7 @@ log_has "$T/empty.log" "holds no state yet .*nothing to re-split: start without 
 
 # Kafka: the topic decides.
 rc=0
-"$RINGMASTER" -c "$T/t.ini" -o source.type=kafka -o source.brokers=127.0.0.1:1 -o source.topic=x \
+"$RINGMASTER" -c "$T/t.ini" -o source.type=kafka -o source.brokers=127.0.0.1:1 -o source.topic=x -o source.group=g \
 	-o ringmaster.data_dir="$T/kafka" --rescale 2>"$T/kafka.log" || rc=$?
 assert_eq "exit status, --rescale with Kafka" 78 "$rc"
 log_has "$T/kafka.log" "with a Kafka source the partition count is the topic's" ||
