@@ -678,6 +678,26 @@ int rescale_data_dir(const char *data_dir, unsigned from_n, unsigned to_n, uint6
 	return rc;
 }
 
+int rescale_install(const char *from_state_dir, unsigned from_n, const char *data_dir,
+		    unsigned to_n, uint64_t map_size, char err[RESCALE_ERR_LEN])
+{
+	struct swap_paths sp;
+	int rc = swap_paths(data_dir, &sp, err);
+	if (rc)
+		return rc;
+	if (exists(sp.state)) {
+		set_err(err, "%s already holds a state: a savepoint goes into a new data_dir",
+			data_dir);
+		return -EEXIST;
+	}
+	rc = remove_tree(sp.new_state, err);
+	if (!rc)
+		rc = rescale_shards(from_state_dir, from_n, sp.new_state, to_n, map_size, err);
+	if (!rc)
+		rc = rename_durably(&sp, sp.new_state, sp.state, err);
+	return rc;
+}
+
 int rescale_recover(const char *data_dir, enum rescale_recovery *what, char err[RESCALE_ERR_LEN])
 {
 	struct swap_paths sp;

@@ -66,6 +66,15 @@ int rescale_shards(const char *from_state_dir, unsigned from_n, const char *to_s
 int rescale_data_dir(const char *data_dir, unsigned from_n, unsigned to_n, uint64_t map_size,
 		     char err[RESCALE_ERR_LEN]);
 
+/* Re-split from_state_dir (a savepoint's state/, from_n shards) into
+ * data_dir/state for to_n partitions, for a new data_dir: data_dir/state
+ * must not exist (-EEXIST). Written to data_dir/state.new, renamed to
+ * data_dir/state once durable; a crash before the rename leaves
+ * state.new, which the next start removes (rescale_recover: rolled back,
+ * no state), so write the config environment after this returns. */
+int rescale_install(const char *from_state_dir, unsigned from_n, const char *data_dir,
+		    unsigned to_n, uint64_t map_size, char err[RESCALE_ERR_LEN]);
+
 enum rescale_recovery {
 	RESCALE_CLEAN,	     /* nothing was interrupted */
 	RESCALE_ROLLED_BACK, /* the new state was incomplete: removed, the old kept */

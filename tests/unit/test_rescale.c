@@ -19,6 +19,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <lmdb.h>
+
 #include "partition.h"
 #include "rescale.h"
 #include "scratch.h"
@@ -273,6 +275,43 @@ static void test_swap_and_recover(void **state)
 	assert_true(is_dir("e/state.old") && is_dir("e/state.new"));
 }
 
+/* A savepoint's shards: compacted copies on a read-only tree. They are
+ * read without a lock file, and installed into a new data_dir. */
+static void test_from_savepoint_copy(void **state)
+{
+	(void)state;
+	char err[RESCALE_ERR_LEN] = "", path[64];
+	make_state("a", 4, 0);
+	assert_int_equal(mkdir("sp", 0700), 0);
+	assert_int_equal(mkdir("sp/state", 0700), 0);
+	for (unsigned p = 0; p < 4; p++) {
+		MDB_env *env;
+		snprintf(path, sizeof(path), "a/state/p%u", p);
+		assert_int_equal(mdb_env_create(&env), 0);
+		assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
+		assert_int_equal(mdb_env_open(env, path, MDB_RDONLY, 0600), 0);
+		snprintf(path, sizeof(path), "sp/state/p%u", p);
+		assert_int_equal(mkdir(path, 0700), 0);
+		assert_int_equal(mdb_env_copy2(env, path, MDB_CP_COMPACT), 0);
+		mdb_env_close(env);
+		snprintf(path, sizeof(path), "sp/state/p%u/data.mdb", p);
+		assert_int_equal(chmod(path, 0400), 0);
+		snprintf(path, sizeof(path), "sp/state/p%u", p);
+		assert_int_equal(chmod(path, 0500), 0);
+	}
+	assert_int_equal(rescale_install("sp/state", 4, "new", 6, 0, err), 0);
+	check_state("new", 6, 2, 1003, 0);
+	assert_int_equal(access("sp/state/p0/lock.mdb", F_OK), -1);
+	assert_int_equal(access("new/state.new", F_OK), -1);
+	/* Not over a state that is there. */
+	assert_int_equal(rescale_install("sp/state", 4, "new", 6, 0, err), -EEXIST);
+	assert_non_null(strstr(err, "new already holds a state"));
+	for (unsigned p = 0; p < 4; p++) { /* so the teardown can remove them */
+		snprintf(path, sizeof(path), "sp/state/p%u", p);
+		assert_int_equal(chmod(path, 0700), 0);
+	}
+}
+
 static void test_output_path(void **state)
 {
 	(void)state;
@@ -291,7 +330,8 @@ int main(void)
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 	const struct CMUnitTest tests[] = {
 	    T(test_resplit),	   T(test_map_grows),	     T(test_refusals),
-	    T(test_duplicate_key), T(test_swap_and_recover), T(test_output_path),
+	    T(test_duplicate_key), T(test_swap_and_recover), T(test_from_savepoint_copy),
+	    T(test_output_path),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
