@@ -49,6 +49,7 @@ enum proto_cmd_id {
 	PROTO_CMD_STOP,
 	PROTO_CMD_RESTART_WORKER,
 	PROTO_CMD_STAGES,
+	PROTO_CMD_RESCALE,
 };
 
 enum proto_format { PROTO_FMT_TEXT, PROTO_FMT_JSON, PROTO_FMT_TSV };
@@ -57,6 +58,7 @@ enum proto_format { PROTO_FMT_TEXT, PROTO_FMT_JSON, PROTO_FMT_TSV };
 enum proto_arg {
 	PROTO_ARG_NONE,
 	PROTO_ARG_PARTITION, /* a decimal partition number below `partitions` */
+	PROTO_ARG_COUNT,     /* a partition count, 1..CFG_PARTITIONS_MAX */
 };
 
 struct proto_command {

@@ -50,6 +50,7 @@
 #include "metrics.h"
 #include "observe.h"
 #include "proto.h"
+#include "rescale_sup.h"
 #include "supervisor.h"
 
 #define MS 1000000ull
@@ -685,6 +686,8 @@ static int serve(struct sup *s, const struct proto_request *req, struct proto_bu
 		return 0;
 	case PROTO_CMD_RESTART_WORKER:
 		return do_restart(s, (unsigned)req->value[0], b);
+	case PROTO_CMD_RESCALE:
+		return rsc_request(s, (unsigned)req->value[0], b);
 	}
 	proto_buf_printf(b, "command not served\n");
 	return -1;

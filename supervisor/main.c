@@ -4,6 +4,7 @@
 #include "handler.h"
 #include "log.h"
 #include "proctitle.h"
+#include "rescale_sup.h"
 #include "safety.h"
 #include "store.h"
 #include "supervisor.h"
@@ -186,8 +187,24 @@ static int check_config(const struct options *o, const struct cfg *cfg)
 	return 0;
 }
 
+/* The command line as given: proctitle_set writes over argv's strings, and
+ * ringctl rescale starts ringmaster again with it. */
+static char **copy_args(int argc, char **argv)
+{
+	char **copy = calloc((size_t)argc + 1, sizeof(*copy));
+	for (int i = 0; copy && i < argc; i++)
+		if (!(copy[i] = strdup(argv[i])))
+			return NULL; /* exits at once: nothing to free */
+	return copy;
+}
+
 int main(int argc, char **argv)
 {
+	char **args = copy_args(argc, argv);
+	if (!args) {
+		fprintf(stderr, "ringmaster: out of memory\n");
+		return EX_OSERR;
+	}
 	proctitle_init(argc, argv);
 	struct options o = {0};
 	int rc = parse_options(argc, argv, &o);
@@ -214,6 +231,11 @@ int main(int argc, char **argv)
 		rc = check_config(&o, &s.cfg);
 	else
 		rc = sup_run(&s);
+	if (s.rescale_to)
+		rc = rsc_exec(&s, rc, argc, args);
 	cfg_free(&s.cfg);
+	for (int i = 0; i < argc; i++)
+		free(args[i]);
+	free(args);
 	return rc;
 }

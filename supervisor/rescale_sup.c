@@ -4,10 +4,13 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
+#include <unistd.h>
 
 #include "log.h"
+#include "proto.h"
 #include "rescale.h"
 #include "store.h"
 #include "supervisor.h"
@@ -142,4 +145,72 @@ int rsc_layout(struct sup *s)
 		return EX_CANTCREAT;
 	}
 	return 0;
+}
+
+int rsc_request(struct sup *s, unsigned n, struct proto_buf *b)
+{
+	const struct cfg *c = &s->cfg;
+	const char *why = NULL;
+	if (c->source_type == CFG_SOURCE_KAFKA)
+		why = "with a Kafka source the partition count is the topic's: its records stay in "
+		      "the partitions they were written to, so ringmaster cannot re-split their "
+		      "state";
+	else if (n == c->partitions)
+		why = "the instance runs that many partitions already";
+	else if (s->state != SUP_RUNNING || s->rescale_to)
+		why = "the instance is not running (starting, reloading, stopping, or rescaling "
+		      "already): try again once it runs";
+	else if (s->failed_partitions || s->held)
+		why = "a partition failed (ringctl workers): its events are held back, so the "
+		      "state cannot be cut cleanly; fix it and ringctl restart-worker first";
+	else if (s->swap_active)
+		why = "a handler swap is going on: try again once every partition runs the new "
+		      "version";
+	if (why) {
+		proto_buf_printf(b, "rescale to %u refused: %s\n", n, why);
+		return -1;
+	}
+	s->rescale_to = n;
+	log_info("control: rescale from %u to %u partitions requested: the source stops, the "
+		 "workers drain and stop, then the state is re-split and ringmaster starts "
+		 "again",
+		 c->partitions, n);
+	sup_request_stop(s);
+	proto_buf_printf(b,
+			 "rescaling from %u to %u partitions: the source pauses, the workers "
+			 "drain, the state is re-split, and ringmaster goes on with %u workers "
+			 "(the same pid; ringctl status shows partitions %u once it runs); set "
+			 "partitions = %u in %s too, or its next start is refused\n",
+			 c->partitions, n, n, n, n, c->file ? c->file : "the INI file");
+	return 0;
+}
+
+int rsc_exec(struct sup *s, int status, int argc, char **argv)
+{
+	char count[64];
+	char **args = calloc((size_t)argc + 4, sizeof(*args));
+	if (!args) {
+		log_error("rescale: out of memory");
+		return EX_OSERR;
+	}
+	int n = 0;
+	for (int i = 0; i < argc; i++)
+		args[n++] = argv[i];
+	if (status == 0) {
+		snprintf(count, sizeof(count), "ringmaster.partitions=%u", s->rescale_to);
+		args[n++] = "-o";
+		args[n++] = count;
+		args[n++] = "--rescale";
+		log_info("rescale: the workers stopped cleanly; starting again with %u partitions",
+			 s->rescale_to);
+	} else {
+		log_error("rescale to %u abandoned: the stop was not clean (see above), so the "
+			  "state cannot be re-split; starting again with %u partitions",
+			  s->rescale_to, s->cfg.partitions);
+	}
+	args[n] = NULL;
+	execv("/proc/self/exe", args);
+	log_error("rescale: cannot start ringmaster again: %s", strerror(errno));
+	free(args);
+	return EX_OSERR;
 }

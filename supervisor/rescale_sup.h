@@ -12,6 +12,7 @@
 #ifndef RM_RESCALE_SUP_H
 #define RM_RESCALE_SUP_H
 
+struct proto_buf;
 struct sup;
 
 /* With the config environment open, before any shard is opened: recover,
@@ -21,5 +22,22 @@ int rsc_prepare(struct sup *s);
 /* After the shards were checked: s->cfg.output_layout from shard 0, kept
  * in the config environment's meta as "layout" too. 0 or an exit status. */
 int rsc_layout(struct sup *s);
+
+/* ringctl rescale N on a running instance: refused (-1, the reason in b)
+ * for a Kafka source, the count it has, a failed partition or held events,
+ * a handler swap going on, or an instance not running; else the source
+ * stops, the workers drain and stop, and sup_run returns with
+ * s->rescale_to = n: main() execs ringmaster again with the same
+ * arguments plus -o ringmaster.partitions=N --rescale (the same pid; the
+ * source resumes from its position once the state is re-split). */
+int rsc_request(struct sup *s, unsigned n, struct proto_buf *b);
+
+/* After sup_run, with s->rescale_to set: exec ringmaster with `argv`
+ * (the command line as it was given, copied before proctitle_init), plus
+ * the new count and --rescale when the stop was clean (`status` 0), else
+ * as it was (logged: the rescale is abandoned, the instance goes on at
+ * its old count). Returns only when the exec failed (logged), with the
+ * exit status to give. */
+int rsc_exec(struct sup *s, int status, int argc, char **argv);
 
 #endif

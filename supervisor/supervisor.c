@@ -810,7 +810,10 @@ static void stop_workers(struct sup *s)
 	s->stop_deadline = shm_now_ns() + s->cfg.stop_timeout_ms * 1000000u;
 	s->state = SUP_STOPPING;
 	s->closing = 1;
-	notify_send("STOPPING=1\nSTATUS=draining the workers");
+	if (s->rescale_to) /* systemd: the same service, back with READY=1 */
+		notify_send("RELOADING=1\nSTATUS=draining the workers to rescale");
+	else
+		notify_send("STOPPING=1\nSTATUS=draining the workers");
 	for (unsigned p = 0; p < s->cfg.partitions; p++)
 		ring_close(s->shm.rings[p]);
 	wait_until(s, workers_gone, 20);

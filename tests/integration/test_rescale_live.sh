@@ -1,0 +1,67 @@
+# ringctl rescale N on a running instance (issue 18): a ledger case read
+# with follow = yes, rescaled from 4 to 7 partitions while events flow,
+# then to 2 once it waits for more, ends (SIGTERM) with the state and the
+# output lines of an uninterrupted run, the supervisor's pid unchanged.
+# Refused, with the reason: the count it runs, a count out of range, and
+# at the next start a data_dir whose INI was not updated (the partition
+# message of old).
+. "$(dirname "$0")/lib.sh"
+"$RINGCTL" gen events --events 300000 --keys 3000 --seed 21 >"$T/all.tsv"
+write_config "$T/t.ini"
+ref_run ref "$T/t.ini" -o source.path="$T/all.tsv"
+head -n 200000 "$T/all.tsv" >"$T/events.tsv"
+
+"$RINGMASTER" -c "$T/t.ini" -o source.follow=yes -o worker.batch_max=64 2>"$T/run.log" &
+sup=$!
+BG_PIDS+=("$sup")
+ctl() { "$RINGCTL" -c "$T/t.ini" "$@"; }
+status_field() { ctl status --json 2>/dev/null | grep -o "\"$1\":[0-9]*" | cut -d: -f2; }
+partitions_are() { [ "$(status_field partitions)" = "$1" ]; }
+processed_over() { [ "$(status_field processed)" -gt "$1" ]; }
+ctl wait >/dev/null
+wait_until 30 processed_over 1000
+
+rc=0
+ctl rescale 4 >"$T/same.out" 2>&1 || rc=$?
+assert_eq "exit status of a rescale to the count it runs" 1 "$rc"
+grep -q "rescale to 4 refused: the instance runs that many partitions already" "$T/same.out" ||
+	fail "no same-count refusal: $(cat "$T/same.out")"
+rc=0
+ctl rescale 0 >"$T/zero.out" 2>&1 || rc=$?
+assert_eq "exit status of rescale 0" 2 "$rc"
+grep -q "'rescale': N must be 1..1024, got 0" "$T/zero.out" || fail "no range message: $(cat "$T/zero.out")"
+ok "refused: the count it runs, a count out of range"
+
+ctl rescale 7 >"$T/r7.out" || fail "rescale 7: $(cat "$T/r7.out")"
+grep -q "rescaling from 4 to 7 partitions" "$T/r7.out" || fail "no rescale reply: $(cat "$T/r7.out")"
+wait_until 120 partitions_are 7
+kill -0 "$sup" || fail "the supervisor is gone"
+log_has "$T/run.log" "re-split done keys=[0-9]* from_partitions=4 to_partitions=7" || fail "no re-split"
+# Everything of the file so far, then the rest, then 2 partitions.
+sed -n '200001,$p' "$T/all.tsv" >>"$T/events.tsv"
+lag_is_0() { [ "$(status_field source_lag)" = 0 ]; }
+wait_until 120 lag_is_0
+ctl rescale 2 >/dev/null || fail "rescale 2"
+wait_until 120 partitions_are 2
+lines=$(wc -l <"$T/all.tsv")
+done_all() { [ "$(all_output "$T/out" | wc -l)" -ge "$lines" ]; }
+wait_until 120 done_all
+kill -TERM "$sup"
+wait "$sup" || fail "exit status $? after SIGTERM"
+log_has "$T/run.log" "re-split done keys=[0-9]* from_partitions=7 to_partitions=2" || fail "no second re-split"
+[ "$(grep -c 'started partitions=' "$T/run.log")" = 3 ] || fail "not three starts in one process"
+[ "$(grep -o 'proc=supervisor pid=[0-9]*' "$T/run.log" | sort -u | wc -l)" = 1 ] ||
+	fail "the supervisor's pid changed"
+"$RINGCTL" -c "$T/t.ini" -o ringmaster.partitions=2 dump-state >"$T/state"
+assert_same_file "state after live 4 -> 7 -> 2" "$T/ref.state" "$T/state"
+all_output "$T/ref/out" >"$T/ref.out"
+all_output "$T/out" >"$T/out.all"
+assert_same_file "output lines of all generations" "$T/ref.out" "$T/out.all"
+ok "ringctl rescale 7, then 2, while running: state and output lines equal an uninterrupted run's"
+
+# The INI still says 4: its next start is refused as ever.
+rc=0
+"$RINGMASTER" -c "$T/t.ini" 2>"$T/again.log" || rc=$?
+assert_eq "exit status of a start with the old count" 78 "$rc"
+log_has "$T/again.log" "was made for 2 partitions, not 4" || fail "no partition message"
+ok "a start with the INI's old count is refused"
