@@ -37,7 +37,7 @@ has() { # what word actual
 }
 
 all=$(completes _ringctl "$RINGCTL" "")
-for c in status workers metrics reload stop restart-worker ping top wait state dump-state gen send; do
+for c in status workers metrics reload stop restart-worker rescale ping top wait state dump-state gen send; do
 	has "ringctl <TAB>" "$c" "$all"
 done
 expect "ringctl st<TAB>" "stages state status stop" "$(completes _ringctl "$RINGCTL" st)"
@@ -60,6 +60,7 @@ expect "ringmaster -o ringmaster.strict_modes=<TAB>" "no yes" \
 ok "-o: setting names from --list-settings, and the values of closed sets"
 
 expect "ringmaster --fo<TAB>" "--force-recover" "$(completes _ringmaster "$RINGMASTER" --fo)"
+expect "ringmaster --res<TAB>" "--rescale" "$(completes _ringmaster "$RINGMASTER" --res)"
 : >"$T/conf.ini"
 expect "ringmaster -c $T/con<TAB>" "$T/conf.ini" "$(completes _ringmaster "$RINGMASTER" -c "$T/con")"
 ok "ringmaster: options, a file after -c"
