@@ -155,6 +155,9 @@ int rsc_request(struct sup *s, unsigned n, struct proto_buf *b)
 		why = "with a Kafka source the partition count is the topic's: its records stay in "
 		      "the partitions they were written to, so ringmaster cannot re-split their "
 		      "state";
+	else if (c->source_type == CFG_SOURCE_FILE && strcmp(c->source_path, "-") == 0)
+		why = "a stdin source cannot be read again from a position: what was read ahead "
+		      "would be lost when ringmaster starts again";
 	else if (n == c->partitions)
 		why = "the instance runs that many partitions already";
 	else if (s->state != SUP_RUNNING || s->rescale_to)

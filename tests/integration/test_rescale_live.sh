@@ -2,9 +2,9 @@
 # with follow = yes, rescaled from 4 to 7 partitions while events flow,
 # then to 2 once it waits for more, ends (SIGTERM) with the state and the
 # output lines of an uninterrupted run, the supervisor's pid unchanged.
-# Refused, with the reason: the count it runs, a count out of range, and
-# at the next start a data_dir whose INI was not updated (the partition
-# message of old).
+# Refused, with the reason: the count it runs, a count out of range, a
+# stdin source, a Kafka source, and at the next start a data_dir whose INI
+# was not updated (the partition message of old).
 . "$(dirname "$0")/lib.sh"
 "$RINGCTL" gen events --events 300000 --keys 3000 --seed 21 >"$T/all.tsv"
 write_config "$T/t.ini"
@@ -65,3 +65,34 @@ rc=0
 assert_eq "exit status of a start with the old count" 78 "$rc"
 log_has "$T/again.log" "was made for 2 partitions, not 4" || fail "no partition message"
 ok "a start with the INI's old count is refused"
+
+# stdin: what the reader holds would be lost across the restart.
+"$RINGMASTER" -c "$T/t.ini" -o source.path=- -o ringmaster.data_dir="$T/stdin" \
+	-o output.dir="$T/stdin/out" -o output.dead_letter="$T/stdin/dead.tsv" <"$T/all.tsv" \
+	2>"$T/stdin.log" &
+spid=$!
+BG_PIDS+=("$spid")
+ctl wait >/dev/null
+rc=0
+ctl rescale 3 >"$T/stdin.out" 2>&1 || rc=$?
+assert_eq "exit status of a rescale of a stdin source" 1 "$rc"
+grep -q "rescale to 3 refused: a stdin source cannot be read again" "$T/stdin.out" ||
+	fail "no stdin refusal: $(cat "$T/stdin.out")"
+wait "$spid" || fail "the stdin instance did not end 0"
+ok "refused: a stdin source"
+
+# Kafka: the topic's partition count is the one.
+. "$(dirname "$0")/kafka_lib.sh"
+head -n 2000 "$T/all.tsv" >"$T/k.tsv"
+kafka_start_mock "$T/k.tsv"
+kafka_config k
+kafka_run k
+wait_until 120 processed_is k 2000
+rc=0
+"$RINGCTL" -c "$T/k.ini" rescale 8 >"$T/k.out" 2>&1 || rc=$?
+assert_eq "exit status of a rescale with a Kafka source" 1 "$rc"
+grep -q "rescale to 8 refused: with a Kafka source the partition count is the topic's" "$T/k.out" ||
+	fail "no Kafka refusal: $(cat "$T/k.out")"
+kafka_stop k
+kafka_stop_mock
+ok "refused: a Kafka source"
