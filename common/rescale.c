@@ -204,7 +204,12 @@ static int open_old(struct old_shard *o, const char *state_dir, unsigned p, unsi
 	if (rc)
 		goto out;
 	o->partitions = (unsigned)v;
-	if (!have || (expect && v != expect)) {
+	if (!have) {
+		set_err(err, "%s records no partition count: not a shard ringmaster wrote", path);
+		close_old(o);
+		return -EINVAL;
+	}
+	if (expect && v != expect) {
 		set_err(err, "%s was made for %llu partitions, not %u: not a shard of this state",
 			path, (unsigned long long)v, expect);
 		close_old(o);

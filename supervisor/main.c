@@ -48,11 +48,11 @@ static void usage(FILE *f)
 		   "      lower [store] map_size), file descriptors, or the fork server died\n"
 		   "  73  the run_dir, the data_dir or an output file cannot be set up or is\n"
 		   "      another's (another instance, another data_dir, another user)\n"
-		   "  75  stopped while waiting for a previous instance's workers, or Kafka\n"
-		   "      offsets that could not be committed\n"
+		   "  75  stopped while waiting for a previous instance's workers (--rescale:\n"
+		   "      one still holds a shard), or Kafka offsets that could not be committed\n"
 		   "  78  configuration error: the INI file, a table or the handler is wrong\n"
-		   "      or unsafe (strict_modes), or the data_dir was made for another\n"
-		   "      partition count or source\n");
+		   "      or unsafe (strict_modes), the data_dir was made for another\n"
+		   "      partition count or source, or --rescale was refused\n");
 }
 
 struct options {

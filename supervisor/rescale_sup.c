@@ -9,6 +9,7 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+#include "durable.h"
 #include "log.h"
 #include "proto.h"
 #include "rescale.h"
@@ -99,6 +100,18 @@ static int rescale(struct sup *s)
 	if (rc) {
 		log_error("--rescale: %s", err);
 		return EX_CONFIG;
+	}
+	/* own_wait_for_orphans looked at the new count's shards only. */
+	for (unsigned p = 0; p < info.partitions; p++) {
+		char lock[4300];
+		snprintf(lock, sizeof(lock), "%s/p%u/owner.lock", dir, p);
+		pid_t holder = dur_lock_holder(lock);
+		if (holder > 0) {
+			log_error("--rescale: worker pid %ld of a previous instance still writes "
+				  "partition %u: let it exit, then start again",
+				  (long)holder, p);
+			return EX_TEMPFAIL;
+		}
 	}
 	if (info.partitions == c->partitions) {
 		log_info("--rescale: %s is made for %u partitions already: nothing to re-split",

@@ -4,7 +4,11 @@
 # example_counter.so at FROM partitions (every key gets a state), then
 # `ringmaster --rescale` re-splits the stopped data_dir to TO partitions;
 # prints the keys the state held, its size on disk and the re-split's time
-# (from its log line). Figures, not a pass/fail test.
+# (from its log line). Then the same live: the instance started again on
+# more events, `ringctl rescale FROM` (back from TO) while they flow; the
+# pause is the time from the request to the start with the new count (the
+# source reads nothing in between: drain, stop, re-split, start).
+# Figures, not a pass/fail test.
 #   KEYS (default "100000 1000000"), FROM (4), TO (7)
 set -eu
 cd "$(dirname "$0")/../.."
@@ -15,7 +19,10 @@ trap 'rm -rf "$T"' EXIT
 chmod go-w "$B" "$B/handlers" "$B/handlers/"*.so 2>/dev/null || true
 cp etc/ringmaster.ini "$T/r.ini"
 sed -i "s|^path = rules.tsv|path = $PWD/etc/rules.tsv|; s|^path = accounts.tsv|path = $PWD/etc/accounts.tsv|" "$T/r.ini"
-printf '| keys | from | to | state on disk (MB) | re-split seconds | keys/s |\n|---:|---:|---:|---:|---:|---:|\n'
+printf '| keys | from | to | state on disk (MB) | re-split seconds | keys/s | live: re-split s | live: source paused s |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n'
+ts_of() { # LOG PATTERN: the time of the last record matching, in seconds
+	grep -- "$2" "$1" | tail -1 | sed -E 's/^ts=([^ ]+) .*/\1/' | xargs -I{} date -d {} +%s.%N
+}
 for k in $KEYS; do
 	rm -rf "$T/data" "$T/out" "$T/run" "$T/dead.tsv" "$T/.dead.tsv.owner"
 	o=(-o ringmaster.data_dir="$T/data" -o ringmaster.run_dir="$T/run" -o output.type=none
@@ -30,6 +37,19 @@ for k in $KEYS; do
 	line=$(grep 're-split done' "$T/rescale.log")
 	n=$(sed -E 's/.* keys=([0-9]+) .*/\1/' <<<"$line")
 	s=$(sed -E 's/.* seconds=([0-9.]+).*/\1/' <<<"$line")
-	printf '| %s | %s | %s | %s | %s | %s |\n' "$n" "$FROM" "$TO" "$mb" "$s" \
-		"$(awk -v n="$n" -v s="$s" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }')"
+	# Live, back to FROM: more events after the watermark, rescaled while they flow.
+	"$B/bin/ringmaster" -c "$T/r.ini" "${o[@]}" -o ringmaster.partitions="$TO" \
+		-o source.events=$((k * 2 + 20000000)) 2>"$T/live.log" &
+	sup=$!
+	"$B/bin/ringctl" -c "$T/r.ini" "${o[@]}" wait -t 60s
+	sleep 2
+	"$B/bin/ringctl" -c "$T/r.ini" "${o[@]}" rescale "$FROM" >/dev/null
+	until grep -q "started partitions=$FROM " "$T/live.log"; do sleep 0.1; done
+	kill -TERM $sup
+	wait $sup || true
+	ls=$(grep 're-split done' "$T/live.log" | sed -E 's/.* seconds=([0-9.]+).*/\1/')
+	pause=$(awk -v a="$(ts_of "$T/live.log" 'rescale from')" \
+		-v b="$(ts_of "$T/live.log" "started partitions=$FROM ")" 'BEGIN { printf "%.2f", b - a }')
+	printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$n" "$FROM" "$TO" "$mb" "$s" \
+		"$(awk -v n="$n" -v s="$s" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }')" "$ls" "$pause"
 done

@@ -5,7 +5,7 @@
 # without --rescale (the message of old), a data_dir not stopped cleanly, a
 # Kafka source, a data_dir with no state. A re-split killed (kill -9) in
 # the middle is rolled back or finished at the next start, and the state
-# is right.
+# is right. A shard still locked by an earlier instance's worker is refused.
 . "$(dirname "$0")/lib.sh"
 "$RINGCTL" gen events --events 60000 --keys 3000 --seed 11 >"$T/all.tsv"
 write_config "$T/t.ini"
@@ -57,6 +57,23 @@ ok "4 -> 7 -> 2 partitions: state and output lines equal an uninterrupted run's"
 run same.log -o ringmaster.partitions=2 --rescale
 log_has "$T/same.log" "made for 2 partitions already: nothing to re-split" || fail "no nothing-to-do line"
 ok "--rescale at the same count does nothing"
+
+# A shard the new count drops, still locked by a worker of an earlier
+# instance (a POSIX lock, as a worker holds it): refused, nothing changed.
+perl -e 'use Fcntl; open(F, "+<", $ARGV[0]) or die "$ARGV[0]: $!";
+	fcntl(F, F_SETLK, pack("s s x4 q q i x4", F_WRLCK, SEEK_SET, 0, 0, 0)) or die "lock: $!";
+	$| = 1; print "locked\n"; sleep 300' "$T/data/state/p1/owner.lock" >"$T/locker.out" &
+locker=$!
+BG_PIDS+=("$locker")
+wait_until 10 grep -q locked "$T/locker.out"
+rc=0
+"$RINGMASTER" -c "$T/t.ini" -o ringmaster.partitions=1 --rescale 2>"$T/orphan.log" || rc=$?
+assert_eq "exit status, --rescale with a shard still locked" 75 "$rc"
+log_has "$T/orphan.log" "worker pid $locker of a previous instance still writes partition 1" ||
+	{ cat "$T/orphan.log"; fail "no message about the locked shard"; }
+kill "$locker"
+[ "$(ls "$T/data/state" | wc -l)" = 2 ] || fail "a refused rescale changed the state"
+ok "refused: --rescale while a worker of an earlier instance holds an old shard"
 
 # No state yet: refused.
 rc=0
