@@ -9,13 +9,13 @@
 # pause is the time from the request to the start with the new count (the
 # source reads nothing in between: drain, stop, re-split, start).
 # Figures, not a pass/fail test.
-#   KEYS (default "100000 1000000"), FROM (4), TO (7)
+#   KEYS (default "100000 1000000"), FROM (4), TO (7); KEEP=1 keeps the logs
 set -eu
 cd "$(dirname "$0")/../.."
 B=${B:-build}
 KEYS=${KEYS:-100000 1000000} FROM=${FROM:-4} TO=${TO:-7}
 T=$(mktemp -d "${TMPDIR:-/tmp}/ringmaster-rescale.XXXXXX")
-trap 'rm -rf "$T"' EXIT
+trap '[ -n "${KEEP:-}" ] && echo "kept $T" >&2 || rm -rf "$T"' EXIT
 chmod go-w "$B" "$B/handlers" "$B/handlers/"*.so 2>/dev/null || true
 cp etc/ringmaster.ini "$T/r.ini"
 sed -i "s|^path = rules.tsv|path = $PWD/etc/rules.tsv|; s|^path = accounts.tsv|path = $PWD/etc/accounts.tsv|" "$T/r.ini"
