@@ -98,10 +98,10 @@ struct cfg {
 	/* [output] */
 	enum cfg_output_type output_type; /* file | zmq | none | kafka */
 	char *output_dir;		  /* file: default "var/out" */
-	unsigned output_layout; /* file: generation of the names, from the shards (rescale.h) */
-	char *dead_letter;	/* default "var/dead_letter.tsv" */
-	char *output_connect;	/* zmq */
-	char *output_topic;	/* kafka */
+	unsigned output_layout;		  /* file: the names' generation (rescale.h) */
+	char *dead_letter;		  /* default "var/dead_letter.tsv" */
+	char *output_connect;		  /* zmq */
+	char *output_topic;		  /* kafka */
 
 	/* [store] */
 	uint64_t map_size;	   /* default 1G */

@@ -1,7 +1,8 @@
 /* out_file.c - [output] type = file: each worker appends its lines to
- * <output dir>/pN.tsv (pN.gG.tsv after a rescale, rescale.h). The shard records the file's length
- * with every commit; at open, whatever lies past it (a batch that never committed, written again
- * when it is redone) is cut, so each line lands exactly once.
+ * <output dir>/pN.tsv (pN.gG.tsv once the state was re-split: rescale.h).
+ * The shard records the file's length with every commit; at open, whatever
+ * lies past it (a batch that never committed, written again when it is
+ * redone) is cut, so each line lands exactly once.
  */
 #include <errno.h>
 #include <fcntl.h>
