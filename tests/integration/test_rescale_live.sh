@@ -1,7 +1,8 @@
 # ringctl rescale N on a running instance (issue 18): a ledger case read
 # with follow = yes, rescaled from 4 to 7 partitions while events flow,
 # then to 2 once it waits for more, ends (SIGTERM) with the state and the
-# output lines of an uninterrupted run, the supervisor's pid unchanged.
+# output lines of an uninterrupted run, the supervisor's pid unchanged; a
+# generate source rescaled mid-run, the same.
 # Refused, with the reason: the count it runs, a count out of range, a
 # stdin source, a Kafka source, and at the next start a data_dir whose INI
 # was not updated (the partition message of old).
@@ -58,6 +59,28 @@ all_output "$T/ref/out" >"$T/ref.out"
 all_output "$T/out" >"$T/out.all"
 assert_same_file "output lines of all generations" "$T/ref.out" "$T/out.all"
 ok "ringctl rescale 7, then 2, while running: state and output lines equal an uninterrupted run's"
+
+# A generate source, rescaled to 3 mid-run, ends where an uninterrupted run
+# does (the run is finite: it ends by itself at 3 partitions).
+G=(-o source.type=generate -o source.events=400000 -o source.keys=5000)
+ref_run gref "$T/t.ini" "${G[@]}"
+go=("${G[@]}" -o ringmaster.data_dir="$T/g/data" -o output.dir="$T/g/out"
+	-o output.dead_letter="$T/g/dead.tsv" -o ringmaster.run_dir="$T/g/run" -o worker.batch_max=64)
+"$RINGMASTER" -c "$T/t.ini" "${go[@]}" 2>"$T/g.log" &
+gpid=$!
+BG_PIDS+=("$gpid")
+"$RINGCTL" -c "$T/t.ini" "${go[@]}" wait >/dev/null
+gprocessed() { [ "$("$RINGCTL" -c "$T/t.ini" "${go[@]}" status --json 2>/dev/null |
+	grep -o '"processed":[0-9]*' | cut -d: -f2)" -gt 1000 ]; }
+wait_until 60 gprocessed
+"$RINGCTL" -c "$T/t.ini" "${go[@]}" rescale 3 >/dev/null || fail "rescale of the generate source"
+wait "$gpid" || fail "the generate run ended $?"
+log_has "$T/g.log" "re-split done keys=[0-9]* from_partitions=4 to_partitions=3" ||
+	fail "the generate run was not re-split (did it end first?)"
+"$RINGCTL" -c "$T/t.ini" "${go[@]}" -o ringmaster.partitions=3 dump-state >"$T/g.state"
+assert_same_file "state of a generate run rescaled mid-way" "$T/gref.state" "$T/g.state"
+assert_same_file "output lines of the generate run" <(all_output "$T/gref/out") <(all_output "$T/g/out")
+ok "a generate source rescaled mid-run ends with an uninterrupted run's state and output lines"
 
 # The INI still says 4: its next start is refused as ever.
 rc=0
