@@ -526,7 +526,12 @@ static int finish_new(struct resplit *r, unsigned p)
 			mdb_strerror(rc));
 		return store_map_err(rc);
 	}
-	return 0;
+	/* data.mdb's name, made by mdb_env_open, is durable once pN is synced. */
+	char path[PATH_MAX], msg[DUR_ERR_LEN];
+	snprintf(path, sizeof(path), "%s/p%u", r->to, p);
+	if ((rc = dur_fsync_dir(path, msg)) != 0)
+		set_err(r->err, "%s", msg);
+	return rc;
 }
 
 static int open_all_old(struct resplit *r)
