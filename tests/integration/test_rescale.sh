@@ -5,7 +5,9 @@
 # without --rescale (the message of old), a data_dir not stopped cleanly, a
 # Kafka source, a data_dir with no state. A re-split killed (kill -9) in
 # the middle is rolled back or finished at the next start, and the state
-# is right. A shard still locked by an earlier instance's worker is refused.
+# is right; so is one cut by power cuts (only what was fsynced survives:
+# tests/powercut). A shard still locked by an earlier instance's worker is
+# refused.
 . "$(dirname "$0")/lib.sh"
 "$RINGCTL" gen events --events 60000 --keys 3000 --seed 11 >"$T/all.tsv"
 write_config "$T/t.ini"
@@ -150,3 +152,49 @@ log_has "$T/c3.log" "re-split done keys=[0-9]* from_partitions=4 to_partitions=5
 assert_same_file "state after a killed re-split and a new one" "$T/c.state" "$T/c5.state"
 [ ! -e "$T/c/data/state.new" ] && [ ! -e "$T/c/data/state.old" ] || fail "state.new or state.old left"
 ok "a re-split killed in the middle is rolled back at the next start, and done again"
+
+# Power cuts during re-splits: the process group SIGKILLed at a random
+# moment of `--rescale`, and the data_dir replaced by what a power cut
+# leaves (only what was fsynced); then again, until one run gets through.
+# The state is then the re-split one, equal to the state before.
+PCTOOL=$TOP/$B/tests/pctool
+PCLIB=$TOP/$B/tests/libpowercut.so
+for f in "$PCTOOL" "$PCLIB"; do [ -f "$f" ] || fail "$f is not built (make test builds it)"; done
+PKEYS=${RESCALE_PC_KEYS:-300000}
+po=(-o ringmaster.data_dir="$T/pc/data" -o output.type=none -o output.dead_letter="$T/pc/dead.tsv"
+	-o ringmaster.run_dir="$T/pc/run" -o source.type=generate -o source.events=$((PKEYS * 2))
+	-o source.keys="$PKEYS" -o worker.handler="$HANDLER_DIR/example_counter.so"
+	-o store.map_size=1G)
+"$RINGMASTER" -c "$T/c.ini" "${po[@]}" 2>"$T/pc1.log" || { cat "$T/pc1.log"; fail "power cut run"; }
+"$RINGCTL" -c "$T/c.ini" "${po[@]}" dump-state >"$T/pc.state"
+"$PCTOOL" init "$T/pc" "$T/pc.shadow" || fail "pctool init"
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
+cuts=0 to=3
+while :; do
+	env LD_PRELOAD="$PCLIB" POWERCUT_ROOT="$T/pc" POWERCUT_SHADOW="$T/pc.shadow" \
+		setsid "$RINGMASTER" -c "$T/c.ini" "${po[@]}" -o ringmaster.partitions=$to --rescale \
+		2>>"$T/pc2.log" &
+	sup=$!
+	BG_PIDS+=("$sup")
+	if [ $cuts -lt 4 ]; then
+		# A moment somewhere in the re-split (it logs when it starts).
+		pc_started() { log_has "$T/pc2.log" "re-split starting" $((cuts + 1)) ||
+			log_has "$T/pc2.log" "nothing to re-split" || ! kill -0 "$sup" 2>/dev/null; }
+		wait_until 60 pc_started
+		sleep "0.$((RANDOM % 6))"
+		if kill -0 "$sup" 2>/dev/null; then
+			kill -KILL -- "-$sup" 2>/dev/null || true
+			wait "$sup" 2>/dev/null || true
+			wait_until 10 workers_gone
+			"$PCTOOL" restore "$T/pc" "$T/pc.shadow" || fail "pctool restore"
+			cuts=$((cuts + 1))
+			continue
+		fi
+	fi
+	wait "$sup" || { tail -20 "$T/pc2.log"; fail "the run after $cuts power cuts failed"; }
+	break
+done
+[ $cuts -ge 2 ] || fail "only $cuts power cuts: the re-splits were too short"
+"$RINGCTL" -c "$T/c.ini" "${po[@]}" -o ringmaster.partitions=$to dump-state >"$T/pc3.state"
+assert_same_file "state after $cuts power cuts during re-splits" "$T/pc.state" "$T/pc3.state"
+ok "$cuts power cuts during re-splits ($(grep -c 'rolled back' "$T/pc2.log") rolled back, $(grep -c 'interrupted after its new state was durable: finished' "$T/pc2.log") finished at the next start); the state is right"
