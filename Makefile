@@ -245,6 +245,11 @@ bench-savepoint: $(RINGMASTER) $(RINGCTL) etc-modes
 bench-lua-swap: $(RINGMASTER) $(RINGCTL) etc-modes
 	@B=$(B) tests/bench/lua_swap.sh
 
+# How long a re-split of 100k and 1M keys takes (issue 18); KEYS= FROM= TO=.
+.PHONY: bench-rescale
+bench-rescale: $(RINGMASTER) $(PLUGINS) etc-modes
+	@B=$(B) tests/bench/rescale.sh
+
 # ---- install ----------------------------------------------------------------
 
 # The installed configuration is etc/ringmaster.ini with installed paths:

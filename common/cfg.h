@@ -98,6 +98,7 @@ struct cfg {
 	/* [output] */
 	enum cfg_output_type output_type; /* file | zmq | none | kafka */
 	char *output_dir;		  /* file: default "var/out" */
+	unsigned output_layout;		  /* file: the names' generation (rescale.h) */
 	char *dead_letter;		  /* default "var/dead_letter.tsv" */
 	char *output_connect;		  /* zmq */
 	char *output_topic;		  /* kafka */

@@ -42,6 +42,8 @@ static const struct proto_command commands[] = {
      "begin a savepoint into DIR (ringctl waits for it)"},
     {"savepoint-status", PROTO_CMD_SAVEPOINT_STATUS, 0, 0, PROTO_ARG_NONE, FMT_JSON,
      "savepoint-status", "the last savepoint: running, done or failed"},
+    {"rescale", PROTO_CMD_RESCALE, 1, 1, PROTO_ARG_COUNT, FMT_JSON, "rescale N",
+     "drain, re-split the state for N partitions, go on with N workers"},
     {"ping", PROTO_CMD_PING, 0, 0, PROTO_ARG_NONE, FMT_JSON, "ping",
      "check that the supervisor answers"},
     {"help", PROTO_CMD_HELP, 0, 0, PROTO_ARG_NONE, FMT_JSON, "help", "list the commands"},
@@ -156,6 +158,24 @@ static int parse_partition(const struct proto_command *cmd, unsigned i, unsigned
 	return 0;
 }
 
+static int parse_count(const struct proto_command *cmd, unsigned i, struct proto_request *req,
+		       char *err, size_t err_len)
+{
+	const char *a = req->argv[i];
+	size_t len = strlen(a);
+	uint64_t v = 0;
+	if (len == 0 || len > 10 || strspn(a, "0123456789") != len)
+		return fail(err, err_len, "'%s': N must be a partition count, got '%s'", cmd->name,
+			    a);
+	for (size_t k = 0; k < len; k++)
+		v = v * 10 + (uint64_t)(a[k] - '0');
+	if (v == 0 || v > CFG_PARTITIONS_MAX)
+		return fail(err, err_len, "'%s': N must be 1..%u, got %llu", cmd->name,
+			    CFG_PARTITIONS_MAX, (unsigned long long)v);
+	req->value[i] = v;
+	return 0;
+}
+
 static int check_arg_count(const struct proto_command *cmd, unsigned n, char *err, size_t err_len)
 {
 	if (n >= cmd->min_args && n <= cmd->max_args)
@@ -229,8 +249,10 @@ int proto_parse(const void *frame, size_t len, unsigned partitions, struct proto
 	if (parse_rest(p, len, at, req, err, err_len) != 0)
 		return -1;
 	for (unsigned i = 0; i < req->argc; i++)
-		if (req->cmd->arg == PROTO_ARG_PARTITION &&
-		    parse_partition(req->cmd, i, partitions, req, err, err_len) != 0)
+		if ((req->cmd->arg == PROTO_ARG_PARTITION &&
+		     parse_partition(req->cmd, i, partitions, req, err, err_len) != 0) ||
+		    (req->cmd->arg == PROTO_ARG_COUNT &&
+		     parse_count(req->cmd, i, req, err, err_len) != 0))
 			return -1;
 	return 0;
 }

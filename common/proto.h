@@ -53,6 +53,7 @@ enum proto_cmd_id {
 	PROTO_CMD_REPLAY,
 	PROTO_CMD_SAVEPOINT,
 	PROTO_CMD_SAVEPOINT_STATUS,
+	PROTO_CMD_RESCALE,
 };
 
 enum proto_format { PROTO_FMT_TEXT, PROTO_FMT_JSON, PROTO_FMT_TSV };
@@ -63,6 +64,7 @@ enum proto_arg {
 	PROTO_ARG_PARTITION, /* a decimal partition number below `partitions` */
 	PROTO_ARG_PATH,	     /* an absolute path, up to PROTO_PATH_MAX bytes, in
 			      * `path` (argv[0] stays empty) */
+	PROTO_ARG_COUNT,     /* a partition count, 1..CFG_PARTITIONS_MAX */
 };
 
 struct proto_command {

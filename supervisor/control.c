@@ -52,6 +52,7 @@
 #include "observe.h"
 #include "proto.h"
 #include "savepoint.h"
+#include "rescale_sup.h"
 #include "supervisor.h"
 
 #define MS 1000000ull
@@ -704,6 +705,8 @@ static int serve(struct sup *s, const struct proto_request *req, struct proto_bu
 	case PROTO_CMD_SAVEPOINT_STATUS:
 		sup_savepoint_status(s, b);
 		return 0;
+	case PROTO_CMD_RESCALE:
+		return rsc_request(s, (unsigned)req->value[0], b);
 	}
 	proto_buf_printf(b, "command not served\n");
 	return -1;

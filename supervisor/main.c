@@ -4,6 +4,7 @@
 #include "handler.h"
 #include "log.h"
 #include "proctitle.h"
+#include "rescale_sup.h"
 #include "safety.h"
 #include "savepoint.h"
 #include "store.h"
@@ -23,7 +24,7 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: ringmaster [-t] -c FILE [-o section.key=value ...] [--summary FILE]\n"
-		   "                  [--force-recover] [--from-savepoint DIR]\n"
+		   "                  [--force-recover] [--from-savepoint DIR] [--rescale]\n"
 		   "       ringmaster --version | --help\n"
 		   "\n"
 		   "  -c, --config FILE     configuration file (INI), see ringmaster.ini(5)\n"
@@ -34,6 +35,8 @@ static void usage(FILE *f)
 		   "                        across a reboot (it may have lost events)\n"
 		   "      --from-savepoint DIR  make the (empty or new) data_dir from the\n"
 		   "                        savepoint DIR first, then run from its position\n"
+		   "      --rescale         re-split a cleanly stopped data_dir's state for\n"
+		   "                        the configured partitions, then run\n"
 		   "      --list-settings   print every setting (section.key) and exit\n"
 		   "  -V, --version         print the version and exit\n"
 		   "  -h, --help            print this help and exit\n"
@@ -49,11 +52,11 @@ static void usage(FILE *f)
 		   "      lower [store] map_size), file descriptors, or the fork server died\n"
 		   "  73  the run_dir, the data_dir or an output file cannot be set up or is\n"
 		   "      another's (another instance, another data_dir, another user)\n"
-		   "  75  stopped while waiting for a previous instance's workers, or Kafka\n"
-		   "      offsets that could not be committed\n"
+		   "  75  stopped while waiting for a previous instance's workers (--rescale:\n"
+		   "      one still holds a shard), or Kafka offsets that could not be committed\n"
 		   "  78  configuration error: the INI file, a table or the handler is wrong\n"
-		   "      or unsafe (strict_modes), or the data_dir was made for another\n"
-		   "      partition count or source\n");
+		   "      or unsafe (strict_modes), the data_dir was made for another\n"
+		   "      partition count or source, or --rescale was refused\n");
 }
 
 struct options {
@@ -62,6 +65,7 @@ struct options {
 	int test_only;
 	int force_recover;
 	const char *from_savepoint; /* --from-savepoint DIR */
+	int rescale;
 	char *overrides[MAX_OVERRIDES];
 	size_t n_overrides;
 };
@@ -76,6 +80,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 	    {"summary", required_argument, NULL, 'S'},
 	    {"force-recover", no_argument, NULL, 'F'},
 	    {"from-savepoint", required_argument, NULL, 'P'},
+	    {"rescale", no_argument, NULL, 'R'},
 	    {"version", no_argument, NULL, 'V'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"list-settings", no_argument, NULL, 'L'},
@@ -106,6 +111,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 			break;
 		case 'P':
 			o->from_savepoint = optarg;
+			break;
+		case 'R':
+			o->rescale = 1;
 			break;
 		case 'V':
 			printf("ringmaster %s\n", RM_VERSION);
@@ -193,8 +201,24 @@ static int check_config(const struct options *o, const struct cfg *cfg)
 	return 0;
 }
 
+/* The command line as given: proctitle_set writes over argv's strings, and
+ * ringctl rescale starts ringmaster again with it. */
+static char **copy_args(int argc, char **argv)
+{
+	char **copy = calloc((size_t)argc + 1, sizeof(*copy));
+	for (int i = 0; copy && i < argc; i++)
+		if (!(copy[i] = strdup(argv[i])))
+			return NULL; /* exits at once: nothing to free */
+	return copy;
+}
+
 int main(int argc, char **argv)
 {
+	char **args = copy_args(argc, argv);
+	if (!args) {
+		fprintf(stderr, "ringmaster: out of memory\n");
+		return EX_OSERR;
+	}
 	proctitle_init(argc, argv);
 	struct options o = {0};
 	int rc = parse_options(argc, argv, &o);
@@ -205,7 +229,8 @@ int main(int argc, char **argv)
 			.overrides = o.overrides,
 			.n_overrides = o.n_overrides,
 			.summary_path = o.summary,
-			.force_recover = o.force_recover};
+			.force_recover = o.force_recover,
+			.rescale = o.rescale};
 	struct cfg_errors errs = {0};
 	if (cfg_load(o.config, o.overrides, o.n_overrides, &s.cfg, &errs) != 0) {
 		fputs(errs.text ? errs.text : "configuration error\n", stderr);
@@ -220,6 +245,11 @@ int main(int argc, char **argv)
 		rc = check_config(&o, &s.cfg);
 	else if (!o.from_savepoint || (rc = sup_from_savepoint(&s.cfg, o.from_savepoint)) == 0)
 		rc = sup_run(&s);
+	if (s.rescale_to)
+		rc = rsc_exec(&s, rc, argc, args);
 	cfg_free(&s.cfg);
+	for (int i = 0; i < argc; i++)
+		free(args[i]);
+	free(args);
 	return rc;
 }

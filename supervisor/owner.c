@@ -12,6 +12,7 @@
 
 #include "durable.h"
 #include "log.h"
+#include "rescale.h"
 #include "store.h"
 #include "supervisor.h"
 
@@ -147,7 +148,7 @@ int own_files(struct sup *s)
 		snprintf(data_dir, sizeof(data_dir), "%s", c->data_dir);
 	if (c->output_type == CFG_OUTPUT_FILE) {
 		for (unsigned p = 0; p < c->partitions; p++) {
-			snprintf(path, sizeof(path), "%s/p%u.tsv", c->output_dir, p);
+			rescale_output_path(path, sizeof(path), c->output_dir, p, c->output_layout);
 			if (own_one(s, path, 0644, data_dir) != 0)
 				return EX_CANTCREAT;
 		}

@@ -26,6 +26,7 @@
 #include "../common/savepoint.h"
 #include "durable.h"
 #include "log.h"
+#include "rescale.h"
 #include "store.h"
 #include "supervisor.h"
 
@@ -583,6 +584,28 @@ static int restore_shards(const struct cfg *cfg, const struct savepoint_manifest
 	return 0;
 }
 
+/* Another partition count: the config environment is copied, the
+ * savepoint's shards are re-split straight into the new data_dir's state
+ * (rescale.h: every key to partition_of(key, partitions); output_len 0 and
+ * a new output generation), and the config is written after them: a crash
+ * before that leaves no state, which the next start removes. */
+static int from_savepoint_resplit(const struct cfg *cfg, const char *dir,
+				  const struct savepoint_manifest *m)
+{
+	char from[SHM_SAVEPOINT_DIR + SP_SUFFIX_ROOM], err[RESCALE_ERR_LEN];
+	if (restore_files(cfg, dir, m, 0) != 0)
+		return -1;
+	log_info("savepoint %s has %u partitions, the configuration %u: re-splitting its state",
+		 dir, m->partitions, cfg->partitions);
+	snprintf(from, sizeof(from), "%s/state", dir);
+	if (rescale_install(from, m->partitions, cfg->data_dir, cfg->partitions, 0, err) != 0) {
+		log_error("savepoint %s: cannot re-split its state for %u partitions: %s", dir,
+			  cfg->partitions, err);
+		return -1;
+	}
+	return 0;
+}
+
 int sup_from_savepoint(const struct cfg *cfg, const char *dir)
 {
 	struct savepoint_manifest m;
@@ -606,20 +629,11 @@ int sup_from_savepoint(const struct cfg *cfg, const char *dir)
 							       : "");
 		goto out;
 	}
-	/* The hook for a re-split (wt-rescale): restore_files(cfg, dir, &m, 0)
-	 * for the config alone, then rescale_install(DIR/state, m.partitions,
-	 * data_dir, cfg->partitions, 0, err) in place of the shards' copies and
-	 * restore_shards (its shards' output_len is 0 already), then
-	 * restore_config. Until it is wired, another count is refused. */
-	if (m.partitions != cfg->partitions) {
-		log_error("partitions differ: savepoint %s has %u, the configuration %u: start "
-			  "with partitions = %u",
-			  dir, m.partitions, cfg->partitions, m.partitions);
-		goto out;
-	}
 	rc = EX_CANTCREAT;
-	if (restore_files(cfg, dir, &m, 1) != 0 || restore_config(cfg, &m) != 0 ||
-	    restore_shards(cfg, &m) != 0) {
+	int resplit = m.partitions != cfg->partitions;
+	int made = resplit ? from_savepoint_resplit(cfg, dir, &m) : restore_files(cfg, dir, &m, 1);
+	if (made != 0 || restore_config(cfg, &m) != 0 ||
+	    (!resplit && restore_shards(cfg, &m) != 0)) {
 		log_error("%s is half made from savepoint %s (see above): remove it, then start "
 			  "again",
 			  cfg->data_dir, dir);

@@ -32,6 +32,7 @@
 #include "proctitle.h"
 #include "reload.h"
 #include "replay.h"
+#include "rescale_sup.h"
 #include "safety.h"
 #include "savepoint.h"
 #include "store.h"
@@ -209,6 +210,8 @@ static int prepare_stores(struct sup *s)
 	int rc = store_config_open(c->data_dir, c->map_size, 0, &s->config, err);
 	if (rc != 0)
 		return store_failed(s, rc, err);
+	if ((rc = rsc_prepare(s)) != 0)
+		return rc;
 	for (unsigned p = 0; p < c->partitions; p++) {
 		struct store_env *shard;
 		rc = store_shard_open(c->data_dir, p, c->partitions, c->map_size,
@@ -217,6 +220,8 @@ static int prepare_stores(struct sup *s)
 			return store_failed(s, rc, err);
 		store_close(shard);
 	}
+	if ((rc = rsc_layout(s)) != 0)
+		return rc;
 	char errs[8192] = "";
 	uint64_t gen;
 	rc = store_config_load(s->config, c, &gen, errs, sizeof(errs));
@@ -840,7 +845,10 @@ static void stop_workers(struct sup *s)
 	s->stop_deadline = shm_now_ns() + s->cfg.stop_timeout_ms * 1000000u;
 	s->state = SUP_STOPPING;
 	s->closing = 1;
-	notify_send("STOPPING=1\nSTATUS=draining the workers");
+	if (s->rescale_to) /* systemd: the same service, back with READY=1 */
+		notify_send("RELOADING=1\nSTATUS=draining the workers to rescale");
+	else
+		notify_send("STOPPING=1\nSTATUS=draining the workers");
 	for (unsigned p = 0; p < s->cfg.partitions; p++)
 		ring_close(s->shm.rings[p]);
 	wait_until(s, workers_gone, 20);

@@ -93,6 +93,8 @@ struct sup {
 	uint64_t handler_version; /* content hash of the handler file (Lua or .so); 0 */
 	uint64_t data_dir_id;	  /* random, made with the data_dir: owner marks */
 	int force_recover;	  /* --force-recover: resume after an unsafe reboot */
+	int rescale;		  /* --rescale: re-split a stopped data_dir (rescale_sup.h) */
+	unsigned rescale_to;	  /* ringctl rescale N: stop, then main() execs with N */
 
 	/* A .so swap restarting the workers one at a time (reload.c). */
 	int swap_active;

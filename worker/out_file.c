@@ -1,7 +1,8 @@
 /* out_file.c - [output] type = file: each worker appends its lines to
- * <output dir>/pN.tsv. The shard records the file's length with every
- * commit; at open, whatever lies past it (a batch that never committed,
- * written again when it is redone) is cut, so each line lands exactly once.
+ * <output dir>/pN.tsv (pN.gG.tsv once the state was re-split: rescale.h).
+ * The shard records the file's length with every commit; at open, whatever
+ * lies past it (a batch that never committed, written again when it is
+ * redone) is cut, so each line lands exactly once.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +15,7 @@
 #include "ctx.h"
 #include "log.h"
 #include "output.h"
+#include "rescale.h"
 
 struct out_file {
 	int fd;
@@ -62,7 +64,8 @@ static int out_file_open(void **state, const struct output_env *env, uint64_t *l
 		log_error("out of memory");
 		return -1;
 	}
-	snprintf(f->path, sizeof(f->path), "%s/p%u.tsv", env->cfg->output_dir, env->partition);
+	rescale_output_path(f->path, sizeof(f->path), env->cfg->output_dir, env->partition,
+			    env->cfg->output_layout);
 	f->fd = open(f->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (f->fd < 0) {
 		log_error("%s: cannot open output: %s", f->path, strerror(errno));

@@ -38,7 +38,7 @@ has() { # what word actual
 
 all=$(completes _ringctl "$RINGCTL" "")
 for c in status workers metrics reload stop restart-worker ping top wait state dump-state gen send \
-	replay load-state forget-replay savepoint savepoint-status; do
+	replay load-state forget-replay savepoint savepoint-status rescale; do
 	has "ringctl <TAB>" "$c" "$all"
 done
 expect "ringctl st<TAB>" "stages state status stop" "$(completes _ringctl "$RINGCTL" st)"
@@ -71,6 +71,7 @@ expect "ringmaster --from-savepoint $T/spd<TAB>" "$T/spdir" \
 expect "ringctl savepoint --v<TAB>" "--verify" "$(completes _ringctl "$RINGCTL" savepoint --v)"
 expect "ringctl savepoint --verify $T/spd<TAB>" "$T/spdir" \
 	"$(completes _ringctl "$RINGCTL" savepoint --verify "$T/spd")"
+expect "ringmaster --res<TAB>" "--rescale" "$(completes _ringmaster "$RINGMASTER" --res)"
 : >"$T/conf.ini"
 expect "ringmaster -c $T/con<TAB>" "$T/conf.ini" "$(completes _ringmaster "$RINGMASTER" -c "$T/con")"
 ok "ringmaster: options, a file after -c"

@@ -192,6 +192,20 @@ static void test_bad_arguments(void **unused)
 	p = parse_n("restart-worker 1024", 19, 0);
 	assert_int_equal(p.rc, -1);
 	assert_string_equal(p.err, "'restart-worker': no partition 1024 (there are at most 1024)");
+
+	/* rescale N: a count, 1..1024, whatever the instance runs now. */
+	p = parse("rescale 1024");
+	assert_int_equal(p.rc, 0);
+	assert_int_equal(p.req.cmd->id, PROTO_CMD_RESCALE);
+	assert_int_equal(p.req.value[0], 1024);
+	p = parse("rescale 7");
+	assert_int_equal(p.rc, 0);
+	assert_int_equal(p.req.value[0], 7);
+	refused("rescale 0", 9, "'rescale': N must be 1..1024, got 0");
+	refused("rescale 1025", 12, "'rescale': N must be 1..1024, got 1025");
+	refused("rescale x", 9, "'rescale': N must be a partition count, got 'x'");
+	refused("rescale -3", 10, "'rescale': N must be a partition count, got '-3'");
+	refused("rescale", 7, "'rescale' takes 1 argument (usage: rescale N), got 0");
 }
 
 static void test_command_table(void **unused)

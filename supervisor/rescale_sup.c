@@ -1,0 +1,232 @@
+/* rescale_sup.c - recover, check and run a rescale at start (see
+ * rescale_sup.h). */
+#include "rescale_sup.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include "durable.h"
+#include "log.h"
+#include "proto.h"
+#include "rescale.h"
+#include "store.h"
+#include "supervisor.h"
+
+static int state_dir(const struct sup *s, char *buf, size_t size)
+{
+	if ((size_t)snprintf(buf, size, "%s/state", s->cfg.data_dir) < size)
+		return 0;
+	log_error("%s/state: path too long", s->cfg.data_dir);
+	return -1;
+}
+
+static int recover(struct sup *s)
+{
+	char err[RESCALE_ERR_LEN];
+	enum rescale_recovery what;
+	if (rescale_recover(s->cfg.data_dir, &what, err) != 0) {
+		log_error("%s; cannot put right an interrupted re-split", err);
+		return EX_CANTCREAT;
+	}
+	if (what == RESCALE_ROLLED_BACK)
+		log_warn("%s: a re-split was interrupted before its new state was complete: "
+			 "rolled back, the state is the one from before it (start with --rescale "
+			 "to re-split again)",
+			 s->cfg.data_dir);
+	else if (what == RESCALE_FINISHED)
+		log_warn("%s: a re-split was interrupted after its new state was durable: "
+			 "finished, the state is the re-split one",
+			 s->cfg.data_dir);
+	return 0;
+}
+
+/* Refuse a data_dir whose shards are ahead of its resume position, or one
+ * that sync = none left without a clean stop. */
+static int stopped_cleanly(struct sup *s, const struct rescale_info *info)
+{
+	uint64_t wm = 0, dirty = 0;
+	int rc = store_meta_get_u64(s->config, "watermark", &wm);
+	if (rc && rc != -ENOENT) {
+		log_error("%s: cannot read the resume position: %s", s->cfg.data_dir,
+			  strerror(-rc));
+		return -1;
+	}
+	store_meta_get_u64(s->config, "dirty_boot", &dirty);
+	if (dirty) {
+		log_error("--rescale: %s was not stopped cleanly (sync = none, and no clean stop "
+			  "recorded): start it once with partitions = %u and stop it with SIGTERM "
+			  "(or let the run end), then rescale",
+			  s->cfg.data_dir, info->partitions);
+		return -1;
+	}
+	if (info->has_applied && info->max_applied >= wm) {
+		log_error("--rescale: %s was not stopped cleanly: partition %u applied events up "
+			  "to seq %llu, at or past the recorded resume position %llu (a crash, "
+			  "kill -9 or a failed partition left it so). Start it once with "
+			  "partitions = %u and let the run end, or stop it with SIGTERM, then "
+			  "rescale",
+			  s->cfg.data_dir, info->max_applied_p,
+			  (unsigned long long)info->max_applied, (unsigned long long)wm,
+			  info->partitions);
+		return -1;
+	}
+	return 0;
+}
+
+static int rescale(struct sup *s)
+{
+	const struct cfg *c = &s->cfg;
+	char dir[4200], err[RESCALE_ERR_LEN];
+	struct rescale_info info;
+	if (c->source_type == CFG_SOURCE_KAFKA) {
+		log_error("--rescale: with a Kafka source the partition count is the topic's: its "
+			  "records stay in the partitions they were written to, so ringmaster "
+			  "cannot re-split their state. Keep partitions = the topic's count");
+		return EX_CONFIG;
+	}
+	if (state_dir(s, dir, sizeof(dir)) != 0)
+		return EX_CANTCREAT;
+	int rc = rescale_inspect(dir, &info, err);
+	if (rc == -ENOENT) {
+		log_error("--rescale: %s holds no state yet (%s), so there is nothing to re-split: "
+			  "start without --rescale",
+			  c->data_dir, err);
+		return EX_CONFIG;
+	}
+	if (rc) {
+		log_error("--rescale: %s", err);
+		return EX_CONFIG;
+	}
+	/* own_wait_for_orphans looked at the new count's shards only. */
+	for (unsigned p = 0; p < info.partitions; p++) {
+		char lock[4300];
+		snprintf(lock, sizeof(lock), "%s/p%u/owner.lock", dir, p);
+		pid_t holder = dur_lock_holder(lock);
+		if (holder > 0) {
+			log_error("--rescale: worker pid %ld of a previous instance still writes "
+				  "partition %u: let it exit, then start again",
+				  (long)holder, p);
+			return EX_TEMPFAIL;
+		}
+	}
+	if (info.partitions == c->partitions) {
+		log_info("--rescale: %s is made for %u partitions already: nothing to re-split",
+			 c->data_dir, c->partitions);
+		return 0;
+	}
+	if (stopped_cleanly(s, &info) != 0)
+		return EX_CONFIG;
+	log_info("rescaling %s from %u to %u partitions (%llu keys)", c->data_dir, info.partitions,
+		 c->partitions, (unsigned long long)info.keys);
+	rc = rescale_data_dir(c->data_dir, info.partitions, c->partitions, 0, err);
+	if (rc) {
+		log_error("--rescale: %s; the state is the one from before (%u partitions)", err,
+			  info.partitions);
+		return rc == -ENOMEM ? EX_OSERR : EX_CANTCREAT;
+	}
+	return 0;
+}
+
+int rsc_prepare(struct sup *s)
+{
+	int rc = recover(s);
+	if (!rc && s->rescale)
+		rc = rescale(s);
+	return rc;
+}
+
+int rsc_layout(struct sup *s)
+{
+	char dir[4200], err[RESCALE_ERR_LEN];
+	struct rescale_info info;
+	uint64_t recorded = 0;
+	if (state_dir(s, dir, sizeof(dir)) != 0)
+		return EX_CANTCREAT;
+	if (rescale_inspect(dir, &info, err) != 0) {
+		log_error("%s", err);
+		return EX_CONFIG;
+	}
+	s->cfg.output_layout = info.layout;
+	if (store_meta_get_u64(s->config, "layout", &recorded) == 0 && recorded == info.layout)
+		return 0;
+	if (store_meta_put_u64(s->config, "layout", info.layout) != 0) {
+		log_error("%s: cannot record the output layout", s->cfg.data_dir);
+		return EX_CANTCREAT;
+	}
+	return 0;
+}
+
+int rsc_request(struct sup *s, unsigned n, struct proto_buf *b)
+{
+	const struct cfg *c = &s->cfg;
+	const char *why = NULL;
+	if (c->source_type == CFG_SOURCE_KAFKA)
+		why = "with a Kafka source the partition count is the topic's: its records stay in "
+		      "the partitions they were written to, so ringmaster cannot re-split their "
+		      "state";
+	else if (c->source_type == CFG_SOURCE_FILE && strcmp(c->source_path, "-") == 0)
+		why = "a stdin source cannot be read again from a position: what was read ahead "
+		      "would be lost when ringmaster starts again";
+	else if (n == c->partitions)
+		why = "the instance runs that many partitions already";
+	else if (s->state != SUP_RUNNING || s->rescale_to)
+		why = "the instance is not running (starting, reloading, stopping, or rescaling "
+		      "already): try again once it runs";
+	else if (s->failed_partitions || s->held)
+		why = "a partition failed (ringctl workers): its events are held back, so the "
+		      "state cannot be cut cleanly; fix it and ringctl restart-worker first";
+	else if (s->swap_active)
+		why = "a handler swap is going on: try again once every partition runs the new "
+		      "version";
+	if (why) {
+		proto_buf_printf(b, "rescale to %u refused: %s\n", n, why);
+		return -1;
+	}
+	s->rescale_to = n;
+	log_info("control: rescale from %u to %u partitions requested: the source stops, the "
+		 "workers drain and stop, then the state is re-split and ringmaster starts "
+		 "again",
+		 c->partitions, n);
+	sup_request_stop(s);
+	proto_buf_printf(b,
+			 "rescaling from %u to %u partitions: the source pauses, the workers "
+			 "drain, the state is re-split, and ringmaster goes on with %u workers "
+			 "(the same pid; ringctl status shows partitions %u once it runs); set "
+			 "partitions = %u in %s too, or its next start is refused\n",
+			 c->partitions, n, n, n, n, c->file ? c->file : "the INI file");
+	return 0;
+}
+
+int rsc_exec(struct sup *s, int status, int argc, char **argv)
+{
+	char count[64];
+	char **args = calloc((size_t)argc + 4, sizeof(*args));
+	if (!args) {
+		log_error("rescale: out of memory");
+		return EX_OSERR;
+	}
+	int n = 0;
+	for (int i = 0; i < argc; i++)
+		args[n++] = argv[i];
+	if (status == 0) {
+		snprintf(count, sizeof(count), "ringmaster.partitions=%u", s->rescale_to);
+		args[n++] = "-o";
+		args[n++] = count;
+		args[n++] = "--rescale";
+		log_info("rescale: the workers stopped cleanly; starting again with %u partitions",
+			 s->rescale_to);
+	} else {
+		log_error("rescale to %u abandoned: the stop was not clean (see above), so the "
+			  "state cannot be re-split; starting again with %u partitions",
+			  s->rescale_to, s->cfg.partitions);
+	}
+	args[n] = NULL;
+	execv("/proc/self/exe", args);
+	log_error("rescale: cannot start ringmaster again: %s", strerror(errno));
+	free(args);
+	return EX_OSERR;
+}

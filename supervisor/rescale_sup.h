@@ -1,0 +1,43 @@
+/* rescale_sup.h - the supervisor's side of a rescale (common/rescale.h):
+ * at every start, put right a re-split a crash interrupted; with
+ * --rescale, re-split a cleanly stopped data_dir for the configured
+ * partition count; and take the output file generation from the shards.
+ *
+ * "Cleanly stopped" means the shards hold exactly the events before the
+ * recorded resume position (the watermark): no shard applied an event at or
+ * past it. A run that ended, or was stopped by SIGTERM, drained its rings and
+ * recorded the watermark past everything applied; a crash, a kill -9 or a
+ * failed partition leaves shards ahead of it, and their events after it
+ * would be redone into new shards that already count them as applied. */
+#ifndef RM_RESCALE_SUP_H
+#define RM_RESCALE_SUP_H
+
+struct proto_buf;
+struct sup;
+
+/* With the config environment open, before any shard is opened: recover,
+ * then re-split when s->rescale. Returns 0 or an exit status (logged). */
+int rsc_prepare(struct sup *s);
+
+/* After the shards were checked: s->cfg.output_layout from shard 0, kept
+ * in the config environment's meta as "layout" too. 0 or an exit status. */
+int rsc_layout(struct sup *s);
+
+/* ringctl rescale N on a running instance: refused (-1, the reason in b)
+ * for a Kafka source, the count it has, a failed partition or held events,
+ * a handler swap going on, or an instance not running; else the source
+ * stops, the workers drain and stop, and sup_run returns with
+ * s->rescale_to = n: main() execs ringmaster again with the same
+ * arguments plus -o ringmaster.partitions=N --rescale (the same pid; the
+ * source resumes from its position once the state is re-split). */
+int rsc_request(struct sup *s, unsigned n, struct proto_buf *b);
+
+/* After sup_run, with s->rescale_to set: exec ringmaster with `argv`
+ * (the command line as it was given, copied before proctitle_init), plus
+ * the new count and --rescale when the stop was clean (`status` 0), else
+ * as it was (logged: the rescale is abandoned, the instance goes on at
+ * its old count). Returns only when the exec failed (logged), with the
+ * exit status to give. */
+int rsc_exec(struct sup *s, int status, int argc, char **argv);
+
+#endif
