@@ -1,6 +1,7 @@
 /* rescale_sup.c - recover, check and run a rescale at start (see
  * rescale_sup.h). */
 #include "rescale_sup.h"
+#include "savepoint.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -182,6 +183,10 @@ int rsc_request(struct sup *s, unsigned n, struct proto_buf *b)
 	else if (s->swap_active)
 		why = "a handler swap is going on: try again once every partition runs the new "
 		      "version";
+	else if (sup_savepoint_active(s))
+		why = "a savepoint is being taken: try again once it is written";
+	else if (s->replay)
+		why = "a replay is being sent (ringctl replay): try again once it is";
 	if (why) {
 		proto_buf_printf(b, "rescale to %u refused: %s\n", n, why);
 		return -1;
