@@ -46,6 +46,8 @@
 
 #define GRACE_NS 1000000000ull /* the hard stop comes at least this long after the budget */
 #define REG_INST "ringmaster.inst"
+/* rm.table_get keeps the rows it read in at most this share of lua_memory */
+#define TABLE_CACHE_SHARE 16
 
 /* The value one rm.state_put or rm.state_del replaced. */
 struct undo {
@@ -59,7 +61,8 @@ struct lua_inst {
 	lua_State *L;
 	rm_ctx *ctx;
 	char name[256];
-	int ref_env, ref_process, ref_fini, ref_trace;
+	int ref_env, ref_process, ref_fini, ref_trace, ref_flush;
+	uint64_t table_gen; /* the config generation rm.table_get's rows are of */
 
 	/* memory */
 	size_t mem, mem_cap;
@@ -603,7 +606,7 @@ static const luaL_Reg rm_funcs[] = {
  * the garbage collector, and that is most of what separates a Lua handler
  * from a C one. */
 static const char prelude_lua[] =
-    "local h, rm = ...\n"
+    "local h, rm, cache_bytes = ...\n"
     "local REJECT = rm.REJECT\n"
     "local ffi = require('ffi')\n"
     "ffi.cdef[[\n"
@@ -660,12 +663,30 @@ static const char prelude_lua[] =
     "  local rc = C.rm_lua_state_del(h, key, #key)\n"
     "  if rc < 0 then failed('rm.state_del', rc) end\n"
     "end\n"
+    "-- Rows read, by table and key (false: no such row), for the config\n"
+    "-- generation the worker reads: a table changes only with a new one\n"
+    "-- (lua_process calls flush). A row read again costs a Lua table lookup\n"
+    "-- instead of an LMDB read and a new Lua string. At most `room` bytes,\n"
+    "-- a small share of lua_memory; nil: empty.\n"
+    "local rows, room\n"
+    "local function flush() rows, room = nil, cache_bytes end\n"
+    "flush()\n"
     "function rm.table_get(tab, key)\n"
     "  tab, key = arg(tab, 1, 'table_get'), arg(key, 2, 'table_get')\n"
+    "  local t = rows and rows[tab]\n"
+    "  if t then\n"
+    "    local row = t[key]\n"
+    "    if row then return row end\n"
+    "    if row == false then return nil end\n"
+    "  end\n"
     "  local rc = C.rm_lua_table_get(h, tab, key, #key, v)\n"
-    "  if rc == 0 then return str(v.data, v.len) end\n"
     "  if rc < 0 then failed('rm.table_get', rc) end\n"
-    "  return nil\n"
+    "  local row = rc == 0 and str(v.data, v.len)\n"
+    "  room = room - #tab - #key - (row and #row or 0) - 96\n"
+    "  if not rows or room < 0 then rows, room, t = {}, cache_bytes, nil end\n"
+    "  if not t then t = {} rows[tab] = t end\n"
+    "  t[key] = row\n"
+    "  return row or nil\n"
     "end\n"
     "local function piece(x, i)\n"
     "  local t = type(x)\n"
@@ -736,7 +757,7 @@ static const char prelude_lua[] =
     "    ev.seq, ev.key, ev.payload, ev.partition = seq, key, payload, partition\n"
     "    return process(ev)\n"
     "  end\n"
-    "end\n";
+    "end, flush\n";
 
 /* ---- the state ---------------------------------------------------------------- */
 
@@ -872,8 +893,10 @@ static struct lua_inst *make(const struct lua_script *s, const struct settings *
 		goto lua_fail;
 	lua_pushlightuserdata(L, h);
 	lua_pushvalue(L, -3);
-	if (lua_pcall(L, 2, 1, 0) != 0)
+	lua_pushnumber(L, (lua_Number)(st->memory / TABLE_CACHE_SHARE));
+	if (lua_pcall(L, 3, 2, 0) != 0)
 		goto lua_fail;
+	h->ref_flush = luaL_ref(L, LUA_REGISTRYINDEX);
 	int ref_wrap = luaL_ref(L, LUA_REGISTRYINDEX);
 	const char *setup = st->unsafe ? unsafe_lua : sandbox_lua;
 	if (luaL_loadbuffer(L, setup, strlen(setup), "=sandbox") != 0)
@@ -1058,11 +1081,24 @@ static void undo_event(struct lua_inst *h)
 	}
 }
 
+/* A new config generation (or the first batch, after init's reads): the
+ * rows rm.table_get kept may be out of date. The flush makes no object, so
+ * it cannot fail for want of memory. */
+static void flush_tables(struct lua_inst *h, uint64_t gen)
+{
+	lua_rawgeti(h->L, LUA_REGISTRYINDEX, h->ref_flush);
+	lua_call(h->L, 0, 0);
+	h->table_gen = gen;
+}
+
 static int lua_process(rm_ctx *ctx, void *state, const struct rm_event *ev)
 {
 	struct lua_inst *h = state;
 	lua_State *L = h->L;
 	h->ctx = ctx;
+	uint64_t gen = ctx->cfg_txn ? store_config_generation(ctx->cfg_txn) : 0;
+	if (gen != h->table_gen)
+		flush_tables(h, gen);
 	h->n_undo = h->keys_len = h->got_len = 0;
 	h->out_mark = ctx->out_len;
 	h->lines_mark = ctx->n_lines;
