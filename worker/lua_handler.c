@@ -48,6 +48,8 @@
 #define REG_INST "ringmaster.inst"
 /* rm.table_get keeps the rows it read in at most this share of lua_memory */
 #define TABLE_CACHE_SHARE 16
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 /* The value one rm.state_put or rm.state_del replaced. */
 struct undo {
@@ -357,6 +359,58 @@ int rm_lua_state_get(struct lua_inst *h, const char *key, size_t n, struct rm_va
 	return rc;
 }
 
+/* One %d of rm_lua_state_getf: `-?[0-9]+` at *p, at most 16 digits after
+ * leading zeros and within 2^53, so that a double holds it exactly. Moves
+ * *p past it. Returns 0, or -1 when there is none or it is too large. */
+static int getf_int(const char **p, const char *end, double *out)
+{
+	const char *s = *p;
+	int neg = s < end && *s == '-';
+	s += neg;
+	if (s == end || *s < '0' || *s > '9')
+		return -1;
+	uint64_t v = 0;
+	int digits = 0;
+	for (; s < end && *s >= '0' && *s <= '9'; s++) {
+		if (v || *s != '0')
+			digits++;
+		if (digits > 16)
+			return -1;
+		v = v * 10 + (uint64_t)(*s - '0');
+	}
+	if (v > (1ull << 53))
+		return -1;
+	*out = neg ? -(double)v : (double)v;
+	*p = s;
+	return 0;
+}
+
+int rm_lua_state_getf(struct lua_inst *h, const char *key, size_t n, const char *fmt, double *out,
+		      int max_out)
+{
+	struct rm_value v;
+	int rc = rm_lua_state_get(h, key, n, &v);
+	if (rc != RM_FOUND)
+		return rc < 0 ? rc : LUA_GETF_ABSENT;
+	const char *p = v.data, *end = v.data + v.len;
+	int got = 0;
+	for (const char *f = fmt; *f; f++) {
+		if (f[0] == '%' && f[1] == 'd') {
+			if (got == max_out || getf_int(&p, end, &out[got]) != 0)
+				return LUA_GETF_NO_MATCH;
+			got++;
+			f++;
+			continue;
+		}
+		if (f[0] == '%' && f[1] == '%')
+			f++;
+		if (p == end || *p != *f)
+			return LUA_GETF_NO_MATCH;
+		p++;
+	}
+	return p == end ? got : LUA_GETF_NO_MATCH;
+}
+
 /* Remember what `key` holds before this event changes it. */
 static int save_old(struct lua_inst *h, const char *key, size_t n)
 {
@@ -615,6 +669,8 @@ static const char prelude_lua[] =
     "int rm_lua_state_get(struct lua_inst *, const char *, size_t, struct rm_value *);\n"
     "int rm_lua_state_put(struct lua_inst *, const char *, size_t, const char *, size_t);\n"
     "int rm_lua_state_del(struct lua_inst *, const char *, size_t);\n"
+    "int rm_lua_state_getf(struct lua_inst *, const char *, size_t, const char *, double *,\n"
+    "                      int);\n"
     "int rm_lua_table_get(struct lua_inst *, const char *, const char *, size_t,\n"
     "                     struct rm_value *);\n"
     "int rm_lua_emit(struct lua_inst *, const char *, size_t);\n"
@@ -651,113 +707,175 @@ static const char prelude_lua[] =
     "  if rc < 0 then failed('rm.state_get', rc) end\n"
     "  return nil\n"
     "end\n"
-    "function rm.state_put(key, val)\n"
-    "  key, val = arg(key, 1, 'state_put'), arg(val, 2, 'state_put')\n"
-    "  key_size('rm.state_put', #key)\n"
-    "  local rc = C.rm_lua_state_put(h, key, #key, val, #val)\n"
-    "  if rc < 0 then failed('rm.state_put', rc) end\n"
+    "-- rm.state_getf's numbers: at most GETF_MAX, returned without a table\n"
+    "local GETF_MAX = 8\n"
+    "local nums = ffi.new('double[?]', GETF_MAX)\n"
+    "local function values(i, n)\n"
+    "  if i < n then return nums[i], values(i + 1, n) end\n"
     "end\n"
-    "function rm.state_del(key)\n"
-    "  key = arg(key, 1, 'state_del')\n"
-    "  key_size('rm.state_del', #key)\n"
-    "  local rc = C.rm_lua_state_del(h, key, #key)\n"
-    "  if rc < 0 then failed('rm.state_del', rc) end\n"
-    "end\n"
-    "-- Rows read, by table and key (false: no such row), for the config\n"
-    "-- generation the worker reads: a table changes only with a new one\n"
-    "-- (lua_process calls flush). A row read again costs a Lua table lookup\n"
-    "-- instead of an LMDB read and a new Lua string. At most `room` bytes,\n"
-    "-- a small share of lua_memory; nil: empty.\n"
-    "local rows, room\n"
-    "local function flush() rows, room = nil, cache_bytes end\n"
-    "flush()\n"
-    "function rm.table_get(tab, key)\n"
-    "  tab, key = arg(tab, 1, 'table_get'), arg(key, 2, 'table_get')\n"
-    "  local t = rows and rows[tab]\n"
-    "  if t then\n"
-    "    local row = t[key]\n"
-    "    if row then return row end\n"
-    "    if row == false then return nil end\n"
+    "local checked = {}\n"
+    "local function getf_format(fmt)\n"
+    "  if checked[fmt] then return fmt end\n"
+    "  local n = 0\n"
+    "  for c in fmt:gmatch('%%(.?)') do\n"
+    "    if c == 'd' then n = n + 1\n"
+    "    elseif c ~= '%' then\n"
+    "      error(\"rm.state_getf: bad format '\" .. fmt .. \"': only %d and %% convert\", 3)\n"
+    "    end\n"
     "  end\n"
-    "  local rc = C.rm_lua_table_get(h, tab, key, #key, v)\n"
-    "  if rc < 0 then failed('rm.table_get', rc) end\n"
-    "  local row = rc == 0 and str(v.data, v.len)\n"
-    "  room = room - #tab - #key - (row and #row or 0) - 96\n"
-    "  if not rows or room < 0 then rows, room, t = {}, cache_bytes, nil end\n"
-    "  if not t then t = {} rows[tab] = t end\n"
-    "  t[key] = row\n"
-    "  return row or nil\n"
+    "  if n > GETF_MAX then error('rm.state_getf: at most ' .. GETF_MAX .. ' %d', 3) end\n"
+    "  if #checked > 256 then checked = {} end\n"
+    "  checked[fmt] = true\n"
+    "  return fmt\n"
     "end\n"
-    "local function piece(x, i)\n"
-    "  local t = type(x)\n"
-    "  if t == 'string' or t == 'number' then return x end\n"
-    "  error(\"bad argument #\" .. i .. \" to 'emit' (string expected, got \" .. t .. ')', 3)\n"
-    "end\n"
-    "function rm.emit(first, ...)\n"
-    "  local rc, n = nil, select('#', ...)\n"
-    "  if n == 0 then\n"
-    "    first = arg(first, 1, 'emit')\n"
-    "    rc = C.rm_lua_emit(h, first, #first)\n"
-    "  else\n"
-    "    line:reset()\n"
-    "    line:put(piece(first, 1))\n"
-    "    for i = 1, n do line:put(piece((select(i, ...)), i + 1)) end\n"
-    "    rc = C.rm_lua_emit(h, line:ref())\n"
+    "function rm.state_getf(key, fmt)\n"
+    "  key = arg(key, 1, 'state_getf')\n"
+    "  fmt = getf_format(arg(fmt, 2, 'state_getf'))\n"
+    "  local rc = C.rm_lua_state_getf(h, key, #key, fmt, nums, GETF_MAX)\n"
+    "  if rc >= 0 then\n"
+    "    if rc == 2 then return nums[0], nums[1] end\n"
+    "    return values(0, rc)\n"
     "  end\n"
-    "  if rc == 1 then error('rm.emit: a line must not contain a newline', 2) end\n"
-    "  if rc < 0 then failed('rm.emit', rc) end\n"
-    "end\n"
-    "-- line:putf(fmt, ...) into the buffer; an error names the rm function\n"
-    "-- and its argument (putf counts the buffer as argument 1)\n"
-    "-- (a function of its own: a closure in formatted would keep LuaJIT from\n"
-    "-- compiling it)\n"
-    "local putf = line.putf\n"
-    "local function putf_error(err, f, shift)\n"
-    "  err = tostring(err):gsub(\"^bad argument #(%d+) to '[^']*'\", function(n)\n"
-    "    return 'bad argument #' .. (n - shift) .. \" to '\" .. f .. \"'\"\n"
-    "  end)\n"
-    "  error(err, 4)\n"
-    "end\n"
-    "local function formatted(f, shift, fmt, ...)\n"
-    "  line:reset()\n"
-    "  local ok, err = pcall(putf, line, fmt, ...)\n"
-    "  if not ok then putf_error(err, f, shift) end\n"
-    "  return line:ref()\n"
-    "end\n"
-    "function rm.emitf(fmt, ...)\n"
-    "  local rc = C.rm_lua_emit(h, formatted('emitf', 1, fmt, ...))\n"
-    "  if rc == 1 then error('rm.emitf: a line must not contain a newline', 2) end\n"
-    "  if rc < 0 then failed('rm.emitf', rc) end\n"
-    "end\n"
-    "function rm.state_putf(key, fmt, ...)\n"
-    "  key = arg(key, 1, 'state_putf')\n"
-    "  key_size('rm.state_putf', #key)\n"
-    "  local val, n = formatted('state_putf', 0, fmt, ...)\n"
-    "  local rc = C.rm_lua_state_put(h, key, #key, val, n)\n"
-    "  if rc < 0 then failed('rm.state_putf', rc) end\n"
-    "end\n"
-    "function rm.reject(reason)\n"
-    "  if reason == nil then reason = 'rejected' end\n"
-    "  C.rm_lua_reject(h, arg(reason, 1, 'reject'))\n"
-    "  return REJECT\n"
-    "end\n"
-    "function rm.count(name)\n"
-    "  name = arg(name, 1, 'count')\n"
-    "  names[name] = true\n"
-    "  C.rm_lua_count(h, name)\n"
-    "end\n"
-    "function rm.param(name)\n"
-    "  local p = C.rm_lua_param(h, arg(name, 1, 'param'))\n"
-    "  if p == nil then return nil end\n"
-    "  return str(p)\n"
-    "end\n"
-    "return function(process)\n"
-    "  local ev = {seq = 0, key = '', payload = '', partition = 0}\n"
-    "  return function(seq, key, payload, partition)\n"
-    "    ev.seq, ev.key, ev.payload, ev.partition = seq, key, payload, partition\n"
-    "    return process(ev)\n"
-    "  end\n"
-    "end, flush\n";
+    "  if rc == " STR(
+	LUA_GETF_ABSENT) " then return nil end\n"
+			 "  if rc == " STR(
+			     LUA_GETF_NO_MATCH) " then return false end\n"
+						"  failed('rm.state_getf', rc)\n"
+						"end\n"
+						"function rm.state_put(key, val)\n"
+						"  key, val = arg(key, 1, 'state_put'), arg(val, "
+						"2, 'state_put')\n"
+						"  key_size('rm.state_put', #key)\n"
+						"  local rc = C.rm_lua_state_put(h, key, #key, "
+						"val, #val)\n"
+						"  if rc < 0 then failed('rm.state_put', rc) end\n"
+						"end\n"
+						"function rm.state_del(key)\n"
+						"  key = arg(key, 1, 'state_del')\n"
+						"  key_size('rm.state_del', #key)\n"
+						"  local rc = C.rm_lua_state_del(h, key, #key)\n"
+						"  if rc < 0 then failed('rm.state_del', rc) end\n"
+						"end\n"
+						"-- Rows read, by table and key (false: no such "
+						"row), for the config\n"
+						"-- generation the worker reads: a table changes "
+						"only with a new one\n"
+						"-- (lua_process calls flush). A row read again "
+						"costs a Lua table lookup\n"
+						"-- instead of an LMDB read and a new Lua string. "
+						"At most `room` bytes,\n"
+						"-- a small share of lua_memory; nil: empty.\n"
+						"local rows, room\n"
+						"local function flush() rows, room = nil, "
+						"cache_bytes end\n"
+						"flush()\n"
+						"function rm.table_get(tab, key)\n"
+						"  tab, key = arg(tab, 1, 'table_get'), arg(key, "
+						"2, 'table_get')\n"
+						"  local t = rows and rows[tab]\n"
+						"  if t then\n"
+						"    local row = t[key]\n"
+						"    if row then return row end\n"
+						"    if row == false then return nil end\n"
+						"  end\n"
+						"  local rc = C.rm_lua_table_get(h, tab, key, "
+						"#key, v)\n"
+						"  if rc < 0 then failed('rm.table_get', rc) end\n"
+						"  local row = rc == 0 and str(v.data, v.len)\n"
+						"  room = room - #tab - #key - (row and #row or 0) "
+						"- 96\n"
+						"  if not rows or room < 0 then rows, room, t = "
+						"{}, cache_bytes, nil end\n"
+						"  if not t then t = {} rows[tab] = t end\n"
+						"  t[key] = row\n"
+						"  return row or nil\n"
+						"end\n"
+						"local function piece(x, i)\n"
+						"  local t = type(x)\n"
+						"  if t == 'string' or t == 'number' then return x "
+						"end\n"
+						"  error(\"bad argument #\" .. i .. \" to 'emit' "
+						"(string expected, got \" .. t .. ')', 3)\n"
+						"end\n"
+						"function rm.emit(first, ...)\n"
+						"  local rc, n = nil, select('#', ...)\n"
+						"  if n == 0 then\n"
+						"    first = arg(first, 1, 'emit')\n"
+						"    rc = C.rm_lua_emit(h, first, #first)\n"
+						"  else\n"
+						"    line:reset()\n"
+						"    line:put(piece(first, 1))\n"
+						"    for i = 1, n do line:put(piece((select(i, "
+						"...)), i + 1)) end\n"
+						"    rc = C.rm_lua_emit(h, line:ref())\n"
+						"  end\n"
+						"  if rc == 1 then error('rm.emit: a line must not "
+						"contain a newline', 2) end\n"
+						"  if rc < 0 then failed('rm.emit', rc) end\n"
+						"end\n"
+						"-- line:putf(fmt, ...) into the buffer; an error "
+						"names the rm function\n"
+						"-- and its argument (putf counts the buffer as "
+						"argument 1)\n"
+						"-- (a function of its own: a closure in formatted "
+						"would keep LuaJIT from\n"
+						"-- compiling it)\n"
+						"local putf = line.putf\n"
+						"local function putf_error(err, f, shift)\n"
+						"  err = tostring(err):gsub(\"^bad argument #(%d+) "
+						"to '[^']*'\", function(n)\n"
+						"    return 'bad argument #' .. (n - shift) .. \" "
+						"to '\" .. f .. \"'\"\n"
+						"  end)\n"
+						"  error(err, 4)\n"
+						"end\n"
+						"local function formatted(f, shift, fmt, ...)\n"
+						"  line:reset()\n"
+						"  local ok, err = pcall(putf, line, fmt, ...)\n"
+						"  if not ok then putf_error(err, f, shift) end\n"
+						"  return line:ref()\n"
+						"end\n"
+						"function rm.emitf(fmt, ...)\n"
+						"  local rc = C.rm_lua_emit(h, formatted('emitf', "
+						"1, fmt, ...))\n"
+						"  if rc == 1 then error('rm.emitf: a line must "
+						"not contain a newline', 2) end\n"
+						"  if rc < 0 then failed('rm.emitf', rc) end\n"
+						"end\n"
+						"function rm.state_putf(key, fmt, ...)\n"
+						"  key = arg(key, 1, 'state_putf')\n"
+						"  key_size('rm.state_putf', #key)\n"
+						"  local val, n = formatted('state_putf', 0, fmt, "
+						"...)\n"
+						"  local rc = C.rm_lua_state_put(h, key, #key, "
+						"val, n)\n"
+						"  if rc < 0 then failed('rm.state_putf', rc) end\n"
+						"end\n"
+						"function rm.reject(reason)\n"
+						"  if reason == nil then reason = 'rejected' end\n"
+						"  C.rm_lua_reject(h, arg(reason, 1, 'reject'))\n"
+						"  return REJECT\n"
+						"end\n"
+						"function rm.count(name)\n"
+						"  name = arg(name, 1, 'count')\n"
+						"  names[name] = true\n"
+						"  C.rm_lua_count(h, name)\n"
+						"end\n"
+						"function rm.param(name)\n"
+						"  local p = C.rm_lua_param(h, arg(name, 1, "
+						"'param'))\n"
+						"  if p == nil then return nil end\n"
+						"  return str(p)\n"
+						"end\n"
+						"return function(process)\n"
+						"  local ev = {seq = 0, key = '', payload = '', "
+						"partition = 0}\n"
+						"  return function(seq, key, payload, partition)\n"
+						"    ev.seq, ev.key, ev.payload, ev.partition = "
+						"seq, key, payload, partition\n"
+						"    return process(ev)\n"
+						"  end\n"
+						"end, flush\n";
 
 /* ---- the state ---------------------------------------------------------------- */
 
