@@ -1233,6 +1233,7 @@ static void lua_fini(rm_ctx *ctx, void *state)
 		return;
 	if (h->ref_fini != LUA_NOREF) {
 		h->ctx = ctx;
+		flush_tables(h, 0); /* fini reads the tables as they are now */
 		lua_rawgeti(h->L, LUA_REGISTRYINDEX, h->ref_trace);
 		lua_rawgeti(h->L, LUA_REGISTRYINDEX, h->ref_fini);
 		if (!call(h, 0, SHM_NO_SEQ, "fini"))
