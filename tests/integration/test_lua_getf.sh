@@ -7,15 +7,16 @@
 . "$(dirname "$0")/lib.sh"
 PARTITIONS=1
 : >"$T/events.tsv"
-for i in $(seq 1 12); do printf 'k%02d\tx\n' "$i" >>"$T/events.tsv"; done
+for i in $(seq 1 14); do printf 'k%02d\tx\n' "$i" >>"$T/events.tsv"; done
 
 cat >"$T/getf.lua" <<'LUA'
 local values = {
 	k02 = "a=5 b=-7", k03 = "a=5 b=x", k04 = "a=9007199254740992 b=0",
 	k05 = "a=9007199254740993 b=0", k06 = "a=0007 b=-0", k07 = "a=5 b=7 ",
-	k08 = "100%", k09 = "a=1 b=2",
+	k08 = "100%", k09 = "a=1 b=2", k13 = "plain",
 }
-local formats = {k08 = "%d%%", k09 = "a=%s", k10 = "%d%d%d%d%d%d%d%d%d"}
+local formats = {k08 = "%d%%", k09 = "a=%s", k10 = "%d%d%d%d%d%d%d%d%d", k13 = "plain",
+	k14 = "a=%d\0"}
 local function show(...)
 	local out = {}
 	for i = 1, select("#", ...) do
@@ -44,14 +45,16 @@ k05	false
 k06	7 0
 k07	false
 k08	100
+k13	true
 OUT
 assert_same_file "rm.state_getf's values" "$T/want" "$T/out/p0.tsv"
-assert_eq "dead letters (seq, reason)" "48 lua_error 54 lua_error 60 lua_error 66 lua_error " \
+assert_eq "dead letters (seq, reason)" "48 lua_error 54 lua_error 60 lua_error 66 lua_error 78 lua_error " \
 	"$(cut -f1,2 "$T/dead.tsv" | tr '\t\n' '  ')"
-for m in "getf.lua:20: rm.state_getf: bad format 'a=%s': only %d and %% convert" \
-	"getf.lua:20: rm.state_getf: at most 8 %d" \
-	"getf.lua:18: bad argument #1 to 'state_getf' (string expected, got table)" \
-	"getf.lua:19: bad argument #2 to 'state_getf' (string expected, got nil)"; do
+for m in "getf.lua:21: rm.state_getf: bad format 'a=%s': only %d and %% convert" \
+	"getf.lua:21: rm.state_getf: at most 8 %d" \
+	"getf.lua:21: rm.state_getf: a format has no NUL" \
+	"getf.lua:19: bad argument #1 to 'state_getf' (string expected, got table)" \
+	"getf.lua:20: bad argument #2 to 'state_getf' (string expected, got nil)"; do
 	grep -qF "$m" "$T/getf.log" || { cat "$T/getf.log"; fail "no message '$m'"; }
 done
 "$RINGCTL" -c "$T/getf.ini" dump-state >"$T/state"
