@@ -1,9 +1,10 @@
 # rm.state_getf (ringmaster-lua(7)): a state's numbers read by a format,
-# nil for a key without state, false for a value the format does not match
-# or a number a double cannot hold exactly; a bad format or argument is a
-# lua_error naming it, with the event's effects undone. rm.table_get keeps
-# the rows it read, but a reload that changes a table is seen from the next
-# batch on, and a row that is not there stays nil.
+# nil for a key without state, true for a matching format without %d, false
+# for a value the format does not match or a number a double cannot hold
+# exactly; a bad format or argument is a lua_error naming it, with the
+# event's effects undone. rm.table_get keeps the rows it read, but a reload
+# that changes a table is seen from the next batch on, and a row that is not
+# there stays nil.
 . "$(dirname "$0")/lib.sh"
 PARTITIONS=1
 : >"$T/events.tsv"
