@@ -46,6 +46,8 @@
 
 #define GRACE_NS 1000000000ull /* the hard stop comes at least this long after the budget */
 #define REG_INST "ringmaster.inst"
+/* rm.table_get keeps the rows it read in at most this share of lua_memory */
+#define TABLE_CACHE_SHARE 16
 
 /* The value one rm.state_put or rm.state_del replaced. */
 struct undo {
@@ -59,7 +61,8 @@ struct lua_inst {
 	lua_State *L;
 	rm_ctx *ctx;
 	char name[256];
-	int ref_env, ref_process, ref_fini, ref_trace;
+	int ref_env, ref_process, ref_fini, ref_trace, ref_flush;
+	uint64_t table_gen; /* the config generation rm.table_get's rows are of */
 
 	/* memory */
 	size_t mem, mem_cap;
@@ -354,6 +357,58 @@ int rm_lua_state_get(struct lua_inst *h, const char *key, size_t n, struct rm_va
 	return rc;
 }
 
+/* One %d of rm_lua_state_getf: `-?[0-9]+` at *p, at most 16 digits after
+ * leading zeros and within 2^53, so that a double holds it exactly. Moves
+ * *p past it. Returns 0, or -1 when there is none or it is too large. */
+static int getf_int(const char **p, const char *end, double *out)
+{
+	const char *s = *p;
+	int neg = s < end && *s == '-';
+	s += neg;
+	if (s == end || *s < '0' || *s > '9')
+		return -1;
+	uint64_t v = 0;
+	int digits = 0;
+	for (; s < end && *s >= '0' && *s <= '9'; s++) {
+		if (v || *s != '0')
+			digits++;
+		if (digits > 16)
+			return -1;
+		v = v * 10 + (uint64_t)(*s - '0');
+	}
+	if (v > (1ull << 53))
+		return -1;
+	*out = neg ? -(double)v : (double)v;
+	*p = s;
+	return 0;
+}
+
+int rm_lua_state_getf(struct lua_inst *h, const char *key, size_t n, const char *fmt, double *out,
+		      int max_out)
+{
+	struct rm_value v;
+	int rc = rm_lua_state_get(h, key, n, &v);
+	if (rc != RM_FOUND)
+		return rc < 0 ? rc : LUA_GETF_ABSENT;
+	const char *p = v.data, *end = v.data + v.len;
+	int got = 0;
+	for (const char *f = fmt; *f; f++) {
+		if (f[0] == '%' && f[1] == 'd') {
+			if (got == max_out || getf_int(&p, end, &out[got]) != 0)
+				return LUA_GETF_NO_MATCH;
+			got++;
+			f++;
+			continue;
+		}
+		if (f[0] == '%' && f[1] == '%')
+			f++;
+		if (p == end || *p != *f)
+			return LUA_GETF_NO_MATCH;
+		p++;
+	}
+	return p == end ? got : LUA_GETF_NO_MATCH;
+}
+
 /* Remember what `key` holds before this event changes it. */
 static int save_old(struct lua_inst *h, const char *key, size_t n)
 {
@@ -602,8 +657,10 @@ static const luaL_Reg rm_funcs[] = {
  * object a script makes per event costs its allocation and its share of
  * the garbage collector, and that is most of what separates a Lua handler
  * from a C one. */
+/* rm.state_getf in the prelude tests for these codes by value */
+_Static_assert(LUA_GETF_ABSENT == -1000 && LUA_GETF_NO_MATCH == -1001, "rm.state_getf's codes");
 static const char prelude_lua[] =
-    "local h, rm = ...\n"
+    "local h, rm, cache_bytes = ...\n"
     "local REJECT = rm.REJECT\n"
     "local ffi = require('ffi')\n"
     "ffi.cdef[[\n"
@@ -612,6 +669,8 @@ static const char prelude_lua[] =
     "int rm_lua_state_get(struct lua_inst *, const char *, size_t, struct rm_value *);\n"
     "int rm_lua_state_put(struct lua_inst *, const char *, size_t, const char *, size_t);\n"
     "int rm_lua_state_del(struct lua_inst *, const char *, size_t);\n"
+    "int rm_lua_state_getf(struct lua_inst *, const char *, size_t, const char *, double *,\n"
+    "                      int);\n"
     "int rm_lua_table_get(struct lua_inst *, const char *, const char *, size_t,\n"
     "                     struct rm_value *);\n"
     "int rm_lua_emit(struct lua_inst *, const char *, size_t);\n"
@@ -648,6 +707,41 @@ static const char prelude_lua[] =
     "  if rc < 0 then failed('rm.state_get', rc) end\n"
     "  return nil\n"
     "end\n"
+    "-- rm.state_getf's numbers: at most GETF_MAX, returned without a table\n"
+    "local GETF_MAX = 8\n"
+    "local nums = ffi.new('double[?]', GETF_MAX)\n"
+    "local function values(i, n)\n"
+    "  if i < n then return nums[i], values(i + 1, n) end\n"
+    "end\n"
+    "local checked, n_checked = {}, 0 -- formats seen good\n"
+    "local function getf_format(fmt)\n"
+    "  if checked[fmt] then return fmt end\n"
+    "  if fmt:find('\\0', 1, true) then error('rm.state_getf: a format has no NUL', 3) end\n"
+    "  local n = 0\n"
+    "  for c in fmt:gmatch('%%(.?)') do\n"
+    "    if c == 'd' then n = n + 1\n"
+    "    elseif c ~= '%' then\n"
+    "      error(\"rm.state_getf: bad format '\" .. fmt .. \"': only %d and %% convert\", 3)\n"
+    "    end\n"
+    "  end\n"
+    "  if n > GETF_MAX then error('rm.state_getf: at most ' .. GETF_MAX .. ' %d', 3) end\n"
+    "  if n_checked == 256 then checked, n_checked = {}, 0 end\n"
+    "  checked[fmt], n_checked = true, n_checked + 1\n"
+    "  return fmt\n"
+    "end\n"
+    "function rm.state_getf(key, fmt)\n"
+    "  key = arg(key, 1, 'state_getf')\n"
+    "  fmt = getf_format(arg(fmt, 2, 'state_getf'))\n"
+    "  local rc = C.rm_lua_state_getf(h, key, #key, fmt, nums, GETF_MAX)\n"
+    "  if rc >= 0 then\n"
+    "    if rc == 2 then return nums[0], nums[1] end\n"
+    "    if rc == 0 then return true end\n"
+    "    return values(0, rc)\n"
+    "  end\n"
+    "  if rc == -1000 then return nil end\n"
+    "  if rc == -1001 then return false end\n"
+    "  failed('rm.state_getf', rc)\n"
+    "end\n"
     "function rm.state_put(key, val)\n"
     "  key, val = arg(key, 1, 'state_put'), arg(val, 2, 'state_put')\n"
     "  key_size('rm.state_put', #key)\n"
@@ -660,12 +754,30 @@ static const char prelude_lua[] =
     "  local rc = C.rm_lua_state_del(h, key, #key)\n"
     "  if rc < 0 then failed('rm.state_del', rc) end\n"
     "end\n"
+    "-- Rows read, by table and key (false: no such row), for the config\n"
+    "-- generation the worker reads: a table changes only with a new one\n"
+    "-- (lua_process calls flush). A row read again costs a Lua table lookup\n"
+    "-- instead of an LMDB read and a new Lua string. At most `room` bytes,\n"
+    "-- a small share of lua_memory; nil: empty.\n"
+    "local rows, room\n"
+    "local function flush() rows, room = nil, cache_bytes end\n"
+    "flush()\n"
     "function rm.table_get(tab, key)\n"
     "  tab, key = arg(tab, 1, 'table_get'), arg(key, 2, 'table_get')\n"
+    "  local t = rows and rows[tab]\n"
+    "  if t then\n"
+    "    local row = t[key]\n"
+    "    if row then return row end\n"
+    "    if row == false then return nil end\n"
+    "  end\n"
     "  local rc = C.rm_lua_table_get(h, tab, key, #key, v)\n"
-    "  if rc == 0 then return str(v.data, v.len) end\n"
     "  if rc < 0 then failed('rm.table_get', rc) end\n"
-    "  return nil\n"
+    "  local row = rc == 0 and str(v.data, v.len)\n"
+    "  room = room - #tab - #key - (row and #row or 0) - 96\n"
+    "  if not rows or room < 0 then rows, room, t = {}, cache_bytes, nil end\n"
+    "  if not t then t = {} rows[tab] = t end\n"
+    "  t[key] = row\n"
+    "  return row or nil\n"
     "end\n"
     "local function piece(x, i)\n"
     "  local t = type(x)\n"
@@ -736,7 +848,7 @@ static const char prelude_lua[] =
     "    ev.seq, ev.key, ev.payload, ev.partition = seq, key, payload, partition\n"
     "    return process(ev)\n"
     "  end\n"
-    "end\n";
+    "end, flush\n";
 
 /* ---- the state ---------------------------------------------------------------- */
 
@@ -872,8 +984,10 @@ static struct lua_inst *make(const struct lua_script *s, const struct settings *
 		goto lua_fail;
 	lua_pushlightuserdata(L, h);
 	lua_pushvalue(L, -3);
-	if (lua_pcall(L, 2, 1, 0) != 0)
+	lua_pushnumber(L, (lua_Number)(st->memory / TABLE_CACHE_SHARE));
+	if (lua_pcall(L, 3, 2, 0) != 0)
 		goto lua_fail;
+	h->ref_flush = luaL_ref(L, LUA_REGISTRYINDEX);
 	int ref_wrap = luaL_ref(L, LUA_REGISTRYINDEX);
 	const char *setup = st->unsafe ? unsafe_lua : sandbox_lua;
 	if (luaL_loadbuffer(L, setup, strlen(setup), "=sandbox") != 0)
@@ -1058,11 +1172,24 @@ static void undo_event(struct lua_inst *h)
 	}
 }
 
+/* A new config generation (or the first batch, after init's reads): the
+ * rows rm.table_get kept may be out of date. The flush makes no object, so
+ * it cannot fail for want of memory. */
+static void flush_tables(struct lua_inst *h, uint64_t gen)
+{
+	lua_rawgeti(h->L, LUA_REGISTRYINDEX, h->ref_flush);
+	lua_call(h->L, 0, 0);
+	h->table_gen = gen;
+}
+
 static int lua_process(rm_ctx *ctx, void *state, const struct rm_event *ev)
 {
 	struct lua_inst *h = state;
 	lua_State *L = h->L;
 	h->ctx = ctx;
+	uint64_t gen = ctx->cfg_txn ? store_config_generation(ctx->cfg_txn) : 0;
+	if (gen != h->table_gen)
+		flush_tables(h, gen);
 	h->n_undo = h->keys_len = h->got_len = 0;
 	h->out_mark = ctx->out_len;
 	h->lines_mark = ctx->n_lines;
@@ -1108,6 +1235,7 @@ static void lua_fini(rm_ctx *ctx, void *state)
 		return;
 	if (h->ref_fini != LUA_NOREF) {
 		h->ctx = ctx;
+		flush_tables(h, 0); /* fini reads the tables as they are now */
 		lua_rawgeti(h->L, LUA_REGISTRYINDEX, h->ref_trace);
 		lua_rawgeti(h->L, LUA_REGISTRYINDEX, h->ref_fini);
 		if (!call(h, 0, SHM_NO_SEQ, "fini"))

@@ -86,6 +86,15 @@ int lua_handler_params(const struct lua_script *s, const struct cfg_kv *params, 
 struct lua_inst;
 int rm_lua_state_get(struct lua_inst *h, const char *key, size_t n, struct rm_value *v);
 int rm_lua_state_put(struct lua_inst *h, const char *key, size_t n, const char *val, size_t vn);
+/* rm.state_getf: the key's value read by `fmt`, whose %d match integers
+ * (`-?[0-9]+`, exact: within 2^53), %% a '%' and anything else itself, to
+ * the value's end. Fills out[] with up to max_out numbers and returns how
+ * many, or LUA_GETF_ABSENT (no such key), LUA_GETF_NO_MATCH, or a negative
+ * errno. An unknown conversion is checked by the prelude. */
+#define LUA_GETF_ABSENT (-1000)
+#define LUA_GETF_NO_MATCH (-1001)
+int rm_lua_state_getf(struct lua_inst *h, const char *key, size_t n, const char *fmt, double *out,
+		      int max_out);
 int rm_lua_state_del(struct lua_inst *h, const char *key, size_t n);
 int rm_lua_table_get(struct lua_inst *h, const char *table, const char *key, size_t n,
 		     struct rm_value *v);
