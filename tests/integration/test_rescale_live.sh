@@ -62,10 +62,15 @@ ok "ringctl rescale 7, then 2, while running: state and output lines equal an un
 
 # A generate source, rescaled to 3 mid-run, ends where an uninterrupted run
 # does (the run is finite: it ends by itself at 3 partitions).
-G=(-o source.type=generate -o source.events=400000 -o source.keys=5000)
+# The test ledger with a pause per event, so that a fast machine does not
+# finish the run before the rescale request; the reference runs without it.
+cp "$TEST_HANDLER_DIR/faulty_ledger.so" "$T/h.so"
+chmod 0755 "$T/h.so"
+G=(-o source.type=generate -o source.events=400000 -o source.keys=5000 -o worker.handler="$T/h.so")
 ref_run gref "$T/t.ini" "${G[@]}"
 go=("${G[@]}" -o ringmaster.data_dir="$T/g/data" -o output.dir="$T/g/out"
-	-o output.dead_letter="$T/g/dead.tsv" -o ringmaster.run_dir="$T/g/run" -o worker.batch_max=64)
+	-o output.dead_letter="$T/g/dead.tsv" -o ringmaster.run_dir="$T/g/run" -o worker.batch_max=64
+	-o handler.sleep_us=10)
 "$RINGMASTER" -c "$T/t.ini" "${go[@]}" 2>"$T/g.log" &
 gpid=$!
 BG_PIDS+=("$gpid")
