@@ -221,23 +221,26 @@ int main(int argc, char **argv)
 	}
 	proctitle_init(argc, argv);
 	struct options o = {0};
+	struct sup s = {0};
 	int rc = parse_options(argc, argv, &o);
-	if (rc)
-		return rc < 0 ? 0 : rc;
-
-	struct sup s = {.config_path = o.config,
-			.overrides = o.overrides,
-			.n_overrides = o.n_overrides,
-			.summary_path = o.summary,
-			.force_recover = o.force_recover,
-			.rescale = o.rescale};
+	if (rc) {
+		rc = rc < 0 ? 0 : rc;
+		goto out;
+	}
+	s = (struct sup){.config_path = o.config,
+			 .overrides = o.overrides,
+			 .n_overrides = o.n_overrides,
+			 .summary_path = o.summary,
+			 .force_recover = o.force_recover,
+			 .rescale = o.rescale};
 	struct cfg_errors errs = {0};
 	if (cfg_load(o.config, o.overrides, o.n_overrides, &s.cfg, &errs) != 0) {
 		fputs(errs.text ? errs.text : "configuration error\n", stderr);
 		fprintf(stderr, "%s: configuration has %u error%s\n", o.config, errs.count,
 			errs.count == 1 ? "" : "s");
 		cfg_errors_free(&errs);
-		return EX_CONFIG;
+		rc = EX_CONFIG;
+		goto out;
 	}
 	log_init("supervisor", s.cfg.log_level);
 	log_set_format(s.cfg.log_format);
@@ -248,6 +251,7 @@ int main(int argc, char **argv)
 	if (s.rescale_to)
 		rc = rsc_exec(&s, rc, argc, args);
 	cfg_free(&s.cfg);
+out:
 	for (int i = 0; i < argc; i++)
 		free(args[i]);
 	free(args);
