@@ -888,7 +888,7 @@ static const char prelude_lua[] =
     "  s = arg(s, 1, 'payload_find')\n"
     "  local n = E.payload_len\n"
     "  init = init == nil and 1 or pos(init, 2, 'payload_find', n)\n"
-    "  if init < 1 then init = 1 end\n"
+    "  if init < 1 then init = 1 elseif init > n + 1 then init = n + 1 end\n"
     "  local at = C.rm_lua_payload_find(E, s, #s, init - 1)\n"
     "  if at == 0 then return nil end\n"
     "  return at, at + #s - 1\n"
