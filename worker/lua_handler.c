@@ -393,19 +393,25 @@ int rm_lua_state_getf(struct lua_inst *h, const char *key, size_t n, const char 
 		return rc < 0 ? rc : LUA_GETF_ABSENT;
 	const char *p = v.data, *end = v.data + v.len;
 	int got = 0;
-	for (const char *f = fmt; *f; f++) {
+	for (const char *f = fmt; *f;) {
 		if (f[0] == '%' && f[1] == 'd') {
 			if (got == max_out || getf_int(&p, end, &out[got]) != 0)
 				return LUA_GETF_NO_MATCH;
 			got++;
-			f++;
+			f += 2;
 			continue;
 		}
-		if (f[0] == '%' && f[1] == '%')
-			f++;
-		if (p == end || *p != *f)
+		/* a run of plain characters at once ("balance=" is one): %% is a '%' */
+		size_t run = 1;
+		if (f[0] == '%')
+			f += f[1] == '%';
+		else
+			while (f[run] && f[run] != '%')
+				run++;
+		if ((size_t)(end - p) < run || memcmp(p, f, run) != 0)
 			return LUA_GETF_NO_MATCH;
-		p++;
+		p += run;
+		f += run;
 	}
 	return p == end ? got : LUA_GETF_NO_MATCH;
 }
