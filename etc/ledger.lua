@@ -21,6 +21,7 @@
 
 local rm = rm
 local find, sub, format, byte = string.find, string.sub, string.format, string.byte
+local payload_byte, payload_find, payload_sub = rm.payload_byte, rm.payload_find, rm.payload_sub
 local abs = math.abs
 
 local AMOUNT_MAX = 100000000000000 -- 10^14
@@ -31,13 +32,26 @@ local BIG = 1000000000000000 -- 10^15: numbers below take the fast path
 -- Speed: everything below reads its text in place, byte by byte and by
 -- position, rather than cutting it into new strings with string.sub or
 -- string.match: a new string costs an allocation, hashing and garbage
--- collection, and LuaJIT compiles byte loops, not patterns.
+-- collection, and LuaJIT compiles byte loops, not patterns. The payload
+-- is read with rm.payload_byte, rm.payload_find and rm.payload_sub, so
+-- that a `type<TAB>amount` payload never becomes a Lua string at all.
+
+-- string.byte and string.sub's view of the event's payload (s is unused)
+local function pbyte(_, i)
+	return payload_byte(i)
+end
+
+local function psub(_, i, j)
+	return payload_sub(i, j)
+end
 
 -- The decimal integer `-?[0-9]+` that is s from i to j and nothing else:
 -- "ok", "range" (well formed, beyond int64) or nil (malformed), with its
 -- value (exact below 2^53), how many digits it has without the sign and
--- leading zeros, where they start, and whether it is negative.
-local function parse_i64(s, i, j)
+-- leading zeros, where they start, and whether it is negative. s is read
+-- with byte and sub, string.byte and string.sub by default.
+local function parse_i64(s, i, j, byte, sub)
+	byte, sub = byte or string.byte, sub or string.sub
 	local neg = byte(s, i) == 45 -- '-'
 	if neg then
 		i = i + 1
@@ -249,29 +263,35 @@ local function parse_json(payload)
 	return typ, st, amount, text
 end
 
--- The same for `type<TAB>amount` or a JSON object. The amount text is nil
--- for the first: the payload is the output's type<TAB>amount as it is.
-local function parse_payload(payload)
-	local lead, c = 1, byte(payload, 1)
+-- The same for the event's payload, `type<TAB>amount` or a JSON object.
+-- The amount text is nil when it is what %d makes of the amount (no
+-- leading zeros, not -0, exact): the output then formats the number.
+local function parse_payload(ev)
+	local lead, c = 1, payload_byte(1)
 	while c == 32 or c == 9 or c == 13 or c == 10 do
 		lead = lead + 1
-		c = byte(payload, lead)
+		c = payload_byte(lead)
 	end
 	if c == 123 then -- '{'
-		local typ, st, amount, text = parse_json(payload)
+		local typ, st, amount, text = parse_json(ev.payload)
 		if typ then
 			return typ, st, amount, text
 		end
 	end
-	local t1 = find(payload, "\t", 1, true)
+	local t1 = payload_find("\t")
 	if not t1 or t1 == 1 then
 		return nil
 	end
-	local st, amount = parse_i64(payload, t1 + 1, #payload)
+	local i, j = t1 + 1, rm.payload_len()
+	local st, amount, nd, first, neg = parse_i64(nil, i, j, pbyte, psub)
 	if not st then
 		return nil
 	end
-	return sub(payload, 1, t1 - 1), st, amount
+	local text
+	if st ~= "ok" or nd > 15 or (nd == 0 and (neg or j > i)) or (nd > 0 and first ~= (neg and i + 1 or i)) then
+		text = payload_sub(i, j)
+	end
+	return payload_sub(1, t1 - 1), st, amount, text
 end
 
 -- ---- the rules --------------------------------------------------------------
@@ -356,29 +376,31 @@ local function decide(account, typ, st, amount)
 end
 
 -- rm.emitf and rm.state_putf format into the worker's buffers: no Lua
--- string is made for a line or a state value.
-local ACCEPTED = "%d\t%s\t%s\taccepted\t%d"
-local ACCEPTED_TEXT = "%d\t%s\t%s\taccepted\t%s"
-local REJECTED = "%d\t%s\t%s\trejected\t%s"
+-- string is made for a line or a state value. Formats by the Lua type of
+-- the amount (a number or its text) and of the new balance.
+local ACCEPTED = {
+	number = {number = "%d\t%s\t%s\t%d\taccepted\t%d", string = "%d\t%s\t%s\t%d\taccepted\t%s"},
+	string = {number = "%d\t%s\t%s\t%s\taccepted\t%d", string = "%d\t%s\t%s\t%s\taccepted\t%s"},
+}
+local REJECTED = {number = "%d\t%s\t%s\t%d\trejected\t%s", string = "%d\t%s\t%s\t%s\trejected\t%s"}
 
 function process(ev)
-	local payload = ev.payload
-	local typ, st, amount, text = parse_payload(payload)
+	local typ, st, amount, text = parse_payload(ev)
 	if not typ then
 		return rm.reject("malformed")
 	end
-	local shown, reason = decide(ev.key, typ, st, amount)
+	local key = ev.key
+	local shown, reason = decide(key, typ, st, amount)
 	if shown == false then
 		return rm.ERROR
 	end
-	-- type<TAB>amount is the payload's own text, unless it was JSON
-	local middle = text and typ .. "\t" .. text or payload
+	local shown_amount = text or amount
 	if not shown then
-		rm.emitf(REJECTED, ev.seq, ev.key, middle, reason)
+		rm.emitf(REJECTED[type(shown_amount)], ev.seq, key, typ, shown_amount, reason)
 		rm.count(reason)
 		return rm.OK
 	end
-	rm.emitf(type(shown) == "number" and ACCEPTED or ACCEPTED_TEXT, ev.seq, ev.key, middle, shown)
+	rm.emitf(ACCEPTED[type(shown_amount)][type(shown)], ev.seq, key, typ, shown_amount, shown)
 	rm.count("accepted")
 	return rm.OK
 end

@@ -62,7 +62,8 @@ struct lua_inst {
 	rm_ctx *ctx;
 	char name[256];
 	int ref_env, ref_process, ref_fini, ref_trace, ref_flush;
-	uint64_t table_gen; /* the config generation rm.table_get's rows are of */
+	struct rm_lua_event ev; /* the current event, read in place by the prelude */
+	uint64_t table_gen;	/* the config generation rm.table_get's rows are of */
 
 	/* memory */
 	size_t mem, mem_cap;
@@ -392,19 +393,25 @@ int rm_lua_state_getf(struct lua_inst *h, const char *key, size_t n, const char 
 		return rc < 0 ? rc : LUA_GETF_ABSENT;
 	const char *p = v.data, *end = v.data + v.len;
 	int got = 0;
-	for (const char *f = fmt; *f; f++) {
+	for (const char *f = fmt; *f;) {
 		if (f[0] == '%' && f[1] == 'd') {
 			if (got == max_out || getf_int(&p, end, &out[got]) != 0)
 				return LUA_GETF_NO_MATCH;
 			got++;
-			f++;
+			f += 2;
 			continue;
 		}
-		if (f[0] == '%' && f[1] == '%')
-			f++;
-		if (p == end || *p != *f)
+		/* a run of plain characters at once ("balance=" is one): %% is a '%' */
+		size_t run = 1;
+		if (f[0] == '%')
+			f += f[1] == '%';
+		else
+			while (f[run] && f[run] != '%')
+				run++;
+		if ((size_t)(end - p) < run || memcmp(p, f, run) != 0)
 			return LUA_GETF_NO_MATCH;
-		p++;
+		p += run;
+		f += run;
 	}
 	return p == end ? got : LUA_GETF_NO_MATCH;
 }
@@ -473,6 +480,15 @@ int rm_lua_emit(struct lua_inst *h, const char *line, size_t n)
 void rm_lua_reject(struct lua_inst *h, const char *reason)
 {
 	rm_reject(h->ctx, reason);
+}
+
+int32_t rm_lua_payload_find(const struct rm_lua_event *e, const char *s, size_t n, int32_t from)
+{
+	size_t len = (size_t)e->payload_len;
+	if (from < 0 || (size_t)from > len)
+		return 0;
+	const unsigned char *p = e->payload, *at = memmem(p + from, len - (size_t)from, s, n);
+	return at ? (int32_t)(at - p) + 1 : 0;
 }
 
 /* rm_count keeps the name's pointer until the counts are published: the
@@ -660,7 +676,7 @@ static const luaL_Reg rm_funcs[] = {
 /* rm.state_getf in the prelude tests for these codes by value */
 _Static_assert(LUA_GETF_ABSENT == -1000 && LUA_GETF_NO_MATCH == -1001, "rm.state_getf's codes");
 static const char prelude_lua[] =
-    "local h, rm, cache_bytes = ...\n"
+    "local h, rm, cache_bytes, E = ...\n"
     "local REJECT = rm.REJECT\n"
     "local ffi = require('ffi')\n"
     "ffi.cdef[[\n"
@@ -678,6 +694,8 @@ static const char prelude_lua[] =
     "void rm_lua_count(struct lua_inst *, const char *);\n"
     "const char *rm_lua_param(struct lua_inst *, const char *);\n"
     "char *strerror(int);\n"
+    "struct rm_lua_event { const unsigned char *key, *payload; int32_t key_len, payload_len; };\n"
+    "int32_t rm_lua_payload_find(const struct rm_lua_event *, const char *, size_t, int32_t);\n"
     "]]\n"
     "local C, str, type, tostring, error, select, pcall = ffi.C, ffi.string, type, tostring,\n"
     "  error, select, pcall\n"
@@ -685,6 +703,7 @@ static const char prelude_lua[] =
     "require('jit.opt').start('maxtrace=8000', 'maxrecord=16000', 'minstitch=3',\n"
     "  'maxmcode=40960')\n"
     "h = ffi.cast('struct lua_inst *', h)\n"
+    "E = ffi.cast('const struct rm_lua_event *', E)\n"
     "local v = ffi.new('struct rm_value')\n"
     "-- rm.emit joins its pieces here: a Lua string would be interned for nothing\n"
     "local line = require('string.buffer').new()\n"
@@ -842,10 +861,59 @@ static const char prelude_lua[] =
     "  if p == nil then return nil end\n"
     "  return str(p)\n"
     "end\n"
+    "-- The payload read in place, with string.byte's, string.sub's and\n"
+    "-- string.find's (plain) positions: a payload made a Lua string is an\n"
+    "-- allocation, a string table entry and garbage every event.\n"
+    "local floor = math.floor\n"
+    "local function pos(x, i, f, n)\n"
+    "  if type(x) ~= 'number' then\n"
+    "    error(\"bad argument #\" .. i .. \" to '\" .. f .. \"' (number expected, got \" ..\n"
+    "      type(x) .. ')', 3)\n"
+    "  end\n"
+    "  x = floor(x)\n"
+    "  if x < 0 then return n + x + 1 end\n"
+    "  return x\n"
+    "end\n"
+    "function rm.payload_len() return E.payload_len end\n"
+    "function rm.payload_byte(i)\n"
+    "  local n = E.payload_len\n"
+    "  i = i == nil and 1 or pos(i, 1, 'payload_byte', n)\n"
+    "  if i >= 1 and i <= n then return E.payload[i - 1] end\n"
+    "  return nil\n"
+    "end\n"
+    "function rm.payload_sub(i, j)\n"
+    "  local n = E.payload_len\n"
+    "  i = i == nil and 1 or pos(i, 1, 'payload_sub', n)\n"
+    "  j = j == nil and n or pos(j, 2, 'payload_sub', n)\n"
+    "  if i < 1 then i = 1 end\n"
+    "  if j > n then j = n end\n"
+    "  if i > j then return '' end\n"
+    "  return str(E.payload + (i - 1), j - i + 1)\n"
+    "end\n"
+    "function rm.payload_find(s, init)\n"
+    "  s = arg(s, 1, 'payload_find')\n"
+    "  local n = E.payload_len\n"
+    "  init = init == nil and 1 or pos(init, 2, 'payload_find', n)\n"
+    "  if init < 1 then init = 1 elseif init > n + 1 then init = n + 1 end\n"
+    "  local at = C.rm_lua_payload_find(E, s, #s, init - 1)\n"
+    "  if at == 0 then return nil end\n"
+    "  return at, at + #s - 1\n"
+    "end\n"
+    "-- ev.key and ev.payload are made when first read in an event\n"
+    "local lazy = {\n"
+    "  __index = function(ev, k)\n"
+    "    local s\n"
+    "    if k == 'key' then s = str(E.key, E.key_len)\n"
+    "    elseif k == 'payload' then s = str(E.payload, E.payload_len)\n"
+    "    else return nil end\n"
+    "    rawset(ev, k, s)\n"
+    "    return s\n"
+    "  end,\n"
+    "}\n"
     "return function(process)\n"
-    "  local ev = {seq = 0, key = '', payload = '', partition = 0}\n"
-    "  return function(seq, key, payload, partition)\n"
-    "    ev.seq, ev.key, ev.payload, ev.partition = seq, key, payload, partition\n"
+    "  local ev = setmetatable({seq = 0, partition = 0}, lazy)\n"
+    "  return function(seq, partition)\n"
+    "    ev.seq, ev.partition, ev.key, ev.payload = seq, partition, nil, nil\n"
     "    return process(ev)\n"
     "  end\n"
     "end, flush\n";
@@ -948,6 +1016,12 @@ static void take_error(struct lua_inst *h, char *err, size_t errlen)
 	lua_pop(h->L, 1);
 }
 
+/* Outside process, rm.payload_* and a kept event table read "". */
+static void no_event(struct lua_inst *h)
+{
+	h->ev = (struct rm_lua_event){(const unsigned char *)"", (const unsigned char *)"", 0, 0};
+}
+
 /* Make the state, compile the script and run its top level in its
  * environment. Returns the instance, or NULL with err filled. */
 static struct lua_inst *make(const struct lua_script *s, const struct settings *st, char *err,
@@ -962,6 +1036,7 @@ static struct lua_inst *make(const struct lua_script *s, const struct settings *
 	h->mem_cap = st->memory;
 	h->budget_ns = st->timeout_ms * 1000000u;
 	h->ref_fini = LUA_NOREF;
+	no_event(h);
 	h->L = luaL_newstate();
 	if (!h->L) {
 		snprintf(err, errlen, "%s: cannot make a Lua state (out of memory)", s->name);
@@ -985,7 +1060,8 @@ static struct lua_inst *make(const struct lua_script *s, const struct settings *
 	lua_pushlightuserdata(L, h);
 	lua_pushvalue(L, -3);
 	lua_pushnumber(L, (lua_Number)(st->memory / TABLE_CACHE_SHARE));
-	if (lua_pcall(L, 3, 2, 0) != 0)
+	lua_pushlightuserdata(L, &h->ev);
+	if (lua_pcall(L, 4, 2, 0) != 0)
 		goto lua_fail;
 	h->ref_flush = luaL_ref(L, LUA_REGISTRYINDEX);
 	int ref_wrap = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -1197,10 +1273,12 @@ static int lua_process(rm_ctx *ctx, void *state, const struct rm_event *ev)
 	lua_rawgeti(L, LUA_REGISTRYINDEX, h->ref_trace);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, h->ref_process);
 	lua_pushnumber(L, (lua_Number)ev->seq);
-	lua_pushlstring(L, ev->key, ev->key_len);
-	lua_pushlstring(L, ev->payload, ev->payload_len);
 	lua_pushinteger(L, (lua_Integer)ctx->partition);
-	const char *why = call(h, 4, ev->seq, "process");
+	h->ev = (struct rm_lua_event){(const unsigned char *)ev->key,
+				      (const unsigned char *)ev->payload, (int32_t)ev->key_len,
+				      (int32_t)ev->payload_len};
+	const char *why = call(h, 2, ev->seq, "process");
+	no_event(h);
 	if (ctx->failed)
 		return RM_ERROR; /* the worker could not do a call: as in C */
 	int rc = RM_OK;

@@ -102,5 +102,16 @@ int rm_lua_emit(struct lua_inst *h, const char *line, size_t n);
 void rm_lua_reject(struct lua_inst *h, const char *reason);
 void rm_lua_count(struct lua_inst *h, const char *name);
 const char *rm_lua_param(struct lua_inst *h, const char *name);
+/* The current event's key and payload as the prelude reads them, in place
+ * (max_event_size is at most 16M: the lengths fit). ev.key and ev.payload
+ * become Lua strings only when the script reads them; rm.payload_* read
+ * the payload without one. Outside process both are "". */
+struct rm_lua_event {
+	const unsigned char *key, *payload;
+	int32_t key_len, payload_len;
+};
+/* rm.payload_find: where the n bytes of s first occur in the payload at or
+ * after byte from (0-based), 1-based; 0 when they do not. */
+int32_t rm_lua_payload_find(const struct rm_lua_event *e, const char *s, size_t n, int32_t from);
 
 #endif
