@@ -51,8 +51,8 @@
 #include "metrics.h"
 #include "observe.h"
 #include "proto.h"
-#include "savepoint.h"
 #include "rescale_sup.h"
+#include "savepoint.h"
 #include "supervisor.h"
 
 #define MS 1000000ull
