@@ -186,7 +186,8 @@ while :; do
 		pc_started() { log_has "$T/pc2.log" "re-split starting" $((cuts + 1)) ||
 			log_has "$T/pc2.log" "nothing to re-split" || ! kill -0 "$sup" 2>/dev/null; }
 		wait_until 60 pc_started
-		sleep "0.$((RANDOM % 6))"
+		# Within 0.2 s: a quiet machine re-splits these keys in about 0.4 s.
+		sleep "0.$((RANDOM % 20))"
 		if kill -0 "$sup" 2>/dev/null; then
 			kill -KILL -- "-$sup" 2>/dev/null || true
 			wait "$sup" 2>/dev/null || true
