@@ -131,6 +131,9 @@ struct shm_worker {
 
 #define SHM_BARRIER_HANDLER 0u
 #define SHM_BARRIER_SAVEPOINT 1u
+/* A rescale's cut (rescale_sup.c): the worker commits and syncs what is
+ * before it, then exits 0, leaving what follows it in the ring. */
+#define SHM_BARRIER_STOP 2u
 #define SHM_SAVEPOINT_DIR 4096
 
 /* The supervisor's own figures. */

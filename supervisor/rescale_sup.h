@@ -6,7 +6,8 @@
  * "Cleanly stopped" means the shards hold exactly the events before the
  * recorded resume position (the watermark): no shard applied an event at or
  * past it. A run that ended, or was stopped by SIGTERM, drained its rings and
- * recorded the watermark past everything applied; a crash, a kill -9 or a
+ * recorded the watermark past everything applied; a rescale's cut recorded
+ * its position, which every worker stopped at; a crash, a kill -9 or a
  * failed partition leaves shards ahead of it, and their events after it
  * would be redone into new shards that already count them as applied. */
 #ifndef RM_RESCALE_SUP_H
@@ -25,12 +26,24 @@ int rsc_layout(struct sup *s);
 
 /* ringctl rescale N on a running instance: refused (-1, the reason in b)
  * for a Kafka source, the count it has, a failed partition or held events,
- * a handler swap going on, or an instance not running; else the source
- * stops, the workers drain and stop, and sup_run returns with
+ * a handler swap or a barrier going on, or an instance not running. Else,
+ * in this turn of the loop, the cut: the source's position P is noted, a
+ * barrier (SHM_BARRIER_STOP) goes in every ring at its write position, and
+ * the source is read no further; each worker commits and syncs what is
+ * before its barrier and exits 0, leaving the rest in its ring (read again
+ * from P after the restart). A zmq source, whose events cannot be read
+ * again, has its rings drained instead. sup_run returns with
  * s->rescale_to = n: main() execs ringmaster again with the same
  * arguments plus -o ringmaster.partitions=N --rescale (the same pid; the
  * source resumes from its position once the state is re-split). */
 int rsc_request(struct sup *s, unsigned n, struct proto_buf *b);
+
+/* After the workers stopped at a cut (s->cut): when each one stopped
+ * cleanly at its barrier with no worker dying meanwhile, record P as the
+ * resume position (durably) and return 0; else the rescale is abandoned
+ * (s->cut_failed, logged) and -1 returned: the caller records the
+ * watermark as at any stop. */
+int rsc_cut_end(struct sup *s);
 
 /* After sup_run, with s->rescale_to set: exec ringmaster with `argv`
  * (the command line as it was given, copied before proctitle_init), plus

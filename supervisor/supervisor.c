@@ -845,7 +845,9 @@ static void stop_workers(struct sup *s)
 	s->stop_deadline = shm_now_ns() + s->cfg.stop_timeout_ms * 1000000u;
 	s->state = SUP_STOPPING;
 	s->closing = 1;
-	if (s->rescale_to) /* systemd: the same service, back with READY=1 */
+	if (s->cut) /* systemd: the same service, back with READY=1 */
+		notify_send("RELOADING=1\nSTATUS=stopping the workers at the cut to rescale");
+	else if (s->rescale_to)
 		notify_send("RELOADING=1\nSTATUS=draining the workers to rescale");
 	else
 		notify_send("STOPPING=1\nSTATUS=draining the workers");
@@ -1184,11 +1186,12 @@ int sup_run(struct sup *s)
 	wait_until(s, dead_letters_written, 250);
 	if (s->progress)
 		show_progress(s, shm_now_ns(), 1);
-	if (sup_stop)
+	if (sup_stop && !s->cut)
 		log_info("stopping: letting the workers drain their rings and commit");
 	stop_workers(s);
 	wait_until(s, dead_letters_written, 250);
-	wm_record(s);
+	if (!s->cut || rsc_cut_end(s) != 0)
+		wm_record(s);
 	replay_end(s);
 	if (!s->failed)
 		sup_source_durable(s);

@@ -95,6 +95,11 @@ struct sup {
 	int force_recover;	  /* --force-recover: resume after an unsafe reboot */
 	int rescale;		  /* --rescale: re-split a stopped data_dir (rescale_sup.h) */
 	unsigned rescale_to;	  /* ringctl rescale N: stop, then main() execs with N */
+	/* ringctl rescale N cut at a barrier (rescale_sup.c): the source's
+	 * position then, the restarts then, and whether the cut failed. */
+	int cut, cut_failed;
+	uint64_t cut_pos, cut_ns;
+	unsigned cut_restarts;
 
 	/* A .so swap restarting the workers one at a time (reload.c). */
 	int swap_active;
