@@ -27,16 +27,27 @@ int rsc_layout(struct sup *s);
 /* ringctl rescale N on a running instance: refused (-1, the reason in b)
  * for a Kafka source, the count it has, a failed partition or held events,
  * a handler swap or a barrier going on, or an instance not running. Else,
- * in this turn of the loop, the cut: the source's position P is noted, a
- * barrier (SHM_BARRIER_STOP) goes in every ring at its write position, and
- * the source is read no further; each worker commits and syncs what is
- * before its barrier and exits 0, leaving the rest in its ring (read again
- * from P after the restart). A zmq source, whose events cannot be read
+ * in this turn of the loop, the cut is asked for: the source is read no
+ * further, and a stop barrier (SHM_BARRIER_STOP), its position still to be
+ * chosen (see rsc_cut_place), goes to every partition; each worker commits
+ * and syncs what is before its barrier and exits 0, leaving the rest in its
+ * ring (read again from P after the restart). A zmq source, whose events cannot be read
  * again, has its rings drained instead. sup_run returns with
  * s->rescale_to = n: main() execs ringmaster again with the same
  * arguments plus -o ringmaster.partitions=N --rescale (the same pid; the
  * source resumes from its position once the state is re-split). */
 int rsc_request(struct sup *s, unsigned n, struct proto_buf *b);
+
+/* The cut's barriers are placed once every worker reported where it is
+ * (rsc_cut_ready: 1 then, or when the cut is to be given up: a worker
+ * died, a partition failed, stop_timeout passed). rsc_cut_place picks the
+ * cut P: past every seq a shard applied or the source dead-lettered, at
+ * the earliest event still in a ring past that (else the source's
+ * position); each ring's barrier goes before its first event at or past P.
+ * Given up, every barrier goes to the end of its ring (a drain) and
+ * rsc_cut_end abandons the rescale. */
+int rsc_cut_ready(struct sup *s);
+void rsc_cut_place(struct sup *s);
 
 /* After the workers stopped at a cut (s->cut): when each one stopped
  * cleanly at its barrier with no worker dying meanwhile, record P as the

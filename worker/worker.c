@@ -551,6 +551,31 @@ static int pass_barrier(struct worker *w)
 	return 0;
 }
 
+/* A rescale's cut being chosen: between two batches, everything read is
+ * committed; say where, and wait for the supervisor to place the barrier
+ * (rescale_sup.c). Returns 0, or -1 when asked to stop meanwhile. */
+static int cut_pause(struct worker *w)
+{
+	struct shm_worker *st = w->a->stats;
+	uint64_t id = atomic_load_explicit(&st->barrier_id, memory_order_acquire);
+	if (id == atomic_load_explicit(&st->barrier_done, memory_order_relaxed) ||
+	    atomic_load(&st->barrier_kind) != SHM_BARRIER_STOP ||
+	    atomic_load_explicit(&st->barrier_pos, memory_order_acquire) != SHM_CUT_PENDING)
+		return 0;
+	if (atomic_load(&st->cut_ready) != id) {
+		atomic_store(&st->cut_committed, w->committed_pos);
+		atomic_store(&st->cut_next, w->has_applied ? w->applied_seq + 1 : 0);
+		atomic_store_explicit(&st->cut_ready, id, memory_order_release);
+	}
+	while (atomic_load_explicit(&st->barrier_pos, memory_order_acquire) == SHM_CUT_PENDING) {
+		if (stop_requested)
+			return -1;
+		atomic_store_explicit(&st->heartbeat_ns, shm_now_ns(), memory_order_relaxed);
+		usleep(1000);
+	}
+	return 0;
+}
+
 /* LMDB reports a short write on a full disk as EIO: the free space tells. */
 static unsigned long long free_space(const char *dir)
 {
@@ -1058,6 +1083,8 @@ static int loop(struct worker *w)
 		if (stop_requested && getppid() == w->parent)
 			return 0; /* asked to stop: the last batch is committed */
 		int cut;
+		if (cut_pause(w) != 0)
+			return 0; /* everything read is committed */
 		if (pass_barrier(w) != 0)
 			return w->cut_exit ? 0 : 1;
 		size_t n = next_batch(w, &cut);
