@@ -590,6 +590,23 @@ int ring_seq_at(const struct ring *r, uint64_t pos, uint64_t *seq)
 	return first_seq(r, pos, LOAD_ACQ(&r->prod.tail), seq);
 }
 
+int ring_find_seq(const struct ring *r, uint64_t from, uint64_t min_seq, uint64_t *pos,
+		  uint64_t *seq)
+{
+	uint64_t at = from, end = r->prod_priv.write;
+	while (at < end) {
+		const struct rec_hdr *h = (const struct rec_hdr *)(r->data + (at & r->consts.mask));
+		if (!(h->flags & REC_PAD) && h->seq >= min_seq) {
+			*pos = at;
+			*seq = h->seq;
+			return 0;
+		}
+		at += h->flags & REC_PAD ? h->len : align_up(h->len);
+	}
+	*pos = end;
+	return -ENOENT;
+}
+
 uint64_t ring_write_pos(const struct ring *r)
 {
 	return r->prod_priv.write;

@@ -146,6 +146,13 @@ int ring_oldest_seq(const struct ring *r, uint64_t *seq);
  * side only. */
 uint64_t ring_write_pos(const struct ring *r);
 
+/* The first record at or after position `from` (a record's start, at or
+ * after acked) whose seq is min_seq or more: 0 with its start in *pos and
+ * its seq, or -ENOENT with *pos the write position. Producer side only,
+ * while it writes nothing (a rescale's cut places its barriers so). */
+int ring_find_seq(const struct ring *r, uint64_t from, uint64_t min_seq, uint64_t *pos,
+		  uint64_t *seq);
+
 /* The consumer's acked position (anyone may read it). */
 uint64_t ring_acked_pos(const struct ring *r);
 

@@ -68,7 +68,11 @@ struct shm_worker {
 	 * what == from, and the worker copies its shard there into the
 	 * savepoint's directory (shm_sup) when savepoint_live still names
 	 * savepoint_id, and reports below before it sets barrier_done. */
-	_Atomic uint32_t barrier_kind;	     /* supervisor: SHM_BARRIER_* */
+	_Atomic uint32_t barrier_kind; /* supervisor: SHM_BARRIER_* */
+	/* A rescale's cut (SHM_CUT_PENDING): between two batches the worker
+	 * reports its committed ring position and the seq after the last it
+	 * applied (0: none), then sets cut_ready = barrier_id. */
+	_Atomic uint64_t cut_committed, cut_next, cut_ready;
 	_Atomic int32_t savepoint_rc;	     /* worker: 0, or -errno of its copy */
 	_Atomic uint64_t barrier_savepoints; /* supervisor: how many barriers were savepoints */
 	_Atomic uint64_t savepoint_id;	     /* supervisor: the savepoint of the barrier */
@@ -131,6 +135,12 @@ struct shm_worker {
 
 #define SHM_BARRIER_HANDLER 0u
 #define SHM_BARRIER_SAVEPOINT 1u
+/* A rescale's cut (rescale_sup.c): the worker commits and syncs what is
+ * before it, then exits 0, leaving what follows it in the ring. */
+#define SHM_BARRIER_STOP 2u
+/* A stop barrier's position while the cut is being chosen: each worker
+ * reports where it is (cut_ready), then waits for the real one. */
+#define SHM_CUT_PENDING UINT64_MAX
 #define SHM_SAVEPOINT_DIR 4096
 
 /* The supervisor's own figures. */

@@ -251,7 +251,12 @@ static void worker_exited(struct sup *s, unsigned p, int status, int closing)
 			 w->last_exit);
 		return;
 	}
-	if (clean && closing && ring_drained(s->shm.rings[p])) {
+	/* Drained, or stopped at a rescale's cut with the rest left to it. */
+	const struct shm_worker *st = &s->shm.workers[p];
+	if (clean && closing &&
+	    (ring_drained(s->shm.rings[p]) ||
+	     (atomic_load(&st->barrier_kind) == SHM_BARRIER_STOP &&
+	      atomic_load(&st->barrier_done) == atomic_load(&st->barrier_id)))) {
 		w->state = WK_STOPPED;
 		return;
 	}

@@ -228,6 +228,24 @@ void wm_record(struct sup *s)
 		store_meta_put_u64(s->config, "next_seq", s->next_seq);
 }
 
+int wm_record_at(struct sup *s, uint64_t pos)
+{
+	if (sync_dead_letters(s) != 0)
+		return -1;
+	if (s->dead.len && s->dead.first_seq < pos) {
+		log_error("%s: dead letters before seq=%llu are not written: the resume position "
+			  "stays below them",
+			  s->cfg.dead_letter, (unsigned long long)pos);
+		return -1;
+	}
+	if (store_meta_put_u64(s->config, "watermark", pos) != 0 || store_sync(s->config) != 0) {
+		log_error("%s: cannot record the source watermark", s->cfg.data_dir);
+		return -1;
+	}
+	s->watermark = pos; /* sup_run tells the source */
+	return 0;
+}
+
 static int str_differs(const char *a, const char *b)
 {
 	return (a || b) && (!a || !b || strcmp(a, b) != 0);

@@ -22,6 +22,11 @@ uint64_t wm_next_unapplied(const struct sup *s);
  * letters is fatal (logged; s->failed and a stop). */
 void wm_record(struct sup *s);
 
+/* Record `pos` as the watermark, durably (the config environment synced),
+ * once the supervisor's dead letters are: a rescale's cut, when every
+ * worker stopped at it. 0, or -1 (logged). */
+int wm_record_at(struct sup *s, uint64_t pos);
+
 void wm_free(struct sup *s);
 
 /* At start, for a Lua handler: read the script the supervisor opened and

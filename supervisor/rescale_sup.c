@@ -4,6 +4,7 @@
 #include "savepoint.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +14,10 @@
 #include "durable.h"
 #include "log.h"
 #include "proto.h"
+#include "reload.h"
 #include "rescale.h"
+#include "ring.h"
+#include "shm.h"
 #include "store.h"
 #include "supervisor.h"
 
@@ -161,6 +165,127 @@ int rsc_layout(struct sup *s)
 	return 0;
 }
 
+/* The cut's request, in one turn of the loop: the source's position then
+ * bounds it (nothing is read after), and a stop barrier, its position to be
+ * chosen, goes to every partition: each worker reports where it is between
+ * two batches and waits (rsc_cut_place). */
+static void cut(struct sup *s)
+{
+	struct src_pos pos = {.next_seq = 0};
+	s->cut_ns = shm_now_ns();
+	s->src.ops->position(&s->src, &pos);
+	s->cut_pos = pos.next_seq;
+	s->cut_restarts = 0;
+	for (unsigned p = 0; p < s->cfg.partitions; p++) {
+		struct shm_worker *st = &s->shm.workers[p];
+		uint64_t v = atomic_load(&st->barrier_what);
+		s->cut_restarts += s->workers[p].restarts;
+		atomic_store(&st->barrier_pos, SHM_CUT_PENDING);
+		atomic_store(&st->barrier_from, v);
+		atomic_store(&st->barrier_kind, SHM_BARRIER_STOP);
+		/* Not a handler switch: a worker that cannot start is no
+		 * switch failure (wrk_main counts them so). */
+		atomic_fetch_add(&st->barrier_savepoints, 1);
+		atomic_fetch_add_explicit(&st->barrier_id, 1, memory_order_release);
+	}
+	s->cut = 1;
+}
+
+static unsigned restarts(const struct sup *s)
+{
+	unsigned n = 0;
+	for (unsigned p = 0; p < s->cfg.partitions; p++)
+		n += s->workers[p].restarts;
+	return n;
+}
+
+int rsc_cut_ready(struct sup *s)
+{
+	if (!s->cut || s->cut_placed)
+		return 1;
+	if (s->failed || s->failed_partitions || restarts(s) != s->cut_restarts ||
+	    shm_now_ns() > s->cut_ns + s->cfg.stop_timeout_ms * 1000000u)
+		return 1; /* rsc_cut_place gives the cut up */
+	for (unsigned p = 0; p < s->cfg.partitions; p++) {
+		const struct shm_worker *st = &s->shm.workers[p];
+		if (atomic_load_explicit(&st->cut_ready, memory_order_acquire) !=
+		    atomic_load(&st->barrier_id))
+			return 0;
+	}
+	return 1;
+}
+
+/* Give the cut up: every barrier at what its worker acked, so each stops
+ * at its next batch boundary (a restarted one at once), and rsc_cut_end
+ * abandons the rescale; the watermark is then recorded as at any stop, and
+ * the next start redoes what is past it. */
+static void cut_give_up(struct sup *s, const char *why)
+{
+	s->cut_failed = 1;
+	snprintf(s->cut_why, sizeof(s->cut_why), "%s", why);
+	for (unsigned p = 0; p < s->cfg.partitions; p++)
+		atomic_store_explicit(&s->shm.workers[p].barrier_pos,
+				      ring_acked_pos(s->shm.rings[p]), memory_order_release);
+	log_warn("rescale: the cut is given up: %s; every worker stops at its next batch "
+		 "boundary",
+		 why);
+}
+
+void rsc_cut_place(struct sup *s)
+{
+	unsigned parts = s->cfg.partitions;
+	if (!s->cut || s->cut_placed)
+		return;
+	s->cut_placed = 1;
+	if (s->failed || s->failed_partitions) {
+		cut_give_up(s, "the stop was not clean (see above)");
+		return;
+	}
+	if (restarts(s) != s->cut_restarts) {
+		cut_give_up(s, "a worker ended during the cut (see above)");
+		return;
+	}
+	/* P: past every event a shard applied and every one the source
+	 * dead-lettered, and at an event still in a ring (the earliest such),
+	 * else the source's position: every ring then holds its events below
+	 * P before its barrier and none after, the source none below P. */
+	uint64_t floor = s->dead_next, p_seq = s->cut_pos;
+	for (unsigned p = 0; p < parts; p++) {
+		const struct shm_worker *st = &s->shm.workers[p];
+		if (atomic_load(&st->cut_ready) != atomic_load(&st->barrier_id)) {
+			char why[128];
+			snprintf(why, sizeof(why),
+				 "partition %u did not reach a batch boundary within stop_timeout",
+				 p);
+			cut_give_up(s, why);
+			return;
+		}
+		uint64_t next = atomic_load(&st->cut_next);
+		if (next > floor)
+			floor = next;
+	}
+	for (unsigned p = 0; p < parts; p++) {
+		uint64_t pos, seq;
+		if (ring_find_seq(s->shm.rings[p], atomic_load(&s->shm.workers[p].cut_committed),
+				  floor, &pos, &seq) == 0 &&
+		    seq < p_seq)
+			p_seq = seq;
+	}
+	uint64_t left = 0;
+	for (unsigned p = 0; p < parts; p++) {
+		struct shm_worker *st = &s->shm.workers[p];
+		uint64_t pos, seq;
+		ring_find_seq(s->shm.rings[p], atomic_load(&st->cut_committed), p_seq, &pos, &seq);
+		left += ring_write_pos(s->shm.rings[p]) - pos;
+		atomic_store_explicit(&st->barrier_pos, pos, memory_order_release);
+	}
+	s->cut_pos = p_seq;
+	log_info("rescale: cut at seq=%llu, %.3f s after the request: a barrier in every ring, "
+		 "%llu bytes of events after them are left to be read again",
+		 (unsigned long long)p_seq, (double)(shm_now_ns() - s->cut_ns) / 1e9,
+		 (unsigned long long)left);
+}
+
 int rsc_request(struct sup *s, unsigned n, struct proto_buf *b)
 {
 	const struct cfg *c = &s->cfg;
@@ -187,22 +312,75 @@ int rsc_request(struct sup *s, unsigned n, struct proto_buf *b)
 		why = "a savepoint is being taken: try again once it is written";
 	else if (s->replay)
 		why = "a replay is being sent (ringctl replay): try again once it is";
+	for (unsigned p = 0; !why && c->source_type != CFG_SOURCE_ZMQ && p < c->partitions; p++) {
+		const struct shm_worker *st = &s->shm.workers[p];
+		/* A barrier's fields hold one barrier: the cut waits for the last. */
+		if (atomic_load(&st->barrier_id) != atomic_load(&st->barrier_done))
+			why =
+			    "a partition has not passed its last barrier yet (a handler switch, or "
+			    "a savepoint that failed): try again in a moment";
+	}
 	if (why) {
 		proto_buf_printf(b, "rescale to %u refused: %s\n", n, why);
 		return -1;
 	}
 	s->rescale_to = n;
-	log_info("control: rescale from %u to %u partitions requested: the source stops, the "
-		 "workers drain and stop, then the state is re-split and ringmaster starts "
-		 "again",
-		 c->partitions, n);
+	if (c->source_type == CFG_SOURCE_ZMQ) {
+		/* Its events cannot be read again: the rings are drained. */
+		log_info("control: rescale from %u to %u partitions requested: the zmq source "
+			 "stops, the workers drain their rings (its events cannot be read again) "
+			 "and stop, then the state is re-split and ringmaster starts again",
+			 c->partitions, n);
+	} else {
+		cut(s);
+		log_info("control: rescale from %u to %u partitions requested: the source stops "
+			 "at seq=%llu, the workers stop at a cut placed where they are, then the "
+			 "state is re-split and ringmaster starts again, reading from the cut",
+			 c->partitions, n, (unsigned long long)s->cut_pos);
+	}
 	sup_request_stop(s);
 	proto_buf_printf(b,
 			 "rescaling from %u to %u partitions: the source pauses, the workers "
-			 "drain, the state is re-split, and ringmaster goes on with %u workers "
+			 "%s, the state is re-split, and ringmaster goes on with %u workers "
 			 "(the same pid; ringctl status shows partitions %u once it runs); set "
 			 "partitions = %u in %s too, or its next start is refused\n",
-			 c->partitions, n, n, n, n, c->file ? c->file : "the INI file");
+			 c->partitions, n,
+			 s->cut ? "stop at a barrier in their rings" : "drain their rings", n, n, n,
+			 c->file ? c->file : "the INI file");
+	return 0;
+}
+
+int rsc_cut_end(struct sup *s)
+{
+	char why[512] = "";
+	if (s->cut_failed)
+		snprintf(why, sizeof(why), "%s", s->cut_why);
+	else if (s->failed || s->failed_partitions || s->held)
+		snprintf(why, sizeof(why), "the stop was not clean (see above)");
+	else if (restarts(s) != s->cut_restarts)
+		snprintf(why, sizeof(why), "a worker ended during the cut (see above)");
+	for (unsigned p = 0; !why[0] && p < s->cfg.partitions; p++) {
+		const struct shm_worker *st = &s->shm.workers[p];
+		const struct sup_worker *w = &s->workers[p];
+		/* Drained: it had nothing past the cut when its ring closed. */
+		if (w->state != WK_STOPPED ||
+		    (atomic_load(&st->barrier_done) != atomic_load(&st->barrier_id) &&
+		     !ring_drained(s->shm.rings[p])))
+			snprintf(why, sizeof(why), "partition %u did not stop at its barrier (%s)",
+				 p, w->last_exit[0] ? w->last_exit : sup_wstate_name(w->state));
+	}
+	if (!why[0] && wm_record_at(s, s->cut_pos) != 0)
+		snprintf(why, sizeof(why), "the cut's resume position could not be recorded");
+	if (why[0]) {
+		s->cut_failed = 1;
+		log_error("rescale to %u abandoned: %s, so the state cannot be re-split; the "
+			  "instance starts again with %u partitions",
+			  s->rescale_to, why, s->cfg.partitions);
+		return -1;
+	}
+	log_info("rescale: every worker stopped at its barrier; the resume position is the cut, "
+		 "seq=%llu (%.3f s after the request)",
+		 (unsigned long long)s->cut_pos, (double)(shm_now_ns() - s->cut_ns) / 1e9);
 	return 0;
 }
 
@@ -217,14 +395,14 @@ int rsc_exec(struct sup *s, int status, int argc, char **argv)
 	int n = 0;
 	for (int i = 0; i < argc; i++)
 		args[n++] = argv[i];
-	if (status == 0) {
+	if (status == 0 && !s->cut_failed) {
 		snprintf(count, sizeof(count), "ringmaster.partitions=%u", s->rescale_to);
 		args[n++] = "-o";
 		args[n++] = count;
 		args[n++] = "--rescale";
 		log_info("rescale: the workers stopped cleanly; starting again with %u partitions",
 			 s->rescale_to);
-	} else {
+	} else if (!s->cut_failed) { /* else rsc_cut_end said why */
 		log_error("rescale to %u abandoned: the stop was not clean (see above), so the "
 			  "state cannot be re-split; starting again with %u partitions",
 			  s->rescale_to, s->cfg.partitions);

@@ -269,6 +269,8 @@ int sup_dead_letter(struct sup *s, uint64_t seq, const char *reason, const char 
 {
 	s->lines++;
 	s->dead_lettered++;
+	if (!replay_is(seq) && seq >= s->dead_next)
+		s->dead_next = seq + 1; /* a rescale's cut goes past it */
 	if (dl_add_cut(&s->dead, seq, reason, line, len, total) != 0) {
 		log_error("out of memory for dead letters");
 		return -1;
@@ -821,6 +823,11 @@ static int dead_letters_written(struct sup *s)
 	return !s->dead.len || sup_stop;
 }
 
+static int cut_ready(struct sup *s)
+{
+	return rsc_cut_ready(s);
+}
+
 /* Every worker gone. A second SIGINT/SIGTERM (a second request: see
  * on_stop), or stop_timeout after a stop request, kills those left. */
 static int workers_gone(struct sup *s)
@@ -845,7 +852,9 @@ static void stop_workers(struct sup *s)
 	s->stop_deadline = shm_now_ns() + s->cfg.stop_timeout_ms * 1000000u;
 	s->state = SUP_STOPPING;
 	s->closing = 1;
-	if (s->rescale_to) /* systemd: the same service, back with READY=1 */
+	if (s->cut) /* systemd: the same service, back with READY=1 */
+		notify_send("RELOADING=1\nSTATUS=stopping the workers at the cut to rescale");
+	else if (s->rescale_to)
 		notify_send("RELOADING=1\nSTATUS=draining the workers to rescale");
 	else
 		notify_send("STOPPING=1\nSTATUS=draining the workers");
@@ -1184,11 +1193,16 @@ int sup_run(struct sup *s)
 	wait_until(s, dead_letters_written, 250);
 	if (s->progress)
 		show_progress(s, shm_now_ns(), 1);
-	if (sup_stop)
+	if (sup_stop && !s->cut)
 		log_info("stopping: letting the workers drain their rings and commit");
+	if (s->cut) { /* the workers stop at barriers placed where they are */
+		wait_until(s, cut_ready, 5);
+		rsc_cut_place(s);
+	}
 	stop_workers(s);
 	wait_until(s, dead_letters_written, 250);
-	wm_record(s);
+	if (!s->cut || rsc_cut_end(s) != 0)
+		wm_record(s);
 	replay_end(s);
 	if (!s->failed)
 		sup_source_durable(s);

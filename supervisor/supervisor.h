@@ -95,6 +95,13 @@ struct sup {
 	int force_recover;	  /* --force-recover: resume after an unsafe reboot */
 	int rescale;		  /* --rescale: re-split a stopped data_dir (rescale_sup.h) */
 	unsigned rescale_to;	  /* ringctl rescale N: stop, then main() execs with N */
+	/* ringctl rescale N cut at a barrier (rescale_sup.c): the source's
+	 * position then, the restarts then, and whether the cut failed. */
+	int cut, cut_placed, cut_failed;
+	uint64_t cut_pos, cut_ns;
+	unsigned cut_restarts;
+	char cut_why[160];
+	uint64_t dead_next; /* past the last seq the source dead-lettered, 0 */
 
 	/* A .so swap restarting the workers one at a time (reload.c). */
 	int swap_active;

@@ -80,6 +80,7 @@ struct worker {
 	int handler_failed;		 /* fail_after failures: exit WRK_EXIT_HANDLER_FAILED */
 	int switch_failed;		 /* a new version did not start: WRK_EXIT_SWITCH_FAILED */
 	int reload_exit;		 /* at a barrier for a new .so: WRK_EXIT_RELOAD */
+	int cut_exit;			 /* at a rescale's cut: exit 0, the rest left */
 	uint64_t committed_pos;		 /* ring position after the last committed batch */
 	uint64_t synced_pos;		 /* ... as of the last completed sync */
 	const struct output_ops *output; /* [output] type */
@@ -496,6 +497,19 @@ static int pass_barrier(struct worker *w)
 		take_savepoint(w, id);
 		return 0;
 	}
+	if (atomic_load(&st->barrier_kind) == SHM_BARRIER_STOP) {
+		/* A rescale's cut: what follows is read again from the cut
+		 * by the rescaled instance, so it is left unprocessed. */
+		uint64_t left = ring_write_pos(w->a->ring) - w->committed_pos;
+		log_info("partition %u: stopped at the rescale's cut after seq=%llu (barrier "
+			 "%llu), leaving %llu bytes of events in the ring",
+			 w->a->partition,
+			 w->has_applied ? (unsigned long long)w->applied_seq : 0ull,
+			 (unsigned long long)id, (unsigned long long)left);
+		atomic_store(&st->barrier_done, id);
+		w->cut_exit = 1;
+		return -1;
+	}
 	uint64_t what = atomic_load(&st->barrier_what);
 	uint64_t was = atomic_load(&st->handler_version);
 	if (what != was && w->hd.dl) {
@@ -534,6 +548,31 @@ static int pass_barrier(struct worker *w)
 		 w->has_applied ? (unsigned long long)w->applied_seq : 0ull,
 		 (unsigned long long)id);
 	atomic_store(&st->barrier_done, id);
+	return 0;
+}
+
+/* A rescale's cut being chosen: between two batches, everything read is
+ * committed; say where, and wait for the supervisor to place the barrier
+ * (rescale_sup.c). Returns 0, or -1 when asked to stop meanwhile. */
+static int cut_pause(struct worker *w)
+{
+	struct shm_worker *st = w->a->stats;
+	uint64_t id = atomic_load_explicit(&st->barrier_id, memory_order_acquire);
+	if (id == atomic_load_explicit(&st->barrier_done, memory_order_relaxed) ||
+	    atomic_load(&st->barrier_kind) != SHM_BARRIER_STOP ||
+	    atomic_load_explicit(&st->barrier_pos, memory_order_acquire) != SHM_CUT_PENDING)
+		return 0;
+	if (atomic_load(&st->cut_ready) != id) {
+		atomic_store(&st->cut_committed, w->committed_pos);
+		atomic_store(&st->cut_next, w->has_applied ? w->applied_seq + 1 : 0);
+		atomic_store_explicit(&st->cut_ready, id, memory_order_release);
+	}
+	while (atomic_load_explicit(&st->barrier_pos, memory_order_acquire) == SHM_CUT_PENDING) {
+		if (stop_requested)
+			return -1;
+		atomic_store_explicit(&st->heartbeat_ns, shm_now_ns(), memory_order_relaxed);
+		usleep(1000);
+	}
 	return 0;
 }
 
@@ -1032,7 +1071,7 @@ static int sup_waiting_input(const struct worker *w)
 	return w->a->sup && atomic_load_explicit(&w->a->sup->waiting_input, memory_order_relaxed);
 }
 
-/* Returns 0 when asked to stop or the ring is closed, 1 when the handler
+/* Returns 0 when asked to stop, the ring is closed or a cut reached, 1 when the handler
  * failed (note_failure) or a new version did not start (pass_barrier),
  * -1 on an error (logged). */
 static int loop(struct worker *w)
@@ -1044,8 +1083,10 @@ static int loop(struct worker *w)
 		if (stop_requested && getppid() == w->parent)
 			return 0; /* asked to stop: the last batch is committed */
 		int cut;
+		if (cut_pause(w) != 0)
+			return 0; /* everything read is committed */
 		if (pass_barrier(w) != 0)
-			return 1;
+			return w->cut_exit ? 0 : 1;
 		size_t n = next_batch(w, &cut);
 		if (n == 0) {
 			if (cut) {

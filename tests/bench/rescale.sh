@@ -7,8 +7,9 @@
 # (from its log line). Then the same live: the instance started again on
 # more events, `ringctl rescale FROM` (back from TO) while they flow; the
 # pause is the time from the request to the start with the new count (the
-# source reads nothing in between: drain, stop, re-split, start; the
-# drain may take long with a big state, so stop_timeout is 600s there).
+# source reads nothing in between: the workers stop at the cut, then
+# re-split and start; stop_timeout is 600s there, as a zmq source would
+# drain its rings instead).
 # Figures, not a pass/fail test.
 #   KEYS (default "100000 1000000"), FROM (4), TO (7); KEEP=1 keeps the logs
 set -eu

@@ -124,3 +124,62 @@ grep -q "rescale to 8 refused: with a Kafka source the partition count is the to
 kafka_stop k
 kafka_stop_mock
 ok "refused: a Kafka source"
+
+# A cut, not a drain: rings of 4M filled behind a handler that takes 1 ms an
+# event (draining them would take a minute). The workers stop where they
+# are, with events left in their rings, and the restarted instance reads
+# those again from the cut: state and output lines are an uninterrupted
+# run's. The INI loses its sleep_us before the request, so the instance
+# started again runs at full speed.
+C=(-o source.type=generate -o source.events=400000 -o source.keys=5000 -o worker.handler="$T/h.so"
+	-o ringmaster.data_dir="$T/c/data" -o output.dir="$T/c/out"
+	-o output.dead_letter="$T/c/dead.tsv" -o ringmaster.run_dir="$T/c/run" -o worker.batch_max=64
+	-o worker.ring_size=4M)
+write_config "$T/c.ini" "[handler]" "sleep_us = 1000"
+"$RINGMASTER" -c "$T/c.ini" "${C[@]}" 2>"$T/c.log" &
+cpid=$!
+BG_PIDS+=("$cpid")
+cctl() { "$RINGCTL" -c "$T/c.ini" "${C[@]}" "$@"; }
+cctl wait >/dev/null
+cprocessed() { [ "$(cctl status --json 2>/dev/null | grep -o '"processed":[0-9]*' | cut -d: -f2)" -gt 2000 ]; }
+wait_until 60 cprocessed
+write_config "$T/c.ini"
+cctl rescale 3 >"$T/c.out" || fail "rescale with full rings: $(cat "$T/c.out")"
+wait "$cpid" || fail "the run with full rings ended $?"
+log_has "$T/c.log" "re-split done keys=[0-9]* from_partitions=4 to_partitions=3" ||
+	fail "no re-split with full rings"
+! grep -qi drain "$T/c.log" || fail "a drain with full rings: $(grep -i drain "$T/c.log" | head -3)"
+log_has "$T/c.log" "stopped at the rescale's cut after seq=" 4 || fail "not every worker stopped at its cut"
+left=$(grep -o "leaving [0-9]* bytes of events in the ring" "$T/c.log" | grep -vc "leaving 0 bytes")
+assert_eq "workers that left events in their ring at the cut" 4 "$left"
+stop_s=$(grep -o 'the resume position is the cut, seq=[0-9]* ([0-9.]* s' "$T/c.log" | sed -E 's/.*\(([0-9.]+) s/\1/')
+[ -n "$stop_s" ] || fail "no cut recorded as the resume position"
+awk -v s="$stop_s" 'BEGIN { exit !(s < 10) }' || fail "the workers took ${stop_s}s to stop at the cut"
+cctl -o ringmaster.partitions=3 dump-state >"$T/c.state"
+assert_same_file "state of a run cut with full rings" "$T/gref.state" "$T/c.state"
+assert_same_file "output lines of a run cut with full rings" <(all_output "$T/gref/out") <(all_output "$T/c/out")
+ok "full rings: the workers stop at the cut in ${stop_s}s, no drain; state and output lines equal an uninterrupted run's"
+
+# A worker killed during the cut: the cut is given up, the rescale
+# abandoned, and the instance goes on at 4 partitions to an uninterrupted
+# run's end (batches of 64 events at 50 ms each: the kill comes first).
+rm -rf "$T/c"
+write_config "$T/c.ini" "[handler]" "sleep_us = 50000"
+"$RINGMASTER" -c "$T/c.ini" "${C[@]}" 2>"$T/k.log" &
+cpid=$!
+BG_PIDS+=("$cpid")
+cctl wait >/dev/null
+sleep 0.5
+write_config "$T/c.ini"
+victim=$(worker_pid 1) || fail "no worker 1"
+cctl rescale 3 >"$T/c.out" || fail "rescale to be killed: $(cat "$T/c.out")"
+kill -KILL "$victim"
+wait "$cpid" || fail "the run with a worker killed during the cut ended $?"
+log_has "$T/k.log" "rescale to 3 abandoned: a worker ended during the cut" ||
+	fail "the rescale was not abandoned: $(grep -i rescale "$T/k.log" | tail -5)"
+! log_has "$T/k.log" "re-split done" || fail "re-split after a worker died during the cut"
+[ "$(grep -c 'started partitions=4' "$T/k.log")" = 2 ] || fail "not started again with 4 partitions"
+cctl dump-state >"$T/k.state"
+assert_same_file "state after an abandoned cut" "$T/gref.state" "$T/k.state"
+assert_same_file "output lines after an abandoned cut" <(all_output "$T/gref/out") <(all_output "$T/c/out")
+ok "a worker killed during the cut: the rescale is abandoned, the run ends as an uninterrupted one"

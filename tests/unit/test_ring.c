@@ -473,6 +473,38 @@ static void test_seq_at(void **state)
 	ring_destroy(r);
 }
 
+/* ring_find_seq: the start of the first record at or after a position
+ * whose seq is at least the one asked for, past padding (a rescale's cut
+ * places its barrier there); -ENOENT and the write position when none. */
+static void test_find_seq(void **state)
+{
+	struct ring *r = make_ring(SMALL_CAP);
+	struct ring_rec rec[4];
+	uint64_t seq = 0, at = 0, pos = 0;
+
+	(void)state;
+	advance_to(r, SMALL_CAP - 16, &seq);
+	uint64_t from = ring_write_pos(r);
+	assert_int_equal(put_rec(r, 800, 1, 15), 0); /* behind 16 bytes of pad */
+	assert_int_equal(put_rec(r, 805, 1, 1), 0);
+	assert_int_equal(put_rec(r, 809, 1, 1), 0);
+	ring_publish(r);
+	assert_int_equal(ring_peek(r, rec, 4), 3);
+	assert_int_equal(ring_find_seq(r, from, 0, &pos, &at), 0);
+	assert_int_equal(at, 800);
+	assert_int_equal(pos, from + 16); /* the record's start, not the pad's */
+	assert_int_equal(ring_find_seq(r, from, 801, &pos, &at), 0);
+	assert_int_equal(at, 805);
+	assert_int_equal(pos, rec[0].end);
+	assert_int_equal(ring_find_seq(r, rec[1].end, 805, &pos, &at), 0);
+	assert_int_equal(at, 809);
+	assert_int_equal(pos, rec[1].end);
+	assert_int_equal(ring_find_seq(r, from, 810, &pos, &at), -ENOENT);
+	assert_int_equal(pos, ring_write_pos(r));
+	assert_int_equal(pos, rec[2].end);
+	ring_destroy(r);
+}
+
 /* ---- consumer contract ---- */
 
 static void test_rewind_redelivers(void **state)
@@ -1067,25 +1099,16 @@ static void test_consumer_crash(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_sizes_and_init),
-	    cmocka_unit_test(test_seq_at),
-	    cmocka_unit_test(test_wrap_every_alignment),
-	    cmocka_unit_test(test_wrap_random_laps),
-	    cmocka_unit_test(test_full_ring),
-	    cmocka_unit_test(test_oversized_record),
-	    cmocka_unit_test(test_key_limits),
-	    cmocka_unit_test(test_batch_publish),
-	    cmocka_unit_test(test_reserve_commit),
-	    cmocka_unit_test(test_oldest_seq),
-	    cmocka_unit_test(test_rewind_redelivers),
-	    cmocka_unit_test(test_close_epipe),
-	    cmocka_unit_test(test_stats),
-	    cmocka_unit_test(test_stats_padding),
-	    cmocka_unit_test(test_wait_timeouts),
-	    cmocka_unit_test(test_wait_eintr),
-	    cmocka_unit_test(test_two_process_stress),
-	    cmocka_unit_test(test_lost_wakeup),
-	    cmocka_unit_test(test_sleep_paths),
+	    cmocka_unit_test(test_sizes_and_init),   cmocka_unit_test(test_seq_at),
+	    cmocka_unit_test(test_find_seq),	     cmocka_unit_test(test_wrap_every_alignment),
+	    cmocka_unit_test(test_wrap_random_laps), cmocka_unit_test(test_full_ring),
+	    cmocka_unit_test(test_oversized_record), cmocka_unit_test(test_key_limits),
+	    cmocka_unit_test(test_batch_publish),    cmocka_unit_test(test_reserve_commit),
+	    cmocka_unit_test(test_oldest_seq),	     cmocka_unit_test(test_rewind_redelivers),
+	    cmocka_unit_test(test_close_epipe),	     cmocka_unit_test(test_stats),
+	    cmocka_unit_test(test_stats_padding),    cmocka_unit_test(test_wait_timeouts),
+	    cmocka_unit_test(test_wait_eintr),	     cmocka_unit_test(test_two_process_stress),
+	    cmocka_unit_test(test_lost_wakeup),	     cmocka_unit_test(test_sleep_paths),
 	    cmocka_unit_test(test_consumer_crash),
 	};
 
