@@ -6,7 +6,9 @@
  *
  * Three ways a script can go wrong without taking the worker down:
  *
- *   an error     process runs under lua_pcall with a traceback handler;
+ *   an error     process runs under lua_pcall with a traceback handler
+ *                (the worker's call runs a batch's events in one: the
+ *                error stops it, lua_handler_batch resumes after the event);
  *   memory       the state's allocator refuses to grow past lua_memory
  *                (where LuaJIT allows a custom allocator; where it does
  *                not, the state's size is checked after each call);
@@ -672,8 +674,9 @@ static const luaL_Reg rm_funcs[] = {
  * script's traces. The script never sees ffi: only these closures. A
  * negative return is a call the worker could not do (ctx->failed is set):
  * the worker gives the batch up, as for a C handler; the error only unwinds
- * the script. It returns the maker of the function the worker calls per
- * event, which refills one event table rather than making a new one: every
+ * the script. It returns the maker of the functions the worker calls, for
+ * one event or a batch's (a C-to-Lua call per event was about 300
+ * instructions), which refill one event table rather than making a new one: every
  * object a script makes per event costs its allocation and its share of
  * the garbage collector, and that is most of what separates a Lua handler
  * from a C one. */
