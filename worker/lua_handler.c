@@ -6,7 +6,9 @@
  *
  * Three ways a script can go wrong without taking the worker down:
  *
- *   an error     process runs under lua_pcall with a traceback handler;
+ *   an error     process runs under lua_pcall with a traceback handler
+ *                (the worker's call runs a batch's events in one: the
+ *                error stops it, lua_handler_batch resumes after the event);
  *   memory       the state's allocator refuses to grow past lua_memory
  *                (where LuaJIT allows a custom allocator; where it does
  *                not, the state's size is checked after each call);
@@ -61,9 +63,13 @@ struct lua_inst {
 	lua_State *L;
 	rm_ctx *ctx;
 	char name[256];
-	int ref_env, ref_process, ref_fini, ref_trace, ref_flush;
+	int ref_env, ref_process, ref_batch, ref_fini, ref_trace, ref_flush;
 	struct rm_lua_event ev; /* the current event, read in place by the prelude */
-	uint64_t table_gen;	/* the config generation rm.table_get's rows are of */
+	/* lua_handler_batch's events, and the one begun last (-1: none) */
+	const struct lua_batch_ev *batch;
+	int32_t cur;
+	_Atomic uint64_t *current_seq;
+	uint64_t table_gen; /* the config generation rm.table_get's rows are of */
 
 	/* memory */
 	size_t mem, mem_cap;
@@ -668,8 +674,9 @@ static const luaL_Reg rm_funcs[] = {
  * script's traces. The script never sees ffi: only these closures. A
  * negative return is a call the worker could not do (ctx->failed is set):
  * the worker gives the batch up, as for a C handler; the error only unwinds
- * the script. It returns the maker of the function the worker calls per
- * event, which refills one event table rather than making a new one: every
+ * the script. It returns the maker of the functions the worker calls, for
+ * one event or a batch's (a C-to-Lua call per event was about 300
+ * instructions), which refill one event table rather than making a new one: every
  * object a script makes per event costs its allocation and its share of
  * the garbage collector, and that is most of what separates a Lua handler
  * from a C one. */
@@ -694,7 +701,9 @@ static const char prelude_lua[] =
     "void rm_lua_count(struct lua_inst *, const char *);\n"
     "const char *rm_lua_param(struct lua_inst *, const char *);\n"
     "char *strerror(int);\n"
-    "struct rm_lua_event { const unsigned char *key, *payload; int32_t key_len, payload_len; };\n"
+    "struct rm_lua_event { const unsigned char *key, *payload; int32_t key_len, payload_len;\n"
+    "  double seq; };\n"
+    "int rm_lua_begin(struct lua_inst *, int32_t);\n"
     "int32_t rm_lua_payload_find(const struct rm_lua_event *, const char *, size_t, int32_t);\n"
     "]]\n"
     "local C, str, type, tostring, error, select, pcall = ffi.C, ffi.string, type, tostring,\n"
@@ -910,12 +919,27 @@ static const char prelude_lua[] =
     "    return s\n"
     "  end,\n"
     "}\n"
+    "-- The worker's calls: one event, or a batch's events i..n-1 until one\n"
+    "-- does not end rm.OK (returned with its index; n when all did). C sets\n"
+    "-- each event up (rm_lua_begin), undoes and dead-letters a failed one.\n"
     "return function(process)\n"
     "  local ev = setmetatable({seq = 0, partition = 0}, lazy)\n"
-    "  return function(seq, partition)\n"
+    "  local function one(seq, partition)\n"
     "    ev.seq, ev.partition, ev.key, ev.payload = seq, partition, nil, nil\n"
     "    return process(ev)\n"
     "  end\n"
+    "  local function batch(i, n, partition)\n"
+    "    ev.partition = partition\n"
+    "    while i < n do\n"
+    "      if C.rm_lua_begin(h, i) ~= 0 then return i end\n"
+    "      ev.seq, ev.key, ev.payload = E.seq, nil, nil\n"
+    "      local rc = process(ev)\n"
+    "      if rc ~= nil and rc ~= true and rc ~= 0 then return i, rc end\n"
+    "      i = i + 1\n"
+    "    end\n"
+    "    return n\n"
+    "  end\n"
+    "  return one, batch\n"
     "end, flush\n";
 
 /* ---- the state ---------------------------------------------------------------- */
@@ -1019,7 +1043,8 @@ static void take_error(struct lua_inst *h, char *err, size_t errlen)
 /* Outside process, rm.payload_* and a kept event table read "". */
 static void no_event(struct lua_inst *h)
 {
-	h->ev = (struct rm_lua_event){(const unsigned char *)"", (const unsigned char *)"", 0, 0};
+	h->ev =
+	    (struct rm_lua_event){(const unsigned char *)"", (const unsigned char *)"", 0, 0, 0};
 }
 
 /* Make the state, compile the script and run its top level in its
@@ -1036,6 +1061,7 @@ static struct lua_inst *make(const struct lua_script *s, const struct settings *
 	h->mem_cap = st->memory;
 	h->budget_ns = st->timeout_ms * 1000000u;
 	h->ref_fini = LUA_NOREF;
+	h->cur = -1;
 	no_event(h);
 	h->L = luaL_newstate();
 	if (!h->L) {
@@ -1094,8 +1120,9 @@ static struct lua_inst *make(const struct lua_script *s, const struct settings *
 	}
 	lua_rawgeti(L, LUA_REGISTRYINDEX, ref_wrap);
 	lua_insert(L, -2);
-	if (lua_pcall(L, 1, 1, 0) != 0)
+	if (lua_pcall(L, 1, 2, 0) != 0)
 		goto lua_fail;
+	h->ref_batch = luaL_ref(L, LUA_REGISTRYINDEX);
 	h->ref_process = luaL_ref(L, LUA_REGISTRYINDEX);
 	lua_getfield(L, -1, "fini");
 	if (lua_isfunction(L, -1))
@@ -1193,6 +1220,8 @@ static const char *failure(struct lua_inst *h, int rc)
 	return "lua_error";
 }
 
+static const char *failed_call(struct lua_inst *h, int rc, uint64_t seq, const char *what);
+
 /* Call the function below the traceback handler at the top with nargs
  * arguments and one result. Returns 0, or the reason it failed with the
  * message logged. */
@@ -1208,8 +1237,18 @@ static const char *call(struct lua_inst *h, int nargs, uint64_t seq, const char 
 		lua_remove(L, base);
 		return NULL;
 	}
+	const char *why = failed_call(h, rc, seq, what);
+	lua_settop(L, base - 1);
+	lua_gc(L, LUA_GCCOLLECT, 0);
+	return why;
+}
+
+/* Log the error of a call that failed with rc, its message on top of the
+ * stack; returns the reason. */
+static const char *failed_call(struct lua_inst *h, int rc, uint64_t seq, const char *what)
+{
 	const char *why = failure(h, rc);
-	const char *msg = lua_tostring(L, -1);
+	const char *msg = lua_tostring(h->L, -1);
 	if (!strcmp(why, "lua_memory"))
 		rm_log(h->ctx, RM_LOG_ERROR,
 		       "%s: %s seq=%llu: lua_memory: the Lua state would grow past lua_memory "
@@ -1221,8 +1260,6 @@ static const char *call(struct lua_inst *h, int nargs, uint64_t seq, const char 
 		       (unsigned long long)seq, why, msg ? msg : "error without a message");
 	snprintf(h->last_error, sizeof(h->last_error), "%.*s", msg ? (int)strcspn(msg, "\n") : 0,
 		 msg ? msg : "");
-	lua_settop(L, base - 1);
-	lua_gc(L, LUA_GCCOLLECT, 0);
 	return why;
 }
 
@@ -1258,6 +1295,8 @@ static void flush_tables(struct lua_inst *h, uint64_t gen)
 	h->table_gen = gen;
 }
 
+static int outcome(struct lua_inst *h, const char *why, uint64_t seq);
+
 static int lua_process(rm_ctx *ctx, void *state, const struct rm_event *ev)
 {
 	struct lua_inst *h = state;
@@ -1276,11 +1315,24 @@ static int lua_process(rm_ctx *ctx, void *state, const struct rm_event *ev)
 	lua_pushinteger(L, (lua_Integer)ctx->partition);
 	h->ev = (struct rm_lua_event){(const unsigned char *)ev->key,
 				      (const unsigned char *)ev->payload, (int32_t)ev->key_len,
-				      (int32_t)ev->payload_len};
+				      (int32_t)ev->payload_len, (double)ev->seq};
 	const char *why = call(h, 2, ev->seq, "process");
 	no_event(h);
-	if (ctx->failed)
+	return outcome(h, why, ev->seq);
+}
+
+/* What process's call (failed with why, or its result on top of the
+ * stack, popped) makes of the event seq: RM_OK, RM_ERROR, or RM_REJECT
+ * with its effects undone. */
+static int outcome(struct lua_inst *h, const char *why, uint64_t seq)
+{
+	lua_State *L = h->L;
+	rm_ctx *ctx = h->ctx;
+	if (ctx->failed) {
+		if (!why)
+			lua_pop(L, 1);
 		return RM_ERROR; /* the worker could not do a call: as in C */
+	}
 	int rc = RM_OK;
 	if (!why) {
 		if (lua_isnumber(L, -1))
@@ -1294,7 +1346,7 @@ static int lua_process(rm_ctx *ctx, void *state, const struct rm_event *ev)
 			rm_log(ctx, RM_LOG_ERROR,
 			       "%s: process seq=%llu: lua_error: it returned neither nothing, "
 			       "rm.OK, rm.REJECT nor rm.ERROR",
-			       h->name, (unsigned long long)ev->seq);
+			       h->name, (unsigned long long)seq);
 			why = "lua_error";
 		}
 	}
@@ -1304,6 +1356,96 @@ static int lua_process(rm_ctx *ctx, void *state, const struct rm_event *ev)
 		ctx->event_failed = 1;
 	}
 	return RM_REJECT;
+}
+
+/* An event begins: nothing of it to undo yet. */
+static void mark(struct lua_inst *h)
+{
+	rm_ctx *ctx = h->ctx;
+	ctx->reject_reason[0] = '\0';
+	ctx->event_failed = 0;
+	h->n_undo = h->keys_len = h->got_len = 0;
+	h->out_mark = ctx->out_len;
+	h->lines_mark = ctx->n_lines;
+	h->counted = 0;
+	h->mem_refused = 0;
+}
+
+int rm_lua_begin(struct lua_inst *h, int32_t i)
+{
+	rm_ctx *ctx = h->ctx;
+	if (ctx->failed)
+		return 1;
+	const struct lua_batch_ev *e = &h->batch[i];
+	h->cur = i;
+	atomic_store_explicit(h->current_seq, e->ring_seq, memory_order_relaxed);
+	ctx_set_event(ctx, e->seq, e->key, e->key_len);
+	mark(h);
+	h->ev =
+	    (struct rm_lua_event){(const unsigned char *)e->key, (const unsigned char *)e->payload,
+				  (int32_t)e->key_len, (int32_t)e->payload_len, (double)e->seq};
+	enter(h, e->seq);
+	return 0;
+}
+
+int lua_handler_batch(rm_ctx *ctx, void *state, const struct lua_batch_ev *evs, size_t n,
+		      _Atomic uint64_t *current_seq, size_t *done)
+{
+	struct lua_inst *h = state;
+	lua_State *L = h->L;
+	h->ctx = ctx;
+	uint64_t gen = ctx->cfg_txn ? store_config_generation(ctx->cfg_txn) : 0;
+	if (gen != h->table_gen)
+		flush_tables(h, gen);
+	h->batch = evs;
+	h->current_seq = current_seq;
+	int32_t from = 0;
+	int rc = RM_OK;
+	for (;;) {
+		h->cur = -1;
+		mark(h); /* an error before the first rm_lua_begin undoes nothing */
+		lua_rawgeti(L, LUA_REGISTRYINDEX, h->ref_trace);
+		int base = lua_gettop(L);
+		lua_rawgeti(L, LUA_REGISTRYINDEX, h->ref_batch);
+		lua_pushinteger(L, from);
+		lua_pushinteger(L, (lua_Integer)n);
+		lua_pushinteger(L, (lua_Integer)ctx->partition);
+		int prc = lua_pcall(L, 3, 2, base);
+		leave(h);
+		no_event(h);
+		if (prc != 0) {
+			/* an error, a timeout or memory: the event begun last */
+			const struct lua_batch_ev *e = &evs[h->cur < 0 ? from : h->cur];
+			const char *why = failed_call(h, prc, e->seq, "process");
+			lua_settop(L, base - 1);
+			lua_gc(L, LUA_GCCOLLECT, 0);
+			*done = (size_t)(e - evs);
+			rc = outcome(h, why, e->seq);
+			break;
+		}
+		lua_remove(L, base);
+		int32_t i = (int32_t)lua_tointeger(L, -2);
+		lua_remove(L, -2);
+		if (ctx->failed) { /* a call of the event begun last failed */
+			lua_pop(L, 1);
+			*done = (size_t)(h->cur < 0 ? from : h->cur);
+			rc = RM_ERROR;
+			break;
+		}
+		if ((size_t)i >= n) {
+			lua_pop(L, 1);
+			*done = n;
+			break;
+		}
+		rc = outcome(h, NULL, evs[i].seq);
+		if (rc != RM_OK) {
+			*done = (size_t)i;
+			break;
+		}
+		from = i + 1; /* a result C reads as rm.OK ("0"): on */
+	}
+	h->batch = NULL;
+	return rc;
 }
 
 static void lua_fini(rm_ctx *ctx, void *state)

@@ -13,6 +13,7 @@
 #ifndef RM_LUA_HANDLER_H
 #define RM_LUA_HANDLER_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -53,6 +54,24 @@ extern const struct rm_handler lua_handler;
  * filled ("etc/x.lua:12: ..."). */
 int lua_handler_start(const struct lua_script *s, rm_ctx *ctx, void **state, char *err,
 		      size_t errlen);
+
+/* One event of lua_handler_batch: the seq the script sees (a replayed
+ * event's original one), and the ring's, for the worker's current_seq. */
+struct lua_batch_ev {
+	uint64_t seq, ring_seq;
+	const char *key, *payload;
+	uint32_t key_len, payload_len;
+};
+
+/* Run process over evs[0..n) in one call into Lua, storing each event's
+ * ring_seq in *current_seq as it starts. Stops at the first event that does
+ * not end RM_OK: *done is its index and the return is what lua_process
+ * would have returned for it (RM_REJECT with the reason in ctx, as for a
+ * lua_error, or RM_ERROR), its effects undone as there. When all end
+ * RM_OK, *done is n and the return RM_OK. Each event is set up, timed,
+ * capped and undone on its own, as with lua_handler.process. */
+int lua_handler_batch(rm_ctx *ctx, void *state, const struct lua_batch_ev *evs, size_t n,
+		      _Atomic uint64_t *current_seq, size_t *done);
 
 /* What a call that outlasts its budget by as much again (JIT-compiled code
  * does not run the hook that stops it) does: fn(arg, seq of the event) from
@@ -109,7 +128,12 @@ const char *rm_lua_param(struct lua_inst *h, const char *name);
 struct rm_lua_event {
 	const unsigned char *key, *payload;
 	int32_t key_len, payload_len;
+	double seq; /* ev.seq */
 };
+/* rm_lua_begin: the prelude's batch loop starts event i of the batch
+ * lua_handler_batch runs (the per-event setup lua_process does). Returns 0,
+ * or 1 when a call of the event before failed (ctx->failed): stop. */
+int rm_lua_begin(struct lua_inst *h, int32_t i);
 /* rm.payload_find: where the n bytes of s first occur in the payload at or
  * after byte from (0-based), 1-based; 0 when they do not. */
 int32_t rm_lua_payload_find(const struct rm_lua_event *e, const char *s, size_t n, int32_t from);

@@ -99,6 +99,8 @@ struct worker {
 	uint64_t last_sync_ns;
 	pid_t parent;
 	size_t cap_recs;
+	struct lua_batch_ev *lua_evs; /* lua_event's, cap_lua_evs of them */
+	size_t cap_lua_evs;
 	struct pairs params;	  /* own_cfg.params */
 	char *settings;		  /* own_cfg's live strings point into it */
 	struct stage_timer clock; /* where the time goes (stage.h) */
@@ -733,6 +735,8 @@ static int note_failure(struct worker *w, const struct ring_rec *r, const char *
 	return 1;
 }
 
+static int event_done(struct worker *w, const struct ring_rec *r, int rc);
+
 /* Run the handler on one event. Returns 0 (done, or rejected and
  * dead-lettered), 1 (not done: note_failure) or -1 (logged). */
 static int handle_event(struct worker *w, const struct ring_rec *r)
@@ -744,7 +748,13 @@ static int handle_event(struct worker *w, const struct ring_rec *r)
 	ctx_set_event(&w->ctx, seq, r->key, r->key_len);
 	w->ctx.reject_reason[0] = '\0';
 	w->ctx.event_failed = 0;
-	int rc = w->hd.ops->process(&w->ctx, w->hd.state, &ev);
+	return event_done(w, r, w->hd.ops->process(&w->ctx, w->hd.state, &ev));
+}
+
+/* The handler returned rc for `r`: handle_event's result. */
+static int event_done(struct worker *w, const struct ring_rec *r, int rc)
+{
+	struct shm_worker *st = w->a->stats;
 	if (rc == RM_ERROR || w->ctx.failed || (rc != RM_OK && rc != RM_REJECT)) {
 		log_error("handler %s failed on seq=%llu key=%.*s: %s", w->hd.ops->name,
 			  (unsigned long long)r->seq, (int)r->key_len, r->key,
@@ -763,6 +773,52 @@ static int handle_event(struct worker *w, const struct ring_rec *r)
 	return 0;
 }
 
+/* The Lua handler runs a run of events in one call (lua_handler_batch):
+ * events before ok ended RM_OK; when end is ok + 1, event ok is the one it
+ * stopped on, with result rc. */
+struct lua_run {
+	size_t ok, end;
+	int rc;
+};
+
+/* handle_event for a Lua handler: the first event of a run runs it up to
+ * the next event handle_batch skips or dead-letters itself (or the batch's
+ * end); the events after it take their result from the run. */
+static int lua_event(struct worker *w, size_t i, size_t n, struct lua_run *run)
+{
+	if (i < run->ok)
+		return 0;
+	if (i < run->end)
+		return event_done(w, &w->recs[i], run->rc);
+	struct shm_worker *st = w->a->stats;
+	uint64_t skip = atomic_load_explicit(&st->skip_seq, memory_order_relaxed);
+	size_t end = i + 1;
+	while (end < n && !applied_before(w, w->recs[end].seq) && w->recs[end].seq != skip)
+		end++;
+	if (end - i > w->cap_lua_evs) {
+		struct lua_batch_ev *e = realloc(w->lua_evs, (end - i) * sizeof(*e));
+		if (!e) {
+			log_error("out of memory for a batch of %zu events", end - i);
+			return -1;
+		}
+		w->lua_evs = e;
+		w->cap_lua_evs = end - i;
+	}
+	for (size_t j = i; j < end; j++) {
+		const struct ring_rec *r = &w->recs[j];
+		w->lua_evs[j - i] = (struct lua_batch_ev){
+		    event_seq(w, r->seq), r->seq, r->key, r->payload, r->key_len, r->payload_len};
+	}
+	size_t done = 0;
+	run->rc =
+	    lua_handler_batch(&w->ctx, w->hd.state, w->lua_evs, end - i, &st->current_seq, &done);
+	run->ok = i + done;
+	run->end = done < end - i ? run->ok + 1 : run->ok;
+	if (done) /* events that ended well: no failures in a row */
+		atomic_store_explicit(&st->handler_fails, 0, memory_order_relaxed);
+	return lua_event(w, i, n, run);
+}
+
 /* Run the handler over the batch. Returns the index of the last event it
  * applied + 1 (0 if all were skipped) or -1 on a handler error. */
 static long handle_batch(struct worker *w, size_t n, uint64_t *max_seq, uint64_t *processed,
@@ -770,6 +826,8 @@ static long handle_batch(struct worker *w, size_t n, uint64_t *max_seq, uint64_t
 {
 	struct shm_worker *st = w->a->stats;
 	long last = 0;
+	struct lua_run run = {0, 0, RM_OK};
+	int lua = w->hd.ops == &lua_handler;
 	atomic_store_explicit(&st->batch_n, (uint32_t)n, memory_order_relaxed);
 	atomic_store_explicit(&st->batch_last_seq, w->recs[n - 1].seq, memory_order_relaxed);
 	for (size_t i = 0; i < n; i++) {
@@ -793,7 +851,7 @@ static long handle_batch(struct worker *w, size_t n, uint64_t *max_seq, uint64_t
 			if (dead_letter(w, r, why) != 0)
 				return -1;
 		} else {
-			int rc = handle_event(w, r);
+			int rc = lua ? lua_event(w, i, n, &run) : handle_event(w, r);
 			if (rc < 0)
 				return -1;
 			if (rc > 0) { /* fail_after: it stays in the ring */
@@ -1125,6 +1183,7 @@ static void close_all(struct worker *w)
 	handler_stop(&w->hd, &w->ctx);
 	ctx_free(&w->ctx);
 	free(w->recs);
+	free(w->lua_evs);
 	free(w->params.kv);
 	free(w->params.buf);
 	free(w->kafka.kv);

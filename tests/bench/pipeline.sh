@@ -11,7 +11,8 @@
 #   build/bin/ringmaster) when there is one: an older build does not know
 #   every setting of this one's. With perf(1) there, each side also gets
 #   the CPU time of all its processes per event (task-clock, median), which
-#   a loaded machine moves much less than events/s
+#   a loaded machine moves much less than events/s; HANDLER (default
+#   ledger) is the handler both run (HANDLER=etc/ledger.lua: the Lua one)
 #   HANDLERS (default "ledger etc/ledger.lua"): the C ledger and the same
 #   logic in Lua, a row each per partition count, and Lua's share of C;
 #   each row is the run with the median events/s of ROUNDS runs, the
@@ -48,7 +49,7 @@ printf '%s\n' "pipeline benchmark: $EVENTS ledger events over $KEYS accounts, sk
 	"machine: $(nproc) cores, $(uname -m), $(date -u +%Y-%m-%d)" ""
 
 HANDLERS=${HANDLERS:-ledger etc/ledger.lua}
-handler=ledger
+handler=${HANDLER:-ledger} # BASELINE runs'; the others run HANDLERS
 perf= # set below for BASELINE runs
 # run BINARY PARTITIONS [INI]: one run with $handler; leaves its summary in
 # $T/s.json
