@@ -39,6 +39,19 @@ struct ctx_arena_block {
 	char data[];
 };
 
+/* A zeroed table of n slots of `size` bytes, on cache-line boundaries: a
+ * 64-byte state slot is one line, a 32-byte row slot half of one, so a
+ * probe (and a prefetch) touches one line. */
+static void *slots_alloc(size_t n, size_t size)
+{
+	if (n > SIZE_MAX / size)
+		return NULL;
+	void *p = aligned_alloc(64, (n * size + 63) & ~(size_t)63);
+	if (p)
+		memset(p, 0, n * size);
+	return p;
+}
+
 int ctx_init(struct rm_ctx *c, const struct cfg *cfg, unsigned partition)
 {
 	memset(c, 0, sizeof(*c));
@@ -53,8 +66,9 @@ int ctx_init(struct rm_ctx *c, const struct cfg *cfg, unsigned partition)
 	if (getrandom(&c->hash_seed, sizeof(c->hash_seed), GRND_NONBLOCK) !=
 	    (ssize_t)sizeof(c->hash_seed))
 		c->hash_seed = shm_now_ns() ^ ((uint64_t)partition << 48);
+	c->epoch = 1; /* entries start at 0: not changed */
 	c->cap_entries = CTX_MIN_ENTRIES;
-	c->entries = calloc(c->cap_entries, sizeof(*c->entries));
+	c->entries = slots_alloc(c->cap_entries, sizeof(*c->entries));
 	return c->entries ? 0 : -ENOMEM;
 }
 
@@ -131,6 +145,7 @@ static void tables_drop(struct rm_ctx *c)
 	arena_free(c->rows_arena);
 	c->rows_arena = NULL;
 	c->tables_valid = 0;
+	c->evkey_tables = 0;
 }
 
 void ctx_free(struct rm_ctx *c)
@@ -170,30 +185,37 @@ static int keep_committed(struct ctx_entry *e, const char *val, size_t len, int 
 	return 0;
 }
 
+/* A new batch: no entry is changed in it yet, and none is touched to say so. */
+static void next_epoch(struct rm_ctx *c)
+{
+	c->n_dirty = 0;
+	if (++c->epoch != 0)
+		return;
+	/* Once in 2^32 batches: no entry may keep an epoch that comes again. */
+	for (size_t i = 0; i < c->cap_entries; i++)
+		c->entries[i].epoch = 0;
+	c->epoch = 1;
+}
+
+/* ctx_write_back made each value it wrote the entry's committed one: the
+ * commit makes them true. */
 void ctx_committed(struct rm_ctx *c)
 {
-	for (size_t i = 0; i < c->n_dirty; i++) {
-		struct ctx_entry *e = c->dirty[i];
-		e->dirty = 0;
-		/* Out of memory: the key is read from the shard next time. */
-		if (keep_committed(e, e->val, e->val_len, e->present, &c->state_bytes) != 0)
-			e->known = 0;
-	}
-	c->n_dirty = 0;
+	next_epoch(c);
 }
 
 void ctx_reset(struct rm_ctx *c)
 {
-	/* Changes not committed: what the shard holds is read again. */
-	for (size_t i = 0; i < c->n_dirty; i++) {
-		struct ctx_entry *e = c->dirty[i];
-		e->dirty = 0;
-		e->known = 0;
-	}
-	c->n_dirty = 0;
+	/* Changes not committed: what the shard holds is read again (the
+	 * committed copy may hold what ctx_write_back wrote). */
+	for (size_t i = 0; i < c->n_dirty; i++)
+		c->dirty[i].e->known = 0;
+	next_epoch(c);
 	if (c->state_bytes > CTX_STATE_BYTES)
 		state_drop(c);
 	arena_reset(c->arena);
+	c->ev_key = NULL; /* no event until the next ctx_set_event */
+	c->ev_hashed = 0;
 	c->out_len = 0;
 	c->n_lines = 0;
 	c->n_counts = 0;
@@ -231,6 +253,19 @@ static uint64_t key_hash(uint64_t seed, const char *key, size_t len)
 	return h;
 }
 
+/* The hash of `key`: the event's is made once for all its lookups. */
+static inline uint64_t hash_of(struct rm_ctx *c, const char *key, size_t len)
+{
+	if (key == c->ev_key && len == c->ev_key_len) {
+		if (!c->ev_hashed) {
+			c->ev_hash = key_hash(c->hash_seed, key, len);
+			c->ev_hashed = 1;
+		}
+		return c->ev_hash;
+	}
+	return key_hash(c->hash_seed, key, len);
+}
+
 /* Equal keys of `len` bytes: short keys (the usual account or id) with two
  * loads each, no call. */
 static inline int key_eq(const char *a, const char *b, size_t len)
@@ -259,10 +294,19 @@ static struct ctx_entry *slot_for(struct ctx_entry *tab, size_t cap, uint64_t h,
 	}
 }
 
+static void key_rank(const char *key, size_t len, uint64_t *hi, uint64_t *lo);
+
+/* e joins the batch's changed entries at `d`. */
+static void note_dirty(struct ctx_dirty *d, struct ctx_entry *e)
+{
+	d->e = e;
+	key_rank(e->mem, e->key_len, &d->hi, &d->lo);
+}
+
 static int grow_entries(struct rm_ctx *c)
 {
 	size_t cap = c->cap_entries * 2;
-	struct ctx_entry *tab = calloc(cap, sizeof(*tab));
+	struct ctx_entry *tab = slots_alloc(cap, sizeof(*tab));
 	if (!tab)
 		return -ENOMEM;
 	c->n_dirty = 0; /* the entries move: list them again */
@@ -272,8 +316,8 @@ static int grow_entries(struct rm_ctx *c)
 			continue;
 		struct ctx_entry *to = slot_for(tab, cap, e->hash, e->mem, e->key_len);
 		*to = *e; /* mem and the arena stay where they are: val too */
-		if (to->dirty)
-			c->dirty[c->n_dirty++] = to;
+		if (to->epoch == c->epoch)
+			note_dirty(&c->dirty[c->n_dirty++], to);
 	}
 	c->state_bytes += (cap - c->cap_entries) * sizeof(*tab);
 	c->last_entry = NULL;
@@ -295,7 +339,7 @@ static int lookup(struct rm_ctx *c, const char *key, size_t len, struct ctx_entr
 		*out = e;
 		return 0;
 	}
-	uint64_t h = key_hash(c->hash_seed, key, len);
+	uint64_t h = hash_of(c, key, len);
 	e = slot_for(c->entries, c->cap_entries, h, key, len);
 	if (e->used && e->known) {
 		*out = c->last_entry = e;
@@ -369,18 +413,18 @@ int rm_state_get(rm_ctx *c, const char *key, size_t key_len, struct rm_value *va
 /* The batch is about to change e. */
 static int make_dirty(struct rm_ctx *c, struct ctx_entry *e)
 {
-	if (e->dirty)
+	if (e->epoch == c->epoch)
 		return 0;
 	if (c->n_dirty == c->cap_dirty) {
 		size_t cap = c->cap_dirty ? c->cap_dirty * 2 : 1024;
-		struct ctx_entry **d = realloc(c->dirty, cap * sizeof(*d));
+		struct ctx_dirty *d = realloc(c->dirty, cap * sizeof(*d));
 		if (!d)
 			return -ENOMEM;
 		c->dirty = d;
 		c->cap_dirty = cap;
 	}
-	c->dirty[c->n_dirty++] = e;
-	e->dirty = 1;
+	note_dirty(&c->dirty[c->n_dirty++], e); /* its key is at hand now */
+	e->epoch = c->epoch;
 	return 0;
 }
 
@@ -418,123 +462,116 @@ int rm_state_del(rm_ctx *c, const char *key, size_t key_len)
 
 /* ---- the write-back, in key order ---- */
 
-/* A dirty entry with the 8 bytes of its key that follow the prefix every
- * dirty key shares, big-endian, so that most comparisons are one integer
- * comparison (keys like "acct00001234" share their first 8 bytes). */
-struct sort_item {
-	uint64_t rank;
-	struct ctx_entry *e;
-};
-
-static int entry_cmp(const struct ctx_entry *x, const struct ctx_entry *y)
+/* The first 16 bytes of a key as two big-endian integers, zero padded: for
+ * most keys (an account, an id) the whole key, so comparing them is
+ * comparing the keys. */
+static void key_rank(const char *key, size_t len, uint64_t *hi, uint64_t *lo)
 {
+	unsigned char b[16] = {0};
+	memcpy(b, key, len < 16 ? len : 16);
+	uint64_t h = 0, l = 0;
+	for (int i = 0; i < 8; i++) {
+		h = h << 8 | b[i];
+		l = l << 8 | b[8 + i];
+	}
+	*hi = h;
+	*lo = l;
+}
+
+/* LMDB's order: bytes, then the shorter first. */
+static int dirty_cmp(const struct ctx_dirty *a, const struct ctx_dirty *b)
+{
+	if (a->hi != b->hi)
+		return a->hi < b->hi ? -1 : 1;
+	if (a->lo != b->lo)
+		return a->lo < b->lo ? -1 : 1;
+	const struct ctx_entry *x = a->e, *y = b->e;
 	size_t n = x->key_len < y->key_len ? x->key_len : y->key_len;
-	int d = memcmp(x->mem, y->mem, n);
+	int d = n > 16 ? memcmp(x->mem + 16, y->mem + 16, n - 16) : 0;
 	if (d)
 		return d;
 	return (x->key_len > y->key_len) - (x->key_len < y->key_len);
 }
 
-static int item_cmp(const struct sort_item *a, const struct sort_item *b)
+static void dirty_swap(struct ctx_dirty *a, struct ctx_dirty *b)
 {
-	if (a->rank != b->rank)
-		return a->rank < b->rank ? -1 : 1;
-	return entry_cmp(a->e, b->e);
-}
-
-static void item_swap(struct sort_item *a, struct sort_item *b)
-{
-	struct sort_item t = *a;
+	struct ctx_dirty t = *a;
 	*a = *b;
 	*b = t;
 }
 
 /* Quicksort, median of three, insertion sort below 16; the larger side
  * iterates, so the stack stays O(log n). */
-static void sort_items(struct sort_item *v, size_t n)
+static void sort_dirty(struct ctx_dirty *v, size_t n)
 {
 	while (n > 16) {
 		size_t m = n / 2;
-		if (item_cmp(&v[m], &v[0]) < 0)
-			item_swap(&v[m], &v[0]);
-		if (item_cmp(&v[n - 1], &v[m]) < 0) {
-			item_swap(&v[n - 1], &v[m]);
-			if (item_cmp(&v[m], &v[0]) < 0)
-				item_swap(&v[m], &v[0]);
+		if (dirty_cmp(&v[m], &v[0]) < 0)
+			dirty_swap(&v[m], &v[0]);
+		if (dirty_cmp(&v[n - 1], &v[m]) < 0) {
+			dirty_swap(&v[n - 1], &v[m]);
+			if (dirty_cmp(&v[m], &v[0]) < 0)
+				dirty_swap(&v[m], &v[0]);
 		}
-		struct sort_item pivot = v[m];
+		struct ctx_dirty pivot = v[m];
 		size_t i = 0, j = n - 1;
 		for (;;) {
-			while (item_cmp(&v[i], &pivot) < 0)
+			while (dirty_cmp(&v[i], &pivot) < 0)
 				i++;
-			while (item_cmp(&pivot, &v[j]) < 0)
+			while (dirty_cmp(&pivot, &v[j]) < 0)
 				j--;
 			if (i >= j)
 				break;
-			item_swap(&v[i], &v[j]);
+			dirty_swap(&v[i], &v[j]);
 			i++;
 			j--;
 		}
 		/* [0, j] <= pivot <= [j + 1, n) */
 		size_t left = j + 1;
 		if (left < n - left) {
-			sort_items(v, left);
+			sort_dirty(v, left);
 			v += left;
 			n -= left;
 		} else {
-			sort_items(v + left, n - left);
+			sort_dirty(v + left, n - left);
 			n = left;
 		}
 	}
 	for (size_t i = 1; i < n; i++) {
-		struct sort_item t = v[i];
+		struct ctx_dirty t = v[i];
 		size_t j = i;
-		for (; j > 0 && item_cmp(&t, &v[j - 1]) < 0; j--)
+		for (; j > 0 && dirty_cmp(&t, &v[j - 1]) < 0; j--)
 			v[j] = v[j - 1];
 		v[j] = t;
 	}
 }
 
-static uint64_t rank_at(const struct ctx_entry *e, size_t skip)
-{
-	uint64_t r = 0;
-	for (size_t i = 0; i < 8; i++) {
-		unsigned b = skip + i < e->key_len ? (unsigned char)e->mem[skip + i] : 0;
-		r = r << 8 | b;
-	}
-	return r;
-}
+/* How far ahead of its put an entry and its key are asked for. */
+#define WRITE_BACK_AHEAD 8
 
 int ctx_write_back(struct rm_ctx *c)
 {
 	size_t n = c->n_dirty;
-	if (n == 0)
-		return 0;
-	struct sort_item *v = malloc(n * sizeof(*v));
-	if (!v)
-		return -ENOMEM;
-	/* The prefix all the keys share. */
-	const struct ctx_entry *first = c->dirty[0];
-	size_t skip = first->key_len;
-	for (size_t i = 1; i < n && skip; i++) {
-		const struct ctx_entry *e = c->dirty[i];
-		size_t k = 0, max = e->key_len < skip ? e->key_len : skip;
-		while (k < max && e->mem[k] == first->mem[k])
-			k++;
-		skip = k;
-	}
-	for (size_t i = 0; i < n; i++)
-		v[i] = (struct sort_item){rank_at(c->dirty[i], skip), c->dirty[i]};
-	sort_items(v, n);
+	struct ctx_dirty *v = c->dirty;
+	sort_dirty(v, n);
 	int rc = 0;
 	for (size_t i = 0; i < n && rc == 0; i++) {
+		if (i + WRITE_BACK_AHEAD < n)
+			__builtin_prefetch(v[i + WRITE_BACK_AHEAD].e);
+		if (i + WRITE_BACK_AHEAD / 2 < n)
+			__builtin_prefetch(v[i + WRITE_BACK_AHEAD / 2].e->mem);
 		struct ctx_entry *e = v[i].e;
 		if (e->present)
 			rc = store_state_put(c->shard_txn, e->mem, e->key_len, e->val, e->val_len);
 		else if ((rc = store_state_del(c->shard_txn, e->mem, e->key_len)) == -ENOENT)
 			rc = 0;
+		/* The value becomes the committed one now, while the entry is at
+		 * hand: a commit that fails makes ctx_reset forget it (known =
+		 * 0), and out of memory it is read from the shard next time. */
+		if (rc == 0 && e->val != e->mem + e->key_len &&
+		    keep_committed(e, e->val, e->val_len, e->present, &c->state_bytes) != 0)
+			e->known = 0;
 	}
-	free(v);
 	return rc;
 }
 
@@ -565,10 +602,17 @@ static int table_index(struct rm_ctx *c, const char *table)
 	return (int)c->n_tables++;
 }
 
+/* Where table t's row of a key with hash h starts probing: the key's hash is
+ * the same for every table (and its state), the table moves the slot. */
+static inline size_t row_home(uint64_t h, int table, size_t cap)
+{
+	return (h + (uint64_t)table * 0x9E3779B97F4A7C15ull) & (cap - 1);
+}
+
 static struct ctx_row *row_slot(struct ctx_row *tab, size_t cap, uint64_t h, int table,
 				const char *key, size_t len)
 {
-	size_t i = h & (cap - 1);
+	size_t i = row_home(h, table, cap);
 	for (;; i = (i + 1) & (cap - 1)) {
 		struct ctx_row *r = &tab[i];
 		if (!r->used)
@@ -582,7 +626,7 @@ static struct ctx_row *row_slot(struct ctx_row *tab, size_t cap, uint64_t h, int
 static int grow_rows(struct rm_ctx *c)
 {
 	size_t cap = c->cap_rows ? c->cap_rows * 2 : CTX_MIN_ROWS;
-	struct ctx_row *tab = calloc(cap, sizeof(*tab));
+	struct ctx_row *tab = slots_alloc(cap, sizeof(*tab));
 	if (!tab)
 		return -ENOMEM;
 	for (size_t i = 0; i < c->cap_rows; i++) {
@@ -618,7 +662,6 @@ static void keep_row(struct rm_ctx *c, struct ctx_row *slot, uint64_t h, int tab
 		memcpy(mem + len, v->data, vlen);
 	*slot = (struct ctx_row){.hash = h,
 				 .key = mem,
-				 .val = mem + len,
 				 .key_len = (uint32_t)len,
 				 .table = (uint16_t)table,
 				 .used = 1,
@@ -641,13 +684,15 @@ static int table_get(rm_ctx *c, const char *table, const char *key, size_t key_l
 	}
 	int t = table_index(c, table);
 	struct ctx_row *slot = NULL;
-	uint64_t h = t >= 0 ? key_hash(c->hash_seed ^ (uint64_t)t, key, key_len) : 0;
+	uint64_t h = t >= 0 ? hash_of(c, key, key_len) : 0;
+	if (t >= 0 && key == c->ev_key && key_len == c->ev_key_len)
+		c->evkey_tables |= 1u << t;
 	if (t >= 0 && c->cap_rows) {
 		slot = row_slot(c->rows, c->cap_rows, h, t, key, key_len);
 		if (slot->used) {
 			if (!slot->found)
 				return RM_NOTFOUND;
-			val->data = slot->val;
+			val->data = slot->key + slot->key_len;
 			val->len = slot->val_len;
 			return RM_FOUND;
 		}
@@ -721,6 +766,56 @@ void ctx_set_event(struct rm_ctx *c, uint64_t seq, const char *key, size_t key_l
 	c->ev_seq = seq;
 	c->ev_key = key;
 	c->ev_key_len = (uint32_t)key_len;
+	c->ev_hashed = 0;
+}
+
+void ctx_set_event_hashed(struct rm_ctx *c, uint64_t seq, const char *key, size_t key_len,
+			  uint64_t hash)
+{
+	ctx_set_event(c, seq, key, key_len);
+	c->ev_hash = hash;
+	c->ev_hashed = 1;
+}
+
+uint64_t ctx_prefetch(struct rm_ctx *c, const char *key, size_t key_len)
+{
+	uint64_t h = key_hash(c->hash_seed, key, key_len);
+	__builtin_prefetch(&c->entries[h & (c->cap_entries - 1)]);
+	if (c->cap_rows)
+		for (uint32_t m = c->evkey_tables; m; m &= m - 1)
+			__builtin_prefetch(&c->rows[row_home(h, __builtin_ctz(m), c->cap_rows)]);
+	return h;
+}
+
+/* Probe chains are short (a table is at most 3/4 full): the next line
+ * holds the rest of most. */
+void ctx_prefetch_near(const struct rm_ctx *c, uint64_t h)
+{
+	size_t mask = c->cap_entries - 1;
+	for (size_t i = h & mask, k = 0; k < 4; i = (i + 1) & mask, k++) {
+		const struct ctx_entry *e = &c->entries[i];
+		if (!e->used)
+			break;
+		if (e->hash == h) {
+			__builtin_prefetch(e->mem);
+			break;
+		}
+	}
+	if (!c->cap_rows)
+		return;
+	mask = c->cap_rows - 1;
+	for (uint32_t m = c->evkey_tables; m; m &= m - 1) {
+		int t = __builtin_ctz(m);
+		for (size_t i = row_home(h, t, c->cap_rows), k = 0; k < 8; i = (i + 1) & mask, k++) {
+			const struct ctx_row *r = &c->rows[i];
+			if (!r->used)
+				break;
+			if (r->hash == h && r->table == t) {
+				__builtin_prefetch(r->key);
+				break;
+			}
+		}
+	}
 }
 
 size_t ctx_changed_count(const struct rm_ctx *c)
@@ -731,7 +826,7 @@ size_t ctx_changed_count(const struct rm_ctx *c)
 int ctx_changed_foreach(const struct rm_ctx *c, ctx_change_fn fn, void *arg)
 {
 	for (size_t i = 0; i < c->n_dirty; i++) {
-		const struct ctx_entry *e = c->dirty[i];
+		const struct ctx_entry *e = c->dirty[i].e;
 		int rc =
 		    fn(arg, e->mem, e->key_len, e->present ? e->val : NULL, e->val_len, e->present);
 		if (rc)

@@ -32,9 +32,9 @@ struct ctx_entry {
 	uint32_t key_len;
 	uint8_t used;	   /* the slot holds a key */
 	uint8_t known;	   /* the committed value is here (else: read the shard) */
-	uint8_t dirty;	   /* the batch changed it: val is the batch's */
 	uint8_t present;   /* as the handler sees it; 0: absent or deleted */
 	uint8_t committed; /* the shard has a value */
+	uint32_t epoch;	   /* == rm_ctx.epoch: the batch changed it, val is the batch's */
 	const char *val;   /* the committed value (mem) or the batch's (arena) */
 	size_t val_len;
 	size_t com_len, cap; /* the committed value in mem, and room for it */
@@ -44,14 +44,22 @@ struct ctx_entry {
  * of the config environment: its value, or that there is none. */
 struct ctx_row {
 	uint64_t hash;
-	const char *key, *val; /* in the table arena */
+	const char *key; /* in the table arena, the value right after it */
+	size_t val_len;
 	uint32_t key_len;
 	uint16_t table; /* index in tables[] */
 	uint8_t used, found;
-	size_t val_len;
 };
 
 struct ctx_arena_block;
+
+/* An entry the batch changed, with the first 16 bytes of its key (zero
+ * padded, big-endian): the sort at commit compares those integers, and
+ * reads the keys themselves only when they are equal. */
+struct ctx_dirty {
+	uint64_t hi, lo;
+	struct ctx_entry *e;
+};
 
 /* Where one output line of the batch came from, for an output that keys
  * lines by their event (Kafka). The key points into the ring record, valid
@@ -78,8 +86,9 @@ struct rm_ctx {
 	size_t n_entries, cap_entries;
 	size_t state_bytes;
 	struct ctx_entry *last_entry; /* the last one looked up, or NULL */
-	struct ctx_entry **dirty;     /* the entries this batch changed */
+	struct ctx_dirty *dirty;      /* the entries this batch changed */
 	size_t n_dirty, cap_dirty;
+	uint32_t epoch; /* the batch's: a new one at each commit or reset */
 	struct ctx_arena_block *arena; /* the batch's values */
 
 	/* Reference tables: rows as looked up in generation tables_gen, up to
@@ -102,6 +111,11 @@ struct rm_ctx {
 	uint64_t ev_seq; /* the event the handler is on (ctx_set_event) */
 	const char *ev_key;
 	uint32_t ev_key_len;
+	int ev_hashed;	  /* ev_hash is the hash of ev_key */
+	uint64_t ev_hash; /* one hash of the key serves its state and its rows */
+	/* Tables the handler looked up by the event's key (bit = index in
+	 * tables[]): their rows are prefetched with the state (ctx_prefetch). */
+	uint32_t evkey_tables;
 
 	struct {
 		const char *name; /* as the handler passed it */
@@ -158,6 +172,19 @@ int ctx_write_back(struct rm_ctx *c);
 /* The event the handler is about to see: emitted lines are recorded as
  * coming from it (keep_lines). */
 void ctx_set_event(struct rm_ctx *c, uint64_t seq, const char *key, size_t key_len);
+
+/* Ask for an event's state and rows before the handler needs them: they
+ * are random reads over all the keys, each a cache miss, and a worker sees
+ * its batch ahead. ctx_prefetch, some events ahead, hashes the key and asks
+ * for the slots it starts at (the state's, and those of the tables the
+ * handler looks up by the event's key); ctx_prefetch_near, a few events
+ * later, when those slots have come, asks for the key and value they point
+ * to. ctx_set_event_hashed is ctx_set_event with the hash already made.
+ * Hints only: nothing changes, whatever the order of the calls. */
+uint64_t ctx_prefetch(struct rm_ctx *c, const char *key, size_t key_len);
+void ctx_prefetch_near(const struct rm_ctx *c, uint64_t hash);
+void ctx_set_event_hashed(struct rm_ctx *c, uint64_t seq, const char *key, size_t key_len,
+			  uint64_t hash);
 
 /* Call fn on every key the batch changed: present = 0 for a deleted key
  * (val NULL). Stops at, and returns, the first non-zero fn result.
