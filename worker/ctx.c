@@ -30,6 +30,7 @@
 #include "log.h"
 
 #define ARENA_BLOCK (256u * 1024u)
+#define ARENA_KEEP (64u << 20)
 #define CTX_MIN_ENTRIES 1024u
 #define CTX_MIN_ROWS 256u
 
@@ -81,13 +82,29 @@ static void arena_free(struct ctx_arena_block *b)
 	}
 }
 
-/* Keep the first block (the common case fits in it) and drop the rest. */
-static void arena_reset(struct ctx_arena_block *b)
+/* Empty the arena. A batch that needed more than the first block gets one
+ * block as large as all of them (up to ARENA_KEEP): the next batches, as
+ * large, then allocate nothing, rather than a block the allocator hands
+ * back to the kernel and faults in again at every batch. */
+static void arena_reset(struct ctx_arena_block **head)
 {
-	if (b) {
-		arena_free(b->next);
-		b->next = NULL;
-		b->used = 0;
+	struct ctx_arena_block *b = *head;
+	if (!b)
+		return;
+	b->used = 0;
+	if (!b->next)
+		return;
+	size_t total = 0;
+	for (struct ctx_arena_block *x = b; x; x = x->next)
+		total += x->size;
+	arena_free(b->next);
+	b->next = NULL;
+	if (total > ARENA_KEEP)
+		total = ARENA_BLOCK;
+	struct ctx_arena_block *nb = realloc(b, sizeof(*nb) + total);
+	if (nb) {
+		nb->size = total;
+		*head = nb;
 	}
 }
 
@@ -102,15 +119,8 @@ static void *arena_alloc(struct ctx_arena_block **head, size_t n)
 			return NULL;
 		nb->size = size;
 		nb->used = 0;
-		/* New blocks go second so the first, reused one stays first. */
-		if (b) {
-			nb->next = b->next;
-			b->next = nb;
-		} else {
-			nb->next = NULL;
-			*head = nb;
-		}
-		b = nb;
+		nb->next = b; /* the first block is the one allocated from */
+		*head = b = nb;
 	}
 	void *p = b->data + b->used;
 	b->used += n;
@@ -213,7 +223,7 @@ void ctx_reset(struct rm_ctx *c)
 	next_epoch(c);
 	if (c->state_bytes > CTX_STATE_BYTES)
 		state_drop(c);
-	arena_reset(c->arena);
+	arena_reset(&c->arena);
 	c->ev_key = NULL; /* no event until the next ctx_set_event */
 	c->ev_hashed = 0;
 	c->out_len = 0;
