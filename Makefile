@@ -191,7 +191,7 @@ $(B)/tests/unit/%: $(B)/obj/tests/unit/%.o $(LIBWORKER) $(LIBCOMMON)
 
 # test_ctx watches the store calls ctx_write_back makes, and counts the
 # reads that reach the stores, through wrappers.
-$(B)/tests/unit/test_ctx: private ALL_LDFLAGS += -Wl,--wrap=store_state_put,--wrap=store_state_del \
+$(B)/tests/unit/test_ctx: private ALL_LDFLAGS += -Wl,--wrap=store_state_put,--wrap=store_state_del,--wrap=store_state_write_sorted \
 	-Wl,--wrap=store_state_get,--wrap=store_table_get
 
 $(B)/tests/bench/%: $(B)/obj/tests/bench/%.o $(LIBWORKER) $(LIBCOMMON)

@@ -244,6 +244,7 @@ int store_txn_start(struct store_env *e, int readonly, struct store_txn **out)
 	t->opened_dbi = 0;
 	t->generation = 0;
 	t->state_cur = NULL;
+	t->state_cur_sorted = 0;
 	*out = t;
 	return 0;
 }
@@ -253,6 +254,7 @@ void store_txn_drop_cursor(struct store_txn *t)
 	if (t->state_cur)
 		mdb_cursor_close(t->state_cur);
 	t->state_cur = NULL;
+	t->state_cur_sorted = 0;
 }
 
 void store_txn_abort(struct store_txn *t)

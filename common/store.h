@@ -166,6 +166,13 @@ int store_state_put(struct store_txn *txn, const void *key, size_t key_len, cons
 		    size_t val_len);
 /* -ENOENT when the key was not there. */
 int store_state_del(struct store_txn *txn, const void *key, size_t key_len);
+/* Put (present) or delete (not: -ENOENT when it was not there) keys given
+ * in ascending order, in LMDB's (bytes, then shorter first), through one
+ * transaction: the cursor steps from the last key to the next instead of
+ * searching for it, which is most of a put when the keys are dense. Keys
+ * out of order are still written right, only slower. */
+int store_state_write_sorted(struct store_txn *txn, const void *key, size_t key_len,
+			     const void *val, size_t val_len, int present);
 /* Put a named u64 into the shard's "meta" database inside a batch's write
  * transaction, so that it commits (or not) with the batch (the Kafka
  * changelog position). Read it with store_meta_get_u64 on the shard.

@@ -43,6 +43,9 @@ struct store_txn {
 	/* A shard write transaction's cursor on "state", for puts: keys put in
 	 * order land on the page it is on, with no descent from the root. */
 	MDB_cursor *state_cur;
+	/* store_state_write_sorted: the cursor is on the last key it wrote,
+	 * and the next comes after it. */
+	int state_cur_sorted;
 };
 
 struct store_env {

@@ -11,6 +11,7 @@
 #include "store_lmdb.h"
 
 #include <errno.h>
+#include <string.h>
 
 #define SHARD_MAX_READERS 126
 
@@ -194,6 +195,19 @@ int store_state_get(struct store_txn *t, const void *key, size_t key_len, struct
 	return 0;
 }
 
+/* The transaction's cursor on "state", opened at first use. */
+static int state_cursor(struct store_txn *t)
+{
+	if (t->state_cur)
+		return 0;
+	int rc = mdb_cursor_open(t->txn, t->env->state, &t->state_cur);
+	if (rc) {
+		t->state_cur = NULL;
+		t->state_cur_sorted = 0;
+	}
+	return store_map_err(rc);
+}
+
 int store_state_put(struct store_txn *t, const void *key, size_t key_len, const void *val,
 		    size_t val_len)
 {
@@ -205,14 +219,64 @@ int store_state_put(struct store_txn *t, const void *key, size_t key_len, const 
 		return -EROFS;
 	if (key_len == 0 || key_len > STORE_KEY_MAX)
 		return -EINVAL;
-	if (!t->state_cur) {
-		int rc = mdb_cursor_open(t->txn, t->env->state, &t->state_cur);
-		if (rc) {
-			t->state_cur = NULL;
-			return store_map_err(rc);
-		}
-	}
+	int rc = state_cursor(t);
+	if (rc)
+		return rc;
+	t->state_cur_sorted = 0;
 	return store_map_err(mdb_cursor_put(t->state_cur, &k, &d, 0));
+}
+
+/* How many keys the cursor steps over before it searches instead. */
+#define SORTED_STEPS 4
+
+static int key_cmp(const MDB_val *a, const MDB_val *b)
+{
+	size_t n = a->mv_size < b->mv_size ? a->mv_size : b->mv_size;
+	int d = memcmp(a->mv_data, b->mv_data, n);
+	return d ? d : (a->mv_size > b->mv_size) - (a->mv_size < b->mv_size);
+}
+
+int store_state_write_sorted(struct store_txn *t, const void *key, size_t key_len,
+			     const void *val, size_t val_len, int present)
+{
+	MDB_val k = {key_len, (void *)key}, d = {val_len, (void *)val}, ck, cd;
+	int rc, cmp = -1;
+
+	if (!state_txn_ok(t))
+		return -EINVAL;
+	if (t->readonly)
+		return -EROFS;
+	if (key_len == 0 || key_len > STORE_KEY_MAX)
+		return present ? -EINVAL : -ENOENT;
+	if ((rc = state_cursor(t)) != 0)
+		return rc;
+	/* Where the key is or would go: a few steps from the last one
+	 * written, else a search (which starts from the cursor's page). */
+	for (int i = 0; t->state_cur_sorted && i < SORTED_STEPS && cmp < 0; i++) {
+		rc = mdb_cursor_get(t->state_cur, &ck, &cd, MDB_NEXT);
+		if (rc == MDB_NOTFOUND) {
+			cmp = 1; /* past the last key: a new one */
+			break;
+		}
+		if (rc)
+			return store_map_err(rc);
+		cmp = key_cmp(&ck, &k);
+	}
+	if (cmp < 0) {
+		ck = k;
+		rc = mdb_cursor_get(t->state_cur, &ck, &cd, MDB_SET_RANGE);
+		if (rc != 0 && rc != MDB_NOTFOUND)
+			return store_map_err(rc);
+		cmp = rc == MDB_NOTFOUND ? 1 : key_cmp(&ck, &k);
+	}
+	if (!present) {
+		t->state_cur_sorted = 0; /* a delete moves the cursor on */
+		return cmp == 0 ? store_map_err(mdb_cursor_del(t->state_cur, 0)) : -ENOENT;
+	}
+	/* On the key: replace it where it is, no search. */
+	rc = mdb_cursor_put(t->state_cur, &k, &d, cmp == 0 ? MDB_CURRENT : 0);
+	t->state_cur_sorted = rc == 0;
+	return store_map_err(rc);
 }
 
 int store_state_del(struct store_txn *t, const void *key, size_t key_len)
@@ -225,6 +289,7 @@ int store_state_del(struct store_txn *t, const void *key, size_t key_len)
 		return -EROFS;
 	if (key_len == 0 || key_len > STORE_KEY_MAX)
 		return -ENOENT;
+	t->state_cur_sorted = 0;
 	return store_map_err(mdb_del(t->txn, t->env->state, &k, NULL));
 }
 

@@ -571,9 +571,9 @@ int ctx_write_back(struct rm_ctx *c)
 		if (i + WRITE_BACK_AHEAD / 2 < n)
 			__builtin_prefetch(v[i + WRITE_BACK_AHEAD / 2].e->mem);
 		struct ctx_entry *e = v[i].e;
-		if (e->present)
-			rc = store_state_put(c->shard_txn, e->mem, e->key_len, e->val, e->val_len);
-		else if ((rc = store_state_del(c->shard_txn, e->mem, e->key_len)) == -ENOENT)
+		rc = store_state_write_sorted(c->shard_txn, e->mem, e->key_len, e->val, e->val_len,
+					      e->present);
+		if (rc == -ENOENT)
 			rc = 0;
 		/* The value becomes the committed one now, while the entry is at
 		 * hand: a commit that fails makes ctx_reset forget it (known =

@@ -923,6 +923,104 @@ static void test_shard_foreach(void **state)
 	store_close(s);
 }
 
+/* store_state_write_sorted against a model: rounds of puts (values that
+ * grow and shrink) and deletes of keys present or not, over sets from one
+ * key in a hundred to all of them, in order (and one round out of order),
+ * each committed and then read back whole. */
+#define WS_KEYS 3000
+struct ws_model {
+	char val[WS_KEYS][24];
+	int present[WS_KEYS];
+	size_t seen;
+	int bad;
+};
+
+static void ws_key(unsigned i, char *buf, size_t size)
+{
+	/* variable lengths, shared prefixes: "k7" sorts before "k70" */
+	snprintf(buf, size, "k%u", i);
+}
+
+static int ws_check_fn(void *arg, const struct store_val *kv, const struct store_val *vv)
+{
+	struct ws_model *m = arg;
+	const void *key = kv->data, *val = vv->data;
+	size_t key_len = kv->len, val_len = vv->len;
+	char k[32];
+	unsigned i;
+
+	if (key_len >= sizeof(k))
+		return m->bad = 1;
+	memcpy(k, key, key_len);
+	k[key_len] = '\0';
+	if (sscanf(k, "k%u", &i) != 1 || i >= WS_KEYS || !m->present[i] ||
+	    val_len != strlen(m->val[i]) || memcmp(val, m->val[i], val_len) != 0)
+		return m->bad = 1;
+	m->seen++;
+	return 0;
+}
+
+static int ws_cmp(const void *a, const void *b)
+{
+	char x[32], y[32];
+
+	ws_key(*(const unsigned *)a, x, sizeof(x));
+	ws_key(*(const unsigned *)b, y, sizeof(y));
+	return strcmp(x, y);
+}
+
+static void test_shard_write_sorted(void **state)
+{
+	struct fx *fx = *state;
+	struct store_env *s = shard_open(fx, 4, 64 << 20);
+	static struct ws_model m;
+	static unsigned pick[WS_KEYS];
+	static const unsigned per_mille[] = {10, 100, 500, 1000, 300, 1000, 30, 700};
+	uint64_t x = 0x9E3779B97F4A7C15ull;
+
+	memset(&m, 0, sizeof(m));
+	for (unsigned round = 0; round < 40; round++) {
+		struct store_txn *txn;
+		size_t n = 0;
+
+		for (unsigned i = 0; i < WS_KEYS; i++) {
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			if (x % 1000 < per_mille[round % 8])
+				pick[n++] = i;
+		}
+		if (round != 17) /* one round as it comes: out of order */
+			qsort(pick, n, sizeof(pick[0]), ws_cmp);
+		assert_int_equal(store_shard_begin(s, &txn), 0);
+		for (size_t j = 0; j < n; j++) {
+			unsigned i = pick[j];
+			char k[32], v[24];
+			int put = (x >> (j % 61)) % 10 < 7;
+
+			ws_key(i, k, sizeof(k));
+			snprintf(v, sizeof(v), "%.*s%u", (int)((round + i) % 9), "xxxxxxxxx", round);
+			int rc = store_state_write_sorted(txn, k, strlen(k), v, strlen(v), put);
+			if (put) {
+				assert_int_equal(rc, 0);
+				strcpy(m.val[i], v);
+				m.present[i] = 1;
+			} else {
+				assert_int_equal(rc, m.present[i] ? 0 : -ENOENT);
+				m.present[i] = 0;
+			}
+		}
+		assert_int_equal(store_shard_commit(txn, round + 1, 0), 0);
+		size_t want = 0;
+		for (unsigned i = 0; i < WS_KEYS; i++)
+			want += m.present[i] != 0;
+		m.seen = 0;
+		m.bad = 0;
+		assert_int_equal(store_state_foreach(s, ws_check_fn, &m), 0);
+		assert_int_equal(m.bad, 0);
+		assert_int_equal(m.seen, want);
+	}
+	store_close(s);
+}
+
 static void test_shard_readonly(void **state)
 {
 	struct fx *fx = *state;
@@ -988,6 +1086,7 @@ int main(void)
 	    T(test_shard_abort),
 	    T(test_shard_map_full),
 	    T(test_shard_foreach),
+	    T(test_shard_write_sorted),
 	    T(test_shard_readonly),
 	};
 #undef T
