@@ -166,6 +166,7 @@ void ctx_free(struct rm_ctx *c)
 	arena_free(c->arena);
 	free(c->entries);
 	free(c->dirty);
+	free(c->sort_tmp);
 	free(c->out);
 	free(c->lines);
 	memset(c, 0, sizeof(*c));
@@ -477,15 +478,14 @@ int rm_state_del(rm_ctx *c, const char *key, size_t key_len)
  * comparing the keys. */
 static void key_rank(const char *key, size_t len, uint64_t *hi, uint64_t *lo)
 {
-	unsigned char b[16] = {0};
-	memcpy(b, key, len < 16 ? len : 16);
-	uint64_t h = 0, l = 0;
-	for (int i = 0; i < 8; i++) {
-		h = h << 8 | b[i];
-		l = l << 8 | b[8 + i];
-	}
-	*hi = h;
-	*lo = l;
+	uint64_t w[2] = {0, 0};
+	memcpy(w, key, len < 16 ? len : 16);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	w[0] = __builtin_bswap64(w[0]);
+	w[1] = __builtin_bswap64(w[1]);
+#endif
+	*hi = w[0];
+	*lo = w[1];
 }
 
 /* LMDB's order: bytes, then the shorter first. */
@@ -556,14 +556,92 @@ static void sort_dirty(struct ctx_dirty *v, size_t n)
 	}
 }
 
+/* The bytes of the 16-byte ranks that differ between the items: bit i of
+ * the result for byte i of lo (0 the lowest), bit 8 + i for hi's. */
+static unsigned varying_bytes(const struct ctx_dirty *v, size_t n)
+{
+	uint64_t dh = 0, dl = 0;
+	for (size_t i = 1; i < n; i++) {
+		dh |= v[i].hi ^ v[0].hi;
+		dl |= v[i].lo ^ v[0].lo;
+	}
+	unsigned m = 0;
+	for (unsigned b = 0; b < 8; b++) {
+		m |= ((dl >> (8 * b)) & 0xff) ? 1u << b : 0;
+		m |= ((dh >> (8 * b)) & 0xff) ? 1u << (8 + b) : 0;
+	}
+	return m;
+}
+
+/* Sort the batch's changed entries into key order. Keys of one kind differ
+ * in a few bytes of their first 16 (an account's last digits): a counting
+ * sort on each of those bytes, lowest first, orders the ranks in a few
+ * passes over the items with no comparison; then each run of equal ranks
+ * (keys that go on past 16 bytes) is sorted on the rest. Many varying
+ * bytes, few items or no memory: the quicksort. */
+static void sort_changed(struct rm_ctx *c)
+{
+	size_t n = c->n_dirty;
+	unsigned bytes = n >= 256 ? varying_bytes(c->dirty, n) : 0;
+	if (n < 256 || __builtin_popcount(bytes) > 6) {
+		sort_dirty(c->dirty, n);
+		return;
+	}
+	if (c->cap_sort_tmp < c->cap_dirty) {
+		struct ctx_dirty *t = realloc(c->sort_tmp, c->cap_dirty * sizeof(*t));
+		if (!t) {
+			sort_dirty(c->dirty, n);
+			return;
+		}
+		c->sort_tmp = t;
+		c->cap_sort_tmp = c->cap_dirty;
+	}
+	struct ctx_dirty *from = c->dirty, *to = c->sort_tmp;
+	for (unsigned b = 0; b < 16; b++) {
+		if (!(bytes >> b & 1))
+			continue;
+		size_t count[256] = {0};
+		unsigned shift = 8 * (b & 7);
+		int in_hi = b >= 8;
+		for (size_t i = 0; i < n; i++)
+			count[((in_hi ? from[i].hi : from[i].lo) >> shift) & 0xff]++;
+		size_t at = 0;
+		for (unsigned k = 0; k < 256; k++) {
+			size_t x = count[k];
+			count[k] = at;
+			at += x;
+		}
+		for (size_t i = 0; i < n; i++)
+			to[count[((in_hi ? from[i].hi : from[i].lo) >> shift) & 0xff]++] = from[i];
+		struct ctx_dirty *t = from;
+		from = to;
+		to = t;
+	}
+	if (from != c->dirty) { /* the sorted items are in sort_tmp: swap */
+		c->sort_tmp = c->dirty;
+		c->dirty = from;
+		size_t cap = c->cap_sort_tmp;
+		c->cap_sort_tmp = c->cap_dirty;
+		c->cap_dirty = cap;
+	}
+	/* Runs of equal ranks: sorted on the rest of their keys. */
+	struct ctx_dirty *v = c->dirty;
+	for (size_t i = 0, j; i < n; i = j) {
+		for (j = i + 1; j < n && v[j].hi == v[i].hi && v[j].lo == v[i].lo; j++)
+			;
+		if (j - i > 1)
+			sort_dirty(v + i, j - i);
+	}
+}
+
 /* How far ahead of its put an entry and its key are asked for. */
 #define WRITE_BACK_AHEAD 8
 
 int ctx_write_back(struct rm_ctx *c)
 {
 	size_t n = c->n_dirty;
+	sort_changed(c);
 	struct ctx_dirty *v = c->dirty;
-	sort_dirty(v, n);
 	int rc = 0;
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		if (i + WRITE_BACK_AHEAD < n)

@@ -88,6 +88,8 @@ struct rm_ctx {
 	struct ctx_entry *last_entry; /* the last one looked up, or NULL */
 	struct ctx_dirty *dirty;      /* the entries this batch changed */
 	size_t n_dirty, cap_dirty;
+	struct ctx_dirty *sort_tmp; /* the write-back's radix sort */
+	size_t cap_sort_tmp;
 	uint32_t epoch; /* the batch's: a new one at each commit or reset */
 	struct ctx_arena_block *arena; /* the batch's values */
 

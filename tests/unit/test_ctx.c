@@ -537,6 +537,36 @@ static void test_write_back_sorted_prefix(void **state)
 	abandon(fx);
 }
 
+/* Many keys of one kind (they differ in a few bytes of their first 16, so
+ * the write-back sorts them by those bytes, no comparisons), in threes that
+ * agree in their first 16 bytes and differ after (the ties the counting
+ * sort leaves, sorted on the rest): memcmp order again. */
+static void test_write_back_sorted_counting(void **state)
+{
+	struct fx *fx = open_fx(state, 64 << 20);
+	const unsigned n = 3000;
+	char key[64];
+
+	begin(fx);
+	for (unsigned j = 0; j < n; j++) {
+		unsigned i = j * 7919u % n;
+		snprintf(key, sizeof(key), "user:%08u:profile-%u", i / 3, 2 - i % 3);
+		put_str(fx, key, "v");
+	}
+	watch_start();
+	assert_int_equal(ctx_write_back(&fx->ctx), 0);
+	watch.on = 0;
+	assert_int_equal(watch.n, n);
+	assert_memory_equal(watch.calls[0].key, "user:00000000:profile-0", 23);
+	for (size_t i = 1; i < watch.n; i++) {
+		const struct store_call *c = &watch.calls[i], *p = &watch.calls[i - 1];
+		if (key_cmp(p->key, p->key_len, c->key, c->key_len) >= 0)
+			fail_msg("call %zu: '%.*s' after '%.*s'", i, (int)c->key_len, c->key,
+				 (int)p->key_len, p->key);
+	}
+	abandon(fx);
+}
+
 /* A value bigger than the whole map: ctx takes it (values have no limit of
  * their own), and the write-back gives STORE_MAP_FULL, -EFBIG (not -ENOSPC,
  * which means a full disk). The batch is still whole in the context, so the
@@ -990,6 +1020,7 @@ int main(void)
 	    T(test_arena_reuse),
 	    T(test_write_back_sorted),
 	    T(test_write_back_sorted_prefix),
+	    T(test_write_back_sorted_counting),
 	    T(test_write_back_map_full),
 	    T(test_key_limits),
 	    T(test_outcome_cap),
