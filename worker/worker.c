@@ -823,9 +823,11 @@ static int lua_event(struct worker *w, size_t i, size_t n, struct lua_run *run)
  * (ctx_prefetch), and when what their slots point to is (ctx_prefetch_near):
  * a few microseconds and a few hundred nanoseconds of handler time, more than
  * a read from memory takes. PREFETCH_RING holds the hashes in between. */
-#define PREFETCH_FAR 8
-#define PREFETCH_NEAR 3
-#define PREFETCH_RING 16
+#define PREFETCH_FAR 12
+#define PREFETCH_NEAR 5
+#define PREFETCH_RING 32
+_Static_assert(PREFETCH_NEAR < PREFETCH_FAR && PREFETCH_FAR < PREFETCH_RING,
+	       "a hash stays in the ring until its event is handled");
 
 /* The prefetches due before event i of n: stage one for i + FAR (the first
  * call also for all before it), stage two for i + NEAR. */
