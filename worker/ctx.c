@@ -351,6 +351,8 @@ static int lookup(struct rm_ctx *c, const char *key, size_t len, struct ctx_entr
 		return 0;
 	}
 	uint64_t h = hash_of(c, key, len);
+	if (key == c->ev_key)
+		c->evkey_state = 1; /* ctx_prefetch: the state is read by event key */
 	e = slot_for(c->entries, c->cap_entries, h, key, len);
 	if (e->used && e->known) {
 		*out = c->last_entry = e;
@@ -862,13 +864,18 @@ void ctx_set_event_hashed(struct rm_ctx *c, uint64_t seq, const char *key, size_
 {
 	ctx_set_event(c, seq, key, key_len);
 	c->ev_hash = hash;
-	c->ev_hashed = 1;
+	c->ev_hashed = hash != 0; /* 0: not made (nor needed so far) */
 }
 
 uint64_t ctx_prefetch(struct rm_ctx *c, const char *key, size_t key_len)
 {
+	/* Nothing is read by the event's key (a handler that does not, or has
+	 * not yet): no hash, no prefetch. */
+	if (!c->evkey_state && !c->evkey_tables)
+		return 0;
 	uint64_t h = key_hash(c->hash_seed, key, key_len);
-	__builtin_prefetch(&c->entries[h & (c->cap_entries - 1)]);
+	if (c->evkey_state)
+		__builtin_prefetch(&c->entries[h & (c->cap_entries - 1)]);
 	if (c->cap_rows)
 		for (uint32_t m = c->evkey_tables; m; m &= m - 1)
 			__builtin_prefetch(&c->rows[row_home(h, __builtin_ctz(m), c->cap_rows)]);
@@ -879,8 +886,10 @@ uint64_t ctx_prefetch(struct rm_ctx *c, const char *key, size_t key_len)
  * holds the rest of most. */
 void ctx_prefetch_near(const struct rm_ctx *c, uint64_t h)
 {
+	if (!h)
+		return;
 	size_t mask = c->cap_entries - 1;
-	for (size_t i = h & mask, k = 0; k < 4; i = (i + 1) & mask, k++) {
+	for (size_t i = h & mask, k = 0; c->evkey_state && k < 4; i = (i + 1) & mask, k++) {
 		const struct ctx_entry *e = &c->entries[i];
 		if (!e->used)
 			break;

@@ -118,6 +118,7 @@ struct rm_ctx {
 	/* Tables the handler looked up by the event's key (bit = index in
 	 * tables[]): their rows are prefetched with the state (ctx_prefetch). */
 	uint32_t evkey_tables;
+	int evkey_state; /* and the state (set by any lookup by the event's key) */
 
 	struct {
 		const char *name; /* as the handler passed it */
