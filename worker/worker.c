@@ -22,6 +22,7 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,6 +66,29 @@ struct pairs {
 	char *buf;
 };
 
+/* How far a sync reaches: what publish_durable tells the supervisor. */
+struct durable_mark {
+	uint64_t pos, seq, next;
+	uint32_t has_applied;
+};
+
+/* sync = periodic with a file output (or none): the interval's fsyncs run
+ * in a thread while the worker goes on with the next batches, and what they
+ * made durable is published once they are done (bg_collect). One at a time;
+ * the fsyncs at start and at the end stay in the worker's own thread. */
+struct bg_sync {
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int usable;   /* 1: the thread runs; -1: it cannot (fsync in line) */
+	int pending;  /* a sync was asked for and not yet collected */
+	int finished; /* ... and the thread is done with it */
+	int quit;
+	int err; /* its errno, 0 */
+	const char *what;
+	struct durable_mark mark; /* what it makes durable */
+};
+
 struct worker {
 	const struct wrk_args *a;
 	const struct cfg *cfg; /* &own_cfg */
@@ -83,6 +107,8 @@ struct worker {
 	int cut_exit;			 /* at a rescale's cut: exit 0, the rest left */
 	uint64_t committed_pos;		 /* ring position after the last committed batch */
 	uint64_t synced_pos;		 /* ... as of the last completed sync */
+	struct bg_sync bg;
+	char dead_what[4096], shard_what[4200]; /* for a failed fsync's message */
 	const struct output_ops *output; /* [output] type */
 	void *out;			 /* its state */
 	struct output_env out_env;
@@ -345,6 +371,9 @@ static int open_all(struct worker *w)
 	}
 	if (open_kafka(w) != 0 || open_output(w) != 0)
 		return -1;
+	snprintf(w->dead_what, sizeof(w->dead_what), "%s", cfg->dead_letter);
+	snprintf(w->shard_what, sizeof(w->shard_what), "%s/state/p%u", cfg->data_dir,
+		 w->a->partition);
 	w->dead_fd = dl_open(cfg->dead_letter);
 	if (w->dead_fd < 0) {
 		log_error("%s: cannot open dead-letter file: %s", cfg->dead_letter,
@@ -639,52 +668,177 @@ static int sync_failed(struct worker *w, const char *what, int err)
 	return -1;
 }
 
-/* Everything committed so far is durable: tell the supervisor how far. */
-static void publish_durable(struct worker *w)
+/* How far a sync started now reaches. The partition's events are in seq
+ * order in the ring: every one below the next record's seq is committed
+ * (read it now: once acked, the ring may hold other records there). */
+static struct durable_mark durable_now(struct worker *w)
 {
-	struct shm_worker *st = w->a->stats;
-	uint64_t next;
-	/* The partition's events are in seq order in the ring: every one
-	 * below the next record's seq is durable. */
-	if (ring_seq_at(w->a->ring, w->committed_pos, &next) != 0)
-		next = SHM_NO_SEQ;
-	atomic_store(&st->durable_seq, w->applied_seq);
-	atomic_store(&st->has_durable, (uint32_t)w->has_applied);
-	atomic_store(&st->durable_next, next);
-	atomic_store(&st->durable_pos, w->committed_pos);
+	struct durable_mark d = {w->committed_pos, w->applied_seq, SHM_NO_SEQ,
+				 (uint32_t)w->has_applied};
+	if (ring_seq_at(w->a->ring, w->committed_pos, &d.next) != 0)
+		d.next = SHM_NO_SEQ;
+	return d;
 }
 
-/* Make every commit so far durable: output first, then dead letters, then
- * the shard, so that what the shard records (output length, applied seq)
- * is never on disk ahead of the output and dead letters it stands for. */
-static int sync_all(struct worker *w)
+/* A sync reaching `d` is done: tell the supervisor how far. */
+static void publish_durable(struct worker *w, const struct durable_mark *d)
 {
-	char what[4200];
-	const char *out_what;
-	int rc = w->output->sync ? w->output->sync(w->out, &out_what) : 0;
+	struct shm_worker *st = w->a->stats;
+	w->synced_pos = d->pos;
+	atomic_store(&st->durable_seq, d->seq);
+	atomic_store(&st->has_durable, d->has_applied);
+	atomic_store(&st->durable_next, d->next);
+	atomic_store(&st->durable_pos, d->pos);
+}
+
+/* The fsyncs that make every commit so far durable: output first, then dead
+ * letters, then the shard, so that what the shard records (output length,
+ * applied seq) is never on disk ahead of the output and dead letters it
+ * stands for. Returns 0 or an errno, with *what the file. Touches nothing
+ * the worker's thread changes: the sync thread runs it too. */
+static int sync_files(struct worker *w, const char **what)
+{
+	int rc = w->output->sync ? w->output->sync(w->out, what) : 0;
 	if (rc)
-		return sync_failed(w, out_what, -rc);
+		return -rc;
+	*what = w->dead_what;
 	if (w->dead_fd >= 0 && fdatasync(w->dead_fd) != 0)
-		return sync_failed(w, w->cfg->dead_letter, errno);
+		return errno;
+	*what = w->shard_what;
 	rc = store_sync(w->shard);
-	if (rc) {
-		snprintf(what, sizeof(what), "%s/state/p%u", w->cfg->data_dir, w->a->partition);
-		return sync_failed(w, what, -rc);
+	return rc ? -rc : 0;
+}
+
+static void *bg_main(void *arg)
+{
+	struct worker *w = arg;
+	struct bg_sync *b = &w->bg;
+	pthread_mutex_lock(&b->mu);
+	for (;;) {
+		while (!b->quit && (!b->pending || b->finished))
+			pthread_cond_wait(&b->cv, &b->mu);
+		if (b->quit)
+			break;
+		pthread_mutex_unlock(&b->mu);
+		const char *what = NULL;
+		int err = sync_files(w, &what);
+		pthread_mutex_lock(&b->mu);
+		b->err = err;
+		b->what = what;
+		b->finished = 1;
+		pthread_cond_broadcast(&b->cv);
 	}
-	w->synced_pos = w->committed_pos;
-	publish_durable(w);
+	pthread_mutex_unlock(&b->mu);
+	return NULL;
+}
+
+/* Start the sync thread, with every signal blocked (they are the worker's
+ * own thread's: a stop must interrupt its futex wait). Only for an output
+ * whose sync is an fdatasync: a Kafka producer's flush is not to be called
+ * from another thread. */
+static void bg_start(struct worker *w)
+{
+	struct bg_sync *b = &w->bg;
+	b->usable = -1;
+	if (w->output->sync && w->output != &output_file)
+		return;
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	if (pthread_mutex_init(&b->mu, NULL) == 0) {
+		if (pthread_cond_init(&b->cv, NULL) == 0) {
+			if (pthread_create(&b->th, NULL, bg_main, w) == 0)
+				b->usable = 1;
+			else
+				pthread_cond_destroy(&b->cv);
+		}
+		if (b->usable != 1)
+			pthread_mutex_destroy(&b->mu);
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (b->usable != 1)
+		log_warn("partition %u: no thread for the periodic fsyncs: the worker runs them "
+			 "itself",
+			 w->a->partition);
+}
+
+static void bg_stop(struct worker *w)
+{
+	struct bg_sync *b = &w->bg;
+	if (b->usable != 1)
+		return;
+	pthread_mutex_lock(&b->mu);
+	b->quit = 1;
+	pthread_cond_broadcast(&b->cv);
+	pthread_mutex_unlock(&b->mu);
+	pthread_join(b->th, NULL);
+	pthread_cond_destroy(&b->cv);
+	pthread_mutex_destroy(&b->mu);
+	b->usable = 0;
+}
+
+/* The sync in the thread, if one was asked for: once done (or waiting for
+ * it), publish how far it reached, or fail as a failed fsync does. */
+static int bg_collect(struct worker *w, int wait)
+{
+	struct bg_sync *b = &w->bg;
+	if (!b->pending)
+		return 0;
+	pthread_mutex_lock(&b->mu);
+	while (wait && !b->finished)
+		pthread_cond_wait(&b->cv, &b->mu);
+	int done = b->finished, err = b->err;
+	const char *what = b->what;
+	if (done)
+		b->pending = b->finished = 0;
+	pthread_mutex_unlock(&b->mu);
+	if (!done)
+		return 0;
+	if (err)
+		return sync_failed(w, what, err);
+	publish_durable(w, &b->mark);
 	return 0;
 }
 
-/* sync = periodic: sync every sync_interval while there is something new. */
+/* Make every commit so far durable, here and now (after the one in the
+ * thread, if any). */
+static int sync_all(struct worker *w)
+{
+	if (bg_collect(w, 1) != 0)
+		return -1;
+	struct durable_mark d = durable_now(w);
+	const char *what = NULL;
+	int err = sync_files(w, &what);
+	if (err)
+		return sync_failed(w, what, err);
+	publish_durable(w, &d);
+	return 0;
+}
+
+/* sync = periodic: sync every sync_interval while there is something new,
+ * in the thread when there is one. */
 static int maybe_sync(struct worker *w)
 {
-	if (w->cfg->sync != CFG_SYNC_PERIODIC || w->synced_pos == w->committed_pos)
+	if (w->cfg->sync != CFG_SYNC_PERIODIC)
+		return 0;
+	if (bg_collect(w, 0) != 0)
+		return -1;
+	if (w->bg.pending || w->synced_pos == w->committed_pos)
 		return 0;
 	uint64_t now = shm_now_ns();
 	if (now - w->last_sync_ns < w->cfg->sync_interval_ms * 1000000u)
 		return 0;
 	w->last_sync_ns = now;
+	if (!w->bg.usable)
+		bg_start(w);
+	if (w->bg.usable == 1) {
+		pthread_mutex_lock(&w->bg.mu);
+		w->bg.mark = durable_now(w);
+		w->bg.pending = 1;
+		pthread_cond_broadcast(&w->bg.cv);
+		pthread_mutex_unlock(&w->bg.mu);
+		return 0;
+	}
 	unsigned was = w->clock.cur;
 	stage_enter(&w->clock, WRK_ST_FSYNC);
 	int rc = sync_all(w);
@@ -1134,9 +1288,10 @@ static int run_batch(struct worker *w, size_t n)
 	w->committed_pos = w->recs[n - 1].end;
 	/* sync = batch made the commit durable; with none, a killed process
 	 * loses nothing and an OS crash is not covered (the boot check). */
-	if (w->cfg->sync != CFG_SYNC_PERIODIC)
-		publish_durable(w);
-	else if (maybe_sync(w) != 0)
+	if (w->cfg->sync != CFG_SYNC_PERIODIC) {
+		struct durable_mark d = durable_now(w);
+		publish_durable(w, &d);
+	} else if (maybe_sync(w) != 0)
 		goto fail;
 	atomic_fetch_add_explicit(&st->batches, 1, memory_order_relaxed);
 	end_limit(w, w->recs[n - 1].seq);
@@ -1205,6 +1360,7 @@ static int loop(struct worker *w)
 
 static void close_all(struct worker *w)
 {
+	bg_stop(w); /* before the files it syncs are closed */
 	handler_stop(&w->hd, &w->ctx);
 	ctx_free(&w->ctx);
 	free(w->recs);
@@ -1312,7 +1468,7 @@ int wrk_main(const struct wrk_args *a)
 	int rc = loop(&w);
 	stage_enter(&w.clock, WRK_ST_OTHER);
 	hot_publish(&w.hot, &a->stats->hot); /* the last word, for the summary */
-	if (rc >= 0 &&
+	if (rc >= 0 && bg_collect(&w, 1) == 0 &&
 	    (w.cfg->sync == CFG_SYNC_BATCH || w.synced_pos == w.committed_pos || sync_all(&w) == 0))
 		status = w.reload_exit	   ? WRK_EXIT_RELOAD
 			 : w.switch_failed ? WRK_EXIT_SWITCH_FAILED
