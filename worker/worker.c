@@ -72,10 +72,12 @@ struct durable_mark {
 	uint32_t has_applied;
 };
 
-/* sync = periodic with a file output (or none): the interval's fsyncs run
- * in a thread while the worker goes on with the next batches, and what they
- * made durable is published once they are done (bg_collect). One at a time;
- * the fsyncs at start and at the end stay in the worker's own thread. */
+/* sync = periodic with a file output (or none): most of an interval's
+ * fsync is the output written since the last one, and a thread of the
+ * worker writes it out (fdatasync of the output and the dead letters) while
+ * the worker goes on with the next batches. The sync itself (sync_all) then
+ * runs in the worker as before, between two batches and in its order, but
+ * finds next to nothing left to write: the thread only makes it short. */
 struct bg_sync {
 	pthread_t th;
 	pthread_mutex_t mu;
@@ -86,7 +88,6 @@ struct bg_sync {
 	int quit;
 	int err; /* its errno, 0 */
 	const char *what;
-	struct durable_mark mark; /* what it makes durable */
 };
 
 struct worker {
@@ -691,12 +692,10 @@ static void publish_durable(struct worker *w, const struct durable_mark *d)
 	atomic_store(&st->durable_pos, d->pos);
 }
 
-/* The fsyncs that make every commit so far durable: output first, then dead
- * letters, then the shard, so that what the shard records (output length,
- * applied seq) is never on disk ahead of the output and dead letters it
- * stands for. Returns 0 or an errno, with *what the file. Touches nothing
- * the worker's thread changes: the sync thread runs it too. */
-static int sync_files(struct worker *w, const char **what)
+/* fdatasync the output and the dead letters. Returns 0 or an errno, with
+ * *what the file. Touches nothing the worker's thread changes: the sync
+ * thread runs it too. */
+static int sync_outputs(struct worker *w, const char **what)
 {
 	int rc = w->output->sync ? w->output->sync(w->out, what) : 0;
 	if (rc)
@@ -704,8 +703,20 @@ static int sync_files(struct worker *w, const char **what)
 	*what = w->dead_what;
 	if (w->dead_fd >= 0 && fdatasync(w->dead_fd) != 0)
 		return errno;
+	return 0;
+}
+
+/* The fsyncs that make every commit so far durable: output first, then dead
+ * letters, then the shard, so that what the shard records (output length,
+ * applied seq) is never on disk ahead of the output and dead letters it
+ * stands for: in the worker's thread, with no commit in between. */
+static int sync_files(struct worker *w, const char **what)
+{
+	int err = sync_outputs(w, what);
+	if (err)
+		return err;
 	*what = w->shard_what;
-	rc = store_sync(w->shard);
+	int rc = store_sync(w->shard);
 	return rc ? -rc : 0;
 }
 
@@ -721,7 +732,7 @@ static void *bg_main(void *arg)
 			break;
 		pthread_mutex_unlock(&b->mu);
 		const char *what = NULL;
-		int err = sync_files(w, &what);
+		int err = sync_outputs(w, &what);
 		pthread_mutex_lock(&b->mu);
 		b->err = err;
 		b->what = what;
@@ -777,8 +788,9 @@ static void bg_stop(struct worker *w)
 	b->usable = 0;
 }
 
-/* The sync in the thread, if one was asked for: once done (or waiting for
- * it), publish how far it reached, or fail as a failed fsync does. */
+/* The thread's fsyncs, if some were asked for: 0 while they run (or
+ * waiting for them), 1 once they are done, -1 if one failed (as any failed
+ * fsync: the worker stops, never tries again). */
 static int bg_collect(struct worker *w, int wait)
 {
 	struct bg_sync *b = &w->bg;
@@ -794,17 +806,14 @@ static int bg_collect(struct worker *w, int wait)
 	pthread_mutex_unlock(&b->mu);
 	if (!done)
 		return 0;
-	if (err)
-		return sync_failed(w, what, err);
-	publish_durable(w, &b->mark);
-	return 0;
+	return err ? sync_failed(w, what, err) : 1;
 }
 
 /* Make every commit so far durable, here and now (after the one in the
  * thread, if any). */
 static int sync_all(struct worker *w)
 {
-	if (bg_collect(w, 1) != 0)
+	if (bg_collect(w, 1) < 0)
 		return -1;
 	struct durable_mark d = durable_now(w);
 	const char *what = NULL;
@@ -816,28 +825,30 @@ static int sync_all(struct worker *w)
 }
 
 /* sync = periodic: sync every sync_interval while there is something new,
- * in the thread when there is one. */
+ * once the thread has written the outputs out. */
 static int maybe_sync(struct worker *w)
 {
 	if (w->cfg->sync != CFG_SYNC_PERIODIC)
 		return 0;
-	if (bg_collect(w, 0) != 0)
+	int pre = bg_collect(w, 0);
+	if (pre < 0)
 		return -1;
-	if (w->bg.pending || w->synced_pos == w->committed_pos)
-		return 0;
-	uint64_t now = shm_now_ns();
-	if (now - w->last_sync_ns < w->cfg->sync_interval_ms * 1000000u)
-		return 0;
-	w->last_sync_ns = now;
-	if (!w->bg.usable)
-		bg_start(w);
-	if (w->bg.usable == 1) {
-		pthread_mutex_lock(&w->bg.mu);
-		w->bg.mark = durable_now(w);
-		w->bg.pending = 1;
-		pthread_cond_broadcast(&w->bg.cv);
-		pthread_mutex_unlock(&w->bg.mu);
-		return 0;
+	if (pre == 0) {
+		if (w->bg.pending || w->synced_pos == w->committed_pos)
+			return 0;
+		uint64_t now = shm_now_ns();
+		if (now - w->last_sync_ns < w->cfg->sync_interval_ms * 1000000u)
+			return 0;
+		w->last_sync_ns = now;
+		if (!w->bg.usable)
+			bg_start(w);
+		if (w->bg.usable == 1) {
+			pthread_mutex_lock(&w->bg.mu);
+			w->bg.pending = 1;
+			pthread_cond_broadcast(&w->bg.cv);
+			pthread_mutex_unlock(&w->bg.mu);
+			return 0;
+		}
 	}
 	unsigned was = w->clock.cur;
 	stage_enter(&w->clock, WRK_ST_FSYNC);
@@ -1468,7 +1479,7 @@ int wrk_main(const struct wrk_args *a)
 	int rc = loop(&w);
 	stage_enter(&w.clock, WRK_ST_OTHER);
 	hot_publish(&w.hot, &a->stats->hot); /* the last word, for the summary */
-	if (rc >= 0 && bg_collect(&w, 1) == 0 &&
+	if (rc >= 0 && bg_collect(&w, 1) >= 0 &&
 	    (w.cfg->sync == CFG_SYNC_BATCH || w.synced_pos == w.committed_pos || sync_all(&w) == 0))
 		status = w.reload_exit	   ? WRK_EXIT_RELOAD
 			 : w.switch_failed ? WRK_EXIT_SWITCH_FAILED
