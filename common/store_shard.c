@@ -236,8 +236,8 @@ static int key_cmp(const MDB_val *a, const MDB_val *b)
 	return d ? d : (a->mv_size > b->mv_size) - (a->mv_size < b->mv_size);
 }
 
-int store_state_write_sorted(struct store_txn *t, const void *key, size_t key_len,
-			     const void *val, size_t val_len, int present)
+int store_state_write_sorted(struct store_txn *t, const void *key, size_t key_len, const void *val,
+			     size_t val_len, int present)
 {
 	MDB_val k = {key_len, (void *)key}, d = {val_len, (void *)val}, ck, cd;
 	int rc, cmp = -1;

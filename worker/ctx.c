@@ -903,7 +903,8 @@ void ctx_prefetch_near(const struct rm_ctx *c, uint64_t h)
 	mask = c->cap_rows - 1;
 	for (uint32_t m = c->evkey_tables; m; m &= m - 1) {
 		int t = __builtin_ctz(m);
-		for (size_t i = row_home(h, t, c->cap_rows), k = 0; k < 8; i = (i + 1) & mask, k++) {
+		for (size_t i = row_home(h, t, c->cap_rows), k = 0; k < 8;
+		     i = (i + 1) & mask, k++) {
 			const struct ctx_row *r = &c->rows[i];
 			if (!r->used)
 				break;

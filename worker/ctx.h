@@ -90,7 +90,7 @@ struct rm_ctx {
 	size_t n_dirty, cap_dirty;
 	struct ctx_dirty *sort_tmp; /* the write-back's radix sort */
 	size_t cap_sort_tmp;
-	uint32_t epoch; /* the batch's: a new one at each commit or reset */
+	uint32_t epoch;		       /* the batch's: a new one at each commit or reset */
 	struct ctx_arena_block *arena; /* the batch's values */
 
 	/* Reference tables: rows as looked up in generation tables_gen, up to

@@ -101,17 +101,17 @@ struct worker {
 	struct ring_rec *recs;
 	struct dl_buf dead;
 	int dead_fd, lock_fd;
-	int sync_failed;		 /* an fsync failed: exit WRK_EXIT_SYNC_FAILED */
-	int handler_failed;		 /* fail_after failures: exit WRK_EXIT_HANDLER_FAILED */
-	int switch_failed;		 /* a new version did not start: WRK_EXIT_SWITCH_FAILED */
-	int reload_exit;		 /* at a barrier for a new .so: WRK_EXIT_RELOAD */
-	int cut_exit;			 /* at a rescale's cut: exit 0, the rest left */
-	uint64_t committed_pos;		 /* ring position after the last committed batch */
-	uint64_t synced_pos;		 /* ... as of the last completed sync */
+	int sync_failed;	/* an fsync failed: exit WRK_EXIT_SYNC_FAILED */
+	int handler_failed;	/* fail_after failures: exit WRK_EXIT_HANDLER_FAILED */
+	int switch_failed;	/* a new version did not start: WRK_EXIT_SWITCH_FAILED */
+	int reload_exit;	/* at a barrier for a new .so: WRK_EXIT_RELOAD */
+	int cut_exit;		/* at a rescale's cut: exit 0, the rest left */
+	uint64_t committed_pos; /* ring position after the last committed batch */
+	uint64_t synced_pos;	/* ... as of the last completed sync */
 	struct bg_sync bg;
 	char dead_what[4096], shard_what[4200]; /* for a failed fsync's message */
-	const struct output_ops *output; /* [output] type */
-	void *out;			 /* its state */
+	const struct output_ops *output;	/* [output] type */
+	void *out;				/* its state */
 	struct output_env out_env;
 	struct kout *kout;	     /* Kafka source or output, else NULL */
 	struct changelog *changelog; /* Kafka source, else NULL */
@@ -1000,7 +1000,8 @@ static void prefetch_ahead(struct worker *w, uint64_t *hashes, size_t i, size_t 
 {
 	size_t from = i == 0 ? 0 : i + PREFETCH_FAR;
 	for (size_t j = from; j <= i + PREFETCH_FAR && j < n; j++)
-		hashes[j % PREFETCH_RING] = ctx_prefetch(&w->ctx, w->recs[j].key, w->recs[j].key_len);
+		hashes[j % PREFETCH_RING] =
+		    ctx_prefetch(&w->ctx, w->recs[j].key, w->recs[j].key_len);
 	from = i == 0 ? 0 : i + PREFETCH_NEAR;
 	for (size_t j = from; j <= i + PREFETCH_NEAR && j < n; j++)
 		ctx_prefetch_near(&w->ctx, hashes[j % PREFETCH_RING]);
@@ -1041,7 +1042,8 @@ static long handle_batch(struct worker *w, size_t n, uint64_t *max_seq, uint64_t
 			if (dead_letter(w, r, why) != 0)
 				return -1;
 		} else {
-			int rc = lua ? lua_event(w, i, n, &run) : handle_event(w, r, hashes[i % PREFETCH_RING]);
+			int rc = lua ? lua_event(w, i, n, &run)
+				     : handle_event(w, r, hashes[i % PREFETCH_RING]);
 			if (rc < 0)
 				return -1;
 			if (rc > 0) { /* fail_after: it stays in the ring */

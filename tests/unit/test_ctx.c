@@ -507,6 +507,21 @@ static void test_write_back_sorted(void **state)
 	abandon(fx);
 }
 
+/* The batch's write-back: `n` store calls, in strictly ascending key order. */
+static void write_back_in_order(struct fx *fx, size_t n)
+{
+	watch_start();
+	assert_int_equal(ctx_write_back(&fx->ctx), 0);
+	watch.on = 0;
+	assert_int_equal(watch.n, n);
+	for (size_t i = 1; i < watch.n; i++) {
+		const struct store_call *c = &watch.calls[i], *p = &watch.calls[i - 1];
+		if (key_cmp(p->key, p->key_len, c->key, c->key_len) >= 0)
+			fail_msg("call %zu: '%.*s' after '%.*s'", i, (int)c->key_len, c->key,
+				 (int)p->key_len, p->key);
+	}
+}
+
 /* Keys that share a long prefix, and then 8 more bytes in threes (so
  * that the sort's integer rank ties and the keys' tails decide), come out
  * in memcmp order too. */
@@ -523,17 +538,8 @@ static void test_write_back_sorted_prefix(void **state)
 		put_str(fx, key, "v");
 	}
 	put_str(fx, "a-long-shared-prefix-", "shortest");
-	watch_start();
-	assert_int_equal(ctx_write_back(&fx->ctx), 0);
-	watch.on = 0;
-	assert_int_equal(watch.n, n + 1);
+	write_back_in_order(fx, n + 1);
 	assert_int_equal(watch.calls[0].key_len, strlen("a-long-shared-prefix-"));
-	for (size_t i = 1; i < watch.n; i++) {
-		const struct store_call *c = &watch.calls[i], *p = &watch.calls[i - 1];
-		if (key_cmp(p->key, p->key_len, c->key, c->key_len) >= 0)
-			fail_msg("call %zu: '%.*s' after '%.*s'", i, (int)c->key_len, c->key,
-				 (int)p->key_len, p->key);
-	}
 	abandon(fx);
 }
 
@@ -553,17 +559,8 @@ static void test_write_back_sorted_counting(void **state)
 		snprintf(key, sizeof(key), "user:%08u:profile-%u", i / 3, 2 - i % 3);
 		put_str(fx, key, "v");
 	}
-	watch_start();
-	assert_int_equal(ctx_write_back(&fx->ctx), 0);
-	watch.on = 0;
-	assert_int_equal(watch.n, n);
+	write_back_in_order(fx, n);
 	assert_memory_equal(watch.calls[0].key, "user:00000000:profile-0", 23);
-	for (size_t i = 1; i < watch.n; i++) {
-		const struct store_call *c = &watch.calls[i], *p = &watch.calls[i - 1];
-		if (key_cmp(p->key, p->key_len, c->key, c->key_len) >= 0)
-			fail_msg("call %zu: '%.*s' after '%.*s'", i, (int)c->key_len, c->key,
-				 (int)p->key_len, p->key);
-	}
 	abandon(fx);
 }
 

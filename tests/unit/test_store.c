@@ -997,7 +997,8 @@ static void test_shard_write_sorted(void **state)
 			int put = (x >> (j % 61)) % 10 < 7;
 
 			ws_key(i, k, sizeof(k));
-			snprintf(v, sizeof(v), "%.*s%u", (int)((round + i) % 9), "xxxxxxxxx", round);
+			snprintf(v, sizeof(v), "%.*s%u", (int)((round + i) % 9), "xxxxxxxxx",
+				 round);
 			int rc = store_state_write_sorted(txn, k, strlen(k), v, strlen(v), put);
 			if (put) {
 				assert_int_equal(rc, 0);
