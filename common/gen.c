@@ -16,6 +16,8 @@
  */
 #include "gen.h"
 
+#include "digits.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdbool.h>
@@ -268,28 +270,14 @@ uint64_t gen_produced(const struct gen *g)
 /* Write v in decimal at p; returns the length. */
 static inline size_t put_u64(char *p, uint64_t v)
 {
-	char tmp[20];
-	size_t n = 0;
-
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	for (size_t i = 0; i < n; i++)
-		p[i] = tmp[n - 1 - i];
-	return n;
+	return digits_u64(p, v);
 }
 
 /* "acct" and exactly eight digits (idx < 10^8). */
 static inline void put_key(char *p, uint64_t idx)
 {
-	uint32_t v = (uint32_t)idx;
-
 	memcpy(p, "acct", 4);
-	for (int i = GEN_KEY_LEN - 1; i >= 4; i--) {
-		p[i] = (char)('0' + v % 10);
-		v /= 10;
-	}
+	digits_fixed(p + 4, idx, GEN_KEY_LEN - 4);
 }
 
 static inline uint64_t draw_account(struct gen *g)

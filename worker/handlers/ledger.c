@@ -54,6 +54,7 @@
 #include <string.h>
 #include <yajl/yajl_parse.h>
 
+#include "digits.h"
 #include "json_arena.h"
 
 /* Table values are bounded so that amount * fee_bps (< 10^18) and every
@@ -185,48 +186,20 @@ static int split_tabs(const char *s, size_t n, struct rm_value *f, int max)
 	}
 }
 
-/* Write v in decimal at p; returns the length (at most 20). Two digits a
- * step, from a table. */
+/* Numbers and short fields straight into the line (digits.h). */
 static size_t put_u64(char *p, uint64_t v)
 {
-	static const char pairs[201] = "00010203040506070809101112131415161718192021222324"
-				       "25262728293031323334353637383940414243444546474849"
-				       "50515253545556575859606162636465666768697071727374"
-				       "75767778798081828384858687888990919293949596979899";
-	char tmp[20];
-	size_t n = sizeof(tmp);
-
-	while (v >= 100) {
-		unsigned r = (unsigned)(v % 100);
-
-		v /= 100;
-		n -= 2;
-		memcpy(tmp + n, pairs + 2 * r, 2);
-	}
-	if (v >= 10) {
-		n -= 2;
-		memcpy(tmp + n, pairs + 2 * v, 2);
-	} else {
-		tmp[--n] = (char)('0' + v);
-	}
-	memcpy(p, tmp + n, sizeof(tmp) - n);
-	return sizeof(tmp) - n;
+	return digits_u64(p, v);
 }
 
-/* The same for a signed value (at most 20 bytes: "-" and 19 digits). */
 static size_t put_i64(char *p, int64_t v)
 {
-	if (v >= 0)
-		return put_u64(p, (uint64_t)v);
-	/* Negate in unsigned so that INT64_MIN needs no special case. */
-	*p = '-';
-	return 1 + put_u64(p + 1, 0 - (uint64_t)v);
+	return digits_i64(p, v);
 }
 
 static char *put_bytes(char *p, const void *s, size_t n)
 {
-	memcpy(p, s, n);
-	return p + n;
+	return digits_copy(p, s, n);
 }
 
 /* ---- tables and state ---------------------------------------------------- */
@@ -324,9 +297,9 @@ static struct memo *memo_slot(struct memo *memo, const struct rm_value *v)
 
 /* Look up a table row and parse it (or find it parsed in `memo`). Returns
  * 1 found, 0 not found, -1 error (logged). */
-static int lookup(rm_ctx *ctx, const char *table, const struct rm_value *key,
-		  int (*parse)(const struct rm_value *, void *), void *out, size_t out_size,
-		  struct memo *memo)
+static inline int lookup(rm_ctx *ctx, const char *table, const struct rm_value *key,
+			 int (*parse)(const struct rm_value *, void *), void *out, size_t out_size,
+			 struct memo *memo)
 {
 	struct rm_value v;
 	struct memo *m = NULL;
@@ -341,7 +314,7 @@ static int lookup(rm_ctx *ctx, const char *table, const struct rm_value *key,
 	}
 	if (v.len > 0 && v.len <= MEMO_TEXT) {
 		m = memo_slot(memo, &v);
-		if (m->len == v.len && memcmp(m->text, v.data, v.len) == 0) {
+		if (m->len == v.len && digits_eq(m->text, v.data, v.len)) {
 			memcpy(out, &m->parsed, out_size);
 			return 1;
 		}
