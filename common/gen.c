@@ -328,7 +328,7 @@ static size_t make_payload(struct gen *g, char *out)
 		else
 			amount = 1 + below(ra, t->draw_max);
 	}
-	memcpy(out, name, name_len);
+	digits_copy(out, name, name_len);
 	out[name_len] = '\t';
 	return name_len + 1 + put_u64(out + name_len + 1, amount);
 }
