@@ -16,7 +16,7 @@
  */
 #include "gen.h"
 
-#include "digits.h"
+#include "bytes.h"
 
 #include <errno.h>
 #include <math.h>
@@ -270,14 +270,14 @@ uint64_t gen_produced(const struct gen *g)
 /* Write v in decimal at p; returns the length. */
 static inline size_t put_u64(char *p, uint64_t v)
 {
-	return digits_u64(p, v);
+	return dec_u64(p, v);
 }
 
 /* "acct" and exactly eight digits (idx < 10^8). */
 static inline void put_key(char *p, uint64_t idx)
 {
 	memcpy(p, "acct", 4);
-	digits_fixed(p + 4, idx, GEN_KEY_LEN - 4);
+	dec_fixed(p + 4, idx, GEN_KEY_LEN - 4);
 }
 
 static inline uint64_t draw_account(struct gen *g)
@@ -328,7 +328,7 @@ static size_t make_payload(struct gen *g, char *out)
 		else
 			amount = 1 + below(ra, t->draw_max);
 	}
-	digits_copy(out, name, name_len);
+	bytes_copy(out, name, name_len);
 	out[name_len] = '\t';
 	return name_len + 1 + put_u64(out + name_len + 1, amount);
 }

@@ -26,8 +26,8 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "bytes.h"
 #include "cfg.h"
-#include "digits.h"
 #include "log.h"
 
 #define ARENA_BLOCK (256u * 1024u)
@@ -187,7 +187,7 @@ static int keep_committed(struct ctx_entry *e, const char *val, size_t len, int 
 		e->cap = cap;
 	}
 	if (present)
-		digits_copy(e->mem + e->key_len, val, len);
+		bytes_copy(e->mem + e->key_len, val, len);
 	e->committed = present != 0;
 	e->com_len = present ? len : 0;
 	e->present = e->committed;
@@ -451,7 +451,7 @@ int rm_state_put(rm_ctx *c, const char *key, size_t key_len, const void *val, si
 	char *copy = arena_alloc(&c->arena, val_len ? val_len : 1);
 	if (!copy || make_dirty(c, e) != 0)
 		return c->failed = -ENOMEM;
-	digits_copy(copy, val, val_len);
+	bytes_copy(copy, val, val_len);
 	e->val = copy;
 	e->val_len = val_len;
 	e->present = 1;

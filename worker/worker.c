@@ -991,13 +991,20 @@ static int lua_event(struct worker *w, size_t i, size_t n, struct lua_run *run)
 #define PREFETCH_FAR 12
 #define PREFETCH_NEAR 5
 #define PREFETCH_RING 32
+#define PREFETCH_RECORD 24
 _Static_assert(PREFETCH_NEAR < PREFETCH_FAR && PREFETCH_FAR < PREFETCH_RING,
 	       "a hash stays in the ring until its event is handled");
 
-/* The prefetches due before event i of n: stage one for i + FAR (the first
- * call also for all before it), stage two for i + NEAR. */
+/* The prefetches due before event i of n: the record itself (its key and
+ * payload, which ring_peek read when the batch began and the batch's work
+ * has pushed out of the cache since) for i + RECORD, stage one for i + FAR
+ * (the first call also for all before it), stage two for i + NEAR. */
 static void prefetch_ahead(struct worker *w, uint64_t *hashes, size_t i, size_t n)
 {
+	for (size_t j = i == 0 ? 0 : i + PREFETCH_RECORD; j <= i + PREFETCH_RECORD && j < n; j++) {
+		__builtin_prefetch(w->recs[j].key);
+		__builtin_prefetch(w->recs[j].payload + w->recs[j].payload_len);
+	}
 	size_t from = i == 0 ? 0 : i + PREFETCH_FAR;
 	for (size_t j = from; j <= i + PREFETCH_FAR && j < n; j++)
 		hashes[j % PREFETCH_RING] =

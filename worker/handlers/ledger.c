@@ -54,7 +54,7 @@
 #include <string.h>
 #include <yajl/yajl_parse.h>
 
-#include "digits.h"
+#include "bytes.h"
 #include "json_arena.h"
 
 /* Table values are bounded so that amount * fee_bps (< 10^18) and every
@@ -186,20 +186,20 @@ static int split_tabs(const char *s, size_t n, struct rm_value *f, int max)
 	}
 }
 
-/* Numbers and short fields straight into the line (digits.h). */
+/* Numbers and short fields straight into the line (bytes.h). */
 static size_t put_u64(char *p, uint64_t v)
 {
-	return digits_u64(p, v);
+	return dec_u64(p, v);
 }
 
 static size_t put_i64(char *p, int64_t v)
 {
-	return digits_i64(p, v);
+	return dec_i64(p, v);
 }
 
 static char *put_bytes(char *p, const void *s, size_t n)
 {
-	return digits_copy(p, s, n);
+	return bytes_copy(p, s, n);
 }
 
 /* ---- tables and state ---------------------------------------------------- */
@@ -314,7 +314,7 @@ static inline int lookup(rm_ctx *ctx, const char *table, const struct rm_value *
 	}
 	if (v.len > 0 && v.len <= MEMO_TEXT) {
 		m = memo_slot(memo, &v);
-		if (m->len == v.len && digits_eq(m->text, v.data, v.len)) {
+		if (m->len == v.len && bytes_eq(m->text, v.data, v.len)) {
 			memcpy(out, &m->parsed, out_size);
 			return 1;
 		}

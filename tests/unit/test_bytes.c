@@ -1,5 +1,5 @@
-/* test_digits.c - digits.h writes what printf writes, copies and compares
- * what memcpy and memcmp do, at every length the short paths take. */
+/* test_bytes.c - bytes.h writes what printf writes, copies and compares as
+ * memcpy and memcmp do, at every length the short paths take. */
 #include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,22 +10,22 @@
 
 #include <cmocka.h>
 
-#include "digits.h"
+#include "bytes.h"
 
 static void check_u64(uint64_t v)
 {
 	char got[32], want[32];
-	size_t n = digits_u64(got, v);
+	size_t n = dec_u64(got, v);
 	got[n] = '\0';
 	snprintf(want, sizeof(want), "%" PRIu64, v);
 	assert_string_equal(got, want);
-	assert_int_equal(digits_count(v), strlen(want));
+	assert_int_equal(dec_count(v), strlen(want));
 }
 
 static void check_i64(int64_t v)
 {
 	char got[32], want[32];
-	size_t n = digits_i64(got, v);
+	size_t n = dec_i64(got, v);
 	got[n] = '\0';
 	snprintf(want, sizeof(want), "%" PRId64, v);
 	assert_string_equal(got, want);
@@ -64,13 +64,13 @@ static void test_fixed(void **unused)
 {
 	(void)unused;
 	char got[16];
-	digits_fixed(got, 42, 8);
+	dec_fixed(got, 42, 8);
 	assert_memory_equal(got, "00000042", 8);
-	digits_fixed(got, 12345678, 8);
+	dec_fixed(got, 12345678, 8);
 	assert_memory_equal(got, "12345678", 8);
-	digits_fixed(got, 7, 1);
+	dec_fixed(got, 7, 1);
 	assert_memory_equal(got, "7", 1);
-	digits_fixed(got, 123, 3);
+	dec_fixed(got, 123, 3);
 	assert_memory_equal(got, "123", 3);
 }
 
@@ -87,15 +87,15 @@ static void test_copy_eq(void **unused)
 			memset(dst, '#', sizeof(dst));
 			memset(ref, '#', sizeof(ref));
 			memcpy(ref + off, src + off, n);
-			assert_ptr_equal(digits_copy(dst + off, src + off, n), dst + off + n);
+			assert_ptr_equal(bytes_copy(dst + off, src + off, n), dst + off + n);
 			assert_memory_equal(dst, ref, sizeof(dst));
-			assert_true(digits_eq(dst + off, src + off, n));
+			assert_true(bytes_eq(dst + off, src + off, n));
 			if (n) {
 				dst[off + n - 1] ^= 1;
-				assert_false(digits_eq(dst + off, src + off, n));
+				assert_false(bytes_eq(dst + off, src + off, n));
 				dst[off + n - 1] ^= 1;
 				dst[off] ^= 1;
-				assert_false(digits_eq(dst + off, src + off, n));
+				assert_false(bytes_eq(dst + off, src + off, n));
 			}
 		}
 }

@@ -1,32 +1,34 @@
-/* digits.h - integers written in decimal, two digits a step from a table,
- * straight into place: the ledger's output and state and the generate
- * source's events write several a line, so no division per digit, no
- * scratch buffer and no call. */
-#ifndef RM_DIGITS_H
-#define RM_DIGITS_H
+/* bytes.h - the short byte work of every event, inline: integers written
+ * in decimal two digits a step straight into place (the ledger's output
+ * and state and the generate source's events write several a line), and
+ * copies and compares of a few dozen bytes (keys, names, fields, values)
+ * as words rather than calls into the C library, whose setup costs more
+ * than such a string. */
+#ifndef RM_BYTES_H
+#define RM_BYTES_H
 
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
-static const char digits_pairs[201] = "00010203040506070809101112131415161718192021222324"
-				      "25262728293031323334353637383940414243444546474849"
-				      "50515253545556575859606162636465666768697071727374"
-				      "75767778798081828384858687888990919293949596979899";
+static const char dec_pairs[201] = "00010203040506070809101112131415161718192021222324"
+				   "25262728293031323334353637383940414243444546474849"
+				   "50515253545556575859606162636465666768697071727374"
+				   "75767778798081828384858687888990919293949596979899";
 
 /* Exactly `n` digits of v (its lowest, zero padded) at p: in 32 bits as
  * soon as what is left fits, where dividing by 100 is cheaper. */
-static inline void digits_fixed(char *p, uint64_t v, size_t n)
+static inline void dec_fixed(char *p, uint64_t v, size_t n)
 {
 	char *q = p + n;
 	for (; q - p >= 2 && v > UINT32_MAX; v /= 100) {
 		q -= 2;
-		memcpy(q, digits_pairs + 2 * (v % 100), 2);
+		memcpy(q, dec_pairs + 2 * (v % 100), 2);
 	}
 	uint32_t u = (uint32_t)(v % 10000000000ull); /* all that is left to write */
 	for (; q - p >= 2; u /= 100) {
 		q -= 2;
-		memcpy(q, digits_pairs + 2 * (u % 100), 2);
+		memcpy(q, dec_pairs + 2 * (u % 100), 2);
 	}
 	if (q > p)
 		*p = (char)('0' + u % 10);
@@ -34,7 +36,7 @@ static inline void digits_fixed(char *p, uint64_t v, size_t n)
 
 /* How many digits v has (1 to 20): log10 from the bit length (1233 / 4096
  * is just over log10(2)), then one comparison. */
-static inline size_t digits_count(uint64_t v)
+static inline size_t dec_count(uint64_t v)
 {
 	static const uint64_t pow10[20] = {1ull,
 					   10ull,
@@ -62,26 +64,26 @@ static inline size_t digits_count(uint64_t v)
 }
 
 /* v in decimal at p (room for 20 bytes); returns the length. */
-static inline size_t digits_u64(char *p, uint64_t v)
+static inline size_t dec_u64(char *p, uint64_t v)
 {
-	size_t n = digits_count(v);
-	digits_fixed(p, v, n);
+	size_t n = dec_count(v);
+	dec_fixed(p, v, n);
 	return n;
 }
 
 /* The same for a signed value (at most 20 bytes: "-" and 19 digits). */
-static inline size_t digits_i64(char *p, int64_t v)
+static inline size_t dec_i64(char *p, int64_t v)
 {
 	if (v >= 0)
-		return digits_u64(p, (uint64_t)v);
+		return dec_u64(p, (uint64_t)v);
 	/* Negate in unsigned so that INT64_MIN needs no special case. */
 	*p = '-';
-	return 1 + digits_u64(p + 1, 0 - (uint64_t)v);
+	return 1 + dec_u64(p + 1, 0 - (uint64_t)v);
 }
 
 /* Copy n bytes: the short ones (keys, names, numbers, small values) as two
  * overlapping words, no call. */
-static inline char *digits_copy(char *p, const void *s, size_t n)
+static inline char *bytes_copy(char *p, const void *s, size_t n)
 {
 	const char *src = s;
 	if (n > 16 && n <= 32) {
@@ -109,7 +111,7 @@ static inline char *digits_copy(char *p, const void *s, size_t n)
 }
 
 /* Equal n bytes: the short ones as two overlapping words, no call. */
-static inline int digits_eq(const void *x, const void *y, size_t n)
+static inline int bytes_eq(const void *x, const void *y, size_t n)
 {
 	const char *a = x, *b = y;
 	if (n >= 8 && n <= 16) {
