@@ -265,10 +265,17 @@ static uint64_t key_hash(uint64_t seed, const char *key, size_t len)
 	return h;
 }
 
+/* `key` is the event's: its bytes (a Lua handler's key is a copy). */
+static inline int is_ev_key(const struct rm_ctx *c, const char *key, size_t len)
+{
+	return len == c->ev_key_len && c->ev_key &&
+	       (key == c->ev_key || bytes_eq(key, c->ev_key, len));
+}
+
 /* The hash of `key`: the event's is made once for all its lookups. */
 static inline uint64_t hash_of(struct rm_ctx *c, const char *key, size_t len)
 {
-	if (key == c->ev_key && len == c->ev_key_len) {
+	if (is_ev_key(c, key, len)) {
 		if (!c->ev_hashed) {
 			c->ev_hash = key_hash(c->hash_seed, key, len);
 			c->ev_hashed = 1;
@@ -352,7 +359,7 @@ static int lookup(struct rm_ctx *c, const char *key, size_t len, struct ctx_entr
 		return 0;
 	}
 	uint64_t h = hash_of(c, key, len);
-	if (key == c->ev_key)
+	if (!c->evkey_state && is_ev_key(c, key, len))
 		c->evkey_state = 1; /* ctx_prefetch: the state is read by event key */
 	e = slot_for(c->entries, c->cap_entries, h, key, len);
 	if (e->used && e->known) {
@@ -774,7 +781,7 @@ static int table_get(rm_ctx *c, const char *table, const char *key, size_t key_l
 	int t = table_index(c, table);
 	struct ctx_row *slot = NULL;
 	uint64_t h = t >= 0 ? hash_of(c, key, key_len) : 0;
-	if (t >= 0 && key == c->ev_key && key_len == c->ev_key_len)
+	if (t >= 0 && !(c->evkey_tables >> t & 1) && is_ev_key(c, key, key_len))
 		c->evkey_tables |= 1u << t;
 	if (t >= 0 && c->cap_rows) {
 		slot = row_slot(c->rows, c->cap_rows, h, t, key, key_len);
@@ -866,24 +873,21 @@ void ctx_set_event_hashed(struct rm_ctx *c, uint64_t seq, const char *key, size_
 	c->ev_hashed = hash != 0; /* 0: not made (nor needed so far) */
 }
 
-uint64_t ctx_prefetch(struct rm_ctx *c, const char *key, size_t key_len)
-{
-	/* Nothing is read by the event's key (a handler that does not, or has
-	 * not yet): no hash, no prefetch. */
-	if (!c->evkey_state && !c->evkey_tables)
-		return 0;
-	uint64_t h = key_hash(c->hash_seed, key, key_len);
-	if (c->evkey_state)
-		__builtin_prefetch(&c->entries[h & (c->cap_entries - 1)]);
-	if (c->cap_rows)
-		for (uint32_t m = c->evkey_tables; m; m &= m - 1)
-			__builtin_prefetch(&c->rows[row_home(h, __builtin_ctz(m), c->cap_rows)]);
-	return h;
-}
+/* How far ahead of the handler an event's record, its slots (ctx_prefetch)
+ * and what they point to (ctx_prefetch_near) are asked for: a few
+ * microseconds and a few hundred nanoseconds of handler time, more than a
+ * read from memory takes. */
+#define AHEAD_RECORD 24
+#define AHEAD_FAR 12
+#define AHEAD_NEAR 5
+_Static_assert(AHEAD_NEAR < AHEAD_FAR && AHEAD_FAR < CTX_AHEAD_RING,
+	       "a hash stays in the ring until its event is handled");
 
-/* Probe chains are short (a table is at most 3/4 full): the next line
- * holds the rest of most. */
-void ctx_prefetch_near(const struct rm_ctx *c, uint64_t h)
+/* ctx_prefetch_near's work, inlined where it is used: a call to a function
+ * that only reads memory and prefetches has no effect the compiler must keep,
+ * and GCC drops it within one file (it did, in ctx_ahead). Probe chains are
+ * short (a table is at most 3/4 full): the next line holds the rest of most. */
+static inline __attribute__((always_inline)) void prefetch_near(const struct rm_ctx *c, uint64_t h)
 {
 	if (!h)
 		return;
@@ -913,6 +917,56 @@ void ctx_prefetch_near(const struct rm_ctx *c, uint64_t h)
 			}
 		}
 	}
+}
+
+static struct ctx_evref evref(const void *first, size_t stride, size_t j)
+{
+	struct ctx_evref r;
+	memcpy(&r, (const char *)first + j * stride, sizeof(r));
+	return r;
+}
+
+uint64_t ctx_ahead(struct rm_ctx *c, struct ctx_ahead *a, const void *first, size_t stride,
+		   size_t i, size_t n)
+{
+	/* A fresh start asks for everything up to each distance at once. */
+	int fresh = !a->primed || i != a->last + 1;
+	a->primed = 1;
+	a->last = i;
+	for (size_t j = fresh ? i : i + AHEAD_RECORD; j <= i + AHEAD_RECORD && j < n; j++) {
+		struct ctx_evref r = evref(first, stride, j);
+		__builtin_prefetch(r.key);
+		__builtin_prefetch(r.payload + r.payload_len);
+	}
+	for (size_t j = fresh ? i : i + AHEAD_FAR; j <= i + AHEAD_FAR && j < n; j++) {
+		struct ctx_evref r = evref(first, stride, j);
+		a->hash[j % CTX_AHEAD_RING] = ctx_prefetch(c, r.key, r.key_len);
+		a->tag[j % CTX_AHEAD_RING] = j;
+	}
+	for (size_t j = fresh ? i : i + AHEAD_NEAR; j <= i + AHEAD_NEAR && j < n; j++)
+		if (a->tag[j % CTX_AHEAD_RING] == j)
+			prefetch_near(c, a->hash[j % CTX_AHEAD_RING]);
+	return a->tag[i % CTX_AHEAD_RING] == i ? a->hash[i % CTX_AHEAD_RING] : 0;
+}
+
+uint64_t ctx_prefetch(struct rm_ctx *c, const char *key, size_t key_len)
+{
+	/* Nothing is read by the event's key (a handler that does not, or has
+	 * not yet): no hash, no prefetch. */
+	if (!c->evkey_state && !c->evkey_tables)
+		return 0;
+	uint64_t h = key_hash(c->hash_seed, key, key_len);
+	if (c->evkey_state)
+		__builtin_prefetch(&c->entries[h & (c->cap_entries - 1)]);
+	if (c->cap_rows)
+		for (uint32_t m = c->evkey_tables; m; m &= m - 1)
+			__builtin_prefetch(&c->rows[row_home(h, __builtin_ctz(m), c->cap_rows)]);
+	return h;
+}
+
+void ctx_prefetch_near(const struct rm_ctx *c, uint64_t h)
+{
+	prefetch_near(c, h);
 }
 
 size_t ctx_changed_count(const struct rm_ctx *c)

@@ -189,6 +189,33 @@ void ctx_prefetch_near(const struct rm_ctx *c, uint64_t hash);
 void ctx_set_event_hashed(struct rm_ctx *c, uint64_t seq, const char *key, size_t key_len,
 			  uint64_t hash);
 
+/* All of it for a batch's events, one call before each: event i + 24's
+ * record (key and payload), i + 12's ctx_prefetch, i + 5's
+ * ctx_prefetch_near. The events are an array of `stride`-byte elements
+ * that each hold, from `first` (the first one's key field) on, these four
+ * fields (struct ctx_evref's layout: CTX_EVREF_OK). Returns event i's hash
+ * for ctx_set_event_hashed (0: not made). Calls may start anywhere and
+ * skip: a call that does not follow the last one starts over; zero the
+ * struct for another array. */
+#define CTX_AHEAD_RING 32
+struct ctx_ahead {
+	uint64_t hash[CTX_AHEAD_RING];
+	size_t tag[CTX_AHEAD_RING]; /* the event each hash is of */
+	size_t last;
+	int primed;
+};
+struct ctx_evref {
+	const char *key, *payload;
+	uint32_t key_len, payload_len;
+};
+#define CTX_EVREF_OK(type)                                                                         \
+	(offsetof(type, payload) == offsetof(type, key) + offsetof(struct ctx_evref, payload) &&   \
+	 offsetof(type, key_len) == offsetof(type, key) + offsetof(struct ctx_evref, key_len) &&   \
+	 offsetof(type, payload_len) ==                                                            \
+	     offsetof(type, key) + offsetof(struct ctx_evref, payload_len))
+uint64_t ctx_ahead(struct rm_ctx *c, struct ctx_ahead *a, const void *first, size_t stride,
+		   size_t i, size_t n);
+
 /* Call fn on every key the batch changed: present = 0 for a deleted key
  * (val NULL). Stops at, and returns, the first non-zero fn result.
  * ctx_changed_count says how many calls that makes. */

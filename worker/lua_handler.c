@@ -46,6 +46,8 @@
 #include "log.h"
 #include "shm.h"
 
+_Static_assert(CTX_EVREF_OK(struct lua_batch_ev), "ctx_ahead reads a Lua event's key and payload");
+
 #define GRACE_NS 1000000000ull /* the hard stop comes at least this long after the budget */
 #define REG_INST "ringmaster.inst"
 /* rm.table_get keeps the rows it read in at most this share of lua_memory */
@@ -67,6 +69,8 @@ struct lua_inst {
 	struct rm_lua_event ev; /* the current event, read in place by the prelude */
 	/* lua_handler_batch's events, and the one begun last (-1: none) */
 	const struct lua_batch_ev *batch;
+	size_t batch_n;
+	struct ctx_ahead ahead; /* the batch's prefetching (ctx_ahead) */
 	int32_t cur;
 	_Atomic uint64_t *current_seq;
 	uint64_t table_gen; /* the config generation rm.table_get's rows are of */
@@ -1379,7 +1383,9 @@ int rm_lua_begin(struct lua_inst *h, int32_t i)
 	const struct lua_batch_ev *e = &h->batch[i];
 	h->cur = i;
 	atomic_store_explicit(h->current_seq, e->ring_seq, memory_order_relaxed);
-	ctx_set_event(ctx, e->seq, e->key, e->key_len);
+	uint64_t hash =
+	    ctx_ahead(ctx, &h->ahead, &h->batch[0].key, sizeof(*e), (size_t)i, h->batch_n);
+	ctx_set_event_hashed(ctx, e->seq, e->key, e->key_len, hash);
 	mark(h);
 	h->ev =
 	    (struct rm_lua_event){(const unsigned char *)e->key, (const unsigned char *)e->payload,
@@ -1398,6 +1404,8 @@ int lua_handler_batch(rm_ctx *ctx, void *state, const struct lua_batch_ev *evs, 
 	if (gen != h->table_gen)
 		flush_tables(h, gen);
 	h->batch = evs;
+	h->batch_n = n;
+	h->ahead.primed = 0; /* another array */
 	h->current_seq = current_seq;
 	int32_t from = 0;
 	int rc = RM_OK;

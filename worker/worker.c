@@ -984,35 +984,7 @@ static int lua_event(struct worker *w, size_t i, size_t n, struct lua_run *run)
 	return lua_event(w, i, n, run);
 }
 
-/* How far ahead of the handler an event's state and rows are asked for
- * (ctx_prefetch), and when what their slots point to is (ctx_prefetch_near):
- * a few microseconds and a few hundred nanoseconds of handler time, more than
- * a read from memory takes. PREFETCH_RING holds the hashes in between. */
-#define PREFETCH_FAR 12
-#define PREFETCH_NEAR 5
-#define PREFETCH_RING 32
-#define PREFETCH_RECORD 24
-_Static_assert(PREFETCH_NEAR < PREFETCH_FAR && PREFETCH_FAR < PREFETCH_RING,
-	       "a hash stays in the ring until its event is handled");
-
-/* The prefetches due before event i of n: the record itself (its key and
- * payload, which ring_peek read when the batch began and the batch's work
- * has pushed out of the cache since) for i + RECORD, stage one for i + FAR
- * (the first call also for all before it), stage two for i + NEAR. */
-static void prefetch_ahead(struct worker *w, uint64_t *hashes, size_t i, size_t n)
-{
-	for (size_t j = i == 0 ? 0 : i + PREFETCH_RECORD; j <= i + PREFETCH_RECORD && j < n; j++) {
-		__builtin_prefetch(w->recs[j].key);
-		__builtin_prefetch(w->recs[j].payload + w->recs[j].payload_len);
-	}
-	size_t from = i == 0 ? 0 : i + PREFETCH_FAR;
-	for (size_t j = from; j <= i + PREFETCH_FAR && j < n; j++)
-		hashes[j % PREFETCH_RING] =
-		    ctx_prefetch(&w->ctx, w->recs[j].key, w->recs[j].key_len);
-	from = i == 0 ? 0 : i + PREFETCH_NEAR;
-	for (size_t j = from; j <= i + PREFETCH_NEAR && j < n; j++)
-		ctx_prefetch_near(&w->ctx, hashes[j % PREFETCH_RING]);
-}
+_Static_assert(CTX_EVREF_OK(struct ring_rec), "ctx_ahead reads a ring record's key and payload");
 
 /* Run the handler over the batch. Returns the index of the last event it
  * applied + 1 (0 if all were skipped) or -1 on a handler error. */
@@ -1025,11 +997,11 @@ static long handle_batch(struct worker *w, size_t n, uint64_t *max_seq, uint64_t
 	int lua = w->hd.ops == &lua_handler;
 	atomic_store_explicit(&st->batch_n, (uint32_t)n, memory_order_relaxed);
 	atomic_store_explicit(&st->batch_last_seq, w->recs[n - 1].seq, memory_order_relaxed);
-	uint64_t hashes[PREFETCH_RING];
+	struct ctx_ahead ahead = {.primed = 0};
 	for (size_t i = 0; i < n; i++) {
 		const struct ring_rec *r = &w->recs[i];
-		if (!lua)
-			prefetch_ahead(w, hashes, i, n);
+		uint64_t hash =
+		    lua ? 0 : ctx_ahead(&w->ctx, &ahead, &w->recs[0].key, sizeof(*r), i, n);
 		if (applied_before(w, r->seq)) {
 			atomic_fetch_add_explicit(&st->skipped, 1, memory_order_relaxed);
 			continue;
@@ -1049,8 +1021,7 @@ static long handle_batch(struct worker *w, size_t n, uint64_t *max_seq, uint64_t
 			if (dead_letter(w, r, why) != 0)
 				return -1;
 		} else {
-			int rc = lua ? lua_event(w, i, n, &run)
-				     : handle_event(w, r, hashes[i % PREFETCH_RING]);
+			int rc = lua ? lua_event(w, i, n, &run) : handle_event(w, r, hash);
 			if (rc < 0)
 				return -1;
 			if (rc > 0) { /* fail_after: it stays in the ring */
