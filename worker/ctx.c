@@ -286,18 +286,10 @@ static inline uint64_t hash_of(struct rm_ctx *c, const char *key, size_t len)
 }
 
 /* Equal keys of `len` bytes: short keys (the usual account or id) with two
- * loads each, no call. */
+ * loads each, no call (bytes.h). */
 static inline int key_eq(const char *a, const char *b, size_t len)
 {
-	if (len >= 8 && len <= 16) {
-		uint64_t a0, a1, b0, b1;
-		memcpy(&a0, a, 8);
-		memcpy(&b0, b, 8);
-		memcpy(&a1, a + len - 8, 8);
-		memcpy(&b1, b + len - 8, 8);
-		return a0 == b0 && a1 == b1;
-	}
-	return memcmp(a, b, len) == 0;
+	return bytes_eq(a, b, len);
 }
 
 static struct ctx_entry *slot_for(struct ctx_entry *tab, size_t cap, uint64_t h, const char *key,
